@@ -1,0 +1,3 @@
+from codexbro.cli.main import main
+
+raise SystemExit(main())

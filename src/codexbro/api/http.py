@@ -1,0 +1,143 @@
+"""The one HTTP client every wire module uses: each request is made *by route*, never by raw URL.
+
+``RouteHttp`` wraps an ``httpx.AsyncClient`` (imported lazily: it costs ~130 ms) and reports every
+attempt to its observers as a ``RequestRecord`` (route, bucket, status, timing) — traces and the
+inspection commands subscribe here, so nothing model-facing can happen off the record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from codexbro.api.routes import Route, bucket_for
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@dataclass
+class RequestRecord:
+    route: str
+    bucket: str
+    method: str
+    url: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Observer = Callable[[RequestRecord], None]
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "chatgpt-account-id", "openai-organization", "openai-project", "cookie"}
+)
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers safe to print: credentials replaced by a short fingerprint-free marker."""
+    out = {}
+    for key, value in headers.items():
+        if key.lower() in SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] if key.lower() == "authorization" and " " in value else ""
+            out[key] = f"{scheme} <redacted>".strip()
+        else:
+            out[key] = value
+    return out
+
+
+class RouteHttp:
+    """Route-tagged HTTP. Construct once per session; close with ``aclose``."""
+
+    def __init__(self, *, timeout_s: float = 30.0, read_timeout_s: float | None = None) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self.observers: list[Observer] = []
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, read=read_timeout_s),
+            follow_redirects=False,
+            trust_env=True,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _emit(self, record: RequestRecord) -> None:
+        for observer in self.observers:
+            observer(record)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        route: Route,
+        url: str,
+        *,
+        attempt: int,
+        headers: dict[str, str],
+        json_body: Any = None,
+        content: bytes | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """Open a streaming request. The record is emitted once the status is known (or it failed)."""
+        record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
+        started = time.monotonic()
+        request = self._client.build_request(
+            route.method, url, headers=headers, json=json_body, content=content
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except self._httpx.HTTPError as exc:
+            record.error = describe_transport_error(exc)
+            record.duration_ms = (time.monotonic() - started) * 1000
+            self._emit(record)
+            raise
+        record.status = response.status_code
+        record.duration_ms = (time.monotonic() - started) * 1000
+        self._emit(record)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def request(
+        self,
+        route: Route,
+        url: str,
+        *,
+        headers: dict[str, str],
+        json_body: Any = None,
+        data: dict[str, str] | None = None,
+        attempt: int = 1,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """A unary request (JSON APIs). Transport errors propagate as ``httpx.HTTPError``."""
+        record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
+        started = time.monotonic()
+        try:
+            response = await self._client.request(
+                route.method,
+                url,
+                headers=headers,
+                json=json_body,
+                data=data,
+                timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
+            )
+        except self._httpx.HTTPError as exc:
+            record.error = describe_transport_error(exc)
+            record.duration_ms = (time.monotonic() - started) * 1000
+            self._emit(record)
+            raise
+        record.status = response.status_code
+        record.duration_ms = (time.monotonic() - started) * 1000
+        self._emit(record)
+        return response
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"

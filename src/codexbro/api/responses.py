@@ -1,0 +1,229 @@
+"""``POST {base}/responses`` with SSE streaming: the main model request.
+
+Two retry layers, as upstream (reference model-side §2.5):
+
+1. Here, per HTTP request: up to ``request_max_retries`` more attempts on 5xx and transport
+   failures *before any byte of the stream was used*, with 200 ms × 2^(k-1) × jitter backoff, or the
+   server's ``Retry-After``. 429 and other 4xx are not retried here.
+2. In the turn (``core.sampling``): up to ``stream_max_retries`` re-sends of the whole request on a
+   ``RetryableApiError`` — stream drops, idle timeouts, 429s, exhausted layer-1 failures.
+
+This module knows nothing of sessions or turns: it takes a body and headers and yields events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from codexbro.api import events as ev
+from codexbro.api.classify import classify_failed, classify_status
+from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.routes import route
+from codexbro.errors import FatalApiError, RetryableApiError
+
+log = logging.getLogger(__name__)
+
+RESPONSES = route("responses.create")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def backoff_s(attempt: int, base_ms: float = 200.0) -> float:
+    """Delay before retry ``attempt`` (1-based): 200 ms × 2^(attempt-1) × U(0.9, 1.1)."""
+    return base_ms * (2.0 ** (attempt - 1)) * random.uniform(0.9, 1.1) / 1000.0
+
+
+class ResponsesClient:
+    """Streams one response. Holds no conversation state."""
+
+    def __init__(
+        self,
+        http: RouteHttp,
+        *,
+        base_url: str,
+        query_params: dict[str, str] | None = None,
+        request_max_retries: int = 4,
+        idle_timeout_s: float = 300.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url
+        self.query_params = query_params or {}
+        self.request_max_retries = request_max_retries
+        self.idle_timeout_s = idle_timeout_s
+        self._sleep = sleep
+
+    @property
+    def url(self) -> str:
+        return RESPONSES.url(self.base_url, self.query_params or None)
+
+    async def stream(self, body: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[ev.ResponseEvent]:
+        import httpx
+
+        url = self.url
+        headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        attempts = self.request_max_retries + 1
+        for attempt in range(1, attempts + 1):
+            stack = AsyncExitStack()
+            try:
+                response = await stack.enter_async_context(
+                    self.http.stream(RESPONSES, url, attempt=attempt, headers=headers, content=payload)
+                )
+            except httpx.HTTPError as exc:
+                await stack.aclose()
+                if attempt < attempts:
+                    await self._sleep(backoff_s(attempt))
+                    continue
+                raise RetryableApiError(
+                    f"could not reach {url} after {attempt} attempt(s): {describe_transport_error(exc)}",
+                    kind="http_connection_failed",
+                    route=RESPONSES.name,
+                ) from None
+            async with stack:
+                if response.status_code >= 400:
+                    raw = await response.aread()
+                    error = classify_status(
+                        response.status_code,
+                        raw,
+                        {k.lower(): v for k, v in response.headers.items()},
+                        url,
+                        RESPONSES.name,
+                    )
+                    if (
+                        isinstance(error, RetryableApiError)
+                        and response.status_code >= 500
+                        and attempt < attempts
+                    ):
+                        await self._sleep(
+                            error.retry_after if error.retry_after is not None else backoff_s(attempt)
+                        )
+                        continue
+                    raise error
+                limits = parse_rate_limits({k.lower(): v for k, v in response.headers.items()})
+                if limits is not None:
+                    yield ev.RateLimits(limits)
+                async for event in self._events(response):
+                    yield event
+                return
+
+    async def _events(self, response: Any) -> AsyncIterator[ev.ResponseEvent]:
+        import httpx
+        from httpx_sse import EventSource, SSEError
+
+        source = EventSource(response).aiter_sse()
+        failed: Exception | None = None
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    sse = await anext(source)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RetryableApiError(
+                    "idle timeout waiting for SSE", kind="response_stream_disconnected", route=RESPONSES.name
+                ) from None
+            except (httpx.HTTPError, SSEError) as exc:
+                raise RetryableApiError(
+                    f"stream disconnected before completion: {describe_transport_error(exc)}",
+                    kind="response_stream_disconnected",
+                    route=RESPONSES.name,
+                ) from None
+            try:
+                data = json.loads(sse.data)
+            except ValueError:
+                log.debug("skipping unparseable SSE data line (%d bytes)", len(sse.data))
+                continue
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type")
+            if kind == "response.completed":
+                resp = data.get("response") or {}
+                yield ev.Completed(
+                    response_id=resp.get("id"),
+                    usage=ev.TokenUsage.from_wire(resp.get("usage")),
+                    end_turn=resp.get("end_turn") if isinstance(resp.get("end_turn"), bool) else None,
+                )
+                return
+            if kind == "response.failed":
+                err = (data.get("response") or {}).get("error")
+                failed = classify_failed(err if isinstance(err, dict) else None, RESPONSES.name)
+                raise failed
+            if kind == "response.incomplete":
+                details = (data.get("response") or {}).get("incomplete_details") or {}
+                reason = details.get("reason") if isinstance(details, dict) else None
+                raise FatalApiError(
+                    f"Incomplete response returned, reason: {reason or 'unknown'}",
+                    kind="other",
+                    route=RESPONSES.name,
+                )
+            event = _parse_event(kind, data)
+            if event is not None:
+                yield event
+        raise RetryableApiError(
+            "stream closed before response.completed",
+            kind="response_stream_disconnected",
+            route=RESPONSES.name,
+        )
+
+
+def _parse_event(kind: Any, data: dict[str, Any]) -> ev.ResponseEvent | None:
+    item = data.get("item")
+    if kind == "response.created":
+        resp = data.get("response")
+        return ev.Created(resp.get("id")) if isinstance(resp, dict) else None
+    if kind == "response.output_item.added" and isinstance(item, dict):
+        return ev.OutputItemAdded(item)
+    if kind == "response.output_item.done" and isinstance(item, dict):
+        return ev.OutputItemDone(item)
+    if kind == "response.output_text.delta":
+        return ev.OutputTextDelta(str(data.get("delta") or ""), data.get("item_id"))
+    if kind == "response.reasoning_summary_text.delta":
+        return ev.ReasoningSummaryDelta(str(data.get("delta") or ""), _int(data.get("summary_index")))
+    if kind == "response.reasoning_summary_part.added":
+        return ev.ReasoningSummaryPartAdded(_int(data.get("summary_index")))
+    if kind == "response.reasoning_text.delta":
+        return ev.ReasoningContentDelta(str(data.get("delta") or ""), _int(data.get("content_index")))
+    if kind == "response.custom_tool_call_input.delta":
+        return ev.ToolCallInputDelta(data.get("call_id") or data.get("item_id"), str(data.get("delta") or ""))
+    return None  # in_progress, *.done, function_call_arguments.delta, …: nothing to do
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def parse_rate_limits(headers: dict[str, str]) -> ev.RateLimitSnapshot | None:
+    """The ``x-codex-primary-*`` / ``secondary-*`` family; None when the server sent none."""
+
+    def window(prefix: str) -> ev.RateLimitWindow | None:
+        used = _float(headers.get(f"x-codex-{prefix}-used-percent"))
+        minutes = _maybe_int(headers.get(f"x-codex-{prefix}-window-minutes"))
+        resets = _maybe_int(headers.get(f"x-codex-{prefix}-reset-at"))
+        if not used and not minutes and resets is None:
+            return None
+        return ev.RateLimitWindow(used or 0.0, minutes, resets)
+
+    primary, secondary = window("primary"), window("secondary")
+    if primary is None and secondary is None:
+        return None
+    return ev.RateLimitSnapshot(primary=primary, secondary=secondary)
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _maybe_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,189 @@
+"""The route map: every outbound request codexbro can make, with its bucket (seed §2.2).
+
+Clients never build URLs by hand: they look a route up here and call ``route.url(base)``, so
+inspection (``codexbro routes``, traces) and the wire layer can never disagree.
+
+Buckets:
+- ``public_api``        https://api.openai.com/v1/...
+- ``codex_backend``     https://chatgpt.com/backend-api/codex/... (model traffic under ChatGPT login)
+- ``chatgpt_ecosystem`` other https://chatgpt.com/backend-api/... families (wham, connectors, …)
+- ``auth``              the OAuth issuer (https://auth.openai.com)
+- ``third_party``       model traffic to any other Responses-compatible endpoint (local servers, …)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+PUBLIC_API = "public_api"
+CODEX_BACKEND = "codex_backend"
+CHATGPT_ECOSYSTEM = "chatgpt_ecosystem"
+AUTH = "auth"
+THIRD_PARTY = "third_party"
+BUCKETS = (PUBLIC_API, CODEX_BACKEND, CHATGPT_ECOSYSTEM, AUTH, THIRD_PARTY)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint. ``family`` says which base URL it hangs off:
+
+    - ``model``: the provider base (``.../v1`` or ``.../backend-api/codex``)
+    - ``chatgpt``: ``chatgpt_base_url`` (``https://chatgpt.com/backend-api/``)
+    - ``auth``: the OAuth issuer
+    """
+
+    name: str
+    method: str
+    path: str
+    family: str
+    purpose: str
+    auth_headers: str
+
+    def url(self, base: str, query: dict[str, str] | None = None, **params: str) -> str:
+        path = self.path
+        for key, value in params.items():
+            path = path.replace("{" + key + "}", quote(value, safe=""))
+        if "{" in path:
+            raise ValueError(f"route {self.name}: unfilled parameters in {path}")
+        url = base.rstrip("/") + "/" + path.lstrip("/")
+        if query:
+            # Upstream joins query_params unencoded (`?k=v&…`); keep that for Azure's api-version.
+            url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in query.items())
+        return url
+
+
+def bucket_for_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path
+    if host == "api.openai.com":
+        return PUBLIC_API
+    if host in ("chatgpt.com", "chat.openai.com"):
+        if path.startswith("/backend-api/codex"):
+            return CODEX_BACKEND
+        return CHATGPT_ECOSYSTEM
+    if host == "auth.openai.com":
+        return AUTH
+    return THIRD_PARTY
+
+
+def bucket_for(route: Route, url: str) -> str:
+    """The bucket of a concrete request. Loopback fakes of OpenAI services keep the route's bucket
+    by family so tests see the same classification as production."""
+    bucket = bucket_for_url(url)
+    if bucket != THIRD_PARTY:
+        return bucket
+    if route.family == "chatgpt":
+        return CHATGPT_ECOSYSTEM
+    if route.family == "auth":
+        return AUTH
+    return THIRD_PARTY
+
+
+_BEARER = "Authorization: Bearer <token>"
+_CHATGPT = "Authorization: Bearer <access token>, ChatGPT-Account-ID"
+
+ROUTES: tuple[Route, ...] = (
+    # Model traffic (provider base: public API, ChatGPT Codex backend or a third-party endpoint).
+    Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER),
+    Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER),
+    Route("responses.compact", "POST", "responses/compact", "model", "remote compaction", _BEARER),
+    Route("models.list", "GET", "models", "model", "live model catalog", _BEARER),
+    Route("realtime.connect", "GET", "realtime", "model", "realtime voice session (WebSocket)", _BEARER),
+    Route(
+        "audio.transcriptions",
+        "POST",
+        "audio/transcriptions",
+        "model",
+        "speech to text (API key mode)",
+        _BEARER,
+    ),
+    Route(
+        "connectors.gateway_mcp",
+        "POST",
+        "connectors/gateways/flat/mcp",
+        "model",
+        "connectors MCP gateway",
+        _BEARER,
+    ),
+    # ChatGPT backend ecosystem (chatgpt_base_url).
+    Route("wham.usage", "GET", "wham/usage", "chatgpt", "usage and rate limits", _CHATGPT),
+    Route("wham.tasks.list", "GET", "wham/tasks/list", "chatgpt", "list cloud tasks", _CHATGPT),
+    Route("wham.tasks.get", "GET", "wham/tasks/{task_id}", "chatgpt", "fetch a cloud task", _CHATGPT),
+    Route(
+        "wham.tasks.sibling_turns",
+        "GET",
+        "wham/tasks/{task_id}/turns/{turn_id}/sibling_turns",
+        "chatgpt",
+        "sibling attempts of a task turn",
+        _CHATGPT,
+    ),
+    Route("wham.tasks.create", "POST", "wham/tasks", "chatgpt", "create a cloud task", _CHATGPT),
+    Route(
+        "wham.config.requirements",
+        "GET",
+        "wham/config/requirements",
+        "chatgpt",
+        "managed config requirements",
+        _CHATGPT,
+    ),
+    Route("wham.environments", "GET", "wham/environments", "chatgpt", "list environments", _CHATGPT),
+    Route(
+        "wham.environments.by_repo",
+        "GET",
+        "wham/environments/by-repo/{provider}/{owner}/{repo}",
+        "chatgpt",
+        "environments for a repository",
+        _CHATGPT,
+    ),
+    Route("wham.apps", "POST", "wham/apps", "chatgpt", "legacy apps MCP gateway", _CHATGPT),
+    Route(
+        "connectors.directory.list",
+        "GET",
+        "connectors/directory/list",
+        "chatgpt",
+        "connector directory",
+        _CHATGPT,
+    ),
+    Route(
+        "connectors.directory.list_workspace",
+        "GET",
+        "connectors/directory/list_workspace",
+        "chatgpt",
+        "workspace connectors",
+        _CHATGPT,
+    ),
+    Route("plugins.list", "GET", "plugins/list", "chatgpt", "remote plugin state", _CHATGPT),
+    Route("transcribe", "POST", "transcribe", "chatgpt", "speech to text (ChatGPT mode)", _CHATGPT),
+    # OAuth issuer.
+    Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none"),
+    Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none"),
+    Route("oauth.revoke", "POST", "oauth/revoke", "auth", "revoke on logout", "none"),
+    Route(
+        "deviceauth.usercode",
+        "POST",
+        "api/accounts/deviceauth/usercode",
+        "auth",
+        "device-code login: get a code",
+        "none",
+    ),
+    Route(
+        "deviceauth.token",
+        "POST",
+        "api/accounts/deviceauth/token",
+        "auth",
+        "device-code login: poll",
+        "none",
+    ),
+)
+
+_BY_NAME = {r.name: r for r in ROUTES}
+
+
+def route(name: str) -> Route:
+    """Look a route up by name; an unknown name is a programming error."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no route named {name!r} in the route table") from None

@@ -1,0 +1,152 @@
+"""The ``codexbro`` command. argparse only (fast to import); each subcommand imports its own
+module when it runs, so ``codexbro --version`` stays near bare interpreter start-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from codexbro import __version__
+
+# exec options that take a value (used to find the first positional, to spot `exec resume`).
+_VALUE_OPTIONS = {
+    "-m", "--model", "-s", "--sandbox", "-C", "--cd", "-c", "--config", "-p", "--profile",
+    "-o", "--output-last-message", "--output-schema", "--color", "--local-provider",
+    "-i", "--image", "--enable", "--disable",
+}  # fmt: skip
+
+
+def _add_exec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", "--experimental-json", action="store_true", help="print events as JSONL on stdout"
+    )
+    parser.add_argument("-m", "--model", help="model slug to use")
+    parser.add_argument(
+        "-s",
+        "--sandbox",
+        choices=["read-only", "workspace-write", "danger-full-access"],
+        help="sandbox policy",
+    )
+    parser.add_argument("-C", "--cd", metavar="DIR", help="working directory for the agent")
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="config_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='override a config value (TOML value, dotted key), e.g. -c model="gpt-5.4"',
+    )
+    parser.add_argument("-p", "--profile", help="config profile ([profiles.NAME]) to apply")
+    parser.add_argument(
+        "--skip-git-repo-check", action="store_true", help="allow running outside a git repository"
+    )
+    parser.add_argument("-o", "--output-last-message", metavar="FILE", help="write the final message to FILE")
+    parser.add_argument("--output-schema", metavar="FILE", help="JSON Schema the final message must follow")
+    parser.add_argument("--color", choices=["always", "never", "auto"], default="auto")
+    parser.add_argument("--ephemeral", action="store_true", help="do not write a rollout file")
+    parser.add_argument(
+        "--full-auto",
+        action="store_true",
+        help="convenience: --sandbox workspace-write (approvals are off in exec)",
+    )
+    parser.add_argument(
+        "--dangerously-bypass-approvals-and-sandbox",
+        "--yolo",
+        dest="yolo",
+        action="store_true",
+        help="no sandbox, no approvals: only inside an externally sandboxed environment",
+    )
+    parser.add_argument("--oss", action="store_true", help="use a local open-weight model provider")
+    parser.add_argument(
+        "--local-provider", choices=["ollama", "lmstudio"], help="which local provider --oss uses"
+    )
+    parser.add_argument(
+        "-i",
+        "--image",
+        dest="images",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach an image to the prompt",
+    )
+    parser.add_argument("--enable", action="append", default=[], metavar="FEATURE", help="turn a feature on")
+    parser.add_argument(
+        "--disable", action="append", default=[], metavar="FEATURE", help="turn a feature off"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codexbro",
+        description="A coding agent for your terminal, over the OpenAI Responses API.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"codexbro {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    exec_p = sub.add_parser("exec", aliases=["e"], help="run one task headless and print the result")
+    exec_p.add_argument("prompt", nargs="?", help="the task; `-` or nothing reads it from stdin")
+    _add_exec_options(exec_p)
+
+    return parser
+
+
+def build_resume_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codexbro exec resume", description="continue an earlier session")
+    parser.add_argument("session_id", nargs="?", help="session (thread) id, or a unique prefix")
+    parser.add_argument("prompt", nargs="?", help="the next message; `-` reads stdin")
+    parser.add_argument(
+        "--last", action="store_true", help="resume the most recent session in this directory"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="with --last: look at sessions from every directory"
+    )
+    _add_exec_options(parser)
+    return parser
+
+
+def _is_resume(argv: Sequence[str]) -> bool:
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in _VALUE_OPTIONS:
+            skip = True
+            continue
+        if token.startswith("-") and token != "-":
+            continue
+        return token == "resume"
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("exec", "e") and _is_resume(argv[1:]):
+        rest = list(argv[1:])
+        rest.remove("resume")
+        ns = build_resume_parser().parse_args(rest)
+        if ns.last and ns.session_id is not None and ns.prompt is None:
+            ns.prompt, ns.session_id = ns.session_id, None  # `resume --last "next prompt"`
+        if not ns.last and ns.session_id is None:
+            print("Error: exec resume needs a session id or --last", file=sys.stderr)
+            return 2
+        return _exec(ns, resume=True)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command in ("exec", "e"):
+        return _exec(ns, resume=False)
+    parser.print_help()
+    return 0
+
+
+def _exec(ns: argparse.Namespace, *, resume: bool) -> int:
+    from codexbro.exec.run import ExecArgs, run_exec
+
+    fields = {k: v for k, v in vars(ns).items() if k in ExecArgs.__dataclass_fields__}
+    return run_exec(ExecArgs(resume=resume, **fields))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

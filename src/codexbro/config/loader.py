@@ -1,0 +1,296 @@
+"""Load the effective configuration.
+
+Layers, lowest to highest precedence::
+
+    built-in defaults < $CODEXBRO_HOME/config.toml < [profiles.NAME] < -c key=value < CLI flags
+
+Each layer is validated on its own (so an error names the file or the ``-c`` that caused it), then
+merged table by table. ``Config.origins`` records which layer set each top-level key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codexbro import __version__
+from codexbro.config.spec import validate
+from codexbro.config.types import (
+    MAX_RETRIES_CAP,
+    Config,
+    ModelProviderInfo,
+    SandboxWorkspaceWrite,
+    ShellEnvironmentPolicy,
+)
+from codexbro.errors import ConfigError
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+CHATGPT_CODEX_BASE = "https://chatgpt.com/backend-api/codex"
+
+
+def codexbro_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$CODEXBRO_HOME`` or ``~/.codexbro``. Upstream's layout, so it may point at a ``~/.codex``."""
+    env = os.environ if env is None else env
+    raw = env.get("CODEXBRO_HOME", "").strip()
+    if raw:
+        return Path(raw).expanduser()
+    return Path.home() / ".codexbro"
+
+
+@dataclass
+class Overrides:
+    """What the command line contributes on top of the files."""
+
+    cli_overrides: Sequence[str] = ()  # raw `-c key=value` strings, in order
+    profile: str | None = None
+    flags: dict[str, Any] = field(default_factory=dict)  # top-level keys set by dedicated flags
+    cwd: Path | None = None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one ``-c key=value``: dotted key, value as TOML, else the raw string (as upstream)."""
+    key, sep, raw_value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f'-c expects key=value (for example -c model="o3"), got `{text}`')
+    path = split_dotted(key, source=f"-c {text}")
+    raw_value = raw_value.strip()
+    try:
+        value: Any = tomllib.loads(f"v = {raw_value}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value
+    return path, value
+
+
+def split_dotted(key: str, *, source: str) -> list[str]:
+    """Split ``a.b."c.d"`` into ``["a", "b", "c.d"]`` using TOML's own key grammar."""
+    try:
+        doc = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: `{key}` is not a valid dotted key ({exc})") from None
+    path: list[str] = []
+    node: Any = doc
+    while isinstance(node, dict):
+        (name, node), *_ = node.items()
+        path.append(name)
+    return path
+
+
+def nest(path: Sequence[str], value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        out = {part: out}
+    return out
+
+
+def deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and merge every layer into a ``Config``."""
+    overrides = overrides or Overrides()
+    env = os.environ if env is None else env
+    home = codexbro_home(env)
+    config_path = home / "config.toml"
+    warnings: list[str] = []
+    origins: dict[str, str] = {}
+
+    file_doc = read_toml(config_path)
+    warnings += validate(file_doc, str(config_path))
+
+    cli_doc: dict[str, Any] = {}
+    for text in overrides.cli_overrides:
+        path, value = parse_override(text)
+        layer = nest(path, value)
+        warnings += validate(layer, f"-c {text}")
+        cli_doc = deep_merge(cli_doc, layer)
+
+    profile_name = overrides.profile or cli_doc.get("profile") or file_doc.get("profile")
+    profile_doc: dict[str, Any] = {}
+    if profile_name:
+        profiles = file_doc.get("profiles", {})
+        if profile_name not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(
+                f"profile `{profile_name}` not found in {config_path} (available: {known}); "
+                f"define it as [profiles.{profile_name}]"
+            )
+        profile_doc = profiles[profile_name]
+
+    flags = {k: v for k, v in overrides.flags.items() if v is not None}
+    merged: dict[str, Any] = {}
+    for name, layer in (
+        (str(config_path), file_doc),
+        (f"profile {profile_name}", profile_doc),
+        ("-c", cli_doc),
+        ("flag", flags),
+    ):
+        merged = deep_merge(merged, layer)
+        for key in layer:
+            origins[key] = name
+    merged.pop("profiles", None)
+
+    cwd = (overrides.cwd or Path.cwd()).resolve()
+    providers = _build_providers(merged, env)
+    provider_id = merged.get("model_provider") or "openai"
+    origins.setdefault("model_provider", "default")
+    if provider_id not in providers:
+        known = ", ".join(sorted(providers))
+        raise ConfigError(
+            f"model_provider `{provider_id}` is not defined (known: {known}); "
+            f"add a [model_providers.{provider_id}] table to {config_path}"
+        )
+
+    sww = merged.get("sandbox_workspace_write", {})
+    sep = merged.get("shell_environment_policy", {})
+    base_override = None
+    instr_file = merged.get("model_instructions_file") or merged.get("experimental_instructions_file")
+    if instr_file:
+        instr_path = Path(instr_file).expanduser()
+        try:
+            base_override = instr_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"model_instructions_file {instr_path}: {exc.strerror}") from None
+    elif isinstance(merged.get("instructions"), str):
+        base_override = merged["instructions"]
+
+    return Config(
+        codexbro_home=home,
+        cwd=cwd,
+        model=merged.get("model"),
+        model_provider_id=provider_id,
+        model_providers=providers,
+        approval_policy=_approval(merged.get("approval_policy", "on-request")),
+        sandbox_mode=merged.get("sandbox_mode", "read-only"),
+        sandbox_workspace_write=SandboxWorkspaceWrite(
+            writable_roots=tuple(sww.get("writable_roots", ())),
+            network_access=sww.get("network_access", False),
+            exclude_tmpdir_env_var=sww.get("exclude_tmpdir_env_var", False),
+            exclude_slash_tmp=sww.get("exclude_slash_tmp", False),
+        ),
+        shell_environment_policy=ShellEnvironmentPolicy(
+            inherit=sep.get("inherit", "all"),
+            ignore_default_excludes=sep.get("ignore_default_excludes", False),
+            exclude=tuple(sep.get("exclude", ())),
+            set=dict(sep.get("set", {})),
+            include_only=tuple(sep.get("include_only", ())),
+        ),
+        model_reasoning_effort=merged.get("model_reasoning_effort"),
+        model_reasoning_summary=merged.get("model_reasoning_summary"),
+        model_verbosity=merged.get("model_verbosity"),
+        model_context_window=merged.get("model_context_window"),
+        model_auto_compact_token_limit=merged.get("model_auto_compact_token_limit"),
+        tool_output_token_limit=merged.get("tool_output_token_limit"),
+        model_catalog_json=merged.get("model_catalog_json"),
+        base_instructions_override=base_override,
+        developer_instructions=merged.get("developer_instructions"),
+        openai_base_url=merged.get("openai_base_url"),
+        chatgpt_base_url=merged.get("chatgpt_base_url", "https://chatgpt.com/backend-api/"),
+        service_tier=merged.get("service_tier"),
+        project_doc_max_bytes=merged.get("project_doc_max_bytes", 32 * 1024),
+        project_doc_fallback_filenames=tuple(merged.get("project_doc_fallback_filenames", ())),
+        hide_agent_reasoning=merged.get("hide_agent_reasoning", False),
+        show_raw_agent_reasoning=merged.get("show_raw_agent_reasoning", False),
+        history_persistence=merged.get("history", {}).get("persistence", "save-all"),
+        notify=tuple(merged.get("notify", ())),
+        features=dict(merged.get("features", {})),
+        tools=dict(merged.get("tools", {})),
+        profile=profile_name,
+        origins=origins,
+        raw=merged,
+        warnings=tuple(warnings),
+    )
+
+
+def _approval(value: Any) -> str:
+    # Granular approval tables (2026 upstream) are accepted; until they are modelled they behave
+    # like on-request, the interactive default.
+    return value if isinstance(value, str) else "on-request"
+
+
+def builtin_providers(env: Mapping[str, str]) -> dict[str, ModelProviderInfo]:
+    oss_base = env.get("CODEXBRO_OSS_BASE_URL") or env.get("CODEX_OSS_BASE_URL")
+    oss_port = env.get("CODEXBRO_OSS_PORT") or env.get("CODEX_OSS_PORT")
+
+    def oss(default_port: int) -> str:
+        if oss_base:
+            return oss_base
+        return f"http://localhost:{oss_port or default_port}/v1"
+
+    return {
+        "openai": ModelProviderInfo(
+            id="openai",
+            name="OpenAI",
+            base_url=None,  # chosen by auth mode at request time (API key vs ChatGPT login)
+            http_headers={"version": __version__},
+            env_http_headers={
+                "OpenAI-Organization": "OPENAI_ORGANIZATION",
+                "OpenAI-Project": "OPENAI_PROJECT",
+            },
+            requires_openai_auth=True,
+            supports_websockets=True,
+            builtin=True,
+        ),
+        "ollama": ModelProviderInfo(id="ollama", name="gpt-oss", base_url=oss(11434), builtin=True),
+        "lmstudio": ModelProviderInfo(id="lmstudio", name="gpt-oss", base_url=oss(1234), builtin=True),
+    }
+
+
+def _build_providers(merged: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, ModelProviderInfo]:
+    providers = builtin_providers(env)
+    for pid, table in merged.get("model_providers", {}).items():
+        if pid == "ollama-chat":
+            raise ConfigError(
+                "`ollama-chat` is no longer supported. How to fix: replace `ollama-chat` with "
+                "`ollama` in `model_provider` / [model_providers]."
+            )
+        wire = table.get("wire_api", "responses")
+        if wire == "chat":
+            raise ConfigError(
+                '`wire_api = "chat"` is no longer supported.\n'
+                'How to fix: set `wire_api = "responses"` in your provider config.\n'
+                "More info: https://github.com/openai/codex/discussions/7782\n"
+                f"in `model_providers.{pid}.wire_api`"
+            )
+        if wire != "responses":
+            raise ConfigError(
+                f"unknown variant `{wire}`, expected `responses` in `model_providers.{pid}.wire_api`"
+            )
+        base = providers.get(pid)
+        fields: dict[str, Any] = {} if base is None else dict(base.__dict__)
+        fields.update(table)
+        fields["id"] = pid
+        fields.setdefault("name", pid)
+        for key in ("request_max_retries", "stream_max_retries"):
+            if key in fields:
+                fields[key] = min(int(fields[key]), MAX_RETRIES_CAP)
+        fields.pop("auth", None)
+        fields.pop("aws", None)
+        providers[pid] = ModelProviderInfo(**fields)
+    return providers

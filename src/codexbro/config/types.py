@@ -1,0 +1,106 @@
+"""Typed configuration values, built once from the merged layers by ``config.loader``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REQUEST_MAX_RETRIES = 4
+DEFAULT_STREAM_MAX_RETRIES = 5
+DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
+MAX_RETRIES_CAP = 100
+
+
+@dataclass(frozen=True)
+class ModelProviderInfo:
+    """One ``[model_providers.ID]`` entry, with upstream's fields and defaults."""
+
+    id: str
+    name: str = ""
+    base_url: str | None = None
+    env_key: str | None = None
+    env_key_instructions: str | None = None
+    experimental_bearer_token: str | None = None
+    wire_api: str = "responses"
+    query_params: dict[str, str] = field(default_factory=dict)
+    http_headers: dict[str, str] = field(default_factory=dict)
+    env_http_headers: dict[str, str] = field(default_factory=dict)
+    request_max_retries: int = DEFAULT_REQUEST_MAX_RETRIES
+    stream_max_retries: int = DEFAULT_STREAM_MAX_RETRIES
+    stream_idle_timeout_ms: int = DEFAULT_STREAM_IDLE_TIMEOUT_MS
+    websocket_connect_timeout_ms: int = 15_000
+    requires_openai_auth: bool = False
+    supports_websockets: bool = False
+    builtin: bool = False
+
+    @property
+    def is_openai(self) -> bool:
+        """Upstream treats a provider named exactly "OpenAI" specially (remote compaction etc.)."""
+        return self.name == "OpenAI"
+
+
+@dataclass(frozen=True)
+class SandboxWorkspaceWrite:
+    writable_roots: tuple[str, ...] = ()
+    network_access: bool = False
+    exclude_tmpdir_env_var: bool = False
+    exclude_slash_tmp: bool = False
+
+
+@dataclass(frozen=True)
+class ShellEnvironmentPolicy:
+    """``[shell_environment_policy]``; applied to every process a tool spawns."""
+
+    inherit: str = "all"
+    # Upstream 0.169 stopped applying the *KEY*/*SECRET*/*TOKEN* default excludes unless asked;
+    # codexbro keeps the older, safer default (excludes on) — see docs/config.md.
+    ignore_default_excludes: bool = False
+    exclude: tuple[str, ...] = ()
+    set: dict[str, str] = field(default_factory=dict)
+    include_only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration for one run: every layer merged, every value checked."""
+
+    codexbro_home: Path
+    cwd: Path
+    model: str | None
+    model_provider_id: str
+    model_providers: dict[str, ModelProviderInfo]
+    approval_policy: str
+    sandbox_mode: str
+    sandbox_workspace_write: SandboxWorkspaceWrite
+    shell_environment_policy: ShellEnvironmentPolicy
+    model_reasoning_effort: str | None = None
+    model_reasoning_summary: str | None = None
+    model_verbosity: str | None = None
+    model_context_window: int | None = None
+    model_auto_compact_token_limit: int | None = None
+    tool_output_token_limit: int | None = None
+    model_catalog_json: str | None = None
+    base_instructions_override: str | None = None
+    developer_instructions: str | None = None
+    openai_base_url: str | None = None
+    chatgpt_base_url: str = "https://chatgpt.com/backend-api/"
+    service_tier: str | None = None
+    project_doc_max_bytes: int = 32 * 1024
+    project_doc_fallback_filenames: tuple[str, ...] = ()
+    hide_agent_reasoning: bool = False
+    show_raw_agent_reasoning: bool = False
+    history_persistence: str = "save-all"
+    notify: tuple[str, ...] = ()
+    features: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):
+    # inspection shows it so nobody has to guess why a model or provider was chosen.
+    origins: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def model_provider(self) -> ModelProviderInfo:
+        return self.model_providers[self.model_provider_id]

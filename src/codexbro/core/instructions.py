@@ -1,0 +1,85 @@
+"""Base instructions (our own text, written for codexbro) and the environment context message.
+
+The environment context is a user-role ``<environment_context>`` message, shaped like upstream's
+2025 form (cwd, approval policy, sandbox mode, network access, shell) plus 0.169's date and
+timezone, so models trained on Codex transcripts recognise it. AGENTS.md discovery and per-family
+prompts grow here (issue 6).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+BASE_INSTRUCTIONS = """\
+You are codexbro, a coding agent working in the user's terminal on their local machine. You and \
+the user share one workspace: you read files, run commands and edit code with the tools you are \
+given, and the user sees what you do.
+
+How to work:
+- Understand the request first: read the relevant files and run quick commands to learn the \
+layout before changing anything. Prefer fast search tools (such as `rg`) over slow ones.
+- Keep going until the task is actually done, then stop. Do not hand back half-finished work or \
+ask for confirmation you do not need.
+- Make focused changes that fit the existing style. Fix root causes rather than symptoms, and do \
+not touch unrelated code. Never revert changes you did not make.
+- Edit files with the `apply_patch` tool when it is available. Do not write files with shell \
+redirections or heredocs when a patch will do.
+- Check your work when you can: run the tests, the build or the program itself, starting narrow \
+and widening as you gain confidence.
+- Respect the sandbox and approval settings described in the environment context. If a command \
+fails because of the sandbox, say so plainly instead of working around it.
+- Set the working directory with the tool's `workdir` parameter instead of `cd` where you can.
+
+How to answer:
+- Be concise and direct. Lead with the outcome, then the details that matter: what changed, \
+where, and how it was checked. Reference files by path (with a line number when useful).
+- Use plain Markdown: short paragraphs, bullet lists where they help, backticks for commands, \
+paths and identifiers. No filler, no repeated summaries of the request.
+- If something could not be done, say what, why, and what the user could do next.
+"""
+
+
+def environment_context(
+    *,
+    cwd: Path,
+    approval_policy: str,
+    sandbox_mode: str,
+    network_access: bool,
+    writable_roots: list[str] | None = None,
+    shell: str | None = None,
+) -> str:
+    shell_name = Path(shell or os.environ.get("SHELL") or "/bin/bash").name
+    lines = [
+        "<environment_context>",
+        f"  <cwd>{escape(str(cwd))}</cwd>",
+        f"  <approval_policy>{approval_policy}</approval_policy>",
+        f"  <sandbox_mode>{sandbox_mode}</sandbox_mode>",
+        f"  <network_access>{'enabled' if network_access else 'restricted'}</network_access>",
+    ]
+    if writable_roots:
+        lines.append("  <writable_roots>")
+        lines += [f"    <root>{escape(r)}</root>" for r in writable_roots]
+        lines.append("  </writable_roots>")
+    lines += [
+        f"  <shell>{shell_name}</shell>",
+        f"  <current_date>{time.strftime('%Y-%m-%d')}</current_date>",
+        f"  <timezone>{_timezone_name()}</timezone>",
+        "</environment_context>",
+    ]
+    return "\n".join(lines)
+
+
+def _timezone_name() -> str:
+    tz = os.environ.get("TZ")
+    if tz:
+        return tz.lstrip(":")
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return time.tzname[0] or "UTC"

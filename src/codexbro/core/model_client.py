@@ -1,0 +1,159 @@
+"""``ModelClient``: session-scoped. Knows the provider, the credential, the model and the thread id;
+turns a ``Prompt`` into upstream's request body and headers and streams the answer.
+
+Body fields and order follow upstream (reference model-side §1.1, 2025–mid-2026 form with a
+top-level ``instructions``), headers follow §1.5 (0.169's hyphenated session/thread ids).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from codexbro import __version__
+from codexbro.api.events import ResponseEvent, ResponseItem
+from codexbro.api.http import RouteHttp
+from codexbro.api.responses import ResponsesClient
+from codexbro.auth.resolve import ProviderAuth
+from codexbro.config.loader import CHATGPT_CODEX_BASE, OPENAI_API_BASE
+from codexbro.config.types import Config, ModelProviderInfo
+from codexbro.models.catalog import ModelInfo
+
+
+@dataclass(frozen=True)
+class Prompt:
+    input: list[ResponseItem]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    parallel_tool_calls: bool = False
+    output_schema: dict[str, Any] | None = None
+
+
+def resolve_base_url(config: Config, provider: ModelProviderInfo, auth: ProviderAuth) -> tuple[str, str]:
+    """The provider base URL and why it was chosen (for inspection)."""
+    if provider.base_url:
+        return provider.base_url, f"model_providers.{provider.id}.base_url"
+    if provider.id == "openai":
+        if config.openai_base_url:
+            return config.openai_base_url, "openai_base_url"
+        if auth.mode == "chatgpt":
+            return CHATGPT_CODEX_BASE, "ChatGPT login → ChatGPT Codex backend"
+        return OPENAI_API_BASE, "API key → public API"
+    return OPENAI_API_BASE, "default"
+
+
+def user_agent(originator: str) -> str:
+    system = platform.system() or "unknown"
+    release = platform.release() or "unknown"
+    ua = f"{originator}/{__version__} ({system} {release}; {platform.machine() or 'unknown'}) codexbro"
+    return "".join(c if 32 <= ord(c) < 127 else "_" for c in ua)
+
+
+class ModelClient:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        provider: ModelProviderInfo,
+        auth: ProviderAuth,
+        model: ModelInfo,
+        thread_id: str,
+        originator: str = "codex_exec",
+        http: RouteHttp | None = None,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.auth = auth
+        self.model = model
+        self.thread_id = thread_id
+        self.originator = os.environ.get("CODEXBRO_ORIGINATOR", originator)
+        self.base_url, self.base_url_reason = resolve_base_url(config, provider, auth)
+        self.idle_timeout_s = provider.stream_idle_timeout_ms / 1000
+        self.http = http or RouteHttp(read_timeout_s=self.idle_timeout_s + 5)
+        self.responses = ResponsesClient(
+            self.http,
+            base_url=self.base_url,
+            query_params=provider.query_params,
+            request_max_retries=provider.request_max_retries,
+            idle_timeout_s=self.idle_timeout_s,
+        )
+        self.base_instructions = config.base_instructions_override or model.base_instructions or ""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def build_body(self, prompt: Prompt) -> dict[str, Any]:
+        model, cfg = self.model, self.config
+        body: dict[str, Any] = {"model": model.slug}
+        if self.base_instructions:
+            body["instructions"] = self.base_instructions
+        body["input"] = prompt.input
+        body["tools"] = prompt.tools
+        body["tool_choice"] = "auto"
+        body["parallel_tool_calls"] = prompt.parallel_tool_calls
+        reasoning = None
+        if model.supports_reasoning_summaries:
+            reasoning = {}
+            effort = cfg.model_reasoning_effort or model.default_reasoning_level
+            if effort:
+                reasoning["effort"] = effort
+            summary = cfg.model_reasoning_summary or model.default_reasoning_summary
+            if summary and summary != "none":
+                reasoning["summary"] = summary
+        body["reasoning"] = reasoning
+        body["store"] = _is_azure(self.provider, self.base_url)
+        body["stream"] = True
+        body["include"] = ["reasoning.encrypted_content"] if reasoning is not None else []
+        body["prompt_cache_key"] = self.thread_id
+        text: dict[str, Any] = {}
+        if model.support_verbosity and (cfg.model_verbosity or model.default_verbosity):
+            text["verbosity"] = cfg.model_verbosity or model.default_verbosity
+        if prompt.output_schema is not None:
+            text["format"] = {
+                "type": "json_schema",
+                "strict": True,
+                "schema": prompt.output_schema,
+                "name": "codex_output_schema",
+            }
+        if text:
+            body["text"] = text
+        if cfg.service_tier:
+            body["service_tier"] = "priority" if cfg.service_tier == "fast" else cfg.service_tier
+        return body
+
+    def build_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.auth.token:
+            headers["authorization"] = f"Bearer {self.auth.token}"
+        if self.auth.mode == "chatgpt" and self.auth.account_id:
+            headers["chatgpt-account-id"] = self.auth.account_id
+        headers["originator"] = self.originator
+        headers["user-agent"] = user_agent(self.originator)
+        headers["session-id"] = self.thread_id
+        headers["thread-id"] = self.thread_id
+        headers["x-client-request-id"] = self.thread_id
+        headers.update(self.provider.http_headers)
+        for header, var in self.provider.env_http_headers.items():
+            value = os.environ.get(var, "").strip()
+            if value:
+                headers[header] = value
+        return headers
+
+    def stream(self, prompt: Prompt) -> AsyncIterator[ResponseEvent]:
+        return self.responses.stream(self.build_body(prompt), self.build_headers())
+
+
+def _is_azure(provider: ModelProviderInfo, base_url: str) -> bool:
+    if provider.name.lower() == "azure":
+        return True
+    markers = (
+        "openai.azure.",
+        "cognitiveservices.azure.",
+        "aoai.azure.",
+        "azure-api.",
+        "azurefd.",
+        "windows.net/openai",
+    )
+    return any(m in base_url for m in markers)

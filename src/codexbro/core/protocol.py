@@ -1,0 +1,249 @@
+"""The Op/Event protocol: the only thing front ends (exec, TUI, servers) speak to the core.
+
+``Submission{id, op}`` goes in, ``Event{id, msg}`` comes out; ``msg`` kinds and their field names
+follow upstream's ``EventMsg`` (snake_case ``type`` tags) so a JSON dump reads like Codex's.
+Values are immutable dataclasses; ``to_dict()`` gives the tagged JSON form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+# ---- Ops (front end → core) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """One piece of user input: ``text``, ``image`` (URL / data URL) or ``local_image`` (path)."""
+
+    type: str
+    text: str = ""
+    image_url: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """Start a turn with these inputs (settings are the session's unless given)."""
+
+    items: tuple[UserInput, ...]
+    final_output_json_schema: dict[str, Any] | None = None
+    kind: ClassVar[str] = "user_turn"
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    kind: ClassVar[str] = "interrupt"
+
+
+@dataclass(frozen=True)
+class ExecApproval:
+    id: str
+    decision: str  # approved | approved_for_session | denied | abort
+    kind: ClassVar[str] = "exec_approval"
+
+
+@dataclass(frozen=True)
+class PatchApproval:
+    id: str
+    decision: str
+    kind: ClassVar[str] = "patch_approval"
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    kind: ClassVar[str] = "shutdown"
+
+
+Op = UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown
+
+# ---- Events (core → front end) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventMsg:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class SessionConfigured(EventMsg):
+    session_id: str
+    model: str
+    model_provider_id: str
+    cwd: str
+    approval_policy: str
+    sandbox_policy: str
+    reasoning_effort: str | None
+    rollout_path: str | None
+    resumed: bool = False
+    type: ClassVar[str] = "session_configured"
+
+
+@dataclass(frozen=True)
+class TaskStarted(EventMsg):
+    turn_id: str
+    model_context_window: int | None
+    type: ClassVar[str] = "task_started"
+
+
+@dataclass(frozen=True)
+class TaskComplete(EventMsg):
+    turn_id: str
+    last_agent_message: str | None
+    type: ClassVar[str] = "task_complete"
+
+
+@dataclass(frozen=True)
+class TurnAborted(EventMsg):
+    turn_id: str
+    reason: str  # "interrupted"
+    type: ClassVar[str] = "turn_aborted"
+
+
+@dataclass(frozen=True)
+class UserMessage(EventMsg):
+    message: str
+    type: ClassVar[str] = "user_message"
+
+
+@dataclass(frozen=True)
+class AgentMessageDelta(EventMsg):
+    delta: str
+    type: ClassVar[str] = "agent_message_delta"
+
+
+@dataclass(frozen=True)
+class AgentMessage(EventMsg):
+    message: str
+    type: ClassVar[str] = "agent_message"
+
+
+@dataclass(frozen=True)
+class AgentReasoningDelta(EventMsg):
+    delta: str
+    type: ClassVar[str] = "agent_reasoning_delta"
+
+
+@dataclass(frozen=True)
+class AgentReasoning(EventMsg):
+    text: str
+    type: ClassVar[str] = "agent_reasoning"
+
+
+@dataclass(frozen=True)
+class ExecCommandBegin(EventMsg):
+    call_id: str
+    command: list[str]
+    cwd: str
+    type: ClassVar[str] = "exec_command_begin"
+
+
+@dataclass(frozen=True)
+class ExecCommandOutputDelta(EventMsg):
+    call_id: str
+    stream: str  # stdout | stderr
+    chunk: str
+    type: ClassVar[str] = "exec_command_output_delta"
+
+
+@dataclass(frozen=True)
+class ExecCommandEnd(EventMsg):
+    call_id: str
+    command: list[str]
+    cwd: str
+    exit_code: int
+    duration_ms: int
+    aggregated_output: str
+    formatted_output: str
+    status: str = "completed"  # completed | failed | declined
+    type: ClassVar[str] = "exec_command_end"
+
+
+@dataclass(frozen=True)
+class PatchApplyBegin(EventMsg):
+    call_id: str
+    changes: dict[str, dict[str, Any]]
+    auto_approved: bool = True
+    type: ClassVar[str] = "patch_apply_begin"
+
+
+@dataclass(frozen=True)
+class PatchApplyEnd(EventMsg):
+    call_id: str
+    success: bool
+    stdout: str
+    stderr: str
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    type: ClassVar[str] = "patch_apply_end"
+
+
+@dataclass(frozen=True)
+class PlanUpdate(EventMsg):
+    explanation: str | None
+    plan: list[dict[str, str]]
+    type: ClassVar[str] = "plan_update"
+
+
+@dataclass(frozen=True)
+class WebSearchEnd(EventMsg):
+    call_id: str
+    query: str
+    type: ClassVar[str] = "web_search_end"
+
+
+@dataclass(frozen=True)
+class ToolCallEnd(EventMsg):
+    """A tool without a dedicated event (read_file, list_dir, …) finished: for traces and UIs."""
+
+    call_id: str
+    tool: str
+    success: bool
+    duration_ms: int
+    output_bytes: int
+    type: ClassVar[str] = "tool_call_end"
+
+
+@dataclass(frozen=True)
+class TokenCount(EventMsg):
+    info: dict[str, Any] | None
+    rate_limits: dict[str, Any] | None = None
+    type: ClassVar[str] = "token_count"
+
+
+@dataclass(frozen=True)
+class StreamError(EventMsg):
+    message: str
+    codex_error_info: str = "response_stream_disconnected"
+    additional_details: str | None = None
+    type: ClassVar[str] = "stream_error"
+
+
+@dataclass(frozen=True)
+class Error(EventMsg):
+    message: str
+    codex_error_info: str = "other"
+    type: ClassVar[str] = "error"
+
+
+@dataclass(frozen=True)
+class Warning(EventMsg):
+    message: str
+    type: ClassVar[str] = "warning"
+
+
+@dataclass(frozen=True)
+class ShutdownComplete(EventMsg):
+    type: ClassVar[str] = "shutdown_complete"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str  # the submission id that caused it
+    msg: EventMsg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "msg": self.msg.to_dict()}

@@ -1,0 +1,370 @@
+"""``Session``: one conversation. Consumes ``Op``s, emits ``Event``s, runs one turn at a time.
+
+A session owns the thread id, the history, the rollout recorder and the session-scoped
+``ModelClient``. Front ends call ``submit(op)`` and read ``next_event()``; nothing else.
+
+Interrupt cancels the active turn's task: running tools kill their process groups, unanswered
+calls get an ``aborted`` output, a ``<turn_aborted>`` note is added to history so the model knows
+on the next turn, and ``turn_aborted`` is emitted. The session stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codexbro import __version__
+from codexbro.api.events import RateLimitSnapshot, ResponseItem, TokenUsage
+from codexbro.auth.resolve import resolve_auth
+from codexbro.config.types import Config
+from codexbro.core import protocol as p
+from codexbro.core.history import History, developer_message, output_item_for, user_message
+from codexbro.core.instructions import BASE_INSTRUCTIONS, environment_context
+from codexbro.core.model_client import ModelClient
+from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
+from codexbro.core.turn import TurnContext, TurnState, run_turn
+from codexbro.errors import ApiError, CodexbroError
+from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.tools.menu import build_router
+
+log = logging.getLogger(__name__)
+
+TURN_ABORTED_NOTE = (
+    "<turn_aborted>\nThe user interrupted the previous turn. Commands that were still running were "
+    "stopped and their results are incomplete. Do not resume that work unless asked.\n</turn_aborted>"
+)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    originator: str = "codex_exec"
+    source: str = "exec"
+    ephemeral: bool = False
+    resume: LoadedRollout | None = None
+
+
+@dataclass
+class ActiveTurn:
+    turn_id: str
+    task: asyncio.Task[None]
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        model: ModelInfo,
+        client: ModelClient,
+        thread_id: str,
+        recorder: RolloutRecorder,
+        history: History,
+        resumed: bool,
+        warnings: list[str],
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.client = client
+        self.thread_id = thread_id
+        self.recorder = recorder
+        self.history = history
+        self.resumed = resumed
+        self.stream_max_retries = client.provider.stream_max_retries
+        self.total_usage = TokenUsage()
+        self.last_usage = TokenUsage()
+        self.active: ActiveTurn | None = None
+        self._pending_input: list[ResponseItem] = []
+        self._events: asyncio.Queue[p.Event] = asyncio.Queue()
+        self._sub_ids = itertools.count(1)
+        self._current_sub = "0"
+        self._context_recorded = resumed
+        self._closed = False
+        self._emit_startup(warnings)
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, config: Config, options: SessionOptions | None = None) -> Session:
+        """Resolve model, provider and credential; raises ``UserError`` with a fix on bad setup."""
+        options = options or SessionOptions()
+        warnings = list(config.warnings)
+        catalog = (
+            ModelCatalog.from_file(config.model_catalog_json)
+            if config.model_catalog_json
+            else ModelCatalog.bundled()
+        )
+        provider = config.model_provider
+        auth = resolve_auth(provider, config.codexbro_home)
+        resume = options.resume
+        slug = config.model
+        if slug is None and resume and resume.last_turn_context:
+            slug = resume.last_turn_context.get("model")
+        if slug is None:
+            slug = catalog.default_model(api_key_auth=auth.mode != "chatgpt").slug
+        resolved = catalog.resolve(slug)
+        if resolved.warning:
+            warnings.append(resolved.warning)
+        model = resolved.info
+        if model.base_instructions is None:
+            from dataclasses import replace
+
+            model = replace(model, base_instructions=BASE_INSTRUCTIONS)
+        if config.model_context_window:
+            from dataclasses import replace
+
+            model = replace(model, context_window=config.model_context_window)
+        thread_id = resume.thread_id if resume else new_thread_id()
+        client = ModelClient(
+            config=config,
+            provider=provider,
+            auth=auth,
+            model=model,
+            thread_id=thread_id,
+            originator=options.originator,
+        )
+        recorder = RolloutRecorder(
+            config.codexbro_home,
+            thread_id,
+            path=resume.path if resume else None,
+            enabled=not options.ephemeral and config.history_persistence != "none",
+        )
+        if not resume:
+            recorder.write(
+                "session_meta",
+                {
+                    "id": thread_id,
+                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "cwd": str(config.cwd),
+                    "originator": client.originator,
+                    "cli_version": __version__,
+                    "source": options.source,
+                    "model_provider": provider.id,
+                    "base_instructions": {"text": client.base_instructions},
+                },
+            )
+        history = History(resume.history if resume else None)
+        return cls(
+            config=config,
+            model=model,
+            client=client,
+            thread_id=thread_id,
+            recorder=recorder,
+            history=history,
+            resumed=resume is not None,
+            warnings=warnings,
+        )
+
+    def _emit_startup(self, warnings: list[str]) -> None:
+        cfg = self.config
+        self.emit(
+            p.SessionConfigured(
+                session_id=self.thread_id,
+                model=self.model.slug,
+                model_provider_id=cfg.model_provider_id,
+                cwd=str(cfg.cwd),
+                approval_policy=cfg.approval_policy,
+                sandbox_policy=cfg.sandbox_mode,
+                reasoning_effort=cfg.model_reasoning_effort or self.model.default_reasoning_level,
+                rollout_path=str(self.recorder.path) if self.recorder.enabled else None,
+                resumed=self.resumed,
+            )
+        )
+        for warning in warnings:
+            self.emit(p.Warning(warning))
+
+    # ---- the TurnHost protocol ---------------------------------------------------------------
+
+    def emit(self, msg: p.EventMsg) -> None:
+        self.recorder.event(msg.to_dict())
+        self._events.put_nowait(p.Event(self._current_sub, msg))
+
+    def record(self, item: ResponseItem) -> None:
+        self.history.append(item)
+        self.recorder.item(item)
+
+    def add_usage(self, usage: TokenUsage, rate_limits: RateLimitSnapshot | None) -> None:
+        self.total_usage = self.total_usage + usage
+        self.last_usage = usage
+        window = self.model.context_window
+        if window:
+            window = window * self.model.effective_context_window_percent // 100
+        limits: dict[str, Any] | None = None
+        if rate_limits is not None:
+            from dataclasses import asdict
+
+            limits = asdict(rate_limits)
+        self.emit(
+            p.TokenCount(
+                {
+                    "total_token_usage": self.total_usage.to_dict(),
+                    "last_token_usage": usage.to_dict(),
+                    "model_context_window": window,
+                },
+                limits,
+            )
+        )
+
+    def drain_pending_input(self) -> list[ResponseItem]:
+        items, self._pending_input = self._pending_input, []
+        return items
+
+    # ---- front-end API -----------------------------------------------------------------------
+
+    def submit(self, op: p.Op) -> str:
+        sub_id = str(next(self._sub_ids))
+        if isinstance(op, p.UserTurn):
+            items = [_input_item(op.items)]
+            if self.active is not None:
+                self._pending_input += items  # steer the running turn
+            else:
+                self._current_sub = sub_id
+                self._start_turn(items, op.final_output_json_schema)
+        elif isinstance(op, p.Interrupt):
+            if self.active is not None:
+                self.active.task.cancel()
+        elif isinstance(op, p.Shutdown):
+            asyncio.get_running_loop().create_task(self._shutdown())
+        else:
+            self.emit(p.Error(f"op `{op.kind}` is not supported by this session yet", "other"))
+        return sub_id
+
+    async def next_event(self) -> p.Event:
+        return await self._events.get()
+
+    # ---- turns -------------------------------------------------------------------------------
+
+    def _start_turn(self, items: list[ResponseItem], output_schema: dict[str, Any] | None) -> None:
+        turn_id = new_thread_id()
+        cfg = self.config
+        ctx = TurnContext(
+            turn_id=turn_id,
+            cwd=cfg.cwd,
+            model=self.model,
+            approval_policy=cfg.approval_policy,
+            sandbox_mode=cfg.sandbox_mode,
+            sandbox_workspace_write=cfg.sandbox_workspace_write,
+            env_policy=cfg.shell_environment_policy,
+            router=build_router(self.model, cfg),
+            output_schema=output_schema,
+            truncation_mode=self.model.truncation_mode,
+            truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
+        )
+        task = asyncio.get_running_loop().create_task(self._run_turn_task(ctx, items))
+        self.active = ActiveTurn(turn_id, task)
+
+    def _initial_context(self) -> list[ResponseItem]:
+        cfg = self.config
+        items = []
+        if cfg.developer_instructions:
+            items.append(developer_message(cfg.developer_instructions))
+        roots = [str(cfg.cwd), *cfg.sandbox_workspace_write.writable_roots]
+        items.append(
+            user_message(
+                environment_context(
+                    cwd=cfg.cwd,
+                    approval_policy=cfg.approval_policy,
+                    sandbox_mode=cfg.sandbox_mode,
+                    network_access=cfg.sandbox_mode == "danger-full-access"
+                    or (cfg.sandbox_mode == "workspace-write" and cfg.sandbox_workspace_write.network_access),
+                    writable_roots=roots if cfg.sandbox_mode == "workspace-write" else None,
+                )
+            )
+        )
+        return items
+
+    async def _run_turn_task(self, ctx: TurnContext, items: list[ResponseItem]) -> None:
+        state = TurnState()
+        cfg = self.config
+        self.emit(p.TaskStarted(ctx.turn_id, self._context_window()))
+        self.recorder.write(
+            "turn_context",
+            {
+                "turn_id": ctx.turn_id,
+                "cwd": str(cfg.cwd),
+                "approval_policy": cfg.approval_policy,
+                "sandbox_policy": {"mode": cfg.sandbox_mode},
+                "model": self.model.slug,
+                "effort": cfg.model_reasoning_effort or self.model.default_reasoning_level,
+                "summary": cfg.model_reasoning_summary or self.model.default_reasoning_summary,
+            },
+        )
+        if not self._context_recorded:
+            for item in self._initial_context():
+                self.record(item)
+            self._context_recorded = True
+        for item in items:
+            self.record(item)
+            self.emit(p.UserMessage(_first_text(item)))
+        try:
+            last = await run_turn(self, ctx, state)
+        except asyncio.CancelledError:
+            for call in self.history.pending_calls():
+                self.record(output_item_for(call, "aborted"))
+            self.record(user_message(TURN_ABORTED_NOTE))
+            self.active = None
+            self.emit(p.TurnAborted(ctx.turn_id, "interrupted"))
+            return
+        except ApiError as err:
+            self.emit(p.Error(err.message, err.kind))
+            last = None
+        except CodexbroError as err:
+            self.emit(p.Error(err.message, err.kind))
+            last = None
+        except Exception as err:  # a bug: report it, keep the session alive
+            log.exception("turn failed")
+            self.emit(p.Error(f"internal error: {type(err).__name__}: {err}", "other"))
+            last = None
+        self.active = None
+        self.emit(p.TaskComplete(ctx.turn_id, last))
+
+    def _context_window(self) -> int | None:
+        window = self.model.context_window
+        return window * self.model.effective_context_window_percent // 100 if window else None
+
+    async def _shutdown(self) -> None:
+        if self.active is not None:
+            self.active.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.active.task
+        await self.close()
+        self.emit(p.ShutdownComplete())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.client.aclose()
+        self.recorder.close()
+
+
+def _input_item(inputs: tuple[p.UserInput, ...]) -> ResponseItem:
+    content: list[dict[str, Any]] = []
+    for piece in inputs:
+        if piece.type == "text":
+            content.append({"type": "input_text", "text": piece.text})
+        elif piece.type == "image":
+            content.append({"type": "input_image", "image_url": piece.image_url})
+        elif piece.type == "local_image":
+            content.append({"type": "input_image", "image_url": _data_url(Path(piece.path))})
+    return {"type": "message", "role": "user", "content": content}
+
+
+def _data_url(path: Path) -> str:
+    import base64
+    import mimetypes
+
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _first_text(item: ResponseItem) -> str:
+    for part in item.get("content") or []:
+        if isinstance(part, dict) and part.get("type") == "input_text":
+            return str(part.get("text") or "")
+    return ""

@@ -1,0 +1,192 @@
+"""One turn: request → tool calls → outputs → request … until the model answers without a call.
+
+The turn talks to its session through the small ``TurnHost`` protocol (history, events, the model
+stream) and to tools through the ``ToolRouter``; it never touches sockets, terminals or processes.
+
+Tool calls start as soon as their item is done, while the stream is still running (parallel-capable
+tools overlap; the router serializes the rest). Outputs are appended in call order once the
+response completes. If the stream breaks after some items arrived, those items stay in history, the
+started tools are awaited and their outputs recorded, and the request is re-sent — nothing runs
+twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from codexbro.api import events as ev
+from codexbro.api.responses import backoff_s
+from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.core.history import History, message_text, output_item_for, reasoning_text
+from codexbro.core.model_client import Prompt
+from codexbro.core.protocol import (
+    AgentMessage,
+    AgentMessageDelta,
+    AgentReasoning,
+    AgentReasoningDelta,
+    EventMsg,
+    StreamError,
+    WebSearchEnd,
+)
+from codexbro.errors import RetryableApiError
+from codexbro.models.catalog import ModelInfo
+from codexbro.tools.base import ToolCall, ToolContext
+from codexbro.tools.router import ToolRouter
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """Immutable settings of one turn."""
+
+    turn_id: str
+    cwd: Path
+    model: ModelInfo
+    approval_policy: str
+    sandbox_mode: str
+    sandbox_workspace_write: SandboxWorkspaceWrite
+    env_policy: ShellEnvironmentPolicy
+    router: ToolRouter
+    output_schema: dict[str, Any] | None = None
+    truncation_mode: str = "bytes"
+    truncation_limit: int = 10_000
+
+
+@dataclass
+class TurnState:
+    """Mutable state of one turn."""
+
+    last_agent_message: str | None = None
+    usage: ev.TokenUsage = field(default_factory=ev.TokenUsage)
+    requests: int = 0
+
+
+class ModelStream(Protocol):
+    def stream(self, prompt: Prompt) -> AsyncIterator[ev.ResponseEvent]: ...
+
+
+class TurnHost(Protocol):
+    history: History
+    stream_max_retries: int
+
+    @property
+    def client(self) -> ModelStream: ...
+
+    def emit(self, msg: EventMsg) -> None: ...
+
+    def record(self, item: ev.ResponseItem) -> None: ...
+
+    def add_usage(self, usage: ev.TokenUsage, rate_limits: ev.RateLimitSnapshot | None) -> None: ...
+
+    def drain_pending_input(self) -> list[ev.ResponseItem]: ...
+
+
+async def run_turn(host: TurnHost, ctx: TurnContext, state: TurnState) -> str | None:
+    """Run the sampling loop; returns the last agent message. Errors propagate to the session."""
+    first = True
+    while True:
+        if not first:
+            for item in host.drain_pending_input():
+                host.record(item)
+        first = False
+        needs_follow_up = await sample_with_retries(host, ctx, state)
+        if not needs_follow_up:
+            return state.last_agent_message
+
+
+async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState) -> bool:
+    retries = 0
+    while True:
+        try:
+            return await sample_once(host, ctx, state)
+        except RetryableApiError as err:
+            retries += 1
+            if retries > host.stream_max_retries:
+                attempts = retries
+                err.message = f"{err.message} (gave up after {attempts} attempt(s))"
+                err.args = (err.message,)
+                raise
+            delay = err.retry_after if err.retry_after is not None else backoff_s(retries)
+            host.emit(
+                StreamError(
+                    f"Reconnecting... {retries}/{host.stream_max_retries}",
+                    err.kind,
+                    additional_details=err.message,
+                )
+            )
+            await asyncio.sleep(delay)
+
+
+async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> bool:
+    """One model request. Returns True when tool calls need a follow-up request."""
+    prompt = Prompt(
+        input=host.history.for_prompt(images="image" in ctx.model.input_modalities),
+        tools=ctx.router.specs(),
+        parallel_tool_calls=ctx.model.supports_parallel_tool_calls,
+        output_schema=ctx.output_schema,
+    )
+    tool_ctx = ToolContext(
+        cwd=ctx.cwd,
+        turn_id=ctx.turn_id,
+        sandbox_mode=ctx.sandbox_mode,
+        approval_policy=ctx.approval_policy,
+        sandbox_workspace_write=ctx.sandbox_workspace_write,
+        env_policy=ctx.env_policy,
+        truncation_mode=ctx.truncation_mode,
+        truncation_limit=ctx.truncation_limit,
+        emit=host.emit,
+    )
+    calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
+    needs_follow_up = False
+    rate_limits: ev.RateLimitSnapshot | None = None
+    state.requests += 1
+    try:
+        async for event in host.client.stream(prompt):
+            if isinstance(event, ev.OutputItemDone):
+                item = event.item
+                host.record(item)
+                call = ToolCall.from_item(item)
+                if call is not None:
+                    needs_follow_up = True
+                    calls.append((item, asyncio.create_task(ctx.router.dispatch(call, tool_ctx))))
+                elif item.get("type") == "message" and item.get("role") == "assistant":
+                    text = message_text(item)
+                    state.last_agent_message = text
+                    host.emit(AgentMessage(text))
+                elif item.get("type") == "reasoning":
+                    text = reasoning_text(item)
+                    if text:
+                        host.emit(AgentReasoning(text))
+                elif item.get("type") == "web_search_call":
+                    action = item.get("action") or {}
+                    host.emit(WebSearchEnd(str(item.get("id") or ""), str(action.get("query") or "")))
+            elif isinstance(event, ev.OutputTextDelta):
+                host.emit(AgentMessageDelta(event.delta))
+            elif isinstance(event, ev.ReasoningSummaryDelta):
+                host.emit(AgentReasoningDelta(event.delta))
+            elif isinstance(event, ev.RateLimits):
+                rate_limits = event.snapshot
+            elif isinstance(event, ev.Completed):
+                state.usage = state.usage + event.usage
+                host.add_usage(event.usage, rate_limits)
+        return needs_follow_up
+    except asyncio.CancelledError:
+        for _, task in calls:
+            task.cancel()
+        for _, task in calls:
+            with contextlib.suppress(BaseException):
+                await task
+        calls.clear()
+        raise
+    finally:
+        # Completed or broken stream: every started tool finishes and its output is recorded.
+        for item, task in calls:
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                raise
+            host.record(output_item_for(item, result.output.content))

@@ -1,0 +1,93 @@
+"""``exec`` without ``--json``: progress for people on stderr, the final message alone on stdout
+(so ``codexbro exec … > out.txt`` captures just the answer), as upstream's human mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from codexbro import __version__
+from codexbro.core import protocol as p
+from codexbro.tools.handlers.shell import display_command
+
+MAX_SHOWN_OUTPUT_LINES = 20
+
+
+class HumanProcessor:
+    def __init__(
+        self,
+        err: Callable[[str], None],
+        out: Callable[[str], None],
+        *,
+        color: bool,
+        prompt: str,
+        sandbox_note: str = "",
+    ) -> None:
+        self._err = err
+        self._out = out
+        self._color = color
+        self._prompt = prompt
+        self._sandbox_note = sandbox_note
+        self._tokens = 0
+        self.turn_error: str | None = None
+        self.last_message: str | None = None
+
+    def _style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self._color else text
+
+    def process(self, event: p.Event) -> None:
+        msg = event.msg
+        if isinstance(msg, p.SessionConfigured):
+            lines = [
+                f"codexbro v{__version__}",
+                "--------",
+                f"workdir: {msg.cwd}",
+                f"model: {msg.model}",
+                f"provider: {msg.model_provider_id}",
+                f"approval: {msg.approval_policy}",
+                f"sandbox: {msg.sandbox_policy}{self._sandbox_note}",
+                f"reasoning effort: {msg.reasoning_effort or 'none'}",
+                f"session id: {msg.session_id}",
+                "--------",
+            ]
+            self._err("\n".join(lines))
+            self._err(self._style("user", "36") + "\n" + self._prompt)
+        elif isinstance(msg, p.AgentReasoning):
+            self._err(self._style("thinking", "35;3") + "\n" + msg.text)
+        elif isinstance(msg, p.ExecCommandBegin):
+            self._err(self._style("exec", "35") + f"\n{display_command(msg.command)} in {msg.cwd}")
+        elif isinstance(msg, p.ExecCommandEnd):
+            ok = msg.exit_code == 0
+            verdict = (
+                f" succeeded in {msg.duration_ms}ms:"
+                if ok
+                else f" exited {msg.exit_code} in {msg.duration_ms}ms:"
+            )
+            lines = msg.aggregated_output.rstrip("\n").splitlines()
+            if len(lines) > MAX_SHOWN_OUTPUT_LINES:
+                hidden = len(lines) - MAX_SHOWN_OUTPUT_LINES
+                lines = [
+                    *lines[: MAX_SHOWN_OUTPUT_LINES // 2],
+                    f"… +{hidden} lines",
+                    *lines[-MAX_SHOWN_OUTPUT_LINES // 2 :],
+                ]
+            self._err(self._style(verdict, "32" if ok else "31") + ("\n" + "\n".join(lines) if lines else ""))
+        elif isinstance(msg, p.AgentMessage):
+            self.last_message = msg.message
+            self._err(self._style("codex", "35;1") + "\n" + msg.message)
+        elif isinstance(msg, p.TokenCount) and msg.info:
+            self._tokens = int((msg.info.get("total_token_usage") or {}).get("total_tokens", 0))
+        elif isinstance(msg, p.StreamError):
+            detail = f" ({msg.additional_details})" if msg.additional_details else ""
+            self._err(self._style(msg.message + detail, "33"))
+        elif isinstance(msg, p.Warning):
+            self._err(self._style(f"warning: {msg.message}", "33"))
+        elif isinstance(msg, p.Error):
+            self.turn_error = msg.message
+            self._err(self._style(f"ERROR: {msg.message}", "31"))
+        elif isinstance(msg, p.TurnAborted):
+            self.turn_error = "turn interrupted by the user"
+            self._err(self._style("turn interrupted", "31"))
+        elif isinstance(msg, p.TaskComplete):
+            self._err(self._style("tokens used", "35;3") + f"\n{self._tokens}")
+            if msg.last_agent_message is not None and self.turn_error is None:
+                self._out(msg.last_agent_message)

@@ -1,0 +1,154 @@
+"""``exec --json``: core events → upstream's JSONL thread-event schema, one object per stdout line.
+
+Differences from upstream, on purpose (its known bugs):
+- an item still running when the turn ends (interrupted or failed) is completed with status
+  ``failed``, never reported as ``completed``;
+- ``command_execution.aggregated_output`` is the full captured output even when only output deltas
+  were streamed (upstream could drop it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from codexbro.core import protocol as p
+from codexbro.tools.handlers.shell import display_command
+
+
+class JsonlProcessor:
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._next_id = 0
+        self._running: dict[str, dict[str, Any]] = {}  # call_id -> item in progress
+        self._todo: dict[str, Any] | None = None
+        self._usage: dict[str, int] = {}
+        self.turn_error: str | None = None
+        self.last_message: str | None = None
+
+    def _id(self) -> str:
+        item_id = f"item_{self._next_id}"
+        self._next_id += 1
+        return item_id
+
+    def _emit(self, obj: dict[str, Any]) -> None:
+        self._write(json.dumps(obj, ensure_ascii=False))
+
+    def _item(self, kind: str, item: dict[str, Any]) -> None:
+        self._emit({"type": kind, "item": item})
+
+    def process(self, event: p.Event) -> None:
+        msg = event.msg
+        if isinstance(msg, p.SessionConfigured):
+            self._emit({"type": "thread.started", "thread_id": msg.session_id})
+        elif isinstance(msg, p.TaskStarted):
+            self.turn_error = None
+            self._emit({"type": "turn.started"})
+        elif isinstance(msg, p.AgentMessage):
+            self.last_message = msg.message
+            self._item("item.completed", {"id": self._id(), "type": "agent_message", "text": msg.message})
+        elif isinstance(msg, p.AgentReasoning):
+            self._item("item.completed", {"id": self._id(), "type": "reasoning", "text": msg.text})
+        elif isinstance(msg, p.ExecCommandBegin):
+            item: dict[str, Any] = {
+                "id": self._id(),
+                "type": "command_execution",
+                "command": display_command(msg.command),
+                "aggregated_output": "",
+                "exit_code": None,
+                "status": "in_progress",
+            }
+            self._running[msg.call_id] = item
+            self._item("item.started", item)
+        elif isinstance(msg, p.ExecCommandEnd):
+            item = self._take(msg.call_id) or {
+                "id": self._id(),
+                "type": "command_execution",
+                "command": display_command(msg.command),
+            }
+            item = {
+                **item,
+                "aggregated_output": msg.aggregated_output,
+                "exit_code": msg.exit_code,
+                "status": "completed"
+                if msg.exit_code == 0
+                else ("declined" if msg.status == "declined" else "failed"),
+            }
+            self._item("item.completed", item)
+        elif isinstance(msg, p.PatchApplyBegin):
+            item = {
+                "id": self._id(),
+                "type": "file_change",
+                "changes": _changes(msg.changes),
+                "status": "in_progress",
+            }
+            self._running[msg.call_id] = item
+            self._item("item.started", item)
+        elif isinstance(msg, p.PatchApplyEnd):
+            item = self._take(msg.call_id) or {
+                "id": self._id(),
+                "type": "file_change",
+                "changes": _changes(msg.changes),
+            }
+            self._item("item.completed", {**item, "status": "completed" if msg.success else "failed"})
+        elif isinstance(msg, p.PlanUpdate):
+            items = [
+                {"text": s.get("step", ""), "completed": s.get("status") == "completed"} for s in msg.plan
+            ]
+            if self._todo is None:
+                self._todo = {"id": self._id(), "type": "todo_list", "items": items}
+                self._item("item.started", self._todo)
+            else:
+                self._todo = {**self._todo, "items": items}
+                self._item("item.updated", self._todo)
+        elif isinstance(msg, p.WebSearchEnd):
+            self._item("item.completed", {"id": self._id(), "type": "web_search", "query": msg.query})
+        elif isinstance(msg, p.StreamError):
+            text = msg.message + (f" ({msg.additional_details})" if msg.additional_details else "")
+            self._item("item.completed", {"id": self._id(), "type": "error", "message": text})
+        elif isinstance(msg, p.Warning):
+            self._item("item.completed", {"id": self._id(), "type": "error", "message": msg.message})
+        elif isinstance(msg, p.Error):
+            self.turn_error = msg.message
+            self._emit({"type": "error", "message": msg.message})
+        elif isinstance(msg, p.TokenCount) and msg.info:
+            total = msg.info.get("total_token_usage") or {}
+            self._usage = total
+        elif isinstance(msg, p.TaskComplete):
+            self._finish_items()
+            if self.turn_error is not None:
+                self._emit({"type": "turn.failed", "error": {"message": self.turn_error}})
+            else:
+                self._emit({"type": "turn.completed", "usage": _usage(self._usage)})
+        elif isinstance(msg, p.TurnAborted):
+            self._finish_items()
+            self.turn_error = "turn interrupted by the user"
+            self._emit({"type": "turn.failed", "error": {"message": self.turn_error}})
+
+    def _take(self, call_id: str) -> dict[str, Any] | None:
+        return self._running.pop(call_id) if call_id in self._running else None
+
+    def _finish_items(self) -> None:
+        for item in self._running.values():
+            self._item("item.completed", {**item, "status": "failed"})
+        self._running.clear()
+        if self._todo is not None:
+            self._item("item.completed", self._todo)
+            self._todo = None
+
+
+def _changes(changes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"path": path, "kind": str(c.get("type") or c.get("kind") or "update")} for path, c in changes.items()
+    ]
+
+
+def _usage(total: dict[str, int]) -> dict[str, int]:
+    return {
+        "input_tokens": total.get("input_tokens", 0),
+        "cached_input_tokens": total.get("cached_input_tokens", 0),
+        "cache_write_input_tokens": 0,
+        "output_tokens": total.get("output_tokens", 0),
+        "reasoning_output_tokens": total.get("reasoning_output_tokens", 0),
+    }

@@ -1,0 +1,218 @@
+"""``codexbro exec``: one headless turn (or a resumed session's next turn), then exit.
+
+Exit codes as upstream: 0 turn completed (even if commands failed), 1 turn failed or bad setup,
+2 usage error (argparse). An interrupted turn (Ctrl-C) exits 130, the shell convention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codexbro.config.loader import Overrides, load_config
+from codexbro.config.types import Config
+from codexbro.core import protocol as p
+from codexbro.core.rollout import LoadedRollout, find_rollout, latest_rollout, load_rollout
+from codexbro.errors import UserError
+
+
+@dataclass
+class ExecArgs:
+    prompt: str | None
+    json: bool = False
+    model: str | None = None
+    sandbox: str | None = None
+    cd: str | None = None
+    config_overrides: list[str] = field(default_factory=list)
+    profile: str | None = None
+    skip_git_repo_check: bool = False
+    output_last_message: str | None = None
+    output_schema: str | None = None
+    color: str = "auto"
+    ephemeral: bool = False
+    full_auto: bool = False
+    yolo: bool = False
+    oss: bool = False
+    local_provider: str | None = None
+    images: list[str] = field(default_factory=list)
+    enable: list[str] = field(default_factory=list)
+    disable: list[str] = field(default_factory=list)
+    # resume
+    resume: bool = False
+    session_id: str | None = None
+    last: bool = False
+    all: bool = False
+
+
+OSS_DEFAULT_MODELS = {"ollama": "gpt-oss:20b", "lmstudio": "openai/gpt-oss-20b"}
+
+
+def run_exec(args: ExecArgs) -> int:
+    try:
+        return asyncio.run(_run(args, _prepare(args)))
+    except UserError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
+
+
+def _read_prompt(args: ExecArgs) -> str:
+    if args.prompt is not None and args.prompt != "-":
+        return args.prompt
+    if args.prompt is None and sys.stdin.isatty():
+        raise UserError("no prompt given: pass it as an argument, or pipe it on stdin with `-`")
+    text = sys.stdin.read()
+    if not text.strip():
+        raise UserError("the prompt read from stdin is empty")
+    return text
+
+
+def _in_git_repo(path: Path) -> bool:
+    return any((d / ".git").exists() for d in (path, *path.parents))
+
+
+def _load_schema(path: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"--output-schema: {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--output-schema: {path} is not a readable JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"--output-schema: {path} must hold a JSON object (a JSON Schema)")
+    return doc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _flags(args: ExecArgs) -> dict[str, Any]:
+    flags: dict[str, Any] = {"model": args.model, "approval_policy": "never"}
+    if args.full_auto:
+        flags["sandbox_mode"] = "workspace-write"
+    if args.sandbox:
+        flags["sandbox_mode"] = args.sandbox
+    if args.yolo:
+        flags["sandbox_mode"] = "danger-full-access"
+    if args.oss:
+        provider = args.local_provider or "ollama"
+        flags["model_provider"] = provider
+        flags.setdefault("model", None)
+        if args.model is None:
+            flags["model"] = OSS_DEFAULT_MODELS.get(provider)
+    features = {name: True for name in args.enable} | {name: False for name in args.disable}
+    if features:
+        flags["features"] = features
+    return flags
+
+
+@dataclass
+class Prepared:
+    config: Config
+    prompt: str
+    inputs: list[p.UserInput]
+    schema: dict[str, Any] | None
+    resume: LoadedRollout | None
+
+
+def _prepare(args: ExecArgs) -> Prepared:
+    """Everything that reads files or stdin, done before the event loop starts."""
+    from codexbro.logs import setup_file_logging
+
+    cwd = Path(args.cd).expanduser() if args.cd else Path.cwd()
+    if not cwd.is_dir():
+        raise UserError(f"--cd: {cwd} is not a directory")
+    config = load_config(
+        Overrides(cli_overrides=args.config_overrides, profile=args.profile, flags=_flags(args), cwd=cwd)
+    )
+    setup_file_logging(config.codexbro_home)
+    trusted = config.raw.get("projects", {}).get(str(config.cwd), {}).get("trust_level") == "trusted"
+    if not args.skip_git_repo_check and not trusted and not _in_git_repo(config.cwd):
+        raise UserError("Not inside a trusted directory and --skip-git-repo-check was not specified.")
+    prompt = _read_prompt(args)
+    schema = _load_schema(args.output_schema) if args.output_schema else None
+    inputs = [p.UserInput("text", text=prompt)]
+    for image in args.images:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise UserError(f"--image: {path} does not exist")
+        inputs.append(p.UserInput("local_image", path=str(path.resolve())))
+
+    resume = None
+    if args.resume:
+        if args.session_id:
+            rollout_path = find_rollout(config.codexbro_home, args.session_id)
+        else:
+            rollout_path = latest_rollout(config.codexbro_home, None if args.all else config.cwd)
+        resume = load_rollout(rollout_path)
+    return Prepared(config, prompt, inputs, schema, resume)
+
+
+async def _run(args: ExecArgs, prep: Prepared) -> int:
+    from codexbro.core.session import Session, SessionOptions
+    from codexbro.exec.human import HumanProcessor
+    from codexbro.exec.jsonl import JsonlProcessor
+
+    config, prompt, inputs, schema, resume = prep.config, prep.prompt, prep.inputs, prep.schema, prep.resume
+    session = Session.create(config, SessionOptions(ephemeral=args.ephemeral, resume=resume))
+    color = args.color == "always" or (
+        args.color == "auto" and sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    )
+    processor: JsonlProcessor | HumanProcessor
+    if args.json:
+        processor = JsonlProcessor(lambda line: print(line, flush=True))
+    else:
+        note = (
+            ""
+            if config.sandbox_mode == "danger-full-access"
+            else " (not enforced yet: commands run unsandboxed)"
+        )
+        processor = HumanProcessor(
+            lambda text: print(text, file=sys.stderr, flush=True),
+            lambda text: print(text, flush=True),
+            color=color,
+            prompt=prompt,
+            sandbox_note=note,
+        )
+
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_sigint() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            os._exit(130)
+        session.submit(p.Interrupt())
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    loop.add_signal_handler(signal.SIGTERM, on_sigint)
+    aborted = False
+    try:
+        session.submit(p.UserTurn(tuple(inputs), schema))
+        while True:
+            event = await session.next_event()
+            processor.process(event)
+            if isinstance(event.msg, p.TurnAborted):
+                aborted = True
+                break
+            if isinstance(event.msg, p.TaskComplete):
+                break
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        await session.close()
+
+    if args.output_last_message and processor.last_message is not None:
+        write_atomic(Path(args.output_last_message), processor.last_message)
+    if aborted:
+        return 130
+    return 1 if processor.turn_error is not None else 0

@@ -1,0 +1,171 @@
+"""What a tool is: a spec for the menu, a handler for calls, and the context a call runs in.
+
+Tools know nothing of transports or sessions: a handler gets a ``ToolCall`` and a ``ToolContext``
+(cwd, policies, an ``emit`` callback for progress events) and returns a ``ToolOutput``. Errors the
+model should see are raised as ``RespondToModel`` and become ordinary output text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.core.protocol import EventMsg
+
+
+class RespondToModel(Exception):
+    """A problem with the call that the model should read and fix (becomes the output text)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call parsed from a wire item: ``function`` (JSON arguments), ``custom`` (raw input) or
+    ``local_shell`` (an action object)."""
+
+    call_id: str
+    name: str
+    kind: str  # function | custom | local_shell
+    arguments: str = ""
+    input: str = ""
+    action: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ToolCall | None:
+        kind = item.get("type")
+        call_id = str(item.get("call_id") or item.get("id") or "")
+        if kind == "function_call":
+            return cls(
+                call_id, str(item.get("name") or ""), "function", arguments=str(item.get("arguments") or "")
+            )
+        if kind == "custom_tool_call":
+            return cls(call_id, str(item.get("name") or ""), "custom", input=str(item.get("input") or ""))
+        if kind == "local_shell_call":
+            action = item.get("action")
+            return cls(
+                call_id, "local_shell", "local_shell", action=action if isinstance(action, dict) else {}
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """Text for the model, or a list of content items (images); ``success`` is for events/traces."""
+
+    content: str | list[dict[str, Any]]
+    success: bool = True
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    cwd: Path
+    turn_id: str
+    sandbox_mode: str
+    approval_policy: str
+    sandbox_workspace_write: SandboxWorkspaceWrite
+    env_policy: ShellEnvironmentPolicy
+    truncation_mode: str = "bytes"
+    truncation_limit: int = 10_000
+    emit: Callable[[EventMsg], None] = lambda _msg: None
+
+    def resolve_path(self, path: str | None) -> Path:
+        if not path:
+            return self.cwd
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.cwd / p)
+
+
+class ToolHandler(Protocol):
+    name: str
+    supports_parallel: bool
+
+    def spec(self) -> dict[str, Any]: ...
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput: ...
+
+
+# ---- argument checking ------------------------------------------------------------------------
+
+
+def parse_arguments(call: ToolCall, schema: dict[str, Any]) -> dict[str, Any]:
+    """Decode and check JSON arguments against the tool's own (JSON Schema subset) parameters.
+
+    Messages name the field and what was expected, so the model can fix its next call.
+    """
+    try:
+        args = json.loads(call.arguments or "{}")
+    except ValueError as exc:
+        raise RespondToModel(f"failed to parse function arguments: {exc}") from None
+    if not isinstance(args, dict):
+        raise RespondToModel("failed to parse function arguments: expected a JSON object")
+    _check(args, schema, "")
+    return args
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def _check(value: Any, schema: dict[str, Any], where: str) -> None:
+    expected = schema.get("type")
+    label = f"`{where}`" if where else "arguments"
+    if isinstance(expected, str) and expected in _TYPES and not _TYPES[expected](value):
+        if value is None and where:
+            return  # explicit null for an optional field behaves like absence
+        raise RespondToModel(
+            f"failed to parse function arguments: {label} must be {_article(expected)}, "
+            f"got {type(value).__name__} {json.dumps(value)[:80]}"
+        )
+    if "enum" in schema and value not in schema["enum"]:
+        raise RespondToModel(
+            f"failed to parse function arguments: {label} must be one of {schema['enum']}, got {value!r}"
+        )
+    if expected == "object" and isinstance(value, dict):
+        props: dict[str, Any] = schema.get("properties", {})
+        for req in schema.get("required", []):
+            if value.get(req) is None:
+                name = f"{where}.{req}" if where else req
+                raise RespondToModel(f"failed to parse function arguments: missing field `{name}`")
+        if schema.get("additionalProperties") is False:
+            extra = sorted(set(value) - set(props))
+            if extra:
+                raise RespondToModel(
+                    f"failed to parse function arguments: unknown field `{extra[0]}`, expected one of "
+                    + ", ".join(f"`{p}`" for p in props)
+                )
+        for key, sub in value.items():
+            if key in props:
+                _check(sub, props[key], f"{where}.{key}" if where else key)
+    if expected == "array" and isinstance(value, list) and "items" in schema:
+        for i, sub in enumerate(value):
+            _check(sub, schema["items"], f"{where}[{i}]")
+
+
+def _article(kind: str) -> str:
+    return {"array": "an array", "object": "an object", "integer": "an integer"}.get(kind, f"a {kind}")
+
+
+def function_spec(
+    name: str, description: str, properties: dict[str, Any], required: list[str]
+) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "strict": False,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        },
+    }

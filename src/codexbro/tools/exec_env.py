@@ -1,0 +1,40 @@
+"""The environment of every process a tool spawns, from ``[shell_environment_policy]``.
+
+Steps (upstream's order): start from all / core / no variables; drop the default secret patterns
+(``*KEY*``, ``*SECRET*``, ``*TOKEN*``) unless ``ignore_default_excludes``; drop ``exclude`` matches;
+apply ``set``; keep only ``include_only`` matches when given. Patterns are case-insensitive globs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+
+from codexbro.config.types import ShellEnvironmentPolicy
+
+CORE_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
+DEFAULT_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+
+
+def _matches(name: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, p.upper()) for p in patterns)
+
+
+def build_env(policy: ShellEnvironmentPolicy, parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    parent = os.environ if parent is None else parent
+    if policy.inherit == "all":
+        env = dict(parent)
+    elif policy.inherit == "core":
+        env = {k: v for k, v in parent.items() if k in CORE_VARS}
+    else:
+        env = {}
+    if not policy.ignore_default_excludes:
+        env = {k: v for k, v in env.items() if not _matches(k, DEFAULT_EXCLUDES)}
+    if policy.exclude:
+        env = {k: v for k, v in env.items() if not _matches(k, policy.exclude)}
+    env.update(policy.set)
+    if policy.include_only:
+        env = {k: v for k, v in env.items() if _matches(k, policy.include_only)}
+    return env

@@ -1,0 +1,216 @@
+"""The classic shell tools: ``shell`` (argv array), ``shell_command`` (script string) and
+``local_shell`` (Responses ``local_shell_call`` items). Schemas and output formats follow upstream;
+descriptions are our own.
+
+Sandbox enforcement is issue 4: until it lands, commands run with the user's permissions and the
+front ends say so. Escalation requests are already refused when the approval policy is ``never``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
+from codexbro.tools.base import (
+    RespondToModel,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    function_spec,
+    parse_arguments,
+)
+from codexbro.tools.exec_env import build_env
+from codexbro.tools.output import exec_output_freeform, exec_output_structured
+from codexbro.tools.spawn import run_process
+
+DEFAULT_TIMEOUT_MS = 10_000
+MAX_DELTA_EVENTS = 10_000
+
+_COMMON: dict[str, Any] = {
+    "workdir": {"type": "string", "description": "Directory to run in (defaults to the session cwd)."},
+    "timeout_ms": {"type": "number", "description": "Kill the command after this many milliseconds."},
+    "sandbox_permissions": {
+        "type": "string",
+        "description": 'Use "require_escalated" to ask to run outside the sandbox (needs approval); '
+        'defaults to "use_default".',
+    },
+    "justification": {
+        "type": "string",
+        "description": "With require_escalated only: one short question the user answers to approve.",
+    },
+}
+
+
+def user_shell() -> str:
+    shell = os.environ.get("SHELL") or "/bin/bash"
+    return shell if Path(shell).exists() else "/bin/sh"
+
+
+class _ShellBase:
+    supports_parallel = True
+    name = ""
+
+    async def _run(
+        self,
+        argv: list[str],
+        call: ToolCall,
+        ctx: ToolContext,
+        *,
+        workdir: str | None,
+        timeout_ms: Any,
+        escalate: Any,
+        structured: bool,
+    ) -> ToolOutput:
+        if escalate == "require_escalated" and ctx.approval_policy == "never":
+            raise RespondToModel(
+                "approval policy is Never; reject command — you cannot ask for escalated permissions "
+                "if the approval policy is Never"
+            )
+        if escalate not in (None, "use_default", "require_escalated"):
+            raise RespondToModel(
+                f'`sandbox_permissions` must be "use_default" or "require_escalated", got {escalate!r}'
+            )
+        if not argv or not all(isinstance(a, str) for a in argv) or not argv[0]:
+            raise RespondToModel("`command` must be a non-empty array of strings")
+        cwd = ctx.resolve_path(workdir)
+        if not cwd.is_dir():
+            raise RespondToModel(f"workdir {cwd} does not exist or is not a directory")
+        timeout = DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise RespondToModel(f"`timeout_ms` must be a positive number, got {timeout_ms!r}")
+
+        env = build_env(ctx.env_policy)
+        ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))
+        deltas = 0
+
+        def on_output(stream: str, chunk: bytes) -> None:
+            nonlocal deltas
+            if deltas < MAX_DELTA_EVENTS:
+                deltas += 1
+                ctx.emit(ExecCommandOutputDelta(call.call_id, stream, chunk.decode("utf-8", "replace")))
+
+        try:
+            result = await run_process(argv, cwd=cwd, env=env, timeout_s=timeout / 1000, on_output=on_output)
+        except OSError as exc:
+            message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"
+            ctx.emit(ExecCommandEnd(call.call_id, argv, str(cwd), -1, 0, message, message, "failed"))
+            raise RespondToModel(message) from None
+        text = result.aggregated_text
+        if result.timed_out:
+            text = f"command timed out after {int(timeout)} milliseconds\n" + text
+        fmt = exec_output_structured if structured else exec_output_freeform
+        formatted = fmt(text, result.exit_code, result.duration_s, ctx.truncation_mode, ctx.truncation_limit)
+        ctx.emit(
+            ExecCommandEnd(
+                call.call_id,
+                argv,
+                str(cwd),
+                result.exit_code,
+                int(result.duration_s * 1000),
+                text,
+                formatted,
+                "completed" if result.exit_code == 0 else "failed",
+            )
+        )
+        return ToolOutput(formatted, success=result.exit_code == 0)
+
+
+class ShellHandler(_ShellBase):
+    """``shell``: argv array, executed directly (the model adds ``bash -lc`` itself)."""
+
+    name = "shell"
+    _schema = function_spec(
+        "shell",
+        "Runs a command and returns its output. `command` is an argv array; for shell syntax pass "
+        '["bash", "-lc", "<script>"]. Set `workdir` rather than using `cd`.',
+        {
+            "command": {"type": "array", "items": {"type": "string"}, "description": "The argv to execute."},
+            **_COMMON,
+        },
+        ["command"],
+    )
+
+    def spec(self) -> dict[str, Any]:
+        return self._schema
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        if call.kind == "local_shell":
+            action = call.action
+            return await self._run(
+                list(action.get("command") or []),
+                call,
+                ctx,
+                workdir=action.get("working_directory"),
+                timeout_ms=action.get("timeout_ms"),
+                escalate=None,
+                structured=True,
+            )
+        if call.kind != "function":
+            raise RespondToModel(f"unsupported payload for shell handler: {call.name}")
+        args = parse_arguments(call, self._schema["parameters"])
+        return await self._run(
+            args["command"],
+            call,
+            ctx,
+            workdir=args.get("workdir"),
+            timeout_ms=args.get("timeout_ms"),
+            escalate=args.get("sandbox_permissions"),
+            structured=True,
+        )
+
+
+class LocalShellHandler(ShellHandler):
+    """``local_shell``: the Responses built-in tool; calls arrive as ``local_shell_call`` items."""
+
+    name = "local_shell"
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "local_shell"}
+
+
+class ShellCommandHandler(_ShellBase):
+    """``shell_command``: a script string run by the user's shell (login shell by default)."""
+
+    name = "shell_command"
+    _schema = function_spec(
+        "shell_command",
+        "Runs a shell script in the user's default shell and returns its output. Set `workdir` "
+        "rather than using `cd`.",
+        {
+            "command": {"type": "string", "description": "The script to run."},
+            "login": {
+                "type": "boolean",
+                "description": "Run as a login shell (default true), loading the user's profile.",
+            },
+            **_COMMON,
+        },
+        ["command"],
+    )
+
+    def spec(self) -> dict[str, Any]:
+        return self._schema
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        if call.kind != "function":
+            raise RespondToModel(f"unsupported payload for shell handler: {call.name}")
+        args = parse_arguments(call, self._schema["parameters"])
+        shell = user_shell()
+        login = args.get("login")
+        argv = [shell, "-c" if login is False else "-lc", args["command"]]
+        return await self._run(
+            argv,
+            call,
+            ctx,
+            workdir=args.get("workdir"),
+            timeout_ms=args.get("timeout_ms"),
+            escalate=args.get("sandbox_permissions"),
+            structured=False,
+        )
+
+
+def display_command(argv: list[str]) -> str:
+    """Shell-joined form for people (``/bin/bash -lc 'echo hi'``), as ``codex exec --json`` shows."""
+    return shlex.join(argv)

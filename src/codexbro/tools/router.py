@@ -1,0 +1,92 @@
+"""``ToolRouter``: the model-visible menu for a turn, and dispatch of each call to its handler.
+
+Dispatch never raises into the turn (except cancellation): unknown tools answer
+``unsupported call: NAME``, bad arguments and handler failures become output text the model reads.
+Parallel-capable tools share a read lock; the others take it exclusively, so a non-parallel tool
+never overlaps anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from codexbro.core.protocol import ToolCallEnd
+from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolHandler, ToolOutput
+
+log = logging.getLogger(__name__)
+
+
+class RWLock:
+    """Many readers or one writer (asyncio)."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._readers = 0
+        self._writer = False
+
+    async def acquire(self, exclusive: bool) -> None:
+        async with self._cond:
+            if exclusive:
+                await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+                self._writer = True
+            else:
+                await self._cond.wait_for(lambda: not self._writer)
+                self._readers += 1
+
+    async def release(self, exclusive: bool) -> None:
+        async with self._cond:
+            if exclusive:
+                self._writer = False
+            else:
+                self._readers -= 1
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    output: ToolOutput
+    duration_ms: int
+
+
+class ToolRouter:
+    def __init__(self, handlers: Sequence[ToolHandler]) -> None:
+        self.handlers = {h.name: h for h in handlers}
+        self._lock = RWLock()
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [h.spec() for h in self.handlers.values()]
+
+    def names(self) -> list[str]:
+        return list(self.handlers)
+
+    def supports_parallel(self, name: str) -> bool:
+        handler = self.handlers.get(name)
+        return bool(handler and handler.supports_parallel)
+
+    async def dispatch(self, call: ToolCall, ctx: ToolContext) -> DispatchResult:
+        started = time.monotonic()
+        handler = self.handlers.get(call.name)
+        if handler is None:
+            return DispatchResult(ToolOutput(f"unsupported call: {call.name}", success=False), 0)
+        exclusive = not handler.supports_parallel
+        await self._lock.acquire(exclusive)
+        try:
+            output = await handler.handle(call, ctx)
+        except RespondToModel as exc:
+            output = ToolOutput(str(exc), success=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a handler bug must not kill the turn
+            log.exception("tool %s failed", call.name)
+            output = ToolOutput(f"tool {call.name} failed: {type(exc).__name__}: {exc}", success=False)
+        finally:
+            await asyncio.shield(self._lock.release(exclusive))
+        duration = int((time.monotonic() - started) * 1000)
+        size = len(output.content) if isinstance(output.content, str) else len(str(output.content))
+        ctx.emit(ToolCallEnd(call.call_id, call.name, output.success, duration, size))
+        return DispatchResult(output, duration)

@@ -1,0 +1,117 @@
+"""Run one child process for a tool: own process group, bounded capture, timeout, clean kill.
+
+The child gets its own session (``start_new_session``) so a timeout or an interrupt kills the whole
+group — shells, pipelines and anything they started — not just the direct child. Output is read in
+8 KiB chunks and kept up to 1 MiB (upstream's ``EXEC_OUTPUT_MAX_BYTES``); after the child exits,
+pipes held open by stray background processes are drained for at most 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_CAPTURE_BYTES = 1024 * 1024
+READ_CHUNK = 8192
+DRAIN_AFTER_EXIT_S = 2.0
+TIMEOUT_EXIT_CODE = 124
+
+OnOutput = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    aggregated: bytes
+    duration_s: float
+    timed_out: bool
+
+    @property
+    def aggregated_text(self) -> str:
+        return self.aggregated.decode("utf-8", "replace")
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float | None,
+    on_output: OnOutput | None = None,
+) -> ExecResult:
+    """Spawn ``argv`` and wait for it. Raises ``OSError`` when it cannot start (caller reports it).
+
+    On cancellation the process group is killed before ``CancelledError`` propagates.
+    """
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(cwd),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    stdout, stderr, aggregated = bytearray(), bytearray(), bytearray()
+
+    async def pump(stream: asyncio.StreamReader | None, name: str, sink: bytearray) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(READ_CHUNK):
+            room = MAX_CAPTURE_BYTES - len(aggregated)
+            if room > 0:
+                sink += chunk[:room]
+                aggregated.extend(chunk[:room])
+            if on_output is not None:
+                on_output(name, chunk)
+
+    readers = [
+        asyncio.ensure_future(pump(proc.stdout, "stdout", stdout)),
+        asyncio.ensure_future(pump(proc.stderr, "stderr", stderr)),
+    ]
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            timed_out = True
+            kill_group(proc)
+            await proc.wait()
+        # The child is gone; give stray holders of its pipes a short grace, then cut them off.
+        _done, pending = await asyncio.wait(readers, timeout=DRAIN_AFTER_EXIT_S)
+        if pending:
+            kill_group(proc)
+            await asyncio.wait(pending, timeout=0.5)
+    except BaseException:
+        kill_group(proc)
+        for reader in readers:
+            reader.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), 1.0)
+        raise
+    finally:
+        for reader in readers:
+            if not reader.done():
+                reader.cancel()
+    code = proc.returncode if proc.returncode is not None else -1
+    if timed_out:
+        code = TIMEOUT_EXIT_CODE
+    elif code < 0:
+        code = 128 - code  # killed by signal N → 128+N, as a shell reports it
+    return ExecResult(
+        code, bytes(stdout), bytes(stderr), bytes(aggregated), time.monotonic() - started, timed_out
+    )
