@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.responses_server import FakeResponsesServer
+
+FAKE_KEY = "sk-test-planted-secret-123"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own CODEXBRO_HOME and no credentials or proxies from the machine."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in list(os.environ):
+        if var.startswith(("CODEXBRO_", "CODEX_", "OPENAI_")) or var.lower().endswith("_proxy"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CODEXBRO_HOME", str(home))
+    monkeypatch.setenv("FAKE_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    return home
+
+
+@pytest.fixture
+def home(clean_env: Path) -> Path:
+    return clean_env
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeResponsesServer]:
+    with FakeResponsesServer() as server:
+        yield server
+
+
+def write_config(home: Path, base_url: str, *, extra: str = "", provider_extra: str = "",
+                 model: str = "gpt-5.1-codex") -> None:  # fmt: skip
+    (home / "config.toml").write_text(
+        f"""model = "{model}"
+model_provider = "fake"
+{extra}
+
+[model_providers.fake]
+name = "fake"
+base_url = "{base_url}"
+env_key = "FAKE_API_KEY"
+request_max_retries = 1
+stream_max_retries = 1
+{provider_extra}
+""",
+        encoding="utf-8",
+    )
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, timeout: float = 60,
+            env: dict[str, str] | None = None) -> CliResult:  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "codexbro", *args],
+        cwd=cwd,
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".git").mkdir()
+    return ws
