@@ -57,7 +57,11 @@ def test_json_one_message_turn(home: Path, fake: FakeResponsesServer, workspace:
     assert body["include"] == ["reasoning.encrypted_content"]
     assert body["parallel_tool_calls"] is True
     assert [t["name"] for t in body["tools"]] == ["shell_command"]
-    assert body["input"][-1] == {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}
+    assert body["input"][-1] == {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "say hi"}],
+    }
     assert "<environment_context>" in body["input"][0]["content"][0]["text"]
     assert req.headers["authorization"] == f"Bearer {FAKE_KEY}"
     assert req.headers["session-id"] == req.headers["thread-id"] == events[0]["thread_id"]
@@ -65,7 +69,9 @@ def test_json_one_message_turn(home: Path, fake: FakeResponsesServer, workspace:
     assert req.headers["accept"] == "text/event-stream"
 
 
-def test_human_mode_final_message_on_stdout_only(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+def test_human_mode_final_message_on_stdout_only(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
     write_config(home, fake.base_url)
     fake.add(Reply([ev_created(), ev_shell_command("c1", "echo from-tool")]), Reply(message_turn("all done")))
     out = workspace / "last.txt"
@@ -77,7 +83,9 @@ def test_human_mode_final_message_on_stdout_only(home: Path, fake: FakeResponses
     assert out.read_text() == "all done"
 
 
-def test_shell_tool_round_trip_and_command_items(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+def test_shell_tool_round_trip_and_command_items(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
     write_config(home, fake.base_url)
     fake.add(
         Reply([ev_created(), ev_shell_command("c1", "printf 'a\\nb\\n'; exit 3"), ev_completed()]),
@@ -149,7 +157,7 @@ def test_bad_inputs_one_clear_line(home: Path, workspace: Path, fake: FakeRespon
     write_config(home, fake.base_url)
     res = run_cli("exec", "-p", "nope", "hi", cwd=workspace)
     assert res.code == 1 and "profile `nope` not found" in res.stderr
-    res = run_cli("exec", "-c", "model_provider=\"ghost\"", "hi", cwd=workspace)
+    res = run_cli("exec", "-c", 'model_provider="ghost"', "hi", cwd=workspace)
     assert res.code == 1 and "model_provider `ghost` is not defined" in res.stderr
     res = run_cli("exec", "hi", cwd=workspace, env={"FAKE_API_KEY": ""})
     assert res.code == 1 and "Missing environment variable: `FAKE_API_KEY`" in res.stderr
@@ -186,7 +194,10 @@ def _rollout_files(home: Path) -> list[Path]:
 
 def test_rollout_and_resume_keeps_thread(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
     write_config(home, fake.base_url)
-    fake.add(Reply([ev_created(), ev_shell_command("c1", "echo one"), ev_completed()]), Reply(message_turn("first")))
+    fake.add(
+        Reply([ev_created(), ev_shell_command("c1", "echo one"), ev_completed()]),
+        Reply(message_turn("first")),
+    )
     first = run_cli("exec", "--json", "turn one", cwd=workspace)
     assert first.code == 0, first.stderr
     thread_id = first.events()[0]["thread_id"]
@@ -225,7 +236,9 @@ def test_ephemeral_writes_no_rollout(home: Path, fake: FakeResponsesServer, work
     assert _rollout_files(home) == []
 
 
-def test_sigkill_mid_turn_leaves_resumable_rollout(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+def test_sigkill_mid_turn_leaves_resumable_rollout(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
     write_config(home, fake.base_url)
     marker = workspace / "started"
     fake.add(Reply([ev_created(), ev_shell_command("c1", f"touch {marker}; sleep 30"), ev_completed()]))
@@ -253,7 +266,9 @@ def test_sigkill_mid_turn_leaves_resumable_rollout(home: Path, fake: FakeRespons
 def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
     write_config(home, fake.base_url)
     pidfile = workspace / "pid"
-    fake.add(Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()]))
+    fake.add(
+        Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()])
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "codexbro", "exec", "--json", "long job"],
         cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
@@ -270,4 +285,6 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     assert item["item"]["type"] == "command_execution" and item["item"]["status"] == "failed"
     assert events[-1] == {"type": "turn.failed", "error": {"message": "turn interrupted by the user"}}
     time.sleep(0.2)
-    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+    assert (
+        not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+    )

@@ -92,7 +92,10 @@ def ev_completed(resp_id: str = "resp_1", input_tokens: int = 10, output_tokens:
 
 
 def ev_failed(code: str, message: str = "") -> dict[str, Any]:
-    return {"type": "response.failed", "response": {"id": "resp_f", "error": {"code": code, "message": message}}}
+    return {
+        "type": "response.failed",
+        "response": {"id": "resp_f", "error": {"code": code, "message": message}},
+    }
 
 
 def message_turn(text: str) -> list[dict[str, Any]]:

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codexbro.config import spec
+from codexbro.config.loader import Overrides, load_config, parse_override
+from codexbro.errors import ConfigError
+
+
+def write(home: Path, text: str) -> None:
+    (home / "config.toml").write_text(text, encoding="utf-8")
+
+
+def test_defaults_without_a_file(home: Path) -> None:
+    cfg = load_config()
+    assert cfg.codexbro_home == home
+    assert cfg.model is None and cfg.model_provider_id == "openai"
+    assert cfg.sandbox_mode == "read-only" and cfg.approval_policy == "on-request"
+    assert cfg.model_provider.request_max_retries == 4 and cfg.model_provider.stream_max_retries == 5
+    assert cfg.model_provider.stream_idle_timeout_ms == 300_000
+    assert cfg.origins.get("model_provider") == "default"
+
+
+def test_precedence_flags_over_c_over_profile_over_file(home: Path) -> None:
+    write(
+        home,
+        """
+model = "file-model"
+model_reasoning_effort = "low"
+sandbox_mode = "read-only"
+model_verbosity = "low"
+[profiles.fast]
+model = "profile-model"
+model_reasoning_effort = "high"
+sandbox_mode = "workspace-write"
+""",
+    )
+    cfg = load_config(Overrides(profile="fast"))
+    assert (cfg.model, cfg.model_reasoning_effort, cfg.sandbox_mode) == (
+        "profile-model",
+        "high",
+        "workspace-write",
+    )
+    assert cfg.model_verbosity == "low"
+    cfg = load_config(
+        Overrides(profile="fast", cli_overrides=['model="c-model"', "model_reasoning_effort=medium"])
+    )
+    assert cfg.model == "c-model" and cfg.model_reasoning_effort == "medium"
+    cfg = load_config(
+        Overrides(profile="fast", cli_overrides=['model="c-model"'], flags={"model": "flag-model"})
+    )
+    assert cfg.model == "flag-model"
+    assert cfg.origins["model"] == "flag" and cfg.origins["sandbox_mode"] == "profile fast"
+    assert cfg.origins["model_reasoning_effort"] == "profile fast"
+
+
+def test_profile_selected_in_file(home: Path) -> None:
+    write(home, 'profile = "p"\n[profiles.p]\nmodel = "from-p"\n')
+    assert load_config().model == "from-p"
+
+
+def test_c_override_parsing() -> None:
+    assert parse_override("model=o3") == (["model"], "o3")
+    assert parse_override('model="o3"') == (["model"], "o3")
+    assert parse_override("a.b.c=3") == (["a", "b", "c"], 3)
+    assert parse_override('projects."/x/y".trust_level="trusted"') == (
+        ["projects", "/x/y", "trust_level"],
+        "trusted",
+    )
+    assert parse_override('notify=["a", "b"]') == (["notify"], ["a", "b"])
+    with pytest.raises(ConfigError, match="expects key=value"):
+        parse_override("justakey")
+
+
+def test_dotted_override_into_provider_table(home: Path) -> None:
+    write(home, '[model_providers.x]\nname = "X"\nbase_url = "http://a/v1"\n')
+    cfg = load_config(
+        Overrides(cli_overrides=["model_providers.x.request_max_retries=0", 'model_provider="x"'])
+    )
+    prov = cfg.model_provider
+    assert prov.id == "x" and prov.base_url == "http://a/v1" and prov.request_max_retries == 0
+
+
+def test_all_provider_fields(home: Path) -> None:
+    write(
+        home,
+        """
+[model_providers.az]
+name = "azure"
+base_url = "https://x.openai.azure.com/openai"
+env_key = "AZ_KEY"
+env_key_instructions = "get one from the portal"
+wire_api = "responses"
+query_params = { api-version = "2025-04-01-preview" }
+http_headers = { "X-A" = "1" }
+env_http_headers = { "X-B" = "B_VAR" }
+request_max_retries = 500
+stream_max_retries = 2
+stream_idle_timeout_ms = 1000
+requires_openai_auth = false
+supports_websockets = false
+""",
+    )
+    prov = load_config().model_providers["az"]
+    assert prov.query_params == {"api-version": "2025-04-01-preview"}
+    assert prov.request_max_retries == 100  # capped as upstream
+    assert prov.env_http_headers == {"X-B": "B_VAR"} and prov.stream_idle_timeout_ms == 1000
+
+
+def test_wire_api_chat_rejected(home: Path) -> None:
+    write(home, '[model_providers.mock]\nname = "m"\nbase_url = "http://x"\nwire_api = "chat"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert '`wire_api = "chat"` is no longer supported' in err.value.message
+    assert "in `model_providers.mock.wire_api`" in err.value.message
+
+
+def test_wrong_type_names_file_key_and_expectation(home: Path) -> None:
+    write(home, 'model_context_window = "big"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    msg = err.value.message
+    assert (
+        str(home / "config.toml") in msg and "`model_context_window`" in msg and "non-negative integer" in msg
+    )
+    write(home, "[model_providers.p]\nrequest_max_retries = true\n")
+    with pytest.raises(
+        ConfigError, match=r"`model_providers\.p\.request_max_retries` must be a non-negative integer"
+    ):
+        load_config()
+    write(home, "")
+    with pytest.raises(ConfigError, match=r"-c sandbox_mode=open: `sandbox_mode` must be one of"):
+        load_config(Overrides(cli_overrides=["sandbox_mode=open"]))
+
+
+def test_unknown_keys_warn_once(home: Path) -> None:
+    spec._warned.clear()
+    write(home, "totally_new_key = 1\n[sandbox_workspace_write]\nnetwork = true\n")
+    first = load_config().warnings
+    assert any("unknown config key `totally_new_key`" in w for w in first)
+    assert any("`sandbox_workspace_write.network`" in w for w in first)
+    assert load_config().warnings == ()
+
+
+def test_unknown_provider_and_profile(home: Path) -> None:
+    with pytest.raises(ConfigError, match="model_provider `nope` is not defined"):
+        load_config(Overrides(flags={"model_provider": "nope"}))
+    write(home, "[profiles.a]\n[profiles.b]\n")
+    with pytest.raises(ConfigError, match=r"profile `c` not found .*available: a, b"):
+        load_config(Overrides(profile="c"))
+
+
+def test_oss_builtins_and_env_override(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_config().model_providers["ollama"].base_url == "http://localhost:11434/v1"
+    monkeypatch.setenv("CODEXBRO_OSS_PORT", "9999")
+    assert load_config().model_providers["lmstudio"].base_url == "http://localhost:9999/v1"

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from codexbro.core.rollout import RolloutRecorder, find_rollout, latest_rollout, load_rollout, new_thread_id
+from codexbro.errors import ConfigError, UserError
+from codexbro.models.catalog import ModelCatalog
+
+SEED_SLUGS = [
+    "gpt-5.3-codex", "gpt-5.4", "gpt-5.2-codex", "gpt-5.1-codex-max", "gpt-5.1-codex", "gpt-5.2", "gpt-5.1",
+    "gpt-5-codex", "gpt-5", "gpt-oss-120b", "gpt-oss-20b", "gpt-5.1-codex-mini", "gpt-5-codex-mini",
+]  # fmt: skip
+
+
+def test_thread_ids_are_uuid7_and_ordered() -> None:
+    ids = [new_thread_id() for _ in range(50)]
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert len(set(ids)) == 50
+
+
+def test_torn_last_line_and_compacted_replace(home: Path) -> None:
+    rec = RolloutRecorder(home, "t-1")
+    rec.write("session_meta", {"id": "t-1", "cwd": "/w"})
+    rec.item({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "old"}]})
+    rec.write("compacted", {"message": "", "replacement_history": [{"type": "message", "role": "user",
+                                                                    "content": [{"type": "input_text", "text": "kept"}]}]})  # fmt: skip
+    rec.item({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "new"}]})
+    rec.close()
+    with open(rec.path, "a") as fh:
+        fh.write('{"timestamp": "x", "type": "response_item", "payload": {"type": "mess')  # SIGKILL mid-write
+    loaded = load_rollout(rec.path)
+    assert loaded.thread_id == "t-1" and loaded.skipped_lines == 1
+    assert [i["content"][0]["text"] for i in loaded.history] == ["kept", "new"]
+    assert find_rollout(home, "t-1") == rec.path
+    assert latest_rollout(home, Path("/w")) == rec.path
+    with pytest.raises(UserError, match="no previous session started in /elsewhere"):
+        latest_rollout(home, Path("/elsewhere"))
+    with pytest.raises(UserError, match="no session `zzzz`"):
+        find_rollout(home, "zzzz")
+
+
+def test_not_a_rollout(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps({"type": "response_item", "payload": {}}) + "\n")
+    with pytest.raises(UserError, match="no session_meta"):
+        load_rollout(path)
+
+
+def test_bundled_catalog_has_the_seed_slugs() -> None:
+    cat = ModelCatalog.bundled()
+    assert sorted(m.slug for m in cat.models) == sorted(SEED_SLUGS)
+    assert cat.resolve("gpt-5.1-codex-mini").info.apply_patch_tool_type == "freeform"
+    assert cat.resolve("gpt-5").info.shell_type == "default"
+    assert cat.resolve("gpt-oss-20b").info.apply_patch_tool_type == "function"
+    assert cat.default_model().slug == "gpt-5.3-codex"
+
+
+def test_lookup_longest_prefix_namespace_and_fallback() -> None:
+    cat = ModelCatalog.bundled()
+    hit = cat.resolve("gpt-5.1-codex-max-2026-01-01")
+    assert hit.info.slug == "gpt-5.1-codex-max-2026-01-01" and hit.info.display_name == "GPT-5.1 Codex Max"
+    assert cat.resolve("openai/gpt-5.4").info.display_name == "GPT-5.4"
+    miss = cat.resolve("llama3.2")
+    assert (
+        miss.info.is_fallback and miss.warning and "Model metadata for `llama3.2` not found" in miss.warning
+    )
+    assert not miss.info.supports_reasoning_summaries
+
+
+def test_bad_catalog_file(tmp_path: Path) -> None:
+    bad = tmp_path / "c.json"
+    bad.write_text("{nope")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        ModelCatalog.from_file(bad)
+    bad.write_text('{"models": [{"display_name": "x"}]}')
+    with pytest.raises(ConfigError, match="needs a string `slug`"):
+        ModelCatalog.from_file(bad)
