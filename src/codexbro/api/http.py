@@ -54,16 +54,26 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 class RouteHttp:
     """Route-tagged HTTP. Construct once per session; close with ``aclose``."""
 
-    def __init__(self, *, timeout_s: float = 30.0, read_timeout_s: float | None = None) -> None:
+    def __init__(
+        self, *, timeout_s: float = 30.0, read_timeout_s: float | None = None, tls: bool = True
+    ) -> None:
         import httpx
 
         self._httpx = httpx
         self.observers: list[Observer] = []
+        # Building the TLS context (CA bundle) costs ~50 ms; a client that only ever talks plain
+        # http (a local server, the loopback fake) skips it, and refuses https URLs (see _check).
+        self.tls = tls
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, read=read_timeout_s),
             follow_redirects=False,
             trust_env=True,
+            verify=tls,
         )
+
+    def _check(self, url: str) -> None:
+        if not self.tls and not url.startswith("http://"):
+            raise ValueError(f"this HTTP client was built without TLS and cannot request {url}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -84,6 +94,7 @@ class RouteHttp:
         content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Open a streaming request. The record is emitted once the status is known (or it failed)."""
+        self._check(url)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
         request = self._client.build_request(
@@ -116,6 +127,7 @@ class RouteHttp:
         timeout_s: float | None = None,
     ) -> httpx.Response:
         """A unary request (JSON APIs). Transport errors propagate as ``httpx.HTTPError``."""
+        self._check(url)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
         try:

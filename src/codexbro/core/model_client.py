@@ -71,7 +71,9 @@ class ModelClient:
         self.originator = os.environ.get("CODEXBRO_ORIGINATOR", originator)
         self.base_url, self.base_url_reason = resolve_base_url(config, provider, auth)
         self.idle_timeout_s = provider.stream_idle_timeout_ms / 1000
-        self.http = http or RouteHttp(read_timeout_s=self.idle_timeout_s + 5)
+        self.http = http or RouteHttp(
+            read_timeout_s=self.idle_timeout_s + 5, tls=not self.base_url.startswith("http://")
+        )
         self.responses = ResponsesClient(
             self.http,
             base_url=self.base_url,

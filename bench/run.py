@@ -1,0 +1,108 @@
+"""Start-up and turn-loop figures for codexbro (a script that prints numbers, not a test).
+
+Measured against the in-repo fake Responses server on 127.0.0.1; nothing leaves the machine.
+
+    python bench/run.py [--runs N]
+
+(a) ``codexbro --version``
+(b) ``codexbro exec`` of a one-message turn
+(c) ``codexbro exec`` of a turn with 10 sequential shell ``true`` calls
+
+Each figure is the median wall time over N runs and the peak RSS of the process (``wait4``).
+Targets on a 2-core machine (issue 2): (a) ≤ 60 ms, (b) ≤ 0.3 s, (c) ≤ 0.6 s, RSS ≤ 60 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.events import ev_completed, ev_created, ev_shell_command, message_turn  # noqa: E402
+from tests.fakes.responses_server import FakeResponsesServer, Reply  # noqa: E402
+
+TARGETS = {"version": (0.060, 60), "one_message": (0.300, 60), "ten_shell_calls": (0.600, 60)}
+
+
+def codexbro_argv() -> list[str]:
+    exe = shutil.which("codexbro", path=str(Path(sys.executable).parent)) or shutil.which("codexbro")
+    return [exe] if exe else [sys.executable, "-m", "codexbro"]
+
+
+def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one run."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    base = codexbro_argv()
+    results: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, FakeResponsesServer() as fake:
+        home, ws = Path(tmp) / "home", Path(tmp) / "ws"
+        home.mkdir()
+        (ws / ".git").mkdir(parents=True)
+        (home / "config.toml").write_text(
+            f'model = "gpt-5.1-codex"\nmodel_provider = "fake"\n[model_providers.fake]\nname = "fake"\n'
+            f'base_url = "{fake.base_url}"\nenv_key = "FAKE_API_KEY"\n'
+        )
+        env = {**os.environ, "CODEXBRO_HOME": str(home), "FAKE_API_KEY": "bench"}
+
+        def run(name: str, argv: list[str], script: list[Reply]) -> None:
+            walls, rss = [], []
+            for _ in range(args.runs):
+                fake.add(*script)
+                wall, peak = measure(argv, cwd=ws, env=env)
+                walls.append(wall)
+                rss.append(peak)
+            results[name] = (statistics.median(walls), max(rss))
+
+        run("version", [*base, "--version"], [])
+        run("one_message", [*base, "exec", "--ephemeral", "hi"], [Reply(message_turn("hello"))])
+        ten = [
+            Reply([ev_created(), ev_shell_command(f"c{i}", "true", login=False), ev_completed()])
+            for i in range(10)
+        ]
+        run("ten_shell_calls", [*base, "exec", "--ephemeral", "go"], [*ten, Reply(message_turn("done"))])
+
+    print(f"codexbro bench ({args.runs} runs each, median wall time, max peak RSS)")
+    print(f"{'case':<18}{'wall':>10}{'target':>10}{'rss MiB':>10}{'target':>8}  verdict")
+    for name, (wall, rss) in results.items():
+        t_wall, t_rss = TARGETS[name]
+        ok = wall <= t_wall and rss <= t_rss
+        print(
+            f"{name:<18}{wall * 1000:>8.0f}ms{t_wall * 1000:>8.0f}ms{rss:>10.1f}{t_rss:>8}  {'ok' if ok else 'MISS'}"
+        )
+
+    # (c) uses shell_command with login=false: a login shell's profile is the machine's cost, not ours.
+    started = time.perf_counter()
+    for _ in range(10):
+        subprocess.run(["bash", "-lc", "true"], check=True)
+    took = (time.perf_counter() - started) * 1000
+    print(f"for reference: 10 x `bash -lc true` alone on this machine = {took:.0f}ms")
+
+
+if __name__ == "__main__":
+    main()
