@@ -38,6 +38,22 @@ def codexbro_argv() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "codexbro"]
 
 
+def compile_bytecode() -> None:
+    """Write .pyc files for codexbro and its dependencies, as ``pip install`` does at install time.
+
+    Without this, an editable install under PYTHONDONTWRITEBYTECODE=1 (set on our CI machines)
+    recompiles every module on every start, and the figures measure the compiler, not codexbro.
+    """
+    import compileall
+    import importlib.util
+
+    for name in ("codexbro", "httpx", "httpcore", "anyio", "h11", "httpx_sse", "idna", "certifi", "sniffio"):
+        spec = importlib.util.find_spec(name)
+        if spec and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                compileall.compile_dir(location, quiet=1)
+
+
 def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one run."""
     started = time.perf_counter()
@@ -59,6 +75,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     base = codexbro_argv()
+    compile_bytecode()
     results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, FakeResponsesServer() as fake:
         home, ws = Path(tmp) / "home", Path(tmp) / "ws"
@@ -87,7 +104,7 @@ def main() -> None:
         ]
         run("ten_shell_calls", [*base, "exec", "--ephemeral", "go"], [*ten, Reply(message_turn("done"))])
 
-    print(f"codexbro bench ({args.runs} runs each, median wall time, max peak RSS)")
+    print(f"codexbro bench ({args.runs} runs each, median wall time, max peak RSS; bytecode compiled)")
     print(f"{'case':<18}{'wall':>10}{'target':>10}{'rss MiB':>10}{'target':>8}  verdict")
     for name, (wall, rss) in results.items():
         t_wall, t_rss = TARGETS[name]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from codexbro.errors import ApiError, ContextWindowExceeded, FatalApiError, RetryableApiError
@@ -39,6 +38,8 @@ def retry_after_header(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
