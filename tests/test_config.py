@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from codexbro.config import spec
+from codexbro.config import loader
 from codexbro.config.loader import Overrides, load_config, parse_override
 from codexbro.errors import ConfigError
 
@@ -136,7 +136,7 @@ def test_wrong_type_names_file_key_and_expectation(home: Path) -> None:
 
 
 def test_unknown_keys_warn_once(home: Path) -> None:
-    spec._warned.clear()
+    loader._warned.clear()
     write(home, "totally_new_key = 1\n[sandbox_workspace_write]\nnetwork = true\n")
     first = load_config().warnings
     assert any("unknown config key `totally_new_key`" in w for w in first)

@@ -244,7 +244,8 @@ def test_sigkill_mid_turn_leaves_resumable_rollout(
     fake.add(Reply([ev_created(), ev_shell_command("c1", f"touch {marker}; sleep 30"), ev_completed()]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "codexbro", "exec", "--json", "long job"],
-        cwd=workspace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+        cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
@@ -271,7 +272,8 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "codexbro", "exec", "--json", "long job"],
-        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
@@ -288,3 +290,41 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     assert (
         not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
     )
+
+
+def test_stdin_appended_as_block_next_to_prompt(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    write_config(home, fake.base_url)
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "--json", "summarize this", cwd=workspace, input="line one\nline two\n")
+    assert res.code == 0, res.stderr
+    assert "Reading additional input from stdin..." in res.stderr
+    text = fake.bodies()[0]["input"][-1]["content"][0]["text"]
+    assert text == "summarize this\n\n<stdin>\nline one\nline two\n</stdin>"
+
+
+def test_strict_and_ignore_user_config_and_add_dir(home: Path, fake: FakeResponsesServer, workspace: Path,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    write_config(home, fake.base_url, extra="mystery_key = 1")
+    res = run_cli("exec", "--strict-config", "hi", cwd=workspace)
+    assert (
+        res.code == 1
+        and "--strict-config:" in res.stderr
+        and "unknown config key `mystery_key`" in res.stderr
+    )
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "--json", "hi", cwd=workspace)
+    assert res.code == 0
+    warning = next(e for e in res.events() if e["type"] == "item.completed" and e["item"]["type"] == "error")
+    assert "unknown config key `mystery_key`" in warning["item"]["message"]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "--json", "-s", "workspace-write", "--add-dir", str(extra), "hi", cwd=workspace)
+    assert res.code == 0, res.stderr
+    env_text = fake.bodies()[-1]["input"][0]["content"][0]["text"]
+    assert f"<root>{extra}</root>" in env_text and "<sandbox_mode>workspace-write</sandbox_mode>" in env_text
+    # --ignore-user-config: the file (and its fake provider) is not read at all.
+    res = run_cli("exec", "--ignore-user-config", "hi", cwd=workspace)
+    assert res.code == 1 and "No credentials for the OpenAI provider" in res.stderr

@@ -13,7 +13,7 @@ from codexbro import __version__
 _VALUE_OPTIONS = {
     "-m", "--model", "-s", "--sandbox", "-C", "--cd", "-c", "--config", "-p", "--profile",
     "-o", "--output-last-message", "--output-schema", "--color", "--local-provider",
-    "-i", "--image", "--enable", "--disable",
+    "-i", "--image", "--enable", "--disable", "--add-dir",
 }  # fmt: skip
 
 
@@ -71,6 +71,15 @@ def _add_exec_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="attach an image to the prompt",
     )
+    parser.add_argument(
+        "--add-dir", dest="add_dirs", action="append", default=[], metavar="DIR",
+        help="another directory the agent may write to (workspace-write sandbox)",
+    )  # fmt: skip
+    parser.add_argument("--strict-config", action="store_true", help="treat unknown config keys as errors")
+    parser.add_argument(
+        "--ignore-user-config", action="store_true", help="do not read $CODEXBRO_HOME/config.toml"
+    )
+    parser.add_argument("--ignore-rules", action="store_true", help="do not load approval rules files")
     parser.add_argument("--enable", action="append", default=[], metavar="FEATURE", help="turn a feature on")
     parser.add_argument(
         "--disable", action="append", default=[], metavar="FEATURE", help="turn a feature off"

@@ -49,6 +49,12 @@ class Overrides:
     profile: str | None = None
     flags: dict[str, Any] = field(default_factory=dict)  # top-level keys set by dedicated flags
     cwd: Path | None = None
+    add_dirs: Sequence[str] = ()  # --add-dir: extra writable roots
+    strict: bool = False  # --strict-config: unknown keys are errors
+    ignore_user_config: bool = False  # --ignore-user-config: skip $CODEXBRO_HOME/config.toml
+
+
+_warned: set[str] = set()  # unknown keys already reported in this process
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -121,15 +127,21 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
     warnings: list[str] = []
     origins: dict[str, str] = {}
 
-    file_doc = read_toml(config_path)
-    warnings += validate(file_doc, str(config_path))
+    file_doc = {} if overrides.ignore_user_config else read_toml(config_path)
+    unknown = validate(file_doc, str(config_path))
 
     cli_doc: dict[str, Any] = {}
     for text in overrides.cli_overrides:
         path, value = parse_override(text)
         layer = nest(path, value)
-        warnings += validate(layer, f"-c {text}")
+        unknown += validate(layer, f"-c {text}")
         cli_doc = deep_merge(cli_doc, layer)
+    if unknown and overrides.strict:
+        raise ConfigError("--strict-config: " + "; ".join(unknown))
+    for message in unknown:
+        if message not in _warned:
+            _warned.add(message)
+            warnings.append(message + " (ignored)")
 
     profile_name = overrides.profile or cli_doc.get("profile") or file_doc.get("profile")
     profile_doc: dict[str, Any] = {}
@@ -189,7 +201,8 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         approval_policy=_approval(merged.get("approval_policy", "on-request")),
         sandbox_mode=merged.get("sandbox_mode", "read-only"),
         sandbox_workspace_write=SandboxWorkspaceWrite(
-            writable_roots=tuple(sww.get("writable_roots", ())),
+            writable_roots=tuple(sww.get("writable_roots", ()))
+            + tuple(str((cwd / d).resolve()) for d in overrides.add_dirs),
             network_access=sww.get("network_access", False),
             exclude_tmpdir_env_var=sww.get("exclude_tmpdir_env_var", False),
             exclude_slash_tmp=sww.get("exclude_slash_tmp", False),

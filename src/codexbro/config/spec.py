@@ -220,17 +220,13 @@ _TOP["profiles"] = MapOf(Table({k: _TOP[k] for k in _PROFILE_KEYS}))
 
 ROOT = Table(_TOP)
 
-_warned: set[str] = set()
-
 
 def validate(doc: dict[str, Any], source: str, *, root: Table = ROOT) -> list[str]:
-    """Check ``doc`` against the spec. Raises ConfigError on a wrong type; returns new warnings.
-
-    Each unknown key is warned about once per process, whatever the source.
-    """
-    warnings: list[str] = []
-    _walk(doc, root, [], source, warnings)
-    return warnings
+    """Check ``doc`` against the spec. Raises ConfigError on a wrong type; returns the unknown keys
+    as messages (the loader warns once per process, or fails under ``--strict-config``)."""
+    unknown: list[str] = []
+    _walk(doc, root, [], source, unknown)
+    return unknown
 
 
 def _walk(value: Any, spec: Spec, path: list[str], source: str, warnings: list[str]) -> None:
@@ -248,10 +244,7 @@ def _walk(value: Any, spec: Spec, path: list[str], source: str, warnings: list[s
         child = spec.fields.get(key)
         if child is None:
             if not spec.open:
-                name = dotted([*path, key])
-                if name not in _warned:
-                    _warned.add(name)
-                    warnings.append(f"{source}: unknown config key `{name}` (ignored)")
+                warnings.append(f"{source}: unknown config key `{dotted([*path, key])}`")
             continue
         _walk(sub, child, [*path, key], source, warnings)
 

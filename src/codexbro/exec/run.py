@@ -42,6 +42,10 @@ class ExecArgs:
     local_provider: str | None = None
     images: list[str] = field(default_factory=list)
     enable: list[str] = field(default_factory=list)
+    add_dirs: list[str] = field(default_factory=list)
+    strict_config: bool = False
+    ignore_user_config: bool = False
+    ignore_rules: bool = False
     disable: list[str] = field(default_factory=list)
     # resume
     resume: bool = False
@@ -61,8 +65,25 @@ def run_exec(args: ExecArgs) -> int:
         return 1
 
 
+def _piped_stdin() -> bool:
+    """True when stdin is a pipe or a file (not a terminal, not /dev/null, not closed)."""
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
 def _read_prompt(args: ExecArgs) -> str:
     if args.prompt is not None and args.prompt != "-":
+        # As upstream 0.169: piped input next to a prompt argument is appended as a <stdin> block.
+        if _piped_stdin():
+            print("Reading additional input from stdin...", file=sys.stderr)
+            extra = sys.stdin.read()
+            if extra.strip():
+                return f"{args.prompt}\n\n<stdin>\n{extra.rstrip()}\n</stdin>"
         return args.prompt
     if args.prompt is None and sys.stdin.isatty():
         raise UserError("no prompt given: pass it as an argument, or pipe it on stdin with `-`")
@@ -131,7 +152,15 @@ def _prepare(args: ExecArgs) -> Prepared:
     if not cwd.is_dir():
         raise UserError(f"--cd: {cwd} is not a directory")
     config = load_config(
-        Overrides(cli_overrides=args.config_overrides, profile=args.profile, flags=_flags(args), cwd=cwd)
+        Overrides(
+            cli_overrides=args.config_overrides,
+            profile=args.profile,
+            flags=_flags(args),
+            cwd=cwd,
+            add_dirs=args.add_dirs,
+            strict=args.strict_config,
+            ignore_user_config=args.ignore_user_config,
+        )
     )
     setup_file_logging(config.codexbro_home)
     trusted = config.raw.get("projects", {}).get(str(config.cwd), {}).get("trust_level") == "trusted"
