@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     exec_p.add_argument("prompt", nargs="?", help="the task; `-` or nothing reads it from stdin")
     _add_exec_options(exec_p)
 
+    patch_p = sub.add_parser(
+        "apply-patch", help="apply a patch in the apply_patch format (argument or stdin)"
+    )
+    patch_p.add_argument("patch", nargs="?", help="the whole patch; read from stdin when absent")
+
     return parser
 
 
@@ -131,7 +136,18 @@ def _is_resume(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        import os.path
+
+        if os.path.basename(sys.argv[0]) in ("apply_patch", "applypatch"):  # argv0 alias
+            from codexbro.apply_patch.cli import run
+
+            return run(sys.argv[1:])
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "apply-patch" and "-h" not in argv[1:2] and "--help" not in argv[1:2]:
+        from codexbro.apply_patch.cli import run
+
+        return run(argv[1:])
     if argv and argv[0] in ("exec", "e") and _is_resume(argv[1:]):
         rest = list(argv[1:])
         rest.remove("resume")

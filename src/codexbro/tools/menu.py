@@ -11,6 +11,7 @@ from __future__ import annotations
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolHandler
+from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
 from codexbro.tools.handlers.shell import LocalShellHandler, ShellCommandHandler, ShellHandler
 from codexbro.tools.router import ToolRouter
 
@@ -26,4 +27,9 @@ def build_router(model: ModelInfo, config: Config) -> ToolRouter:
         handlers.append(LocalShellHandler())
     elif shell_type in ("shell_command", "unified_exec"):
         handlers.append(ShellCommandHandler())
+    patch_type = model.apply_patch_tool_type
+    if patch_type is None and config.features.get("apply_patch_freeform"):
+        patch_type = "freeform"
+    if patch_type in ("freeform", "function"):
+        handlers.append(ApplyPatchHandler(patch_type))
     return ToolRouter(handlers)

@@ -8,11 +8,13 @@ front ends say so. Escalation requests are already refused when the approval pol
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
 from typing import Any
 
+from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
 from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
 from codexbro.tools.base import (
     RespondToModel,
@@ -23,8 +25,11 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.exec_env import build_env
+from codexbro.tools.handlers.apply_patch import apply_patch_text
 from codexbro.tools.output import exec_output_freeform, exec_output_structured
 from codexbro.tools.spawn import run_process
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 10_000
 MAX_DELTA_EVENTS = 10_000
@@ -81,6 +86,21 @@ class _ShellBase:
         timeout = DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise RespondToModel(f"`timeout_ms` must be a positive number, got {timeout_ms!r}")
+
+        try:
+            shell_patch = maybe_shell_patch(argv)
+        except NotExplicit as exc:
+            raise RespondToModel(str(exc)) from None
+        if shell_patch is not None:
+            # The runtime applies the patch itself, with the same checks as the apply_patch tool.
+            log.info("apply_patch was requested through %s; applying it directly", self.name)
+            where = ctx.resolve_path(str(cwd / shell_patch.cd)) if shell_patch.cd else cwd
+            patched = await apply_patch_text(shell_patch.patch, where, call.call_id, ctx)
+            fmt = exec_output_structured if structured else exec_output_freeform
+            text = fmt(
+                patched.output, patched.exit_code, patched.seconds, ctx.truncation_mode, ctx.truncation_limit
+            )
+            return ToolOutput(text, success=patched.exit_code == 0)
 
         env = build_env(ctx.env_policy)
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))

@@ -1,0 +1,247 @@
+"""Apply parsed hunks to files (reference tool-side §2.3–§2.4).
+
+Two entry points, as upstream:
+
+- ``apply_hunks``: hunk by hunk, in patch order, *not* atomic across hunks (a failure in hunk k
+  leaves hunks 1..k-1 applied) — the standalone ``apply_patch`` command, checked by the
+  conformance scenarios.
+- ``verify`` then ``commit``: the tool path computes every new file content first, so most errors
+  (missing context, missing file) are reported with nothing written at all.
+
+Beyond upstream: each file is written atomically (temp file + rename, mode preserved), and a file
+whose lines all end in CRLF keeps CRLF endings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codexbro.apply_patch.parser import AddFile, Chunk, DeleteFile, Hunk, PatchError, UpdateFile
+
+_PUNCT = str.maketrans(
+    {
+        **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"},
+        **{c: "'" for c in "\u2018\u2019\u201a\u201b"},
+        **{c: '"' for c in "\u201c\u201d\u201e\u201f"},
+        **{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"},
+    }
+)
+
+
+def seek_sequence(lines: list[str], pattern: list[str], start: int, eof: bool) -> int | None:
+    """First index ≥ ``start`` where ``pattern`` matches, trying exact, then right-stripped, then
+    stripped, then stripped with typographic punctuation normalised. With ``eof`` only the tail."""
+    if not pattern:
+        return start
+    if len(pattern) > len(lines):
+        return None
+    first = len(lines) - len(pattern) if eof else start
+    last = len(lines) - len(pattern)
+    for norm in (
+        None,
+        str.rstrip,
+        str.strip,
+        lambda s: s.strip().translate(_PUNCT),
+    ):
+        want = pattern if norm is None else [norm(p) for p in pattern]
+        for i in range(first, last + 1):
+            window = lines[i : i + len(pattern)]
+            if norm is not None:
+                window = [norm(w) for w in window]
+            if window == want:
+                return i
+    return None
+
+
+def _io(exc: OSError) -> str:
+    return f"{exc.strerror or exc} (os error {exc.errno})"
+
+
+def new_contents(path: Path, chunks: tuple[Chunk, ...]) -> str:
+    """The file's content after applying ``chunks`` (raises PatchError with upstream's wording)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:  # keep \r\n: no newline translation
+            original = fh.read()
+    except OSError as exc:
+        raise PatchError(f"Failed to read file to update {path}: {_io(exc)}") from None
+    except UnicodeDecodeError:
+        raise PatchError(
+            f"Failed to read file to update {path}: stream did not contain valid UTF-8"
+        ) from None
+    crlf = "\r\n" in original and "\n" not in original.replace("\r\n", "")
+    if crlf:
+        original = original.replace("\r\n", "\n")
+    lines = original.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+
+    replacements: list[tuple[int, int, list[str]]] = []
+    cursor = 0
+    for chunk in chunks:
+        if chunk.change_context is not None:
+            idx = seek_sequence(lines, [chunk.change_context], cursor, False)
+            if idx is None:
+                raise PatchError(f"Failed to find context '{chunk.change_context}' in {path}")
+            cursor = idx + 1
+        if not chunk.old_lines:
+            at = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
+            replacements.append((at, 0, list(chunk.new_lines)))
+            continue
+        pattern, new = list(chunk.old_lines), list(chunk.new_lines)
+        found = seek_sequence(lines, pattern, cursor, chunk.is_end_of_file)
+        if found is None and pattern[-1] == "":
+            pattern = pattern[:-1]
+            if new and new[-1] == "":
+                new = new[:-1]
+            found = seek_sequence(lines, pattern, cursor, chunk.is_end_of_file)
+        if found is None:
+            raise PatchError(f"Failed to find expected lines in {path}:\n" + "\n".join(chunk.old_lines))
+        replacements.append((found, len(pattern), new))
+        cursor = found + len(pattern)
+
+    replacements.sort(key=lambda r: r[0])
+    for start, old_len, new in reversed(replacements):
+        del lines[start : start + old_len]
+        lines[start:start] = new
+    if not lines or lines[-1] != "":
+        lines.append("")
+    text = "\n".join(lines)
+    return text.replace("\n", "\r\n") if crlf else text
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename; keeps an existing file's mode."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Affected:
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = ["Success. Updated the following files:"]
+        lines += [f"A {p}" for p in self.added]
+        lines += [f"M {p}" for p in self.modified]
+        lines += [f"D {p}" for p in self.deleted]
+        return "\n".join(lines) + "\n"
+
+
+def _write_new(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise PatchError(f"Failed to create parent directories for {path}") from None
+    try:
+        write_atomic(path, text)
+    except OSError:
+        raise PatchError(f"Failed to write file {path}") from None
+
+
+def _delete(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            raise IsADirectoryError(path)
+        path.unlink()
+    except OSError:
+        raise PatchError(f"Failed to delete file {path}") from None
+
+
+def apply_hunks(hunks: list[Hunk], cwd: Path) -> Affected:
+    """Hunk by hunk, in order (the standalone command's semantics)."""
+    if not hunks:
+        raise PatchError("No files were modified.")
+    affected = Affected()
+    for hunk in hunks:
+        path = cwd / hunk.path
+        if isinstance(hunk, AddFile):
+            _write_new(path, hunk.contents)
+            affected.added.append(hunk.path)
+        elif isinstance(hunk, DeleteFile):
+            _delete(path)
+            affected.deleted.append(hunk.path)
+        else:
+            text = new_contents(path, hunk.chunks)
+            _commit_update(hunk, path, text, cwd)
+            affected.modified.append(hunk.move_to or hunk.path)
+    return affected
+
+
+def _commit_update(hunk: UpdateFile, path: Path, text: str, cwd: Path) -> None:
+    if hunk.move_to:
+        _write_new(cwd / hunk.move_to, text)
+        try:
+            path.unlink()
+        except OSError:
+            raise PatchError(f"Failed to remove original {path}") from None
+    else:
+        try:
+            write_atomic(path, text)
+        except OSError:
+            raise PatchError(f"Failed to write file {path}") from None
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One verified change: ``kind`` is add | delete | update; ``new_text`` for add/update."""
+
+    kind: str
+    path: str
+    abs_path: Path
+    new_text: str | None = None
+    move_to: str | None = None
+    old_text: str | None = None
+
+
+def verify(hunks: list[Hunk], cwd: Path) -> list[PlannedChange]:
+    """Compute every change before touching anything (the tool path)."""
+    if not hunks:
+        raise PatchError("No files were modified.")
+    plan: list[PlannedChange] = []
+    for hunk in hunks:
+        path = cwd / hunk.path
+        if isinstance(hunk, AddFile):
+            plan.append(PlannedChange("add", hunk.path, path, hunk.contents))
+        elif isinstance(hunk, DeleteFile):
+            try:
+                old = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise PatchError(f"Failed to read {path}: {_io(exc)}") from None
+            plan.append(PlannedChange("delete", hunk.path, path, old_text=old))
+        else:
+            text = new_contents(path, hunk.chunks)
+            plan.append(PlannedChange("update", hunk.path, path, text, hunk.move_to))
+    return plan
+
+
+def commit(plan: list[PlannedChange], cwd: Path) -> Affected:
+    affected = Affected()
+    for change in plan:
+        if change.kind == "add":
+            _write_new(change.abs_path, change.new_text or "")
+            affected.added.append(change.path)
+        elif change.kind == "delete":
+            _delete(change.abs_path)
+            affected.deleted.append(change.path)
+        else:
+            hunk = UpdateFile(change.path, change.move_to)
+            _commit_update(hunk, change.abs_path, change.new_text or "", cwd)
+            affected.modified.append(change.move_to or change.path)
+    return affected

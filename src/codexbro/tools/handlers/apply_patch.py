@@ -1,0 +1,173 @@
+"""The ``apply_patch`` tool: freeform (a custom tool with a Lark grammar) or JSON function
+(one ``input`` string), as the model's catalog entry asks. Shell calls that are really
+``apply_patch <<'EOF' …`` heredocs are routed here too (see ``shell.py``).
+
+Flow: parse → verify (compute every new file; nothing written on error) → patch safety
+(sandbox policy / approval) → ``patch_apply_begin`` → write → ``patch_apply_end``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codexbro.apply_patch.apply import PlannedChange, commit, verify
+from codexbro.apply_patch.parser import PatchError, parse_patch
+from codexbro.core.protocol import PatchApplyBegin, PatchApplyEnd
+from codexbro.sandbox.policy import assess_patch, writable_roots
+from codexbro.tools.base import (
+    RespondToModel,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    function_spec,
+    parse_arguments,
+)
+from codexbro.tools.output import exec_output_freeform
+
+GRAMMAR = """start: begin_patch hunk+ end_patch
+begin_patch: "*** Begin Patch" LF
+end_patch: "*** End Patch" LF?
+
+hunk: add_hunk | delete_hunk | update_hunk
+add_hunk: "*** Add File: " filename LF add_line+
+delete_hunk: "*** Delete File: " filename LF
+update_hunk: "*** Update File: " filename LF change_move? change?
+
+filename: /(.+)/
+add_line: "+" /(.*)/ LF -> line
+
+change_move: "*** Move to: " filename LF
+change: (change_context | change_line)+ eof_line?
+change_context: ("@@" | "@@ " /(.+)/) LF
+change_line: ("+" | "-" | " ") /(.*)/ LF
+eof_line: "*** End of File" LF
+
+%import common.LF
+"""
+
+FREEFORM_DESCRIPTION = (
+    "Edit files by applying a patch. This is a FREEFORM tool: send the patch text itself, not JSON."
+)
+
+FUNCTION_DESCRIPTION = """Edit files by applying a patch. `input` is the whole patch:
+
+*** Begin Patch
+[one or more file sections]
+*** End Patch
+
+A file section starts with one of three headers:
+*** Add File: <path>      then every line of the new file, each prefixed with +
+*** Delete File: <path>   nothing follows
+*** Update File: <path>   optionally followed by *** Move to: <new path>, then one or more hunks
+
+Each hunk of an update starts with @@ (optionally followed by a line that locates it, such as a class
+or function signature) and lists lines prefixed with a space (unchanged context), - (removed) or
++ (added). Show about three lines of context above and below each change; use more @@ lines to
+disambiguate repeated code. End a hunk with *** End of File when it must match the end of the file.
+Paths are relative to the working directory; never use absolute paths."""
+
+
+def freeform_spec() -> dict[str, Any]:
+    return {
+        "type": "custom",
+        "name": "apply_patch",
+        "description": FREEFORM_DESCRIPTION,
+        "format": {"type": "grammar", "syntax": "lark", "definition": GRAMMAR},
+    }
+
+
+_FUNCTION = function_spec(
+    "apply_patch",
+    FUNCTION_DESCRIPTION,
+    {"input": {"type": "string", "description": "The entire patch, from *** Begin Patch to *** End Patch."}},
+    ["input"],
+)
+
+
+def _changes(plan: list[PlannedChange]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for change in plan:
+        key = str(change.abs_path)
+        if change.kind == "add":
+            out[key] = {"type": "add", "content": change.new_text or ""}
+        elif change.kind == "delete":
+            out[key] = {"type": "delete", "content": change.old_text or ""}
+        else:
+            try:
+                with open(change.abs_path, encoding="utf-8", newline="") as fh:
+                    old = fh.read()
+            except OSError:
+                old = ""
+            diff = "".join(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True), (change.new_text or "").splitlines(keepends=True), n=1
+                )
+            )
+            out[key] = {"type": "update", "unified_diff": diff, "move_path": change.move_to}
+    return out
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    output: str
+    exit_code: int
+    seconds: float
+
+
+async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext) -> PatchResult:
+    """Apply ``patch`` relative to ``cwd``. Verification and policy failures raise RespondToModel."""
+    started = time.monotonic()
+    try:
+        plan = verify(parse_patch(patch), cwd)
+    except PatchError as exc:
+        raise RespondToModel(f"apply_patch verification failed: {exc}") from None
+    paths = [c.abs_path for c in plan] + [cwd / c.move_to for c in plan if c.move_to]
+    roots = writable_roots(ctx.sandbox_mode, ctx.sandbox_workspace_write, ctx.cwd)
+    decision = assess_patch(paths, mode=ctx.sandbox_mode, approval=ctx.approval_policy, roots=roots)
+    if decision.verdict == "reject":
+        raise RespondToModel(decision.reason)
+    if decision.verdict == "ask":
+        # Interactive approval arrives with the approval flow (issue 4); exec never asks.
+        raise RespondToModel(
+            f"patch rejected: it needs approval ({decision.reason}) and this session cannot ask for it"
+        )
+    changes = _changes(plan)
+    ctx.emit(PatchApplyBegin(call_id, changes))
+    try:
+        affected = commit(plan, cwd)
+    except PatchError as exc:
+        ctx.emit(PatchApplyEnd(call_id, False, "", str(exc), changes))
+        return PatchResult(str(exc), 1, time.monotonic() - started)
+    summary = affected.summary()
+    ctx.emit(PatchApplyEnd(call_id, True, summary, "", changes))
+    return PatchResult(summary, 0, time.monotonic() - started)
+
+
+class ApplyPatchHandler:
+    name = "apply_patch"
+    supports_parallel = False
+
+    def __init__(self, kind: str = "freeform") -> None:
+        self.kind = kind
+
+    def spec(self) -> dict[str, Any]:
+        return freeform_spec() if self.kind == "freeform" else _FUNCTION
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        if call.kind == "custom":
+            patch = call.input
+        elif call.kind == "function":
+            patch = parse_arguments(call, _FUNCTION["parameters"])["input"]
+        else:
+            raise RespondToModel("apply_patch handler received unsupported payload")
+        if not patch.strip():
+            raise RespondToModel("apply_patch handler received invalid patch input")
+        result = await apply_patch_text(patch, ctx.cwd, call.call_id, ctx)
+        text = exec_output_freeform(
+            result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
+        )
+        return ToolOutput(text, success=result.exit_code == 0)
