@@ -31,6 +31,7 @@ from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, CodexbroError
 from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.tools.exec_sessions import ExecSessions
 from codexbro.tools.menu import build_router
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Session:
         self._current_sub = "0"
         self._context_recorded = resumed
         self._closed = False
+        self.exec_sessions = ExecSessions()  # unified-exec processes outlive turns, not the session
         self._emit_startup(warnings)
 
     # ---- construction ------------------------------------------------------------------------
@@ -250,7 +252,7 @@ class Session:
             sandbox_mode=cfg.sandbox_mode,
             sandbox_workspace_write=cfg.sandbox_workspace_write,
             env_policy=cfg.shell_environment_policy,
-            router=build_router(self.model, cfg),
+            router=build_router(self.model, cfg, exec_sessions=self.exec_sessions),
             output_schema=output_schema,
             truncation_mode=self.model.truncation_mode,
             truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
@@ -339,6 +341,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        await self.exec_sessions.aclose()
         await self.client.aclose()
         self.recorder.close()
 

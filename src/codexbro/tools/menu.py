@@ -1,35 +1,103 @@
-"""Which tools a turn offers: chosen from the model's catalog entry and the config.
+"""Which tools a turn offers, from the model's catalog entry and the config (reference tool-side §1.1).
 
-``shell_type`` picks the shell family (``default`` → ``shell``, ``shell_command``, ``local`` →
-``local_shell``, ``disabled`` → none). ``unified_exec`` (exec_command/write_stdin) is part of the
-full tool surface (issue 3); until it lands such models get ``shell_command``, which every
-Codex-trained model knows.
+- Shell family by ``shell_type``: ``default`` → ``shell``; ``shell_command``; ``local`` →
+  ``local_shell``; ``unified_exec`` → ``exec_command`` + ``write_stdin``; ``disabled`` → none.
+  ``[features] unified_exec = true`` gives every model the unified pair; ``shell_tool = false``
+  removes the shell family.
+- ``apply_patch`` by ``apply_patch_tool_type`` (``freeform`` | ``function``); models without one get it
+  with ``[features] apply_patch_freeform = true``.
+- ``read_file``, ``list_dir``, ``grep_files`` when the catalog entry lists them in
+  ``experimental_supported_tools`` (upstream's gate) or ``[tools] NAME = true``.
+- ``update_plan`` and ``view_image`` (image-capable models) on by default; ``request_user_input`` and
+  ``web_search`` opt-in. Any tool can be switched with ``[tools] NAME = true|false`` or
+  ``{ enabled = … }``.
+
+Order follows upstream: shell tools, update_plan, request_user_input, apply_patch, grep_files,
+read_file, list_dir, web_search, view_image.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelInfo
-from codexbro.tools.base import ToolHandler
+from codexbro.tools.base import ToolCall, ToolContext, ToolHandler, ToolOutput
 from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
+from codexbro.tools.handlers.files import ListDirHandler, ReadFileHandler
+from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg
+from codexbro.tools.handlers.misc import RequestUserInputHandler, UpdatePlanHandler, ViewImageHandler
 from codexbro.tools.handlers.shell import LocalShellHandler, ShellCommandHandler, ShellHandler
+from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
 from codexbro.tools.router import ToolRouter
 
 
-def build_router(model: ModelInfo, config: Config) -> ToolRouter:
+def tool_setting(config: Config, name: str) -> bool | None:
+    """``[tools] NAME = bool`` or ``{ enabled = bool }``; None when unset."""
+    value: Any = config.tools.get(name)
+    if isinstance(value, dict):
+        value = value.get("enabled")
+    return value if isinstance(value, bool) else None
+
+
+class HostedWebSearch:
+    """``web_search`` runs on the server; the client only advertises it and records its items."""
+
+    name = "web_search"
+    supports_parallel = True
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "web_search", "external_web_access": self.live}
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        return ToolOutput("web_search runs on the server, not locally", success=False)
+
+
+def build_router(model: ModelInfo, config: Config, *, exec_sessions: Any = None) -> ToolRouter:
+    def on(name: str, default: bool) -> bool:
+        setting = tool_setting(config, name)
+        return default if setting is None else setting
+
     handlers: list[ToolHandler] = []
     shell_type = model.shell_type
+    if config.features.get("unified_exec") is True:
+        shell_type = "unified_exec"
     if config.features.get("shell_tool") is False:
         shell_type = "disabled"
     if shell_type == "default":
         handlers.append(ShellHandler())
     elif shell_type == "local":
         handlers.append(LocalShellHandler())
-    elif shell_type in ("shell_command", "unified_exec"):
+    elif shell_type == "shell_command":
         handlers.append(ShellCommandHandler())
+    elif shell_type == "unified_exec":
+        handlers += [ExecCommandHandler(exec_sessions), WriteStdinHandler(exec_sessions)]
+
+    if on("update_plan", True):
+        handlers.append(UpdatePlanHandler())
+    if on("request_user_input", bool(config.features.get("collaboration_modes"))):
+        handlers.append(RequestUserInputHandler())
+
     patch_type = model.apply_patch_tool_type
     if patch_type is None and config.features.get("apply_patch_freeform"):
         patch_type = "freeform"
-    if patch_type in ("freeform", "function"):
+    if patch_type in ("freeform", "function") and on("apply_patch", True):
         handlers.append(ApplyPatchHandler(patch_type))
+
+    experimental = set(model.experimental_supported_tools)
+    if on("grep_files", "grep_files" in experimental) and find_rg() is not None:
+        handlers.append(GrepFilesHandler())
+    if on("read_file", "read_file" in experimental):
+        handlers.append(ReadFileHandler())
+    if on("list_dir", "list_dir" in experimental):
+        handlers.append(ListDirHandler())
+
+    web = config.raw.get("web_search")
+    if on("web_search", web in ("cached", "live")):
+        handlers.append(HostedWebSearch(live=web == "live"))
+    if on("view_image", "image" in model.input_modalities):
+        handlers.append(ViewImageHandler())
     return ToolRouter(handlers)

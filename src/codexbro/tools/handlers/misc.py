@@ -1,0 +1,164 @@
+"""Small built-in tools: ``view_image``, ``update_plan``, ``request_user_input``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from codexbro.core.protocol import PlanUpdate
+from codexbro.tools.base import (
+    RespondToModel,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    function_spec,
+    parse_arguments,
+)
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+VIEW_IMAGE = function_spec(
+    "view_image",
+    "Attaches a local image file (PNG, JPEG, GIF or WebP) so you can look at it.",
+    {"path": {"type": "string", "description": "Path of the image file (absolute, or relative to the cwd)."}},
+    ["path"],
+)
+
+
+def image_mime(head: bytes) -> str | None:
+    """Recognise the formats the Responses API accepts by their magic bytes."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class ViewImageHandler:
+    name = "view_image"
+    supports_parallel = True
+
+    def spec(self) -> dict[str, Any]:
+        return VIEW_IMAGE
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        args = parse_arguments(call, VIEW_IMAGE["parameters"])
+        path = ctx.resolve_path(args["path"])
+        try:
+            size = path.stat().st_size
+            if size > MAX_IMAGE_BYTES:
+                raise RespondToModel(f"unable to process image: {path} is larger than 20 MiB")
+            data = await asyncio.to_thread(path.read_bytes)
+        except IsADirectoryError:
+            raise RespondToModel(f"unable to locate image at `{path}`: it is a directory") from None
+        except OSError as exc:
+            raise RespondToModel(
+                f"unable to locate image at `{path}`: {exc.strerror} (os error {exc.errno})"
+            ) from None
+        mime = image_mime(data[:16])
+        if mime is None:
+            raise RespondToModel("unable to process image: invalid or unsupported image data")
+        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        return ToolOutput([{"type": "input_image", "image_url": url, "detail": "high"}])
+
+
+UPDATE_PLAN = function_spec(
+    "update_plan",
+    "Keeps a short task plan up to date for the user. Send the whole plan each time; at most one step "
+    "may be in_progress.",
+    {
+        "explanation": {"type": "string", "description": "Optional note on what changed."},
+        "plan": {
+            "type": "array",
+            "description": "The steps, in order.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "step": {"type": "string"},
+                    "status": {"type": "string", "description": "pending, in_progress or completed"},
+                },
+                "required": ["step", "status"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    ["plan"],
+)
+
+_STATUSES = ("pending", "in_progress", "completed")
+
+
+class UpdatePlanHandler:
+    name = "update_plan"
+    supports_parallel = False
+
+    def spec(self) -> dict[str, Any]:
+        return UPDATE_PLAN
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        args = parse_arguments(call, UPDATE_PLAN["parameters"])
+        plan = args["plan"]
+        for i, step in enumerate(plan):
+            if step["status"] not in _STATUSES:
+                raise RespondToModel(
+                    f"failed to parse function arguments: `plan[{i}].status` must be one of {list(_STATUSES)}"
+                )
+        if sum(1 for s in plan if s["status"] == "in_progress") > 1:
+            raise RespondToModel("at most one step can be in_progress at a time")
+        ctx.emit(
+            PlanUpdate(args.get("explanation"), [{"step": s["step"], "status": s["status"]} for s in plan])
+        )
+        return ToolOutput("Plan updated")
+
+
+REQUEST_USER_INPUT = function_spec(
+    "request_user_input",
+    "Asks the user one to three multiple-choice questions when a decision is genuinely theirs to make.",
+    {
+        "questions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "header": {"type": "string", "description": "Short label, at most 12 characters."},
+                    "question": {"type": "string"},
+                    "options": {
+                        "type": "array",
+                        "description": "Two or three choices, the recommended one first.",
+                        "items": {
+                            "type": "object",
+                            "properties": {"label": {"type": "string"}, "description": {"type": "string"}},
+                            "required": ["label", "description"],
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "required": ["id", "header", "question", "options"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    ["questions"],
+)
+
+
+class RequestUserInputHandler:
+    """Headless sessions have nobody to ask; upstream answers the same way outside Plan mode."""
+
+    name = "request_user_input"
+    supports_parallel = False
+
+    def spec(self) -> dict[str, Any]:
+        return REQUEST_USER_INPUT
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        args = parse_arguments(call, REQUEST_USER_INPUT["parameters"])
+        if not 1 <= len(args["questions"]) <= 3:
+            raise RespondToModel("ask between one and three questions")
+        return ToolOutput("request_user_input is unavailable in Default mode", success=False)

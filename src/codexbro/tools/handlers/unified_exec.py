@@ -1,0 +1,240 @@
+"""``exec_command`` and ``write_stdin`` (unified exec; reference tool-side §1.5, §5).
+
+``exec_command`` starts a process and waits up to ``yield_time_ms`` (250–30 000 ms, default 10 000);
+if it is still running the answer carries a session id for ``write_stdin``, which sends characters
+(PTY sessions only) and/or polls for more output. Answers:
+
+    Chunk ID: 1a2b3c
+    Wall time: 0.5012 seconds
+    Process exited with code 0            (or: Process running with session ID 4242)
+    Original token count: 3
+    Output:
+    ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
+from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd
+from codexbro.tools.base import (
+    RespondToModel,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    function_spec,
+    parse_arguments,
+)
+from codexbro.tools.exec_env import build_env
+from codexbro.tools.exec_sessions import ExecProcess, ExecSessions
+from codexbro.tools.handlers.apply_patch import apply_patch_text
+from codexbro.tools.handlers.shell import user_shell
+from codexbro.tools.output import approx_tokens, formatted_truncate_text
+
+MIN_YIELD_MS, MAX_YIELD_MS, DEFAULT_YIELD_MS = 250, 30_000, 10_000
+WRITE_DEFAULT_YIELD_MS, MIN_EMPTY_YIELD_MS, MAX_EMPTY_YIELD_MS = 250, 5_000, 300_000
+DEFAULT_MAX_OUTPUT_TOKENS = 10_000
+
+UNIFIED_ENV = {
+    "NO_COLOR": "1", "TERM": "dumb", "LANG": "C.UTF-8", "LC_CTYPE": "C.UTF-8", "LC_ALL": "C.UTF-8",
+    "COLORTERM": "", "PAGER": "cat", "GIT_PAGER": "cat", "GH_PAGER": "cat", "CODEX_CI": "1",
+}  # fmt: skip
+
+EXEC_COMMAND = function_spec(
+    "exec_command",
+    "Runs a command (in a PTY when `tty` is true) and returns its output, or a session ID to keep "
+    "interacting with it through write_stdin when it is still running after `yield_time_ms`.",
+    {
+        "cmd": {"type": "string", "description": "The shell command to run."},
+        "workdir": {"type": "string", "description": "Directory to run in (defaults to the session cwd)."},
+        "shell": {"type": "string", "description": "Shell binary to use (defaults to the user's shell)."},
+        "login": {"type": "boolean", "description": "Run as a login shell (default true)."},
+        "tty": {
+            "type": "boolean",
+            "description": "Allocate a terminal so the process can read stdin (default false).",
+        },
+        "yield_time_ms": {
+            "type": "number",
+            "description": "How long to wait for output before answering (default 10000).",
+        },
+        "max_output_tokens": {
+            "type": "number",
+            "description": "Cap on returned output tokens (default 10000).",
+        },
+        "sandbox_permissions": {
+            "type": "string",
+            "description": 'Use "require_escalated" to ask to run outside the sandbox (needs approval).',
+        },
+        "justification": {
+            "type": "string",
+            "description": "With require_escalated only: a question for the user.",
+        },
+        "prefix_rule": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "With require_escalated only: a reusable command prefix to approve.",
+        },
+    },
+    ["cmd"],
+)
+
+WRITE_STDIN = function_spec(
+    "write_stdin",
+    "Writes characters to a running exec_command session (empty `chars` just polls) and returns new output.",
+    {
+        "session_id": {"type": "number", "description": "The session ID from exec_command."},
+        "chars": {"type": "string", "description": "Characters to write; may be empty to poll."},
+        "yield_time_ms": {"type": "number", "description": "How long to wait for output before answering."},
+        "max_output_tokens": {
+            "type": "number",
+            "description": "Cap on returned output tokens (default 10000).",
+        },
+    },
+    ["session_id"],
+)
+
+
+def _number(args: dict[str, Any], key: str, default: int) -> int:
+    value = args.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise RespondToModel(f"failed to parse function arguments: `{key}` must be a non-negative number")
+    return int(value)
+
+
+def format_chunk(proc: ExecProcess | None, data: bytes, omitted: int, seconds: float, max_tokens: int,
+                 exit_code: int | None = None) -> str:  # fmt: skip
+    text = data.decode("utf-8", "replace")
+    if omitted:
+        half = len(text) // 2
+        text = text[:half] + f"\n[... {omitted} bytes omitted ...]\n" + text[half:]
+    lines = [f"Chunk ID: {secrets.token_hex(3)}", f"Wall time: {seconds:.4f} seconds"]
+    code = exit_code if exit_code is not None else (proc.exit_code if proc else None)
+    if code is not None:
+        lines.append(f"Process exited with code {code}")
+    elif proc is not None:
+        lines.append(f"Process running with session ID {proc.id}")
+    lines.append(f"Original token count: {approx_tokens(text)}")
+    lines.append("Output:")
+    lines.append(formatted_truncate_text(text, "tokens", max_tokens))
+    return "\n".join(lines)
+
+
+def _finish(proc: ExecProcess, sessions: ExecSessions, ctx: ToolContext, call_id: str, text: str) -> None:
+    if proc.exit_code is not None:
+        sessions.forget(proc.id)
+        if not proc.end_reported:
+            proc.end_reported = True
+            ctx.emit(
+                ExecCommandEnd(
+                    call_id, proc.argv, str(proc.cwd), proc.exit_code,
+                    int((time.monotonic() - proc.started) * 1000), text, text,
+                    "completed" if proc.exit_code == 0 else "failed",
+                )
+            )  # fmt: skip
+
+
+class ExecCommandHandler:
+    name = "exec_command"
+    supports_parallel = True
+
+    def __init__(self, sessions: ExecSessions | None) -> None:
+        self.sessions = sessions or ExecSessions()
+
+    def spec(self) -> dict[str, Any]:
+        return EXEC_COMMAND
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        args = parse_arguments(call, EXEC_COMMAND["parameters"])
+        if args.get("sandbox_permissions") == "require_escalated" and ctx.approval_policy == "never":
+            raise RespondToModel(
+                "approval policy is Never; reject command — you cannot ask for escalated permissions "
+                "if the approval policy is Never"
+            )
+        cwd = ctx.resolve_path(args.get("workdir"))
+        if not cwd.is_dir():
+            raise RespondToModel(f"workdir {cwd} does not exist or is not a directory")
+        shell = args.get("shell") or user_shell()
+        argv = [shell, "-c" if args.get("login") is False else "-lc", args["cmd"]]
+        yield_ms = min(max(_number(args, "yield_time_ms", DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS)
+        max_tokens = (
+            _number(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
+        )
+        try:
+            shell_patch = maybe_shell_patch(argv)
+        except NotExplicit as exc:
+            raise RespondToModel(str(exc)) from None
+        if shell_patch is not None:
+            where = cwd / shell_patch.cd if shell_patch.cd else cwd
+            patched = await apply_patch_text(shell_patch.patch, where, call.call_id, ctx)
+            return ToolOutput(f"Wall time: {patched.seconds:.4f} seconds\nOutput:\n{patched.output}",
+                              success=patched.exit_code == 0)  # fmt: skip
+
+        env = {**build_env(ctx.env_policy), **UNIFIED_ENV}
+        started = time.monotonic()
+        try:
+            proc = await self.sessions.spawn(argv, cwd, env, bool(args.get("tty")))
+        except OSError as exc:
+            raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
+        ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))
+        try:
+            data, omitted = await proc.collect(yield_ms / 1000)
+        except asyncio.CancelledError:
+            self.sessions.forget(proc.id)  # an interrupted turn takes its processes with it
+            await asyncio.shield(proc.terminate())
+            raise
+        text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
+        _finish(proc, self.sessions, ctx, call.call_id, data.decode("utf-8", "replace"))
+        return ToolOutput(text, success=proc.exit_code in (None, 0))
+
+
+class WriteStdinHandler:
+    name = "write_stdin"
+    supports_parallel = False
+
+    def __init__(self, sessions: ExecSessions | None) -> None:
+        self.sessions = sessions or ExecSessions()
+
+    def spec(self) -> dict[str, Any]:
+        return WRITE_STDIN
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        args = parse_arguments(call, WRITE_STDIN["parameters"])
+        key = _number(args, "session_id", 0)
+        proc = self.sessions.get(key)
+        if proc is None:
+            raise RespondToModel(f"write_stdin failed: Unknown process id {key}")
+        chars = args.get("chars") or ""
+        max_tokens = (
+            _number(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
+        )
+        started = time.monotonic()
+        if chars:
+            if not proc.stdin_open:
+                raise RespondToModel(
+                    "stdin is closed for this session; rerun exec_command with tty=true to keep stdin open"
+                )
+            proc.write(chars.encode("utf-8"))
+            await asyncio.sleep(0.1)
+            yield_ms = min(
+                max(_number(args, "yield_time_ms", WRITE_DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS
+            )
+        else:
+            yield_ms = min(
+                max(_number(args, "yield_time_ms", MIN_EMPTY_YIELD_MS), MIN_EMPTY_YIELD_MS),
+                MAX_EMPTY_YIELD_MS,
+            )
+        try:
+            data, omitted = await proc.collect(yield_ms / 1000)
+        except asyncio.CancelledError:
+            self.sessions.forget(proc.id)
+            await asyncio.shield(proc.terminate())
+            raise
+        text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
+        _finish(proc, self.sessions, ctx, call.call_id, data.decode("utf-8", "replace"))
+        return ToolOutput(text, success=proc.exit_code in (None, 0))
