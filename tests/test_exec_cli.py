@@ -56,8 +56,8 @@ def test_json_one_message_turn(home: Path, fake: FakeResponsesServer, workspace:
     assert body["reasoning"] == {"effort": "medium", "summary": "auto"}
     assert body["include"] == ["reasoning.encrypted_content"]
     assert body["parallel_tool_calls"] is True
-    assert [t["name"] for t in body["tools"]] == ["shell_command", "apply_patch"]
-    assert body["tools"][1]["type"] == "custom" and body["tools"][1]["format"]["syntax"] == "lark"
+    assert [t["name"] for t in body["tools"]] == ["shell_command", "update_plan", "apply_patch", "view_image"]
+    assert body["tools"][2]["type"] == "custom" and body["tools"][2]["format"]["syntax"] == "lark"
     assert body["input"][-1] == {
         "type": "message",
         "role": "user",

@@ -250,7 +250,7 @@ async def test_local_shell_call_for_shell_type_local(home: Path, fake: FakeRespo
     await run_turn(session, "hi")
     await session.close()
     first, second = fake.bodies()
-    assert first["tools"] == [{"type": "local_shell"}] and first["parallel_tool_calls"] is False
+    assert first["tools"][0] == {"type": "local_shell"} and first["parallel_tool_calls"] is False
     out = next(i for i in second["input"] if i["type"] == "function_call_output")
     assert out["output"].startswith('{"output": "hi\\n", "metadata": {"exit_code": 0, "duration_seconds":')
 
