@@ -1,0 +1,143 @@
+"""Tool-surface figures (a script that prints numbers, not a test).
+
+    python bench/tools.py
+
+(1) apply_patch: 3 hunks on a 100,000-line file (parse + verify + write)    target ≤ 50 ms
+(2) grep_files on a large generated tree vs bare ``rg`` with the same flags   target ≤ +10 %
+(3) shell tool per-call overhead: dispatch → output item, minus the bare
+    spawn-and-wait of the same argv                                           target ≤ 10 ms
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from codexbro.apply_patch.apply import commit, verify  # noqa: E402
+from codexbro.apply_patch.parser import parse_patch  # noqa: E402
+from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy  # noqa: E402
+from codexbro.tools.base import ToolCall, ToolContext  # noqa: E402
+from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg  # noqa: E402
+from codexbro.tools.handlers.shell import ShellHandler  # noqa: E402
+from codexbro.tools.router import ToolRouter  # noqa: E402
+
+
+def ctx(cwd: Path) -> ToolContext:
+    return ToolContext(cwd=cwd, turn_id="bench", sandbox_mode="danger-full-access", approval_policy="never",
+                       sandbox_workspace_write=SandboxWorkspaceWrite(), env_policy=ShellEnvironmentPolicy())  # fmt: skip
+
+
+def bench_apply_patch(tmp: Path, runs: int = 9) -> float:
+    lines = [f"line {i} of the big file" for i in range(100_000)]
+    target = tmp / "big.txt"
+    hunks = []
+    for at in (25_000, 50_000, 75_000):
+        ctx_lines = "\n".join(f" {lines[j]}" for j in range(at - 3, at))
+        hunks.append(f"@@\n{ctx_lines}\n-{lines[at]}\n+{lines[at]} (changed)\n {lines[at + 1]}")
+    patch = "*** Begin Patch\n*** Update File: big.txt\n" + "\n".join(hunks) + "\n*** End Patch"
+    times = []
+    for _ in range(runs):
+        target.write_text("\n".join(lines) + "\n")
+        started = time.perf_counter()
+        commit(verify(parse_patch(patch), tmp), tmp)
+        times.append(time.perf_counter() - started)
+    assert "line 50000 of the big file (changed)" in target.read_text()
+    return statistics.median(times)
+
+
+def make_tree(root: Path, dirs: int = 200, files: int = 100) -> None:
+    for d in range(dirs):
+        sub = root / f"pkg{d}"
+        sub.mkdir()
+        for f in range(files):
+            body = "needle here\n" if (d * files + f) % 50 == 0 else "nothing to see\n"
+            (sub / f"mod{f}.py").write_text(body * 20)
+
+
+def bench_grep(tmp: Path, runs: int = 7) -> tuple[float, float, int]:
+    tree = tmp / "tree"
+    tree.mkdir()
+    make_tree(tree)
+    rg = find_rg()
+    assert rg is not None, "ripgrep is not installed"
+    argv = [
+        rg,
+        "--files-with-matches",
+        "--sortr=modified",
+        "--regexp",
+        "needle",
+        "--no-messages",
+        "--",
+        str(tree),
+    ]
+    bare, ours = [], []
+    router = ToolRouter([GrepFilesHandler()])
+    call = ToolCall("g", "grep_files", "function", arguments=json.dumps({"pattern": "needle", "limit": 2000}))
+
+    async def one() -> str:
+        res = await router.dispatch(call, ctx(tree))
+        return str(res.output.content)
+
+    count = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=tree, capture_output=True, check=True)
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        count = len(asyncio.run(one()).splitlines())
+        ours.append(time.perf_counter() - started)
+    return statistics.median(bare), statistics.median(ours), count
+
+
+def bench_shell_overhead(tmp: Path, runs: int = 30) -> tuple[float, float]:
+    router = ToolRouter([ShellHandler()])
+    call = ToolCall("s", "shell", "function", arguments=json.dumps({"command": ["true"]}))
+
+    async def ours() -> list[float]:
+        out = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            await router.dispatch(call, ctx(tmp))
+            out.append(time.perf_counter() - started)
+        return out
+
+    bare = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        pid = os.posix_spawnp("true", ["true"], os.environ)
+        os.waitpid(pid, 0)
+        bare.append(time.perf_counter() - started)
+    return statistics.median(bare), statistics.median(asyncio.run(ours()))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        patch_s = bench_apply_patch(tmp)
+        bare, ours, count = bench_grep(tmp)
+        spawn, call = bench_shell_overhead(tmp)
+    overhead = (ours - bare) / bare * 100
+    rows = [
+        ("apply_patch 3 hunks / 100k lines", f"{patch_s * 1000:.1f} ms", "≤ 50 ms", patch_s <= 0.050),
+        (f"grep_files vs rg ({count} files)", f"{ours * 1000:.1f} vs {bare * 1000:.1f} ms ({overhead:+.1f}%)",
+         "≤ +10 %", overhead <= 10),
+        ("shell call overhead", f"{(call - spawn) * 1000:.1f} ms (call {call * 1000:.1f}, bare {spawn * 1000:.1f})",
+         "≤ 10 ms", call - spawn <= 0.010),
+    ]  # fmt: skip
+    print("codexbro tool bench (medians)")
+    for name, figure, target, ok in rows:
+        print(f"{name:<36}{figure:<44}{target:<10}{'ok' if ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
