@@ -31,8 +31,8 @@ from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, CodexbroError
 from codexbro.models.catalog import ModelCatalog, ModelInfo
-from codexbro.tools.exec_sessions import ExecSessions
 from codexbro.tools.menu import build_router
+from codexbro.tools.resources import ToolResources
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Session:
         self._current_sub = "0"
         self._context_recorded = resumed
         self._closed = False
-        self.exec_sessions = ExecSessions()  # unified-exec processes outlive turns, not the session
+        self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
         self._emit_startup(warnings)
 
     # ---- construction ------------------------------------------------------------------------
@@ -252,7 +252,7 @@ class Session:
             sandbox_mode=cfg.sandbox_mode,
             sandbox_workspace_write=cfg.sandbox_workspace_write,
             env_policy=cfg.shell_environment_policy,
-            router=build_router(self.model, cfg, exec_sessions=self.exec_sessions),
+            router=build_router(self.model, cfg, self.tool_resources),
             output_schema=output_schema,
             truncation_mode=self.model.truncation_mode,
             truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
@@ -341,7 +341,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        await self.exec_sessions.aclose()
+        await self.tool_resources.aclose()
         await self.client.aclose()
         self.recorder.close()
 

@@ -8,11 +8,11 @@
   with ``[features] apply_patch_freeform = true``.
 - ``read_file``, ``list_dir``, ``grep_files`` when the catalog entry lists them in
   ``experimental_supported_tools`` (upstream's gate) or ``[tools] NAME = true``.
-- ``update_plan`` and ``view_image`` (image-capable models) on by default; ``request_user_input`` and
-  ``web_search`` opt-in. Any tool can be switched with ``[tools] NAME = true|false`` or
+- ``update_plan`` and ``view_image`` (image-capable models) on by default; ``request_user_input``,
+  ``web_search`` and ``js_repl`` (``[features] js_repl = true``; only where ``node`` is installed) opt-in. Any tool can be switched with ``[tools] NAME = true|false`` or
   ``{ enabled = … }``.
 
-Order follows upstream: shell tools, update_plan, request_user_input, apply_patch, grep_files,
+Order follows upstream: shell tools, update_plan, js_repl (+ poll, reset), request_user_input, apply_patch, grep_files,
 read_file, list_dir, web_search, view_image.
 """
 
@@ -26,9 +26,11 @@ from codexbro.tools.base import ToolCall, ToolContext, ToolHandler, ToolOutput
 from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
 from codexbro.tools.handlers.files import ListDirHandler, ReadFileHandler
 from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg
+from codexbro.tools.handlers.js_repl import JsReplHandler, JsReplPollHandler, JsReplResetHandler, node_path
 from codexbro.tools.handlers.misc import RequestUserInputHandler, UpdatePlanHandler, ViewImageHandler
 from codexbro.tools.handlers.shell import LocalShellHandler, ShellCommandHandler, ShellHandler
 from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
+from codexbro.tools.resources import ToolResources
 from codexbro.tools.router import ToolRouter
 
 
@@ -56,11 +58,12 @@ class HostedWebSearch:
         return ToolOutput("web_search runs on the server, not locally", success=False)
 
 
-def build_router(model: ModelInfo, config: Config, *, exec_sessions: Any = None) -> ToolRouter:
+def build_router(model: ModelInfo, config: Config, resources: ToolResources | None = None) -> ToolRouter:
     def on(name: str, default: bool) -> bool:
         setting = tool_setting(config, name)
         return default if setting is None else setting
 
+    resources = resources or ToolResources()
     handlers: list[ToolHandler] = []
     shell_type = model.shell_type
     if config.features.get("unified_exec") is True:
@@ -74,10 +77,14 @@ def build_router(model: ModelInfo, config: Config, *, exec_sessions: Any = None)
     elif shell_type == "shell_command":
         handlers.append(ShellCommandHandler())
     elif shell_type == "unified_exec":
-        handlers += [ExecCommandHandler(exec_sessions), WriteStdinHandler(exec_sessions)]
+        handlers += [ExecCommandHandler(resources.exec_sessions), WriteStdinHandler(resources.exec_sessions)]
 
     if on("update_plan", True):
         handlers.append(UpdatePlanHandler())
+    js_on = on("js_repl", bool(config.features.get("js_repl")))
+    if js_on and node_path() is not None:
+        repl = resources.js_repl
+        handlers += [JsReplHandler(repl), JsReplPollHandler(repl), JsReplResetHandler(repl)]
     if on("request_user_input", bool(config.features.get("collaboration_modes"))):
         handlers.append(RequestUserInputHandler())
 
