@@ -209,6 +209,11 @@ def test_rollout_and_resume_keeps_thread(home: Path, fake: FakeResponsesServer, 
     assert lines[0]["type"] == "session_meta" and lines[0]["payload"]["id"] == thread_id
     assert {"session_meta", "turn_context", "response_item", "event_msg"} <= {line["type"] for line in lines}
     assert all(set(line) == {"timestamp", "type", "payload"} for line in lines)
+    # The tool output in the rollout is byte for byte what the model was sent.
+    recorded = [ln["payload"] for ln in lines if ln["type"] == "response_item"
+                and ln["payload"]["type"] == "function_call_output"]  # fmt: skip
+    sent = [i for i in fake.bodies()[1]["input"] if i["type"] == "function_call_output"]
+    assert recorded == sent
 
     fake.add(Reply(message_turn("second")))
     again = run_cli("exec", "resume", "--last", "--json", "turn two", cwd=workspace)

@@ -276,3 +276,27 @@ def test_plan_becomes_todo_list_items(home: Path, fake: FakeResponsesServer, wor
         {"text": "look", "completed": True},
         {"text": "fix", "completed": False},
     ]
+
+
+async def test_process_limit_prunes_least_recently_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codexbro.tools import exec_sessions
+
+    monkeypatch.setattr(exec_sessions, "MAX_PROCESSES", 4)
+    monkeypatch.setattr(exec_sessions, "PROTECTED_RECENT", 2)
+    sessions = ExecSessions()
+    h = ExecCommandHandler(sessions)
+    ids = []
+    for _ in range(4):
+        out = await run(
+            h, "exec_command", {"cmd": "sleep 30", "login": False, "yield_time_ms": 250}, tmp_path
+        )
+        ids.append(int(re.search(r"session ID (\d+)", out).group(1)))  # type: ignore[union-attr]
+    oldest = sessions.get(ids[0])
+    assert oldest is not None and oldest.pid is not None
+    oldest_pid = oldest.pid
+    await run(h, "exec_command", {"cmd": "sleep 30", "login": False, "yield_time_ms": 250}, tmp_path)
+    assert ids[0] not in sessions.processes and len(sessions.processes) == 4
+    assert not Path(f"/proc/{oldest_pid}").exists()
+    await sessions.aclose()
