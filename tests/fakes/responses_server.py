@@ -104,6 +104,18 @@ def _make_handler(server: FakeResponsesServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            # Small SSE chunks must not wait on Nagle + delayed ACK (~40 ms stalls per response).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except (BrokenPipeError, ConnectionResetError):
+                # The client may stop reading once it has response.completed: that is allowed.
+                self.close_connection = True
+
         def _record(self) -> Recorded:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""

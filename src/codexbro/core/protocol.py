@@ -2,7 +2,9 @@
 
 ``Submission{id, op}`` goes in, ``Event{id, msg}`` comes out; ``msg`` kinds and their field names
 follow upstream's ``EventMsg`` (snake_case ``type`` tags) so a JSON dump reads like Codex's.
-Values are immutable dataclasses; ``to_dict()`` gives the tagged JSON form.
+Values are dataclasses treated as immutable; ``to_dict()`` gives the tagged JSON form. Event classes
+are not ``frozen`` and skip generated ``__eq__``/``__hash__``/``__repr__``: dataclass code generation was
+most of this module's import time, and the CLI must start fast. Ops stay frozen.
 """
 
 from __future__ import annotations
@@ -61,12 +63,10 @@ Op = UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown
 # ---- Events (core → front end) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class EventMsg:
     type: ClassVar[str] = "event"
 
-    # Event classes skip generated __eq__/__hash__/__repr__: dataclass codegen is most of this
-    # module's import time, and events are compared by field, never as whole objects.
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, **asdict(self)}
 
@@ -74,7 +74,7 @@ class EventMsg:
         return f"{type(self).__name__}({self.to_dict()!r})"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class SessionConfigured(EventMsg):
     session_id: str
     model: str
@@ -88,58 +88,58 @@ class SessionConfigured(EventMsg):
     type: ClassVar[str] = "session_configured"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class TaskStarted(EventMsg):
     turn_id: str
     model_context_window: int | None
     type: ClassVar[str] = "task_started"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class TaskComplete(EventMsg):
     turn_id: str
     last_agent_message: str | None
     type: ClassVar[str] = "task_complete"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class TurnAborted(EventMsg):
     turn_id: str
     reason: str  # "interrupted"
     type: ClassVar[str] = "turn_aborted"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class UserMessage(EventMsg):
     message: str
     type: ClassVar[str] = "user_message"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class AgentMessageDelta(EventMsg):
     delta: str
     type: ClassVar[str] = "agent_message_delta"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class AgentMessage(EventMsg):
     message: str
     type: ClassVar[str] = "agent_message"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class AgentReasoningDelta(EventMsg):
     delta: str
     type: ClassVar[str] = "agent_reasoning_delta"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class AgentReasoning(EventMsg):
     text: str
     type: ClassVar[str] = "agent_reasoning"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class ExecCommandBegin(EventMsg):
     call_id: str
     command: list[str]
@@ -147,7 +147,7 @@ class ExecCommandBegin(EventMsg):
     type: ClassVar[str] = "exec_command_begin"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class ExecCommandOutputDelta(EventMsg):
     call_id: str
     stream: str  # stdout | stderr
@@ -155,7 +155,7 @@ class ExecCommandOutputDelta(EventMsg):
     type: ClassVar[str] = "exec_command_output_delta"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class ExecCommandEnd(EventMsg):
     call_id: str
     command: list[str]
@@ -168,7 +168,7 @@ class ExecCommandEnd(EventMsg):
     type: ClassVar[str] = "exec_command_end"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class PatchApplyBegin(EventMsg):
     call_id: str
     changes: dict[str, dict[str, Any]]
@@ -176,7 +176,7 @@ class PatchApplyBegin(EventMsg):
     type: ClassVar[str] = "patch_apply_begin"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class PatchApplyEnd(EventMsg):
     call_id: str
     success: bool
@@ -186,21 +186,21 @@ class PatchApplyEnd(EventMsg):
     type: ClassVar[str] = "patch_apply_end"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class PlanUpdate(EventMsg):
     explanation: str | None
     plan: list[dict[str, str]]
     type: ClassVar[str] = "plan_update"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class WebSearchEnd(EventMsg):
     call_id: str
     query: str
     type: ClassVar[str] = "web_search_end"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class ToolCallEnd(EventMsg):
     """A tool without a dedicated event (read_file, list_dir, …) finished: for traces and UIs."""
 
@@ -212,14 +212,14 @@ class ToolCallEnd(EventMsg):
     type: ClassVar[str] = "tool_call_end"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class TokenCount(EventMsg):
     info: dict[str, Any] | None
     rate_limits: dict[str, Any] | None = None
     type: ClassVar[str] = "token_count"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class StreamError(EventMsg):
     message: str
     codex_error_info: str = "response_stream_disconnected"
@@ -227,20 +227,20 @@ class StreamError(EventMsg):
     type: ClassVar[str] = "stream_error"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class Error(EventMsg):
     message: str
     codex_error_info: str = "other"
     type: ClassVar[str] = "error"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class Warning(EventMsg):
     message: str
     type: ClassVar[str] = "warning"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(eq=False, repr=False)
 class ShutdownComplete(EventMsg):
     type: ClassVar[str] = "shutdown_complete"
 

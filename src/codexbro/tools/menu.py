@@ -23,15 +23,11 @@ from typing import Any
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolCall, ToolContext, ToolHandler, ToolOutput
-from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
-from codexbro.tools.handlers.files import ListDirHandler, ReadFileHandler
-from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg
-from codexbro.tools.handlers.js_repl import JsReplHandler, JsReplPollHandler, JsReplResetHandler, node_path
-from codexbro.tools.handlers.misc import RequestUserInputHandler, UpdatePlanHandler, ViewImageHandler
-from codexbro.tools.handlers.shell import LocalShellHandler, ShellCommandHandler, ShellHandler
-from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
 from codexbro.tools.resources import ToolResources
 from codexbro.tools.router import ToolRouter
+
+# Handler modules are imported only when their tool is on the menu: start-up cost stays with the
+# tools a session actually offers.
 
 
 def tool_setting(config: Config, name: str) -> bool | None:
@@ -70,41 +66,65 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         shell_type = "unified_exec"
     if config.features.get("shell_tool") is False:
         shell_type = "disabled"
-    if shell_type == "default":
-        handlers.append(ShellHandler())
-    elif shell_type == "local":
-        handlers.append(LocalShellHandler())
-    elif shell_type == "shell_command":
-        handlers.append(ShellCommandHandler())
+    if shell_type in ("default", "local", "shell_command"):
+        from codexbro.tools.handlers import shell
+
+        handler_cls = {"default": shell.ShellHandler, "local": shell.LocalShellHandler}.get(
+            shell_type, shell.ShellCommandHandler
+        )
+        handlers.append(handler_cls())
     elif shell_type == "unified_exec":
+        from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
+
         handlers += [ExecCommandHandler(resources.exec_sessions), WriteStdinHandler(resources.exec_sessions)]
 
     if on("update_plan", True):
+        from codexbro.tools.handlers.misc import UpdatePlanHandler
+
         handlers.append(UpdatePlanHandler())
-    js_on = on("js_repl", bool(config.features.get("js_repl")))
-    if js_on and node_path() is not None:
-        repl = resources.js_repl
-        handlers += [JsReplHandler(repl), JsReplPollHandler(repl), JsReplResetHandler(repl)]
+    if on("js_repl", bool(config.features.get("js_repl"))):
+        from codexbro.tools.handlers import js_repl
+
+        if js_repl.node_path() is not None:
+            repl = resources.js_repl
+            handlers += [
+                js_repl.JsReplHandler(repl),
+                js_repl.JsReplPollHandler(repl),
+                js_repl.JsReplResetHandler(repl),
+            ]
     if on("request_user_input", bool(config.features.get("collaboration_modes"))):
+        from codexbro.tools.handlers.misc import RequestUserInputHandler
+
         handlers.append(RequestUserInputHandler())
 
     patch_type = model.apply_patch_tool_type
     if patch_type is None and config.features.get("apply_patch_freeform"):
         patch_type = "freeform"
     if patch_type in ("freeform", "function") and on("apply_patch", True):
+        from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
+
         handlers.append(ApplyPatchHandler(patch_type))
 
     experimental = set(model.experimental_supported_tools)
-    if on("grep_files", "grep_files" in experimental) and find_rg() is not None:
-        handlers.append(GrepFilesHandler())
+    if on("grep_files", "grep_files" in experimental):
+        from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg
+
+        if find_rg() is not None:
+            handlers.append(GrepFilesHandler())
     if on("read_file", "read_file" in experimental):
+        from codexbro.tools.handlers.files import ReadFileHandler
+
         handlers.append(ReadFileHandler())
     if on("list_dir", "list_dir" in experimental):
+        from codexbro.tools.handlers.files import ListDirHandler
+
         handlers.append(ListDirHandler())
 
     web = config.raw.get("web_search")
     if on("web_search", web in ("cached", "live")):
         handlers.append(HostedWebSearch(live=web == "live"))
     if on("view_image", "image" in model.input_modalities):
+        from codexbro.tools.handlers.misc import ViewImageHandler
+
         handlers.append(ViewImageHandler())
     return ToolRouter(handlers)

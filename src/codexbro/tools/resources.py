@@ -1,19 +1,39 @@
 """Tool state that lives as long as a session, not a turn: unified-exec processes and the js_repl
-kernel. The session owns one ``ToolResources`` and closes it on shutdown."""
+kernel. The session owns one ``ToolResources`` and closes it on shutdown. Members are created on
+first use, so a session that never runs them never imports them (PTY/termios, the Node kernel)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from codexbro.tools.exec_sessions import ExecSessions
-from codexbro.tools.handlers.js_repl import JsRepl
+if TYPE_CHECKING:
+    from codexbro.tools.exec_sessions import ExecSessions
+    from codexbro.tools.handlers.js_repl import JsRepl
 
 
-@dataclass
 class ToolResources:
-    exec_sessions: ExecSessions = field(default_factory=ExecSessions)
-    js_repl: JsRepl = field(default_factory=JsRepl)
+    def __init__(self) -> None:
+        self._exec: ExecSessions | None = None
+        self._js: JsRepl | None = None
+
+    @property
+    def exec_sessions(self) -> ExecSessions:
+        if self._exec is None:
+            from codexbro.tools.exec_sessions import ExecSessions
+
+            self._exec = ExecSessions()
+        return self._exec
+
+    @property
+    def js_repl(self) -> JsRepl:
+        if self._js is None:
+            from codexbro.tools.handlers.js_repl import JsRepl
+
+            self._js = JsRepl()
+        return self._js
 
     async def aclose(self) -> None:
-        await self.exec_sessions.aclose()
-        await self.js_repl.aclose()
+        if self._exec is not None:
+            await self._exec.aclose()
+        if self._js is not None:
+            await self._js.aclose()

@@ -8,16 +8,12 @@ Flow: parse → verify (compute every new file; nothing written on error) → pa
 
 from __future__ import annotations
 
-import difflib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codexbro.apply_patch.apply import PlannedChange, commit, verify
-from codexbro.apply_patch.parser import PatchError, parse_patch
 from codexbro.core.protocol import PatchApplyBegin, PatchApplyEnd
-from codexbro.sandbox.policy import assess_patch, writable_roots
 from codexbro.tools.base import (
     RespondToModel,
     ToolCall,
@@ -27,6 +23,11 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.output import exec_output_freeform
+
+if TYPE_CHECKING:
+    from codexbro.apply_patch.apply import PlannedChange
+
+# The parser, applier and policy load on the first patch, not at start-up.
 
 GRAMMAR = """start: begin_patch hunk+ end_patch
 begin_patch: "*** Begin Patch" LF
@@ -89,6 +90,8 @@ _FUNCTION = function_spec(
 
 
 def _changes(plan: list[PlannedChange]) -> dict[str, dict[str, Any]]:
+    import difflib
+
     out: dict[str, dict[str, Any]] = {}
     for change in plan:
         key = str(change.abs_path)
@@ -120,6 +123,10 @@ class PatchResult:
 
 async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext) -> PatchResult:
     """Apply ``patch`` relative to ``cwd``. Verification and policy failures raise RespondToModel."""
+    from codexbro.apply_patch.apply import commit, verify
+    from codexbro.apply_patch.parser import PatchError, parse_patch
+    from codexbro.sandbox.policy import assess_patch, writable_roots
+
     started = time.monotonic()
     try:
         plan = verify(parse_patch(patch), cwd)

@@ -14,7 +14,6 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
 from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
 from codexbro.tools.base import (
     RespondToModel,
@@ -25,7 +24,6 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.exec_env import build_env
-from codexbro.tools.handlers.apply_patch import apply_patch_text
 from codexbro.tools.output import exec_output_freeform, exec_output_structured
 from codexbro.tools.spawn import run_process
 
@@ -87,12 +85,16 @@ class _ShellBase:
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise RespondToModel(f"`timeout_ms` must be a positive number, got {timeout_ms!r}")
 
+        from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
+
         try:
             shell_patch = maybe_shell_patch(argv)
         except NotExplicit as exc:
             raise RespondToModel(str(exc)) from None
         if shell_patch is not None:
             # The runtime applies the patch itself, with the same checks as the apply_patch tool.
+            from codexbro.tools.handlers.apply_patch import apply_patch_text
+
             log.info("apply_patch was requested through %s; applying it directly", self.name)
             where = ctx.resolve_path(str(cwd / shell_patch.cd)) if shell_patch.cd else cwd
             patched = await apply_patch_text(shell_patch.patch, where, call.call_id, ctx)

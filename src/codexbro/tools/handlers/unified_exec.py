@@ -19,7 +19,6 @@ import secrets
 import time
 from typing import Any
 
-from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
 from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd
 from codexbro.tools.base import (
     RespondToModel,
@@ -165,6 +164,8 @@ class ExecCommandHandler:
         max_tokens = (
             _number(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
         )
+        from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
+
         try:
             shell_patch = maybe_shell_patch(argv)
         except NotExplicit as exc:
