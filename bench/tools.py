@@ -6,6 +6,7 @@
 (2) grep_files on a large generated tree vs bare ``rg`` with the same flags   target ≤ +10 %
 (3) shell tool per-call overhead: dispatch → output item, minus the bare
     spawn-and-wait of the same argv                                           target ≤ 10 ms
+(4) sandbox overhead per spawned command, each backend that works here      target ≤ 15 ms
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from codexbro.apply_patch.apply import commit, verify  # noqa: E402
 from codexbro.apply_patch.parser import parse_patch  # noqa: E402
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy  # noqa: E402
+from codexbro.sandbox.linux import BACKENDS, probe, spec_for  # noqa: E402
 from codexbro.tools.base import ToolCall, ToolContext  # noqa: E402
 from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg  # noqa: E402
 from codexbro.tools.handlers.shell import ShellHandler  # noqa: E402
@@ -99,7 +101,9 @@ def bench_grep(tmp: Path, runs: int = 7) -> tuple[float, float, int]:
     return statistics.median(bare), statistics.median(ours), count
 
 
-def bench_shell_overhead(tmp: Path, runs: int = 30) -> tuple[float, float]:
+def bench_shell_overhead(
+    tmp: Path, runs: int = 30, context: ToolContext | None = None
+) -> tuple[float, float]:
     router = ToolRouter([ShellHandler()])
     call = ToolCall("s", "shell", "function", arguments=json.dumps({"command": ["true"]}))
 
@@ -107,7 +111,7 @@ def bench_shell_overhead(tmp: Path, runs: int = 30) -> tuple[float, float]:
         out = []
         for _ in range(runs):
             started = time.perf_counter()
-            await router.dispatch(call, ctx(tmp))
+            await router.dispatch(call, context or ctx(tmp))
             out.append(time.perf_counter() - started)
         return out
 
@@ -126,6 +130,14 @@ def main() -> None:
         patch_s = bench_apply_patch(tmp)
         bare, ours, count = bench_grep(tmp)
         spawn, call = bench_shell_overhead(tmp)
+        sandboxed = {}
+        for backend in BACKENDS:
+            if probe(backend).ok:
+                boxed = ToolContext(cwd=tmp, turn_id="bench", sandbox_mode="workspace-write", approval_policy="never",
+                                    sandbox_workspace_write=SandboxWorkspaceWrite(), env_policy=ShellEnvironmentPolicy(),
+                                    sandbox=spec_for("workspace-write", SandboxWorkspaceWrite(), tmp),
+                                    sandbox_backend=backend)  # fmt: skip
+                sandboxed[backend] = bench_shell_overhead(tmp, context=boxed)[1]
     overhead = (ours - bare) / bare * 100
     rows = [
         ("apply_patch 3 hunks / 100k lines", f"{patch_s * 1000:.1f} ms", "≤ 50 ms", patch_s <= 0.050),
@@ -134,6 +146,10 @@ def main() -> None:
         ("shell call overhead", f"{(call - spawn) * 1000:.1f} ms (call {call * 1000:.1f}, bare {spawn * 1000:.1f})",
          "≤ 10 ms", call - spawn <= 0.010),
     ]  # fmt: skip
+    for backend, boxed_call in sandboxed.items():
+        extra = boxed_call - call
+        rows.append((f"sandbox overhead ({backend})", f"{extra * 1000:.1f} ms (call {boxed_call * 1000:.1f} ms)",
+                     "≤ 15 ms", extra <= 0.015))  # fmt: skip
     print("codexbro tool bench (medians)")
     for name, figure, target, ok in rows:
         print(f"{name:<36}{figure:<44}{target:<10}{'ok' if ok else 'MISS'}")

@@ -25,6 +25,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if var.startswith(("CODEXBRO_", "CODEX_", "OPENAI_")) or var.lower().endswith("_proxy"):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CODEXBRO_HOME", str(home))
+    user_home = tmp_path / "user"
+    user_home.mkdir()
+    monkeypatch.setenv("HOME", str(user_home))  # no dotfiles of the machine's user in login shells
     monkeypatch.setenv("FAKE_API_KEY", FAKE_KEY)
     monkeypatch.setenv("SHELL", "/bin/bash")
     return home

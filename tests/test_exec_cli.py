@@ -249,7 +249,7 @@ def test_sigkill_mid_turn_leaves_resumable_rollout(
     marker = workspace / "started"
     fake.add(Reply([ev_created(), ev_shell_command("c1", f"touch {marker}; sleep 30"), ev_completed()]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codexbro", "exec", "--json", "long job"],
+        [sys.executable, "-m", "codexbro", "exec", "--json", "--full-auto", "long job"],
         cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
     )  # fmt: skip
@@ -277,7 +277,7 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
         Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()])
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codexbro", "exec", "--json", "long job"],
+        [sys.executable, "-m", "codexbro", "exec", "--json", "--full-auto", "long job"],
         cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=os.environ.copy(),
     )  # fmt: skip

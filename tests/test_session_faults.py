@@ -29,9 +29,9 @@ from tests.fakes.responses_server import FakeResponsesServer, Reply
 
 
 def make_session(home: Path, fake: FakeResponsesServer, cwd: Path, *, provider_extra: str = "",
-                 model: str = "gpt-5.1-codex") -> Session:  # fmt: skip
+                 model: str = "gpt-5.1-codex", sandbox: str = "workspace-write") -> Session:  # fmt: skip
     write_config(home, fake.base_url, provider_extra=provider_extra, model=model)
-    config = load_config(Overrides(cwd=cwd, flags={"approval_policy": "never"}))
+    config = load_config(Overrides(cwd=cwd, flags={"approval_policy": "never", "sandbox_mode": sandbox}))
     return Session.create(config, SessionOptions(ephemeral=True))
 
 

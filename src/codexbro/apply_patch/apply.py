@@ -40,20 +40,22 @@ def seek_sequence(lines: list[str], pattern: list[str], start: int, eof: bool) -
         return None
     first = len(lines) - len(pattern) if eof else start
     last = len(lines) - len(pattern)
-    for norm in (
-        None,
-        str.rstrip,
-        str.strip,
-        lambda s: s.strip().translate(_PUNCT),
-    ):
+    if first > last:
+        return None
+    n = len(pattern)
+    for norm in (None, str.rstrip, str.strip, _loose):
         want = pattern if norm is None else [norm(p) for p in pattern]
-        for i in range(first, last + 1):
-            window = lines[i : i + len(pattern)]
-            if norm is not None:
-                window = [norm(w) for w in window]
-            if window == want:
-                return i
+        # Normalise each candidate line once per pass, and test the first line before slicing.
+        hay = lines[first : last + n] if norm is None else [norm(x) for x in lines[first : last + n]]
+        head = want[0]
+        for offset in range(last - first + 1):
+            if hay[offset] == head and hay[offset : offset + n] == want:
+                return first + offset
     return None
+
+
+def _loose(text: str) -> str:
+    return text.strip().translate(_PUNCT)
 
 
 def _io(exc: OSError) -> str:

@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     patch_p.add_argument("patch", nargs="?", help="the whole patch; read from stdin when absent")
 
+    box = sub.add_parser("sandbox", help="run a command in the sandbox, or diagnose the sandbox backends")
+    box_sub = box.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
+    lin = box_sub.add_parser("linux", help="run CMD under the Linux sandbox (codexbro sandbox linux -- CMD)")
+    lin.add_argument(
+        "--policy", choices=["read-only", "workspace-write", "danger-full-access"], default="read-only"
+    )
+    lin.add_argument("--writable-root", dest="roots", action="append", default=[], metavar="DIR",
+                     help="extra writable root (workspace-write)")  # fmt: skip
+    lin.add_argument("--network", action="store_true", help="allow network access (workspace-write)")
+    lin.add_argument("--backend", choices=["auto", "landlock", "bubblewrap"], default="auto")
+    lin.add_argument("-C", "--cd", metavar="DIR", help="working directory (the workspace root)")
+    lin.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+    doc = box_sub.add_parser("doctor", help="which sandbox backends work here, and why the others do not")
+    doc.add_argument("--json", action="store_true")
+
     return parser
 
 
@@ -162,6 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.command in ("exec", "e"):
         return _exec(ns, resume=False)
+    if ns.command == "sandbox":
+        from codexbro.sandbox import cli as sandbox_cli
+
+        if ns.sandbox_command == "linux":
+            cmd = ns.cmd[1:] if ns.cmd[:1] == ["--"] else ns.cmd
+            return sandbox_cli.run_linux(ns.policy, ns.roots, ns.network, ns.backend, ns.cd, cmd)
+        if ns.sandbox_command == "doctor":
+            return sandbox_cli.doctor(ns.json)
+        parser.parse_args(["sandbox", "--help"])
     parser.print_help()
     return 0
 

@@ -235,6 +235,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         features=dict(merged.get("features", {})),
         tools=dict(merged.get("tools", {})),
         profile=profile_name,
+        sandbox_backend=merged.get("sandbox_backend", "auto"),
         origins=origins,
         raw=merged,
         warnings=tuple(warnings),

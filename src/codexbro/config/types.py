@@ -95,6 +95,7 @@ class Config:
     features: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, Any] = field(default_factory=dict)
     profile: str | None = None
+    sandbox_backend: str = "auto"
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):
     # inspection shows it so nobody has to guess why a model or provider was chosen.
     origins: dict[str, str] = field(default_factory=dict)

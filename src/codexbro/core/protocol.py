@@ -165,7 +165,32 @@ class ExecCommandEnd(EventMsg):
     aggregated_output: str
     formatted_output: str
     status: str = "completed"  # completed | failed | declined
+    sandbox_denied: bool = False
     type: ClassVar[str] = "exec_command_end"
+
+
+@dataclass(eq=False, repr=False)
+class ExecApprovalRequest(EventMsg):
+    """Answer with ``ExecApproval(id=call_id, decision)``: approved | approved_for_session (this
+    prefix, this workspace, this session) | approved_for_workspace (persisted as a rule scoped to
+    this workspace) | denied | abort (stop the turn)."""
+
+    call_id: str
+    turn_id: str
+    command: list[str]
+    cwd: str
+    reason: str | None
+    proposed_prefix: list[str]
+    type: ClassVar[str] = "exec_approval_request"
+
+
+@dataclass(eq=False, repr=False)
+class ApplyPatchApprovalRequest(EventMsg):
+    call_id: str
+    turn_id: str
+    changes: dict[str, dict[str, Any]]
+    reason: str | None
+    type: ClassVar[str] = "apply_patch_approval_request"
 
 
 @dataclass(eq=False, repr=False)

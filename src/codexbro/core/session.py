@@ -29,8 +29,10 @@ from codexbro.core.instructions import BASE_INSTRUCTIONS, environment_context
 from codexbro.core.model_client import ModelClient
 from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
-from codexbro.errors import ApiError, CodexbroError
+from codexbro.errors import ApiError, CodexbroError, UserError
 from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule, RulesError, load_rules
+from codexbro.sandbox.linux import spec_for
 from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
 
@@ -48,6 +50,7 @@ class SessionOptions:
     source: str = "exec"
     ephemeral: bool = False
     resume: LoadedRollout | None = None
+    ignore_rules: bool = False
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Session:
         history: History,
         resumed: bool,
         warnings: list[str],
+        rules: tuple[PrefixRule, ...] = (),
     ) -> None:
         self.config = config
         self.model = model
@@ -86,6 +90,9 @@ class Session:
         self._current_sub = "0"
         self._context_recorded = resumed
         self._closed = False
+        self.rules = rules
+        self.approvals = ApprovalStore()
+        self._pending_approvals: dict[str, asyncio.Future[str]] = {}
         self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
         self._emit_startup(warnings)
 
@@ -151,7 +158,12 @@ class Session:
                 },
             )
         history = History(resume.history if resume else None)
+        try:
+            rules = () if options.ignore_rules else tuple(load_rules(config.codexbro_home))
+        except (RulesError, OSError) as exc:
+            raise UserError(f"approval rules: {exc}") from None
         return cls(
+            rules=rules,
             config=config,
             model=model,
             client=client,
@@ -230,11 +242,28 @@ class Session:
         elif isinstance(op, p.Interrupt):
             if self.active is not None:
                 self.active.task.cancel()
+        elif isinstance(op, p.ExecApproval | p.PatchApproval):
+            fut = self._pending_approvals.get(op.id)
+            if fut is None or fut.done():
+                self.emit(p.Warning(f"no pending approval request with id `{op.id}`"))
+            else:
+                fut.set_result(op.decision)
+                if op.decision == "abort" and self.active is not None:
+                    self.active.task.cancel()
         elif isinstance(op, p.Shutdown):
             asyncio.get_running_loop().create_task(self._shutdown())
-        else:
-            self.emit(p.Error(f"op `{op.kind}` is not supported by this session yet", "other"))
         return sub_id
+
+    async def request_approval(self, request: p.EventMsg) -> str:
+        """Emit an approval request and wait for the front end's decision (``submit`` resolves it)."""
+        key = str(getattr(request, "call_id", ""))
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending_approvals[key] = fut
+        self.emit(request)
+        try:
+            return await fut
+        finally:
+            self._pending_approvals.pop(key, None)
 
     async def next_event(self) -> p.Event:
         return await self._events.get()
@@ -256,6 +285,12 @@ class Session:
             output_schema=output_schema,
             truncation_mode=self.model.truncation_mode,
             truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
+            sandbox=spec_for(cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd),
+            sandbox_backend=cfg.sandbox_backend,
+            approvals=self.approvals,
+            rules=self.rules,
+            home=cfg.codexbro_home,
+            request_approval=self.request_approval,
         )
         task = asyncio.get_running_loop().create_task(self._run_turn_task(ctx, items))
         self.active = ActiveTurn(turn_id, task)

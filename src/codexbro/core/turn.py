@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codexbro.api import events as ev
 from codexbro.api.responses import backoff_s
@@ -38,6 +38,10 @@ from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.router import ToolRouter
 
+if TYPE_CHECKING:
+    from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
+    from codexbro.sandbox.linux import SandboxSpec
+
 
 @dataclass(frozen=True)
 class TurnContext:
@@ -54,6 +58,12 @@ class TurnContext:
     output_schema: dict[str, Any] | None = None
     truncation_mode: str = "bytes"
     truncation_limit: int = 10_000
+    sandbox: SandboxSpec | None = None
+    sandbox_backend: str = "auto"
+    approvals: ApprovalStore | None = None
+    rules: tuple[PrefixRule, ...] = ()
+    home: Path | None = None
+    request_approval: Callable[[EventMsg], Awaitable[str]] | None = None
 
 
 @dataclass
@@ -139,6 +149,12 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
         truncation_mode=ctx.truncation_mode,
         truncation_limit=ctx.truncation_limit,
         emit=host.emit,
+        sandbox=ctx.sandbox,
+        sandbox_backend=ctx.sandbox_backend,
+        request_approval=ctx.request_approval,
+        approvals=ctx.approvals,
+        rules=ctx.rules,
+        home=ctx.home,
     )
     calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
     needs_follow_up = False

@@ -191,7 +191,9 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
     from codexbro.exec.jsonl import JsonlProcessor
 
     config, prompt, inputs, schema, resume = prep.config, prep.prompt, prep.inputs, prep.schema, prep.resume
-    session = Session.create(config, SessionOptions(ephemeral=args.ephemeral, resume=resume))
+    session = Session.create(
+        config, SessionOptions(ephemeral=args.ephemeral, resume=resume, ignore_rules=args.ignore_rules)
+    )
     color = args.color == "always" or (
         args.color == "auto" and sys.stderr.isatty() and "NO_COLOR" not in os.environ
     )
@@ -199,11 +201,10 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
     if args.json:
         processor = JsonlProcessor(lambda line: print(line, flush=True))
     else:
-        note = (
-            ""
-            if config.sandbox_mode == "danger-full-access"
-            else " (not enforced yet: commands run unsandboxed)"
-        )
+        note = ""
+        if config.sandbox_mode == "workspace-write":  # as upstream: the roots beside the mode
+            extra = "".join(f", {r}" for r in config.sandbox_workspace_write.writable_roots)
+            note = f" [workdir, /tmp, $TMPDIR{extra}]"
         processor = HumanProcessor(
             lambda text: print(text, file=sys.stderr, flush=True),
             lambda text: print(text, flush=True),

@@ -8,13 +8,17 @@ model should see are raised as ``RespondToModel`` and become ordinary output tex
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
 from codexbro.core.protocol import EventMsg
+
+if TYPE_CHECKING:
+    from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
+    from codexbro.sandbox.linux import SandboxSpec
 
 
 class RespondToModel(Exception):
@@ -70,6 +74,14 @@ class ToolContext:
     truncation_mode: str = "bytes"
     truncation_limit: int = 10_000
     emit: Callable[[EventMsg], None] = lambda _msg: None
+    # Sandbox and approvals. ``sandbox`` None means no sandbox (danger-full-access). Without
+    # ``request_approval`` nobody can be asked, and anything that needs approval is refused.
+    sandbox: SandboxSpec | None = None
+    sandbox_backend: str = "auto"
+    request_approval: Callable[[EventMsg], Awaitable[str]] | None = None
+    approvals: ApprovalStore | None = None
+    rules: tuple[PrefixRule, ...] = ()
+    home: Path | None = None
 
     def resolve_path(self, path: str | None) -> Path:
         if not path:

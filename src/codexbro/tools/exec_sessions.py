@@ -21,6 +21,10 @@ import termios
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codexbro.sandbox.linux import Prepared
 
 MAX_PROCESSES = 64
 PROTECTED_RECENT = 8
@@ -77,14 +81,26 @@ class ExecProcess:
     def stdin_open(self) -> bool:
         return self.tty and self._master is not None and self.exit_code is None
 
-    async def start(self, env: dict[str, str]) -> None:
+    async def start(self, env: dict[str, str], sandbox: Prepared | None = None) -> None:
+        try:
+            await self._start(env, sandbox)
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+
+    async def _start(self, env: dict[str, str], sandbox: Prepared | None) -> None:
+        preexec = None
+        if sandbox is not None:
+            self.argv = sandbox.wrap(self.argv)
+            env = {**env, **sandbox.env}
+            preexec = sandbox.preexec
         if self.tty:
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
             try:
                 self._proc = await asyncio.create_subprocess_exec(
                     *self.argv, cwd=str(self.cwd), env=env, stdin=slave, stdout=slave, stderr=slave,
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=preexec,
                 )  # fmt: skip
             except BaseException:
                 os.close(master)
@@ -98,6 +114,7 @@ class ExecProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.argv, cwd=str(self.cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                preexec_fn=preexec,
             )  # fmt: skip
             self._readers.append(asyncio.ensure_future(self._read_pipe()))
         self._readers.append(asyncio.ensure_future(self._wait()))
@@ -196,10 +213,12 @@ class ExecSessions:
             if key not in self.processes:
                 return key
 
-    async def spawn(self, argv: list[str], cwd: Path, env: dict[str, str], tty: bool) -> ExecProcess:
+    async def spawn(
+        self, argv: list[str], cwd: Path, env: dict[str, str], tty: bool, sandbox: Prepared | None = None
+    ) -> ExecProcess:
         await self._prune()
         proc = ExecProcess(self._new_id(), argv, cwd, tty)
-        await proc.start(env)
+        await proc.start(env, sandbox)
         self.processes[proc.id] = proc
         return proc
 

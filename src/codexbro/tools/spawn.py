@@ -16,6 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codexbro.sandbox.linux import Prepared
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 READ_CHUNK = 8192
@@ -51,21 +55,28 @@ async def run_process(
     env: dict[str, str],
     timeout_s: float | None,
     on_output: OnOutput | None = None,
+    sandbox: Prepared | None = None,
 ) -> ExecResult:
-    """Spawn ``argv`` and wait for it. Raises ``OSError`` when it cannot start (caller reports it).
-
-    On cancellation the process group is killed before ``CancelledError`` propagates.
+    """Spawn ``argv`` (inside ``sandbox`` when given) and wait for it. Raises ``OSError`` when it
+    cannot start (caller reports it). On cancellation the process group is killed first.
     """
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
+    if sandbox is not None:
+        argv, env = sandbox.wrap(argv), {**env, **sandbox.env}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=sandbox.preexec if sandbox is not None else None,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.close()
     stdout, stderr, aggregated = bytearray(), bytearray(), bytearray()
 
     async def pump(stream: asyncio.StreamReader | None, name: str, sink: bytearray) -> None:

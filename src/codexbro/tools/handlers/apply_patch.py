@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codexbro.core.protocol import PatchApplyBegin, PatchApplyEnd
+from codexbro.core.protocol import ApplyPatchApprovalRequest, PatchApplyBegin, PatchApplyEnd
 from codexbro.tools.base import (
     RespondToModel,
     ToolCall,
@@ -137,12 +137,22 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
     decision = assess_patch(paths, mode=ctx.sandbox_mode, approval=ctx.approval_policy, roots=roots)
     if decision.verdict == "reject":
         raise RespondToModel(decision.reason)
-    if decision.verdict == "ask":
-        # Interactive approval arrives with the approval flow (issue 4); exec never asks.
-        raise RespondToModel(
-            f"patch rejected: it needs approval ({decision.reason}) and this session cannot ask for it"
-        )
     changes = _changes(plan)
+    if decision.verdict == "ask":
+        keys = {str(p) for p in paths}
+        remembered = ctx.approvals is not None and keys <= ctx.approvals.approved_paths
+        if not remembered:
+            if ctx.request_approval is None:
+                raise RespondToModel(
+                    f"patch rejected: it needs approval ({decision.reason}) and nobody can approve it here"
+                )
+            answer = await ctx.request_approval(
+                ApplyPatchApprovalRequest(call_id, ctx.turn_id, changes, decision.reason)
+            )
+            if answer not in ("approved", "approved_for_session", "approved_for_workspace"):
+                raise RespondToModel("patch rejected by user")
+            if answer != "approved" and ctx.approvals is not None:
+                ctx.approvals.approved_paths |= keys
     ctx.emit(PatchApplyBegin(call_id, changes))
     try:
         affected = commit(plan, cwd)

@@ -18,7 +18,7 @@ import re
 import shutil
 import signal
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codexbro.tools.base import (
     RespondToModel,
@@ -29,6 +29,9 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.exec_env import build_env
+
+if TYPE_CHECKING:
+    from codexbro.sandbox.linux import Prepared
 
 DEFAULT_TIMEOUT_MS = 30_000
 _PRAGMA = re.compile(r"^\s*//\s*codex(?:bro)?-js-repl:(?P<opts>.*)$")
@@ -51,17 +54,28 @@ class JsKernel:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def start(self, env: dict[str, str]) -> None:
+    async def start(self, env: dict[str, str], sandbox: Prepared | None = None) -> None:
+        try:
+            await self._start(env, sandbox)
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+
+    async def _start(self, env: dict[str, str], sandbox: Prepared | None) -> None:
         node = node_path()
         if node is None:
             raise RespondToModel("js_repl is unavailable: Node.js (`node`) is not installed")
         script = resources.files("codexbro.tools.js").joinpath("kernel.js")
         read_fd, write_fd = os.pipe()
         try:
+            argv = [node, str(script)]
+            if sandbox is not None:
+                argv, env = sandbox.wrap(argv), {**env, **sandbox.env}
             self._proc = await asyncio.create_subprocess_exec(
-                node, str(script), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, env={**env, "JS_REPL_FD": str(write_fd)},
                 pass_fds=(write_fd,), start_new_session=True,
+                preexec_fn=sandbox.preexec if sandbox is not None else None,
             )  # fmt: skip
         finally:
             os.close(write_fd)
@@ -121,8 +135,10 @@ class JsRepl:
 
     async def ensure(self, ctx: ToolContext) -> JsKernel:
         if not self.kernel.alive:
+            from codexbro.tools.exec_gate import sandbox_for
+
             self.kernel = JsKernel()
-            await self.kernel.start(build_env(ctx.env_policy))
+            await self.kernel.start(build_env(ctx.env_policy), sandbox_for(ctx, True))
         return self.kernel
 
     async def reset(self) -> None:

@@ -25,7 +25,7 @@ from codexbro.tools.base import (
 )
 from codexbro.tools.exec_env import build_env
 from codexbro.tools.output import exec_output_freeform, exec_output_structured
-from codexbro.tools.spawn import run_process
+from codexbro.tools.spawn import ExecResult, run_process
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ _COMMON: dict[str, Any] = {
     "justification": {
         "type": "string",
         "description": "With require_escalated only: one short question the user answers to approve.",
+    },
+    "prefix_rule": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "With require_escalated only: a command prefix the user may approve for later calls.",
     },
 }
 
@@ -66,12 +71,9 @@ class _ShellBase:
         timeout_ms: Any,
         escalate: Any,
         structured: bool,
+        justification: str | None = None,
+        prefix_rule: list[str] | None = None,
     ) -> ToolOutput:
-        if escalate == "require_escalated" and ctx.approval_policy == "never":
-            raise RespondToModel(
-                "approval policy is Never; reject command — you cannot ask for escalated permissions "
-                "if the approval policy is Never"
-            )
         if escalate not in (None, "use_default", "require_escalated"):
             raise RespondToModel(
                 f'`sandbox_permissions` must be "use_default" or "require_escalated", got {escalate!r}'
@@ -104,6 +106,13 @@ class _ShellBase:
             )
             return ToolOutput(text, success=patched.exit_code == 0)
 
+        from codexbro.sandbox.linux import is_likely_denied
+        from codexbro.tools.exec_gate import denial_note, gate_command, offer_retry, sandbox_for
+
+        sandboxed = await gate_command(
+            ctx, call.call_id, argv, cwd, escalate=escalate == "require_escalated",
+            justification=justification, prefix_rule=prefix_rule,
+        )  # fmt: skip
         env = build_env(ctx.env_policy)
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))
         deltas = 0
@@ -114,17 +123,33 @@ class _ShellBase:
                 deltas += 1
                 ctx.emit(ExecCommandOutputDelta(call.call_id, stream, chunk.decode("utf-8", "replace")))
 
-        try:
-            result = await run_process(argv, cwd=cwd, env=env, timeout_s=timeout / 1000, on_output=on_output)
-        except OSError as exc:
-            message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"
-            ctx.emit(ExecCommandEnd(call.call_id, argv, str(cwd), -1, 0, message, message, "failed"))
-            raise RespondToModel(message) from None
+        async def spawn(inside: bool) -> ExecResult:
+            try:
+                return await run_process(
+                    argv, cwd=cwd, env=env, timeout_s=timeout / 1000, on_output=on_output,
+                    sandbox=sandbox_for(ctx, inside),
+                )  # fmt: skip
+            except OSError as exc:
+                message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"
+                ctx.emit(ExecCommandEnd(call.call_id, argv, str(cwd), -1, 0, message, message, "failed"))
+                raise RespondToModel(message) from None
+            except RespondToModel as exc:
+                ctx.emit(ExecCommandEnd(call.call_id, argv, str(cwd), -1, 0, str(exc), str(exc), "declined"))
+                raise
+
+        result = await spawn(sandboxed)
         text = result.aggregated_text
+        denied = sandboxed and is_likely_denied(result.exit_code, text)
+        if denied and await offer_retry(ctx, call.call_id, argv, cwd):
+            result = await spawn(False)
+            text = result.aggregated_text
+            denied = False
         if result.timed_out:
             text = f"command timed out after {int(timeout)} milliseconds\n" + text
         fmt = exec_output_structured if structured else exec_output_freeform
         formatted = fmt(text, result.exit_code, result.duration_s, ctx.truncation_mode, ctx.truncation_limit)
+        if denied:
+            formatted += denial_note(ctx)
         ctx.emit(
             ExecCommandEnd(
                 call.call_id,
@@ -135,6 +160,7 @@ class _ShellBase:
                 text,
                 formatted,
                 "completed" if result.exit_code == 0 else "failed",
+                sandbox_denied=denied,
             )
         )
         return ToolOutput(formatted, success=result.exit_code == 0)
@@ -181,6 +207,8 @@ class ShellHandler(_ShellBase):
             timeout_ms=args.get("timeout_ms"),
             escalate=args.get("sandbox_permissions"),
             structured=True,
+            justification=args.get("justification"),
+            prefix_rule=args.get("prefix_rule"),
         )
 
 
@@ -230,6 +258,8 @@ class ShellCommandHandler(_ShellBase):
             timeout_ms=args.get("timeout_ms"),
             escalate=args.get("sandbox_permissions"),
             structured=False,
+            justification=args.get("justification"),
+            prefix_rule=args.get("prefix_rule"),
         )
 
 

@@ -150,11 +150,6 @@ class ExecCommandHandler:
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
         args = parse_arguments(call, EXEC_COMMAND["parameters"])
-        if args.get("sandbox_permissions") == "require_escalated" and ctx.approval_policy == "never":
-            raise RespondToModel(
-                "approval policy is Never; reject command — you cannot ask for escalated permissions "
-                "if the approval policy is Never"
-            )
         cwd = ctx.resolve_path(args.get("workdir"))
         if not cwd.is_dir():
             raise RespondToModel(f"workdir {cwd} does not exist or is not a directory")
@@ -176,10 +171,18 @@ class ExecCommandHandler:
             return ToolOutput(f"Wall time: {patched.seconds:.4f} seconds\nOutput:\n{patched.output}",
                               success=patched.exit_code == 0)  # fmt: skip
 
+        from codexbro.tools.exec_gate import gate_command, sandbox_for
+
+        sandboxed = await gate_command(
+            ctx, call.call_id, argv, cwd, escalate=args.get("sandbox_permissions") == "require_escalated",
+            justification=args.get("justification"), prefix_rule=args.get("prefix_rule"),
+        )  # fmt: skip
         env = {**build_env(ctx.env_policy), **UNIFIED_ENV}
         started = time.monotonic()
         try:
-            proc = await self.sessions.spawn(argv, cwd, env, bool(args.get("tty")))
+            proc = await self.sessions.spawn(
+                argv, cwd, env, bool(args.get("tty")), sandbox_for(ctx, sandboxed)
+            )
         except OSError as exc:
             raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))

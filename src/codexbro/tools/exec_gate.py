@@ -1,0 +1,95 @@
+"""The gate every command-running tool passes through: policy decision, approval, sandbox.
+
+``gate_command`` answers "run sandboxed", "run unsandboxed" (approved escalation) or raises
+``RespondToModel`` with the reason the command was refused. ``sandbox_for`` turns that into a
+prepared sandbox for the spawn. ``offer_retry`` asks, after a likely sandbox denial, whether to run
+the command again outside the sandbox (only under ``on-failure`` / ``untrusted``, as upstream).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codexbro.core.protocol import ExecApprovalRequest
+from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
+from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
+from codexbro.tools.base import RespondToModel, ToolContext
+
+APPROVED = ("approved", "approved_for_session", "approved_for_workspace")
+
+
+async def ask(
+    ctx: ToolContext, call_id: str, argv: list[str], cwd: Path, reason: str, prefix: list[str]
+) -> bool:
+    """Ask the user; True when approved. Remembers session/workspace approvals."""
+    if ctx.request_approval is None:
+        raise RespondToModel(
+            f"this command needs approval ({reason}), and nobody can approve it in this session "
+            f"(approval policy: {ctx.approval_policy})"
+        )
+    decision = await ctx.request_approval(
+        ExecApprovalRequest(call_id, ctx.turn_id, argv, str(cwd), reason, prefix)
+    )
+    if decision not in APPROVED:
+        raise RespondToModel("exec command rejected by user")
+    if decision in ("approved_for_session", "approved_for_workspace") and ctx.approvals is not None:
+        ctx.approvals.add(prefix, ctx.cwd)
+    if decision == "approved_for_workspace" and ctx.home is not None:
+        append_rule(ctx.home, prefix, ctx.cwd.resolve(), "approved by the user")
+    return True
+
+
+async def gate_command(
+    ctx: ToolContext, call_id: str, argv: list[str], cwd: Path, *, escalate: bool,
+    justification: str | None = None, prefix_rule: list[str] | None = None,
+) -> bool:  # fmt: skip
+    """Returns whether the command must run inside the sandbox."""
+    decision = decide(
+        argv, cwd=cwd, approval=ctx.approval_policy, mode=ctx.sandbox_mode, escalate=escalate,
+        rules=list(ctx.rules), store=ctx.approvals or ApprovalStore(),
+    )  # fmt: skip
+    if decision.verdict == "reject":
+        raise RespondToModel(decision.reason)
+    if decision.verdict == "ask":
+        await ask(
+            ctx, call_id, argv, cwd, justification or decision.reason, proposed_prefix(argv, prefix_rule)
+        )
+    return decision.sandboxed and ctx.sandbox is not None
+
+
+def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
+    if not sandboxed or ctx.sandbox is None:
+        return None
+    try:
+        return prepare(ctx.sandbox, ctx.sandbox_backend)
+    except (SandboxUnavailable, OSError) as exc:
+        raise RespondToModel(f"sandbox unavailable, command not run: {exc}") from None
+
+
+async def offer_retry(ctx: ToolContext, call_id: str, argv: list[str], cwd: Path) -> bool:
+    """After a sandbox denial: True when the user approved running it again unsandboxed."""
+    if ctx.approval_policy not in ("on-failure", "untrusted") or ctx.request_approval is None:
+        return False
+    try:
+        return await ask(
+            ctx, call_id, argv, cwd, "command failed; retry without sandbox?", proposed_prefix(argv)
+        )
+    except RespondToModel:
+        return False
+
+
+def denial_note(ctx: ToolContext) -> str:
+    spec = ctx.sandbox
+    if spec is None:
+        return ""
+    roots = ", ".join(spec.writable) or "nowhere"
+    network = "allowed" if spec.network else "blocked"
+    how = (
+        'ask for escalation with sandbox_permissions="require_escalated" and a justification'
+        if ctx.approval_policy in ("on-request", "on-failure", "untrusted")
+        else "escalation is impossible under approval policy never; stay within the writable roots"
+    )
+    return (
+        f"\n[sandbox] This looks like a sandbox denial ({spec.mode}): writes are allowed in {roots}; "
+        f".git and agent metadata are read-only; network is {network}. To proceed, {how}."
+    )
