@@ -39,6 +39,11 @@ class Route:
     family: str
     purpose: str
     auth_headers: str
+    implemented: bool = False  # does codexbro call it today (inspection says so honestly)
+
+    def template(self, base: str) -> str:
+        """The URL with its ``{parameters}`` left in, for maps and docs."""
+        return base.rstrip("/") + "/" + self.path.lstrip("/")
 
     def url(self, base: str, query: dict[str, str] | None = None, **params: str) -> str:
         path = self.path
@@ -86,7 +91,7 @@ _CHATGPT = "Authorization: Bearer <access token>, ChatGPT-Account-ID"
 
 ROUTES: tuple[Route, ...] = (
     # Model traffic (provider base: public API, ChatGPT Codex backend or a third-party endpoint).
-    Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER),
+    Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER, True),
     Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER),
     Route("responses.compact", "POST", "responses/compact", "model", "remote compaction", _BEARER),
     Route("models.list", "GET", "models", "model", "live model catalog", _BEARER),

@@ -13,7 +13,7 @@ from codexbro import __version__
 _VALUE_OPTIONS = {
     "-m", "--model", "-s", "--sandbox", "-C", "--cd", "-c", "--config", "-p", "--profile",
     "-o", "--output-last-message", "--output-schema", "--color", "--local-provider",
-    "-i", "--image", "--enable", "--disable", "--add-dir",
+    "-i", "--image", "--enable", "--disable", "--add-dir", "--trace",
 }  # fmt: skip
 
 
@@ -80,10 +80,19 @@ def _add_exec_options(parser: argparse.ArgumentParser) -> None:
         "--ignore-user-config", action="store_true", help="do not read $CODEXBRO_HOME/config.toml"
     )
     parser.add_argument("--ignore-rules", action="store_true", help="do not load approval rules files")
+    parser.add_argument(
+        "--trace", metavar="FILE", help="write a JSONL trace of every request, decision and tool call to FILE"
+    )
     parser.add_argument("--enable", action="append", default=[], metavar="FEATURE", help="turn a feature on")
     parser.add_argument(
         "--disable", action="append", default=[], metavar="FEATURE", help="turn a feature off"
     )
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value")  # fmt: skip
+    parser.add_argument("-p", "--profile", help="config profile to apply")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +111,33 @@ def build_parser() -> argparse.ArgumentParser:
         "apply-patch", help="apply a patch in the apply_patch format (argument or stdin)"
     )
     patch_p.add_argument("patch", nargs="?", help="the whole patch; read from stdin when absent")
+
+    routes = sub.add_parser("routes", help="print the route map: every request codexbro can make, by bucket")
+    routes.add_argument("--json", action="store_true")
+    _add_config_options(routes)
+
+    debug = sub.add_parser("debug", help="inspection helpers")
+    debug_sub = debug.add_subparsers(dest="debug_command", metavar="SUBCOMMAND")
+    dreq = debug_sub.add_parser(
+        "request",
+        help="build the first request `codexbro exec` would send for this config, and print it (never sent)",
+    )
+    dreq.add_argument("prompt", nargs="?", default="Hello", help="the user message (default: Hello)")
+    dreq.add_argument(
+        "--json", action="store_true", help="print everything, including the full body, as JSON"
+    )
+    dreq.add_argument("-m", "--model", help="model slug")
+    dreq.add_argument("-s", "--sandbox", choices=["read-only", "workspace-write", "danger-full-access"])
+    dreq.add_argument("-C", "--cd", metavar="DIR")
+    dreq.add_argument("--oss", action="store_true")
+    dreq.add_argument("--local-provider", choices=["ollama", "lmstudio"])
+    _add_config_options(dreq)
+
+    trace = sub.add_parser("trace", help="read a --trace file")
+    trace_sub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND")
+    tshow = trace_sub.add_parser("show", help="render a trace as a timeline (or an HTML page with --html)")
+    tshow.add_argument("file")
+    tshow.add_argument("--html", metavar="OUT", help="write one self-contained HTML page instead")
 
     box = sub.add_parser("sandbox", help="run a command in the sandbox, or diagnose the sandbox backends")
     box_sub = box.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
@@ -177,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.command in ("exec", "e"):
         return _exec(ns, resume=False)
+    if ns.command in ("routes", "debug", "trace"):
+        return _inspect(parser, ns)
     if ns.command == "sandbox":
         from codexbro.sandbox import cli as sandbox_cli
 
@@ -188,6 +226,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args(["sandbox", "--help"])
     parser.print_help()
     return 0
+
+
+def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
+    from codexbro.errors import UserError
+
+    try:
+        if ns.command == "trace":
+            if ns.trace_command != "show":
+                parser.parse_args(["trace", "--help"])
+            from pathlib import Path
+
+            from codexbro.inspect.trace_view import show
+
+            print(show(Path(ns.file), ns.html))
+            return 0
+        from pathlib import Path
+
+        from codexbro.config.loader import Overrides, load_config
+
+        flags: dict[str, object] = {}
+        if ns.command == "debug":
+            if ns.debug_command != "request":
+                parser.parse_args(["debug", "--help"])
+            # The request `codexbro exec` would send: exec always runs with approval policy never.
+            flags = {"model": ns.model, "sandbox_mode": ns.sandbox, "approval_policy": "never"}
+            if ns.oss:
+                from codexbro.exec.run import OSS_DEFAULT_MODELS
+
+                provider = ns.local_provider or "ollama"
+                flags["model_provider"] = provider
+                flags["model"] = ns.model or OSS_DEFAULT_MODELS.get(provider)
+        cwd = Path(ns.cd) if getattr(ns, "cd", None) else None
+        config = load_config(
+            Overrides(cli_overrides=ns.config_overrides, profile=ns.profile, flags=flags, cwd=cwd)
+        )
+        if ns.command == "routes":
+            from codexbro.inspect.routes import render
+
+            print(render(config, ns.json))
+            return 0
+        import json
+
+        from codexbro.inspect import debug_request
+
+        info = debug_request.build(config, ns.prompt)
+        print(json.dumps(info, indent=2, ensure_ascii=False) if ns.json else debug_request.render(info))
+        return 0
+    except UserError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
 
 
 def _exec(ns: argparse.Namespace, *, resume: bool) -> int:

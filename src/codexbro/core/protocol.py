@@ -89,6 +89,52 @@ class SessionConfigured(EventMsg):
 
 
 @dataclass(eq=False, repr=False)
+class ModelResolved(EventMsg):
+    """How this session's model, provider and endpoint were chosen (for inspection and traces)."""
+
+    requested: str | None
+    model: str
+    model_source: str
+    catalog: str
+    warning: str | None
+    provider_id: str
+    provider_source: str
+    base_url: str
+    base_url_reason: str
+    bucket: str
+    auth: str
+    type: ClassVar[str] = "model_resolved"
+
+
+@dataclass(eq=False, repr=False)
+class ModelRequest(EventMsg):
+    """One HTTP attempt on a route of the route table (no headers, no bodies)."""
+
+    route: str
+    bucket: str
+    method: str
+    url: str
+    attempt: int
+    status: int | None
+    error: str | None
+    duration_ms: float | None
+    type: ClassVar[str] = "model_request"
+
+
+@dataclass(eq=False, repr=False)
+class ToolDecision(EventMsg):
+    """The policy/sandbox/approval decision for one command before it ran (or did not)."""
+
+    call_id: str
+    tool: str
+    verdict: str  # run | ask | reject
+    sandbox: str  # landlock | bubblewrap | none
+    approval: str | None
+    reason: str
+    type: ClassVar[str] = "tool_decision"
+
+
+@dataclass(eq=False, repr=False)
 class TaskStarted(EventMsg):
     turn_id: str
     model_context_window: int | None

@@ -21,7 +21,9 @@ from typing import Any
 
 from codexbro import __version__
 from codexbro.api.events import RateLimitSnapshot, ResponseItem, TokenUsage
-from codexbro.auth.resolve import resolve_auth
+from codexbro.api.http import RequestRecord
+from codexbro.api.routes import bucket_for, route
+from codexbro.auth.resolve import ProviderAuth, resolve_auth
 from codexbro.config.types import Config
 from codexbro.core import protocol as p
 from codexbro.core.history import History, developer_message, output_item_for, user_message
@@ -29,7 +31,7 @@ from codexbro.core.instructions import BASE_INSTRUCTIONS, environment_context
 from codexbro.core.model_client import ModelClient
 from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
-from codexbro.errors import ApiError, CodexbroError, UserError
+from codexbro.errors import ApiError, AuthError, CodexbroError, UserError
 from codexbro.models.catalog import ModelCatalog, ModelInfo
 from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule, RulesError, load_rules
 from codexbro.sandbox.linux import spec_for
@@ -51,6 +53,7 @@ class SessionOptions:
     ephemeral: bool = False
     resume: LoadedRollout | None = None
     ignore_rules: bool = False
+    allow_missing_auth: bool = False  # inspection: build everything even without credentials
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Session:
         resumed: bool,
         warnings: list[str],
         rules: tuple[PrefixRule, ...] = (),
+        resolution: p.ModelResolved | None = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -94,6 +98,8 @@ class Session:
         self.approvals = ApprovalStore()
         self._pending_approvals: dict[str, asyncio.Future[str]] = {}
         self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
+        self.resolution = resolution
+        client.http.observers.append(self._on_request)
         self._emit_startup(warnings)
 
     # ---- construction ------------------------------------------------------------------------
@@ -109,13 +115,19 @@ class Session:
             else ModelCatalog.bundled()
         )
         provider = config.model_provider
-        auth = resolve_auth(provider, config.codexbro_home)
+        try:
+            auth = resolve_auth(provider, config.codexbro_home)
+        except AuthError as exc:
+            if not options.allow_missing_auth:
+                raise
+            auth = ProviderAuth("none", None, f"missing — {exc.message}")
         resume = options.resume
         slug = config.model
         if slug is None and resume and resume.last_turn_context:
             slug = resume.last_turn_context.get("model")
         if slug is None:
             slug = catalog.default_model(api_key_auth=auth.mode != "chatgpt").slug
+        model_source = _model_source(config, resume, slug)
         resolved = catalog.resolve(slug)
         if resolved.warning:
             warnings.append(resolved.warning)
@@ -162,7 +174,21 @@ class Session:
             rules = () if options.ignore_rules else tuple(load_rules(config.codexbro_home))
         except (RulesError, OSError) as exc:
             raise UserError(f"approval rules: {exc}") from None
+        resolution = p.ModelResolved(
+            requested=config.model,
+            model=model.slug,
+            model_source=model_source,
+            catalog=resolved.source,
+            warning=resolved.warning,
+            provider_id=provider.id,
+            provider_source=config.origins.get("model_provider", "default"),
+            base_url=client.base_url,
+            base_url_reason=client.base_url_reason,
+            bucket=bucket_for(route("responses.create"), client.responses.url),
+            auth=auth.source,
+        )
         return cls(
+            resolution=resolution,
             rules=rules,
             config=config,
             model=model,
@@ -189,8 +215,18 @@ class Session:
                 resumed=self.resumed,
             )
         )
+        if self.resolution is not None:
+            self.emit(self.resolution)
         for warning in warnings:
             self.emit(p.Warning(warning))
+
+    def _on_request(self, record: RequestRecord) -> None:
+        self.emit(
+            p.ModelRequest(
+                record.route, record.bucket, record.method, record.url, record.attempt, record.status,
+                record.error, record.duration_ms,
+            )
+        )  # fmt: skip
 
     # ---- the TurnHost protocol ---------------------------------------------------------------
 
@@ -268,6 +304,13 @@ class Session:
     async def next_event(self) -> p.Event:
         return await self._events.get()
 
+    def drain_startup_events(self) -> list[p.Event]:
+        """Events already queued (session_configured, model_resolved, warnings), in order."""
+        out = []
+        while not self._events.empty():
+            out.append(self._events.get_nowait())
+        return out
+
     # ---- turns -------------------------------------------------------------------------------
 
     def _start_turn(self, items: list[ResponseItem], output_schema: dict[str, Any] | None) -> None:
@@ -294,6 +337,28 @@ class Session:
         )
         task = asyncio.get_running_loop().create_task(self._run_turn_task(ctx, items))
         self.active = ActiveTurn(turn_id, task)
+
+    def preview_request(self, text: str) -> tuple[str, dict[str, Any], dict[str, str], list[dict[str, Any]]]:
+        """The exact first request a turn with ``text`` would send: (url, body, headers, tool specs).
+        Nothing is sent and nothing is recorded."""
+        from codexbro.core.model_client import Prompt
+
+        items = ([] if self._context_recorded else self._initial_context()) + [
+            _input_item((p.UserInput("text", text=text),))
+        ]
+        history = History([*self.history.items, *items])
+        router = build_router(self.model, self.config, self.tool_resources)
+        prompt = Prompt(
+            input=history.for_prompt(images="image" in self.model.input_modalities),
+            tools=router.specs(),
+            parallel_tool_calls=self.model.supports_parallel_tool_calls,
+        )
+        headers = {
+            "accept": "text/event-stream",
+            "content-type": "application/json",
+            **self.client.build_headers(),
+        }
+        return self.client.responses.url, self.client.build_body(prompt), headers, prompt.tools
 
     def _initial_context(self) -> list[ResponseItem]:
         cfg = self.config
@@ -379,6 +444,15 @@ class Session:
         await self.tool_resources.aclose()
         await self.client.aclose()
         self.recorder.close()
+
+
+def _model_source(config: Config, resume: LoadedRollout | None, slug: str) -> str:
+    if config.model is not None:
+        origin = config.origins.get("model", "config")
+        return {"flag": "the -m/--model flag", "-c": "a -c override"}.get(origin, origin)
+    if resume is not None and resume.last_turn_context and resume.last_turn_context.get("model") == slug:
+        return "the resumed session's last turn"
+    return "the catalog default (lowest priority listed model)"
 
 
 def _input_item(inputs: tuple[p.UserInput, ...]) -> ResponseItem:

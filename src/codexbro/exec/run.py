@@ -46,6 +46,7 @@ class ExecArgs:
     strict_config: bool = False
     ignore_user_config: bool = False
     ignore_rules: bool = False
+    trace: str | None = None
     disable: list[str] = field(default_factory=list)
     # resume
     resume: bool = False
@@ -213,6 +214,19 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
             sandbox_note=note,
         )
 
+    tracer = None
+    if args.trace:
+        from codexbro.exec.trace import Redactor, TraceWriter
+
+        try:
+            tracer = TraceWriter(Path(args.trace), Redactor([session.client.auth.token or ""]))
+        except OSError as exc:
+            await session.close()
+            raise UserError(f"--trace: cannot write {args.trace}: {exc.strerror}") from None
+        for early in session.drain_startup_events():
+            processor.process(early)
+            tracer.process(early)
+
     loop = asyncio.get_running_loop()
     interrupts = 0
 
@@ -231,6 +245,8 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         while True:
             event = await session.next_event()
             processor.process(event)
+            if tracer is not None:
+                tracer.process(event)
             if isinstance(event.msg, p.TurnAborted):
                 aborted = True
                 break
@@ -240,6 +256,8 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await session.close()
+        if tracer is not None:
+            tracer.close()
 
     if args.output_last_message and processor.last_message is not None:
         write_atomic(Path(args.output_last_message), processor.last_message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codexbro.core.protocol import ExecApprovalRequest
+from codexbro.core.protocol import ExecApprovalRequest, ToolDecision
 from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
 from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
 from codexbro.tools.base import RespondToModel, ToolContext
@@ -41,20 +41,41 @@ async def ask(
 
 async def gate_command(
     ctx: ToolContext, call_id: str, argv: list[str], cwd: Path, *, escalate: bool,
-    justification: str | None = None, prefix_rule: list[str] | None = None,
+    justification: str | None = None, prefix_rule: list[str] | None = None, tool: str = "shell",
 ) -> bool:  # fmt: skip
     """Returns whether the command must run inside the sandbox."""
     decision = decide(
         argv, cwd=cwd, approval=ctx.approval_policy, mode=ctx.sandbox_mode, escalate=escalate,
         rules=list(ctx.rules), store=ctx.approvals or ApprovalStore(),
     )  # fmt: skip
+    sandboxed = decision.sandboxed and ctx.sandbox is not None
+    backend = ctx.sandbox_backend if sandboxed else "none"
     if decision.verdict == "reject":
+        ctx.emit(ToolDecision(call_id, tool, "reject", backend, None, decision.reason))
         raise RespondToModel(decision.reason)
+    approval = None
     if decision.verdict == "ask":
-        await ask(
-            ctx, call_id, argv, cwd, justification or decision.reason, proposed_prefix(argv, prefix_rule)
+        try:
+            await ask(
+                ctx, call_id, argv, cwd, justification or decision.reason, proposed_prefix(argv, prefix_rule)
+            )
+            approval = "approved"
+        except RespondToModel:
+            ctx.emit(ToolDecision(call_id, tool, "ask", backend, "denied", decision.reason))
+            raise
+    if sandboxed and backend == "auto":
+        from codexbro.sandbox.linux import SandboxUnavailable, choose_backend
+
+        try:
+            backend = choose_backend()
+        except SandboxUnavailable:
+            backend = "unavailable"
+    ctx.emit(
+        ToolDecision(
+            call_id, tool, decision.verdict, backend, approval, decision.reason or "policy allows it"
         )
-    return decision.sandboxed and ctx.sandbox is not None
+    )
+    return sandboxed
 
 
 def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:

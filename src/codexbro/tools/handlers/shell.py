@@ -111,7 +111,7 @@ class _ShellBase:
 
         sandboxed = await gate_command(
             ctx, call.call_id, argv, cwd, escalate=escalate == "require_escalated",
-            justification=justification, prefix_rule=prefix_rule,
+            justification=justification, prefix_rule=prefix_rule, tool=self.name,
         )  # fmt: skip
         env = build_env(ctx.env_policy)
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))

@@ -176,6 +176,7 @@ class ExecCommandHandler:
         sandboxed = await gate_command(
             ctx, call.call_id, argv, cwd, escalate=args.get("sandbox_permissions") == "require_escalated",
             justification=args.get("justification"), prefix_rule=args.get("prefix_rule"),
+            tool=self.name,
         )  # fmt: skip
         env = {**build_env(ctx.env_policy), **UNIFIED_ENV}
         started = time.monotonic()

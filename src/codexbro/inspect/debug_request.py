@@ -1,0 +1,77 @@
+"""``codexbro debug request [PROMPT]``: the exact first request of a turn, built and printed, never sent."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codexbro.api.http import redact_headers
+from codexbro.config.types import Config
+
+
+def build(config: Config, prompt: str) -> dict[str, Any]:
+    from codexbro.core.session import Session, SessionOptions
+
+    session = Session.create(config, SessionOptions(ephemeral=True, allow_missing_auth=True))
+    url, body, headers, tools = session.preview_request(prompt)
+    res = session.resolution
+    body_bytes = len(json.dumps(body, ensure_ascii=False).encode())
+    instructions = body.get("instructions") or ""
+    return {
+        "model": {"slug": res.model, "why": res.model_source, "catalog": res.catalog, "warning": res.warning}
+        if res
+        else None,
+        "provider": {"id": res.provider_id, "why": res.provider_source} if res else None,
+        "base_url": {"url": res.base_url, "why": res.base_url_reason} if res else None,
+        "route": {
+            "name": "responses.create",
+            "method": "POST",
+            "url": url,
+            "bucket": res.bucket if res else None,
+        },
+        "auth": res.auth if res else None,
+        "headers": redact_headers(headers),
+        "tools": [
+            {
+                "name": t.get("name") or t.get("type"),
+                "type": t.get("type"),
+                "bytes": len(json.dumps(t, ensure_ascii=False).encode()),
+            }
+            for t in tools
+        ],
+        "instructions_bytes": len(instructions.encode()),
+        "input_items": len(body.get("input") or []),
+        "body_bytes": body_bytes,
+        "estimated_tokens": (body_bytes + 3) // 4,
+        "body": body,
+    }
+
+
+def render(info: dict[str, Any]) -> str:
+    def kb(n: int) -> str:
+        return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
+
+    m, pr, base, rt = info["model"], info["provider"], info["base_url"], info["route"]
+    lines = [
+        "codexbro debug request — the first request of a turn for this config (nothing is sent)",
+        "",
+        f"model        {m['slug']}  ({m['why']}; metadata: {m['catalog']})",
+    ]
+    if m["warning"]:
+        lines.append(f"             warning: {m['warning']}")
+    lines += [
+        f"provider     {pr['id']}  (set by: {pr['why']})",
+        f"base URL     {base['url']}  ({base['why']})",
+        f"route        {rt['method']} {rt['url']}  [{rt['name']}, bucket {rt['bucket']}]",
+        f"auth         {info['auth']}",
+        "headers",
+        *(f"  {k}: {v}" for k, v in info["headers"].items()),
+        f"tools        {len(info['tools'])}, {kb(sum(t['bytes'] for t in info['tools']))}",
+        *(f"  {t['name']:<20} {t['type']:<12} {kb(t['bytes'])}" for t in info["tools"]),
+        f"instructions {kb(info['instructions_bytes'])} (~{info['instructions_bytes'] // 4} tokens)",
+        f"input items  {info['input_items']}",
+        f"body         {kb(info['body_bytes'])}, ~{info['estimated_tokens']} tokens (4 bytes per token)",
+        "",
+        "full body: codexbro debug request --json",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""``codexbro routes``: the route map (seed §2.2, §4, §5) printed from the table the wire layer uses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from codexbro.api.routes import (
+    AUTH,
+    CHATGPT_ECOSYSTEM,
+    CODEX_BACKEND,
+    PUBLIC_API,
+    ROUTES,
+    THIRD_PARTY,
+    Route,
+    bucket_for_url,
+)
+from codexbro.config.loader import CHATGPT_CODEX_BASE, OPENAI_API_BASE
+from codexbro.config.types import Config
+
+ISSUER = "https://auth.openai.com"
+TITLES = {
+    PUBLIC_API: "OpenAI public API",
+    CODEX_BACKEND: "ChatGPT Codex backend (model traffic under ChatGPT login)",
+    CHATGPT_ECOSYSTEM: "ChatGPT backend ecosystem (wham, connectors, plugins, transcription)",
+    AUTH: "Auth (OAuth issuer)",
+    THIRD_PARTY: "This config's provider (third-party endpoint)",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    bucket: str
+    route: Route
+    url: str
+    status: str  # used | available | not implemented
+
+
+def current_model_base(config: Config) -> tuple[str, str]:
+    """(base URL, auth description) the current config's model traffic would use."""
+    from codexbro.auth.resolve import resolve_auth
+    from codexbro.core.model_client import resolve_base_url
+    from codexbro.errors import AuthError
+
+    provider = config.model_provider
+    try:
+        auth = resolve_auth(provider, config.codexbro_home)
+    except AuthError:
+        from codexbro.auth.resolve import ProviderAuth
+
+        auth = ProviderAuth("none", None, "no credentials found")
+    base, _reason = resolve_base_url(config, provider, auth)
+    return base, auth.source
+
+
+def rows(config: Config | None) -> list[Row]:
+    current = current_model_base(config)[0] if config else None
+    current_bucket = bucket_for_url(current) if current else None
+    bases = [(PUBLIC_API, OPENAI_API_BASE), (CODEX_BACKEND, CHATGPT_CODEX_BASE)]
+    if current and current_bucket == THIRD_PARTY:
+        bases.append((THIRD_PARTY, current))
+    chatgpt_base = config.chatgpt_base_url if config else "https://chatgpt.com/backend-api/"
+    out: list[Row] = []
+    for route in ROUTES:
+        if route.family == "model":
+            targets = [(bucket, route.template(base)) for bucket, base in bases]
+        elif route.family == "chatgpt":
+            targets = [(CHATGPT_ECOSYSTEM, route.template(chatgpt_base))]
+        else:
+            targets = [(AUTH, route.template(ISSUER))]
+        for bucket, url in targets:
+            if not route.implemented:
+                status = "not implemented"
+            elif route.family == "model" and current is not None and url == route.template(current):
+                status = "used"
+            else:
+                status = "available"
+            out.append(Row(bucket, route, url, status))
+    return out
+
+
+def render(config: Config | None, as_json: bool) -> str:
+    table = rows(config)
+    if as_json:
+        doc: list[dict[str, Any]] = [
+            {"bucket": r.bucket, "name": r.route.name, "method": r.route.method, "url": r.url,
+             "purpose": r.route.purpose, "auth": r.route.auth_headers, "status": r.status}
+            for r in table
+        ]  # fmt: skip
+        return json.dumps(doc, indent=2)
+    lines = [
+        "codexbro route map — every request codexbro can make, from the route table the wire layer uses",
+        "",
+    ]
+    if config is not None:
+        base, auth = current_model_base(config)
+        lines.append(
+            f"current config: provider `{config.model_provider_id}`, model traffic to {base} ({auth})"
+        )
+        lines.append("")
+    for bucket in (PUBLIC_API, CODEX_BACKEND, THIRD_PARTY, CHATGPT_ECOSYSTEM, AUTH):
+        group = [r for r in table if r.bucket == bucket]
+        if not group:
+            continue
+        lines.append(f"{TITLES[bucket]}  [{bucket}]")
+        for r in group:
+            lines.append(f"  {r.route.method:<5} {r.url}")
+            lines.append(
+                f"        {r.route.name} — {r.route.purpose}; auth: {r.route.auth_headers}; {r.status}"
+            )
+        lines.append("")
+    lines.append(
+        "status: used = this config sends it; available = codexbro sends it with another provider or login;"
+    )
+    lines.append("        not implemented = on the map (upstream calls it), not called by codexbro yet")
+    return "\n".join(lines)
