@@ -88,9 +88,10 @@ def test_traced_exec_records_and_planted_secrets(
     kinds = [r["kind"] for r in records]
     assert kinds == [
         "session", "model_resolution", "turn_started",
-        "request", "request", "usage", "tool_decision", "command", "tool",
-        "request", "usage", "turn_completed",
+        "context", "request", "request", "usage", "tool_decision", "command", "tool",
+        "context", "request", "usage", "turn_completed",
     ]  # fmt: skip
+    records = [r for r in records if r["kind"] != "context"]
     first, retried = records[3], records[4]
     assert (first["route"], first["bucket"], first["status"], first["attempt"]) == (
         "responses.create", "third_party", 503, 1,

@@ -149,11 +149,6 @@ async def test_malformed_sse_line_is_skipped(home: Path, fake: FakeResponsesServ
 @pytest.mark.parametrize(
     ("code", "fragment", "kind"),
     [
-        (
-            "context_length_exceeded",
-            "ran out of room in the model's context window",
-            "context_window_exceeded",
-        ),
         ("insufficient_quota", "Quota exceeded", "usage_limit_exceeded"),
         ("server_is_overloaded", "at capacity", "server_overloaded"),
     ],

@@ -135,6 +135,7 @@ _TOP: dict[str, Spec] = {
     "developer_instructions": STR,
     "instructions": STR,
     "compact_prompt": STR,
+    "compaction_strategy": enum("auto", "remote", "inline", "local"),
     "experimental_compact_prompt_file": STR,
     "tool_output_token_limit": NONNEG_INT,
     "hide_agent_reasoning": BOOL,

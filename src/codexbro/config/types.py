@@ -96,6 +96,9 @@ class Config:
     tools: dict[str, Any] = field(default_factory=dict)
     profile: str | None = None
     sandbox_backend: str = "auto"
+    compaction_strategy: str = "auto"
+    compact_prompt: str | None = None
+    project_root_markers: tuple[str, ...] = (".git",)
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):
     # inspection shows it so nobody has to guess why a model or provider was chosen.
     origins: dict[str, str] = field(default_factory=dict)

@@ -146,6 +146,20 @@ class ModelClient:
     def stream(self, prompt: Prompt) -> AsyncIterator[ResponseEvent]:
         return self.responses.stream(self.build_body(prompt), self.build_headers())
 
+    async def compact_remote(
+        self, items: list[ResponseItem], tools: list[dict[str, Any]]
+    ) -> list[ResponseItem]:
+        from codexbro.api.compact import compact_remote
+
+        full = self.build_body(
+            Prompt(input=items, tools=tools, parallel_tool_calls=self.model.supports_parallel_tool_calls)
+        )
+        keep = ("model", "instructions", "input", "tools", "parallel_tool_calls", "reasoning", "text")
+        body: dict[str, Any] = {k: full[k] for k in keep if k in full and full[k] is not None}
+        return await compact_remote(
+            self.http, self.base_url, self.provider.query_params, body, self.build_headers()
+        )
+
 
 def _is_azure(provider: ModelProviderInfo, base_url: str) -> bool:
     if provider.name.lower() == "azure":

@@ -58,7 +58,14 @@ class Shutdown:
     kind: ClassVar[str] = "shutdown"
 
 
-Op = UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown
+@dataclass(frozen=True)
+class Compact:
+    """Compact the conversation now (``/compact``)."""
+
+    kind: ClassVar[str] = "compact"
+
+
+Op = UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact
 
 # ---- Events (core → front end) ----------------------------------------------------------------
 
@@ -288,6 +295,26 @@ class TokenCount(EventMsg):
     info: dict[str, Any] | None
     rate_limits: dict[str, Any] | None = None
     type: ClassVar[str] = "token_count"
+
+
+@dataclass(eq=False, repr=False)
+class ContextUsage(EventMsg):
+    """Estimated size of the next request, before it is sent."""
+
+    estimated_tokens: int
+    context_window: int | None
+    auto_compact_limit: int | None
+    type: ClassVar[str] = "context_usage"
+
+
+@dataclass(eq=False, repr=False)
+class ContextCompacted(EventMsg):
+    strategy: str  # remote | inline | local | trim
+    reason: str  # auto | manual | overflow
+    tokens_before: int
+    tokens_after: int
+    trimmed_outputs: int = 0
+    type: ClassVar[str] = "context_compacted"
 
 
 @dataclass(eq=False, repr=False)

@@ -26,9 +26,11 @@ from codexbro.api.routes import bucket_for, route
 from codexbro.auth.resolve import ProviderAuth, resolve_auth
 from codexbro.config.types import Config
 from codexbro.core import protocol as p
+from codexbro.core.compact import estimate_tokens
 from codexbro.core.history import History, developer_message, output_item_for, user_message
-from codexbro.core.instructions import BASE_INSTRUCTIONS, environment_context
+from codexbro.core.instructions import base_instructions, environment_context
 from codexbro.core.model_client import ModelClient
+from codexbro.core.project_doc import as_message_text, discover
 from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, AuthError, CodexbroError, UserError
@@ -99,6 +101,7 @@ class Session:
         self._pending_approvals: dict[str, asyncio.Future[str]] = {}
         self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
         self.resolution = resolution
+        self._compacted_since_response = False  # never compact twice without a model response between
         client.http.observers.append(self._on_request)
         self._emit_startup(warnings)
 
@@ -135,7 +138,7 @@ class Session:
         if model.base_instructions is None:
             from dataclasses import replace
 
-            model = replace(model, base_instructions=BASE_INSTRUCTIONS)
+            model = replace(model, base_instructions=base_instructions(model.instructions_family))
         if config.model_context_window:
             from dataclasses import replace
 
@@ -239,6 +242,7 @@ class Session:
         self.recorder.item(item)
 
     def add_usage(self, usage: TokenUsage, rate_limits: RateLimitSnapshot | None) -> None:
+        self._compacted_since_response = False
         self.total_usage = self.total_usage + usage
         self.last_usage = usage
         window = self.model.context_window
@@ -286,6 +290,14 @@ class Session:
                 fut.set_result(op.decision)
                 if op.decision == "abort" and self.active is not None:
                     self.active.task.cancel()
+        elif isinstance(op, p.Compact):
+            if self.active is not None:
+                self.emit(p.Warning("a turn is running: compact after it completes"))
+            else:
+                self._current_sub = sub_id
+                turn_id = new_thread_id()
+                task = asyncio.get_running_loop().create_task(self._run_compact_task(turn_id))
+                self.active = ActiveTurn(turn_id, task)
         elif isinstance(op, p.Shutdown):
             asyncio.get_running_loop().create_task(self._shutdown())
         return sub_id
@@ -360,11 +372,118 @@ class Session:
         }
         return self.client.responses.url, self.client.build_body(prompt), headers, prompt.tools
 
+    # ---- context management ------------------------------------------------------------------
+
+    def auto_compact_limit(self) -> int | None:
+        if self.config.model_auto_compact_token_limit:
+            return self.config.model_auto_compact_token_limit
+        if self.model.auto_compact_token_limit:
+            return self.model.auto_compact_token_limit
+        window = self.model.context_window
+        return int(window * 0.9) if window else None
+
+    def estimate_next_request(self) -> int:
+        return estimate_tokens(self.history.for_prompt(), self.client.base_instructions)
+
+    async def before_sample(self, ctx: TurnContext) -> None:
+        """Before each request: report the estimated size; compact (or trim) past the limit."""
+        estimate = self.estimate_next_request()
+        limit = self.auto_compact_limit()
+        self.emit(p.ContextUsage(estimate, self._context_window(), limit))
+        if limit is None or estimate < limit:
+            return
+        if self._compacted_since_response or not await self.compact(ctx.router.specs(), "auto"):
+            await self.trim(limit, "auto")
+
+    async def on_context_overflow(self, ctx: TurnContext) -> bool:
+        """The server said the context is full: compact (or trim) so the request can be retried once."""
+        limit = self.auto_compact_limit() or self.estimate_next_request() // 2
+        if not self._compacted_since_response and await self.compact(ctx.router.specs(), "overflow"):
+            return True
+        return await self.trim(min(limit, self.estimate_next_request() * 7 // 10), "overflow")
+
+    async def compact(self, tools: list[dict[str, Any]], reason: str) -> bool:
+        from codexbro.core.compact import choose_strategy, compact_inline, compact_local, compact_remote
+        from codexbro.core.model_client import Prompt
+
+        before = self.estimate_next_request()
+        strategy = choose_strategy(self.config.compaction_strategy, self.client.provider.is_openai)
+        history = self.history.for_prompt()
+        initial = self._initial_context()
+
+        def stream(items: list[ResponseItem], with_tools: bool) -> Any:
+            return self.client.stream(
+                Prompt(input=items, tools=tools if with_tools else [],
+                       parallel_tool_calls=self.model.supports_parallel_tool_calls and with_tools)
+            )  # fmt: skip
+
+        try:
+            if strategy == "remote":
+                result = await compact_remote(
+                    history, initial, lambda items: self.client.compact_remote(items, tools)
+                )
+            elif strategy == "inline":
+                result = await compact_inline(history, initial, stream)
+            else:
+                result = await compact_local(history, initial, stream, self.config.compact_prompt)
+        except ApiError as exc:
+            self.emit(p.Warning(f"compaction ({strategy}) failed: {exc.message}"))
+            return False
+        after = estimate_tokens(result.history, self.client.base_instructions)
+        if after >= before:
+            self.emit(
+                p.Warning(
+                    f"compaction discarded: it would not shrink the context ({before} → {after} tokens)"
+                )
+            )
+            return False
+        self.history.replace(result.history)
+        self.recorder.write("compacted", {"message": result.summary, "replacement_history": result.history})
+        self._compacted_since_response = True
+        self.emit(p.ContextCompacted(result.strategy, reason, before, after))
+        return True
+
+    async def trim(self, target: int, reason: str) -> bool:
+        """Fallback: empty the oldest tool outputs until the history fits ``target`` tokens."""
+        from codexbro.core.compact import trim_tool_outputs
+
+        before = self.estimate_next_request()
+        overhead = estimate_tokens(
+            [], self.client.base_instructions
+        )  # the target counts the instructions too
+        items, trimmed = trim_tool_outputs(self.history.items, max(0, target - overhead))
+        if not trimmed:
+            return False
+        self.history.replace(items)
+        self.recorder.write("compacted", {"message": "", "replacement_history": items})
+        self._compacted_since_response = True
+        self.emit(p.ContextCompacted("trim", reason, before, self.estimate_next_request(), trimmed))
+        return True
+
+    async def _run_compact_task(self, turn_id: str) -> None:
+        self.emit(p.TaskStarted(turn_id, self._context_window()))
+        router = build_router(self.model, self.config, self.tool_resources)
+        try:
+            if not await self.compact(router.specs(), "manual"):
+                self.emit(p.Warning("nothing was compacted"))
+        except asyncio.CancelledError:
+            self.active = None
+            self.emit(p.TurnAborted(turn_id, "interrupted"))
+            return
+        self.active = None
+        self.emit(p.TaskComplete(turn_id, None))
+
     def _initial_context(self) -> list[ResponseItem]:
         cfg = self.config
         items = []
         if cfg.developer_instructions:
             items.append(developer_message(cfg.developer_instructions))
+        docs = discover(
+            cfg.cwd, home=cfg.codexbro_home, max_bytes=cfg.project_doc_max_bytes,
+            fallback_names=cfg.project_doc_fallback_filenames, markers=cfg.project_root_markers,
+        )  # fmt: skip
+        if docs is not None:
+            items.append(user_message(as_message_text(docs, cfg.cwd)))
         roots = [str(cfg.cwd), *cfg.sandbox_workspace_write.writable_roots]
         items.append(
             user_message(

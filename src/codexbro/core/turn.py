@@ -33,7 +33,7 @@ from codexbro.core.protocol import (
     StreamError,
     WebSearchEnd,
 )
-from codexbro.errors import RetryableApiError
+from codexbro.errors import ContextWindowExceeded, RetryableApiError
 from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.router import ToolRouter
@@ -94,6 +94,10 @@ class TurnHost(Protocol):
 
     def drain_pending_input(self) -> list[ev.ResponseItem]: ...
 
+    async def before_sample(self, ctx: TurnContext) -> None: ...
+
+    async def on_context_overflow(self, ctx: TurnContext) -> bool: ...
+
 
 async def run_turn(host: TurnHost, ctx: TurnContext, state: TurnState) -> str | None:
     """Run the sampling loop; returns the last agent message. Errors propagate to the session."""
@@ -103,6 +107,7 @@ async def run_turn(host: TurnHost, ctx: TurnContext, state: TurnState) -> str | 
             for item in host.drain_pending_input():
                 host.record(item)
         first = False
+        await host.before_sample(ctx)
         needs_follow_up = await sample_with_retries(host, ctx, state)
         if not needs_follow_up:
             return state.last_agent_message
@@ -110,9 +115,15 @@ async def run_turn(host: TurnHost, ctx: TurnContext, state: TurnState) -> str | 
 
 async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState) -> bool:
     retries = 0
+    overflow_retried = False
     while True:
         try:
             return await sample_once(host, ctx, state)
+        except ContextWindowExceeded:
+            # One retry after compaction (or trimming); a second overflow ends the turn.
+            if overflow_retried or not await host.on_context_overflow(ctx):
+                raise
+            overflow_retried = True
         except RetryableApiError as err:
             retries += 1
             if retries > host.stream_max_retries:

@@ -28,6 +28,7 @@ class HumanProcessor:
         self._prompt = prompt
         self._sandbox_note = sandbox_note
         self._tokens = 0
+        self._context: p.ContextUsage | None = None
         self.turn_error: str | None = None
         self.last_message: str | None = None
 
@@ -76,6 +77,14 @@ class HumanProcessor:
             self._err(self._style("codex", "35;1") + "\n" + msg.message)
         elif isinstance(msg, p.TokenCount) and msg.info:
             self._tokens = int((msg.info.get("total_token_usage") or {}).get("total_tokens", 0))
+        elif isinstance(msg, p.ContextUsage):
+            self._context = msg
+        elif isinstance(msg, p.ContextCompacted):
+            extra = f", {msg.trimmed_outputs} tool outputs emptied" if msg.trimmed_outputs else ""
+            self._err(self._style(
+                f"context compacted ({msg.strategy}, {msg.reason}): ~{msg.tokens_before} → ~{msg.tokens_after} tokens{extra}",
+                "33",
+            ))  # fmt: skip
         elif isinstance(msg, p.StreamError):
             detail = f" ({msg.additional_details})" if msg.additional_details else ""
             self._err(self._style(msg.message + detail, "33"))
@@ -88,6 +97,10 @@ class HumanProcessor:
             self.turn_error = "turn interrupted by the user"
             self._err(self._style("turn interrupted", "31"))
         elif isinstance(msg, p.TaskComplete):
-            self._err(self._style("tokens used", "35;3") + f"\n{self._tokens}")
+            fill = ""
+            ctx = self._context
+            if ctx is not None and ctx.context_window:
+                fill = f" (last request ~{ctx.estimated_tokens} tokens, {100 * ctx.estimated_tokens // ctx.context_window}% of the window)"
+            self._err(self._style("tokens used", "35;3") + f"\n{self._tokens}{fill}")
             if msg.last_agent_message is not None and self.turn_error is None:
                 self._out(msg.last_agent_message)

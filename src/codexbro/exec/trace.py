@@ -80,6 +80,12 @@ class TraceWriter:
         elif isinstance(msg, p.TokenCount) and msg.info:
             self.write("usage", last=msg.info.get("last_token_usage"), total=msg.info.get("total_token_usage"),
                        context_window=msg.info.get("model_context_window"))  # fmt: skip
+        elif isinstance(msg, p.ContextUsage):
+            self.write("context", estimated_tokens=msg.estimated_tokens, context_window=msg.context_window,
+                       auto_compact_limit=msg.auto_compact_limit)  # fmt: skip
+        elif isinstance(msg, p.ContextCompacted):
+            self.write("compaction", strategy=msg.strategy, reason=msg.reason, tokens_before=msg.tokens_before,
+                       tokens_after=msg.tokens_after, trimmed_outputs=msg.trimmed_outputs)  # fmt: skip
         elif isinstance(msg, p.StreamError):
             self.write("stream_retry", message=msg.message, error_kind=msg.codex_error_info,
                        details=msg.additional_details)  # fmt: skip

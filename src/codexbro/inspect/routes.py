@@ -54,6 +54,16 @@ def current_model_base(config: Config) -> tuple[str, str]:
     return base, auth.source
 
 
+def _config_uses(route: Route, config: Config | None) -> bool:
+    if config is None:
+        return False
+    if route.name == "responses.compact":
+        from codexbro.core.compact import choose_strategy
+
+        return choose_strategy(config.compaction_strategy, config.model_provider.is_openai) == "remote"
+    return True
+
+
 def rows(config: Config | None) -> list[Row]:
     current = current_model_base(config)[0] if config else None
     current_bucket = bucket_for_url(current) if current else None
@@ -73,7 +83,7 @@ def rows(config: Config | None) -> list[Row]:
             if not route.implemented:
                 status = "not implemented"
             elif route.family == "model" and current is not None and url == route.template(current):
-                status = "used"
+                status = "used" if _config_uses(route, config) else "available"
             else:
                 status = "available"
             out.append(Row(bucket, route, url, status))

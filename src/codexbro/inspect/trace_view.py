@@ -43,6 +43,10 @@ def summary(r: dict[str, Any]) -> str:
         last = r.get("last") or {}
         return (f"tokens in {last.get('input_tokens', 0)} (cached {last.get('cached_input_tokens', 0)}), "
                 f"out {last.get('output_tokens', 0)}; session total {(r.get('total') or {}).get('total_tokens', 0)}")  # fmt: skip
+    if k == "context":
+        return f"next request ~{r['estimated_tokens']} tokens (window {r['context_window']}, auto-compact at {r['auto_compact_limit']})"
+    if k == "compaction":
+        return f"{r['strategy']} ({r['reason']}): ~{r['tokens_before']} → ~{r['tokens_after']} tokens"
     if k == "stream_retry":
         return f"{r['message']} — {r.get('details') or r.get('error_kind')}"
     if k == "tool_decision":

@@ -1,0 +1,73 @@
+"""AGENTS.md discovery (reference model-side §8.5): from the project root down to the cwd, the first
+of ``AGENTS.override.md``, ``AGENTS.md`` and the configured fallback names in each directory,
+joined root-first and capped at ``project_doc_max_bytes`` (default 32 KiB; 0 disables). A global
+``$CODEXBRO_HOME/AGENTS.md`` comes first. The result is one user message shaped as upstream's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PRIMARY = ("AGENTS.override.md", "AGENTS.md")
+SEPARATOR = "\n\n--- project-doc ---\n\n"
+
+
+@dataclass(frozen=True)
+class ProjectDocs:
+    text: str
+    sources: tuple[str, ...]
+    truncated: bool
+
+
+def project_root(cwd: Path, markers: tuple[str, ...] = (".git",)) -> Path:
+    for directory in (cwd, *cwd.parents):
+        if any((directory / m).exists() for m in markers):
+            return directory
+    return cwd
+
+
+def discover(
+    cwd: Path, *, home: Path, max_bytes: int = 32 * 1024, fallback_names: tuple[str, ...] = (),
+    markers: tuple[str, ...] = (".git",),
+) -> ProjectDocs | None:  # fmt: skip
+    if max_bytes <= 0:
+        return None
+    cwd = cwd.resolve()
+    root = project_root(cwd, markers)
+    chain = [cwd, *cwd.parents]
+    dirs = list(reversed(chain[: chain.index(root) + 1])) if root in chain else [cwd]
+    parts: list[str] = []
+    sources: list[str] = []
+    for directory in dirs:
+        for name in (*PRIMARY, *fallback_names):
+            candidate = directory / name
+            if candidate.is_file():
+                try:
+                    text = candidate.read_text(encoding="utf-8", errors="replace").strip()
+                except OSError:
+                    continue
+                if text:
+                    parts.append(text)
+                    sources.append(str(candidate))
+                break
+    project = "\n\n".join(parts)
+    budget = max_bytes
+    raw = project.encode()
+    truncated = len(raw) > budget
+    if truncated:
+        project = raw[:budget].decode("utf-8", "ignore")
+    global_doc = home / "AGENTS.md"
+    user = ""
+    if global_doc.is_file():
+        user = global_doc.read_text(encoding="utf-8", errors="replace").strip()
+        if user:
+            sources.insert(0, str(global_doc))
+    text = SEPARATOR.join(t for t in (user, project) if t)
+    if not text:
+        return None
+    return ProjectDocs(text, tuple(sources), truncated)
+
+
+def as_message_text(docs: ProjectDocs, cwd: Path) -> str:
+    return f"# AGENTS.md instructions for {cwd}\n\n<INSTRUCTIONS>\n{docs.text}\n</INSTRUCTIONS>"
