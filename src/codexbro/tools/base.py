@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
 from codexbro.core.protocol import EventMsg
@@ -97,6 +97,34 @@ class ToolHandler(Protocol):
     def spec(self) -> dict[str, Any]: ...
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput: ...
+
+
+class FunctionTool:
+    """Base for JSON-function tools: the spec lives in ``SPEC``; ``args`` checks and decodes a call."""
+
+    name = ""
+    supports_parallel = True
+    SPEC: ClassVar[dict[str, Any]] = {}
+
+    def spec(self) -> dict[str, Any]:
+        return self.SPEC
+
+    def args(self, call: ToolCall) -> dict[str, Any]:
+        if call.kind != "function":
+            raise RespondToModel(f"{self.name} handler received unsupported payload")
+        return parse_arguments(call, self.SPEC["parameters"])
+
+
+def int_arg(args: dict[str, Any], key: str, default: int, *, zero_message: str | None = None) -> int:
+    """A whole, non-negative number argument; ``zero_message`` makes 0 an error with that text."""
+    value = args.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or int(value) != value:
+        raise RespondToModel(f"failed to parse function arguments: `{key}` must be a non-negative integer")
+    if value == 0 and zero_message is not None:
+        raise RespondToModel(zero_message)
+    return int(value)
 
 
 # ---- argument checking ------------------------------------------------------------------------

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from codexbro.tools.base import (
+    FunctionTool,
     RespondToModel,
     ToolCall,
     ToolContext,
     ToolOutput,
     function_spec,
-    parse_arguments,
+    int_arg,
 )
 
 MAX_LINE_BYTES = 500
@@ -38,17 +39,6 @@ def _absolute(value: str, name: str) -> Path:
     if not path.is_absolute():
         raise RespondToModel(f"{name} must be an absolute path")
     return path
-
-
-def _positive(args: dict[str, Any], key: str, default: int, message: str) -> int:
-    value = args.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int | float) or isinstance(value, bool) or int(value) != value or value < 0:
-        raise RespondToModel(f"failed to parse function arguments: `{key}` must be a non-negative integer")
-    if value == 0:
-        raise RespondToModel(message)
-    return int(value)
 
 
 # ---- read_file --------------------------------------------------------------------------------
@@ -193,18 +183,15 @@ def read_block(lines: list[bytes], anchor: int, limit: int, opts: dict[str, Any]
     return out
 
 
-class ReadFileHandler:
+class ReadFileHandler(FunctionTool):
     name = "read_file"
-    supports_parallel = True
-
-    def spec(self) -> dict[str, Any]:
-        return READ_FILE
+    SPEC = READ_FILE
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, READ_FILE["parameters"])
+        args = self.args(call)
         path = _absolute(args["file_path"], "file_path")
-        offset = _positive(args, "offset", 1, "offset must be a 1-indexed line number")
-        limit = _positive(args, "limit", 2000, "limit must be greater than zero")
+        offset = int_arg(args, "offset", 1, zero_message="offset must be a 1-indexed line number")
+        limit = int_arg(args, "limit", 2000, zero_message="limit must be greater than zero")
         mode = args.get("mode") or "slice"
         if mode not in ("slice", "indentation"):
             raise RespondToModel(
@@ -264,19 +251,16 @@ def _walk(root: Path, depth: int) -> list[tuple[str, int, str]]:
     return out
 
 
-class ListDirHandler:
+class ListDirHandler(FunctionTool):
     name = "list_dir"
-    supports_parallel = True
-
-    def spec(self) -> dict[str, Any]:
-        return LIST_DIR
+    SPEC = LIST_DIR
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, LIST_DIR["parameters"])
+        args = self.args(call)
         path = _absolute(args["dir_path"], "dir_path")
-        offset = _positive(args, "offset", 1, "offset must be a 1-indexed entry number")
-        limit = _positive(args, "limit", 25, "limit must be greater than zero")
-        depth = _positive(args, "depth", 2, "depth must be greater than zero")
+        offset = int_arg(args, "offset", 1, zero_message="offset must be a 1-indexed entry number")
+        limit = int_arg(args, "limit", 25, zero_message="limit must be greater than zero")
+        depth = int_arg(args, "depth", 2, zero_message="depth must be greater than zero")
         if not path.is_dir():
             raise RespondToModel(f"failed to read directory: {path} is not a directory")
         entries = await asyncio.to_thread(_walk, path, depth)

@@ -11,16 +11,8 @@ import sys
 import sysconfig
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-from codexbro.tools.base import (
-    RespondToModel,
-    ToolCall,
-    ToolContext,
-    ToolOutput,
-    function_spec,
-    parse_arguments,
-)
+from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
 from codexbro.tools.spawn import run_process
 
 DEFAULT_LIMIT = 100
@@ -53,15 +45,12 @@ def find_rg() -> str | None:
     return shutil.which("rg")
 
 
-class GrepFilesHandler:
+class GrepFilesHandler(FunctionTool):
     name = "grep_files"
-    supports_parallel = True
-
-    def spec(self) -> dict[str, Any]:
-        return GREP_FILES
+    SPEC = GREP_FILES
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, GREP_FILES["parameters"])
+        args = self.args(call)
         pattern = args["pattern"].strip()
         if not pattern:
             raise RespondToModel("pattern must not be empty")

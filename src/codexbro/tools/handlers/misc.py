@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 from codexbro.core.protocol import PlanUpdate
-from codexbro.tools.base import (
-    RespondToModel,
-    ToolCall,
-    ToolContext,
-    ToolOutput,
-    function_spec,
-    parse_arguments,
-)
+from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -39,15 +31,12 @@ def image_mime(head: bytes) -> str | None:
     return None
 
 
-class ViewImageHandler:
+class ViewImageHandler(FunctionTool):
     name = "view_image"
-    supports_parallel = True
-
-    def spec(self) -> dict[str, Any]:
-        return VIEW_IMAGE
+    SPEC = VIEW_IMAGE
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, VIEW_IMAGE["parameters"])
+        args = self.args(call)
         path = ctx.resolve_path(args["path"])
         try:
             size = path.stat().st_size
@@ -93,15 +82,13 @@ UPDATE_PLAN = function_spec(
 _STATUSES = ("pending", "in_progress", "completed")
 
 
-class UpdatePlanHandler:
+class UpdatePlanHandler(FunctionTool):
     name = "update_plan"
     supports_parallel = False
-
-    def spec(self) -> dict[str, Any]:
-        return UPDATE_PLAN
+    SPEC = UPDATE_PLAN
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, UPDATE_PLAN["parameters"])
+        args = self.args(call)
         plan = args["plan"]
         for i, step in enumerate(plan):
             if step["status"] not in _STATUSES:
@@ -148,17 +135,15 @@ REQUEST_USER_INPUT = function_spec(
 )
 
 
-class RequestUserInputHandler:
+class RequestUserInputHandler(FunctionTool):
     """Headless sessions have nobody to ask; upstream answers the same way outside Plan mode."""
 
     name = "request_user_input"
     supports_parallel = False
-
-    def spec(self) -> dict[str, Any]:
-        return REQUEST_USER_INPUT
+    SPEC = REQUEST_USER_INPUT
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, REQUEST_USER_INPUT["parameters"])
+        args = self.args(call)
         if not 1 <= len(args["questions"]) <= 3:
             raise RespondToModel("ask between one and three questions")
         return ToolOutput("request_user_input is unavailable in Default mode", success=False)

@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any
 
 from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd
 from codexbro.tools.base import (
+    FunctionTool,
     RespondToModel,
     ToolCall,
     ToolContext,
     ToolOutput,
     function_spec,
-    parse_arguments,
+    int_arg,
 )
 from codexbro.tools.exec_env import build_env
 from codexbro.tools.exec_sessions import ExecProcess, ExecSessions
@@ -97,15 +97,6 @@ WRITE_STDIN = function_spec(
 )
 
 
-def _number(args: dict[str, Any], key: str, default: int) -> int:
-    value = args.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise RespondToModel(f"failed to parse function arguments: `{key}` must be a non-negative number")
-    return int(value)
-
-
 def format_chunk(proc: ExecProcess | None, data: bytes, omitted: int, seconds: float, max_tokens: int,
                  exit_code: int | None = None) -> str:  # fmt: skip
     text = data.decode("utf-8", "replace")
@@ -138,26 +129,23 @@ def _finish(proc: ExecProcess, sessions: ExecSessions, ctx: ToolContext, call_id
             )  # fmt: skip
 
 
-class ExecCommandHandler:
+class ExecCommandHandler(FunctionTool):
     name = "exec_command"
-    supports_parallel = True
+    SPEC = EXEC_COMMAND
 
     def __init__(self, sessions: ExecSessions | None) -> None:
         self.sessions = sessions or ExecSessions()
 
-    def spec(self) -> dict[str, Any]:
-        return EXEC_COMMAND
-
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, EXEC_COMMAND["parameters"])
+        args = self.args(call)
         cwd = ctx.resolve_path(args.get("workdir"))
         if not cwd.is_dir():
             raise RespondToModel(f"workdir {cwd} does not exist or is not a directory")
         shell = args.get("shell") or user_shell()
         argv = [shell, "-c" if args.get("login") is False else "-lc", args["cmd"]]
-        yield_ms = min(max(_number(args, "yield_time_ms", DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS)
+        yield_ms = min(max(int_arg(args, "yield_time_ms", DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS)
         max_tokens = (
-            _number(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
+            int_arg(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
         )
         from codexbro.apply_patch.invocation import NotExplicit, maybe_shell_patch
 
@@ -198,25 +186,23 @@ class ExecCommandHandler:
         return ToolOutput(text, success=proc.exit_code in (None, 0))
 
 
-class WriteStdinHandler:
+class WriteStdinHandler(FunctionTool):
     name = "write_stdin"
     supports_parallel = False
+    SPEC = WRITE_STDIN
 
     def __init__(self, sessions: ExecSessions | None) -> None:
         self.sessions = sessions or ExecSessions()
 
-    def spec(self) -> dict[str, Any]:
-        return WRITE_STDIN
-
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        args = parse_arguments(call, WRITE_STDIN["parameters"])
-        key = _number(args, "session_id", 0)
+        args = self.args(call)
+        key = int_arg(args, "session_id", 0)
         proc = self.sessions.get(key)
         if proc is None:
             raise RespondToModel(f"write_stdin failed: Unknown process id {key}")
         chars = args.get("chars") or ""
         max_tokens = (
-            _number(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
+            int_arg(args, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS) or DEFAULT_MAX_OUTPUT_TOKENS
         )
         started = time.monotonic()
         if chars:
@@ -227,11 +213,11 @@ class WriteStdinHandler:
             proc.write(chars.encode("utf-8"))
             await asyncio.sleep(0.1)
             yield_ms = min(
-                max(_number(args, "yield_time_ms", WRITE_DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS
+                max(int_arg(args, "yield_time_ms", WRITE_DEFAULT_YIELD_MS), MIN_YIELD_MS), MAX_YIELD_MS
             )
         else:
             yield_ms = min(
-                max(_number(args, "yield_time_ms", MIN_EMPTY_YIELD_MS), MIN_EMPTY_YIELD_MS),
+                max(int_arg(args, "yield_time_ms", MIN_EMPTY_YIELD_MS), MIN_EMPTY_YIELD_MS),
                 MAX_EMPTY_YIELD_MS,
             )
         try:
