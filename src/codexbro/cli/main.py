@@ -112,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     patch_p.add_argument("patch", nargs="?", help="the whole patch; read from stdin when absent")
 
+    login_p = sub.add_parser(
+        "login", help="store credentials (an API key from stdin), or show the login status"
+    )
+    login_p.add_argument("action", nargs="?", choices=["status"], help="`status`: who is logged in")
+    login_p.add_argument(
+        "--with-api-key", action="store_true", help="read an API key from stdin and store it"
+    )
+    login_p.add_argument("--device-auth", action="store_true", help="device-code login (not available yet)")
+    sub.add_parser("logout", help="remove stored credentials")
+
+    models_p = sub.add_parser("models", help="list the model catalog, or show one model (no network)")
+    models_p.add_argument("action", nargs="?", choices=["show"])
+    models_p.add_argument("slug", nargs="?")
+    models_p.add_argument("--json", action="store_true")
+    _add_config_options(models_p)
+
     routes = sub.add_parser("routes", help="print the route map: every request codexbro can make, by bucket")
     routes.add_argument("--json", action="store_true")
     _add_config_options(routes)
@@ -213,7 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.command in ("exec", "e"):
         return _exec(ns, resume=False)
-    if ns.command in ("routes", "debug", "trace"):
+    if ns.command == "login":
+        from codexbro.auth.cli import login
+
+        return login(ns.action == "status", ns.with_api_key, ns.device_auth)
+    if ns.command == "logout":
+        from codexbro.auth.cli import logout
+
+        return logout()
+    if ns.command in ("routes", "debug", "trace", "models"):
         return _inspect(parser, ns)
     if ns.command == "sandbox":
         from codexbro.sandbox import cli as sandbox_cli
@@ -261,6 +285,17 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         config = load_config(
             Overrides(cli_overrides=ns.config_overrides, profile=ns.profile, flags=flags, cwd=cwd)
         )
+        if ns.command == "models":
+            from codexbro.models import cli as models_cli
+
+            if ns.action == "show":
+                if not ns.slug:
+                    print("Error: give a slug: codexbro models show SLUG", file=sys.stderr)
+                    return 2
+                print(models_cli.show_model(config, ns.slug))
+            else:
+                print(models_cli.list_models(config, ns.json))
+            return 0
         if ns.command == "routes":
             from codexbro.inspect.routes import render
 

@@ -11,7 +11,7 @@ import os
 import platform
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codexbro import __version__
 from codexbro.api.events import ResponseEvent, ResponseItem
@@ -20,7 +20,11 @@ from codexbro.api.responses import ResponsesClient
 from codexbro.auth.resolve import ProviderAuth
 from codexbro.config.loader import CHATGPT_CODEX_BASE, OPENAI_API_BASE
 from codexbro.config.types import Config, ModelProviderInfo
+from codexbro.errors import FatalApiError
 from codexbro.models.catalog import ModelInfo
+
+if TYPE_CHECKING:
+    from codexbro.auth.manager import AuthManager
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,14 @@ class ModelClient:
         self.originator = os.environ.get("CODEXBRO_ORIGINATOR", originator)
         self.base_url, self.base_url_reason = resolve_base_url(config, provider, auth)
         self.idle_timeout_s = provider.stream_idle_timeout_ms / 1000
-        self.http = http or RouteHttp(
-            read_timeout_s=self.idle_timeout_s + 5, tls=not self.base_url.startswith("http://")
-        )
+        # A ChatGPT login refreshes tokens at https://auth.openai.com even when the model is local.
+        tls = not self.base_url.startswith("http://") or auth.mode == "chatgpt"
+        self.http = http or RouteHttp(read_timeout_s=self.idle_timeout_s + 5, tls=tls)
+        self.auth_manager: AuthManager | None = None
+        if auth.mode == "chatgpt":
+            from codexbro.auth.manager import AuthManager
+
+            self.auth_manager = AuthManager(config.codexbro_home, self.http)
         self.responses = ResponsesClient(
             self.http,
             base_url=self.base_url,
@@ -143,8 +152,31 @@ class ModelClient:
                 headers[header] = value
         return headers
 
-    def stream(self, prompt: Prompt) -> AsyncIterator[ResponseEvent]:
-        return self.responses.stream(self.build_body(prompt), self.build_headers())
+    def _sync_auth(self) -> None:
+        manager = self.auth_manager
+        if manager is not None and manager.access_token:
+            self.auth = ProviderAuth(
+                "chatgpt", manager.access_token, self.auth.source, account_id=manager.account_id
+            )
+
+    async def stream(self, prompt: Prompt) -> AsyncIterator[ResponseEvent]:
+        """Stream one response; with a ChatGPT login, refresh first if needed and recover from a 401."""
+        if self.auth_manager is not None:
+            await self.auth_manager.ensure_fresh()
+            self._sync_auth()
+        body = self.build_body(prompt)
+        for attempt in range(3):
+            try:
+                async for event in self.responses.stream(body, self.build_headers()):
+                    yield event
+                return
+            except FatalApiError as err:
+                # A 401 arrives before any event, so retrying cannot duplicate output.
+                if err.kind != "unauthorized" or self.auth_manager is None or attempt == 2:
+                    raise
+                if not await self.auth_manager.recover_unauthorized(attempt):
+                    raise
+                self._sync_auth()
 
     async def compact_remote(
         self, items: list[ResponseItem], tools: list[dict[str, Any]]

@@ -1,0 +1,53 @@
+"""``codexbro login [status] [--with-api-key]`` and ``codexbro logout``."""
+
+from __future__ import annotations
+
+import sys
+
+from codexbro.auth import storage
+from codexbro.config.loader import codexbro_home
+from codexbro.errors import AuthError
+
+
+def login(status: bool, with_api_key: bool, device_auth: bool) -> int:
+    home = codexbro_home()
+    try:
+        if status:
+            auth = storage.load(home)
+            if auth is None:
+                print("Not logged in")
+                return 1
+            print(storage.describe(auth))
+            return 0
+        if with_api_key:
+            if sys.stdin.isatty():
+                print("Error: pipe the key on stdin, e.g. printenv OPENAI_API_KEY | codexbro login --with-api-key",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            print("Reading API key from stdin...", file=sys.stderr)
+            key = sys.stdin.read().strip()
+            if not key:
+                print("Error: no API key was given on stdin", file=sys.stderr)
+                return 1
+            path = storage.save(home, storage.AuthFile("apikey", api_key=key))
+            print(f"API key saved to {path}. Authentication is checked when you send a request.")
+            return 0
+    except AuthError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
+    kind = "device-code" if device_auth else "browser (ChatGPT)"
+    print(
+        f"Error: {kind} login is not available in this codexbro version yet. Use an API key:\n"
+        "  printenv OPENAI_API_KEY | codexbro login --with-api-key\n"
+        "or copy an auth.json from an existing Codex login into $CODEXBRO_HOME (ChatGPT tokens are refreshed).",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def logout() -> int:
+    if storage.delete(codexbro_home()):
+        print("Successfully logged out")
+        return 0
+    print("Not logged in")
+    return 0

@@ -1,0 +1,48 @@
+"""``codexbro models [--json]`` and ``codexbro models show SLUG``: the catalog, without any network call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from codexbro.config.types import Config
+from codexbro.models.catalog import ModelCatalog, ModelInfo
+
+
+def catalog_for(config: Config) -> ModelCatalog:
+    if config.model_catalog_json:
+        return ModelCatalog.from_file(config.model_catalog_json)
+    return ModelCatalog.bundled()
+
+
+def _public(info: ModelInfo) -> dict[str, object]:
+    doc = asdict(info)
+    doc.pop("raw", None)
+    return doc
+
+
+def list_models(config: Config, as_json: bool) -> str:
+    catalog = catalog_for(config)
+    default = catalog.default_model().slug
+    if as_json:
+        return json.dumps({"source": catalog.source, "default": default,
+                           "models": [_public(m) for m in catalog.models]}, indent=2)  # fmt: skip
+    lines = [f"models ({catalog.source}); default: {default}", ""]
+    lines.append(f"  {'slug':<20} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility")
+    for m in catalog.models:
+        mark = "*" if m.slug == default else " "
+        lines.append(
+            f"{mark} {m.slug:<20} {m.context_window or 0:>8}  {m.default_reasoning_level or '-':<7} {m.shell_type:<14} "
+            f"{m.apply_patch_tool_type or '-':<11} {m.visibility}"
+        )
+    return "\n".join(lines)
+
+
+def show_model(config: Config, slug: str) -> str:
+    resolved = catalog_for(config).resolve(slug)
+    lines = [f"{slug}  (metadata from {resolved.source})"]
+    if resolved.warning:
+        lines.append(f"warning: {resolved.warning}")
+    for key, value in _public(resolved.info).items():
+        lines.append(f"  {key:<34} {value}")
+    return "\n".join(lines)
