@@ -113,9 +113,9 @@ ROUTES: tuple[Route, ...] = (
         _BEARER,
     ),
     # ChatGPT backend ecosystem (chatgpt_base_url).
-    Route("wham.usage", "GET", "wham/usage", "chatgpt", "usage and rate limits", _CHATGPT),
-    Route("wham.tasks.list", "GET", "wham/tasks/list", "chatgpt", "list cloud tasks", _CHATGPT),
-    Route("wham.tasks.get", "GET", "wham/tasks/{task_id}", "chatgpt", "fetch a cloud task", _CHATGPT),
+    Route("wham.usage", "GET", "wham/usage", "chatgpt", "usage and rate limits", _CHATGPT, True),
+    Route("wham.tasks.list", "GET", "wham/tasks/list", "chatgpt", "list cloud tasks", _CHATGPT, True),
+    Route("wham.tasks.get", "GET", "wham/tasks/{task_id}", "chatgpt", "fetch a cloud task", _CHATGPT, True),
     Route(
         "wham.tasks.sibling_turns",
         "GET",
@@ -123,8 +123,9 @@ ROUTES: tuple[Route, ...] = (
         "chatgpt",
         "sibling attempts of a task turn",
         _CHATGPT,
+        True,
     ),
-    Route("wham.tasks.create", "POST", "wham/tasks", "chatgpt", "create a cloud task", _CHATGPT),
+    Route("wham.tasks.create", "POST", "wham/tasks", "chatgpt", "create a cloud task", _CHATGPT, True),
     Route(
         "wham.config.requirements",
         "GET",
@@ -132,8 +133,9 @@ ROUTES: tuple[Route, ...] = (
         "chatgpt",
         "managed config requirements",
         _CHATGPT,
+        True,
     ),
-    Route("wham.environments", "GET", "wham/environments", "chatgpt", "list environments", _CHATGPT),
+    Route("wham.environments", "GET", "wham/environments", "chatgpt", "list environments", _CHATGPT, True),
     Route(
         "wham.environments.by_repo",
         "GET",
@@ -141,6 +143,7 @@ ROUTES: tuple[Route, ...] = (
         "chatgpt",
         "environments for a repository",
         _CHATGPT,
+        True,
     ),
     Route("wham.apps", "POST", "wham/apps", "chatgpt", "legacy apps MCP gateway", _CHATGPT),
     Route(
@@ -150,6 +153,7 @@ ROUTES: tuple[Route, ...] = (
         "chatgpt",
         "connector directory",
         _CHATGPT,
+        True,
     ),
     Route(
         "connectors.directory.list_workspace",
@@ -158,12 +162,13 @@ ROUTES: tuple[Route, ...] = (
         "chatgpt",
         "workspace connectors",
         _CHATGPT,
+        True,
     ),
-    Route("plugins.list", "GET", "plugins/list", "chatgpt", "remote plugin state", _CHATGPT),
+    Route("plugins.list", "GET", "plugins/list", "chatgpt", "remote plugin state", _CHATGPT, True),
     Route("transcribe", "POST", "transcribe", "chatgpt", "speech to text (ChatGPT mode)", _CHATGPT),
     # OAuth issuer.
     Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none"),
-    Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none"),
+    Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none", True),
     Route("oauth.revoke", "POST", "oauth/revoke", "auth", "revoke on logout", "none"),
     Route(
         "deviceauth.usercode",

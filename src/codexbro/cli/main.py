@@ -128,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     models_p.add_argument("--json", action="store_true")
     _add_config_options(models_p)
 
+    usage_p = sub.add_parser(
+        "usage", help="ChatGPT plan usage and rate-limit windows (needs a ChatGPT login)"
+    )
+    usage_p.add_argument("--json", action="store_true")
+    _add_config_options(usage_p)
+    cloud_p = sub.add_parser("cloud", help="Codex cloud tasks: list, show TASK_ID, create ENV_ID PROMPT")
+    cloud_p.add_argument("action", nargs="?", choices=["list", "show", "create"], default="list")
+    cloud_p.add_argument("args", nargs="*")
+    cloud_p.add_argument("--json", action="store_true")
+    _add_config_options(cloud_p)
+    conn_p = sub.add_parser("connectors", help="the ChatGPT connectors directory (list, or workspace)")
+    conn_p.add_argument("action", nargs="?", choices=["list", "workspace"], default="list")
+    conn_p.add_argument("--json", action="store_true")
+    _add_config_options(conn_p)
+
     routes = sub.add_parser("routes", help="print the route map: every request codexbro can make, by bucket")
     routes.add_argument("--json", action="store_true")
     _add_config_options(routes)
@@ -237,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from codexbro.auth.cli import logout
 
         return logout()
+    if ns.command in ("usage", "cloud", "connectors"):
+        from codexbro.cli import chatgpt
+
+        return chatgpt.run(ns.command, getattr(ns, "action", None), getattr(ns, "args", []), ns.json,
+                           ns.config_overrides)  # fmt: skip
     if ns.command in ("routes", "debug", "trace", "models"):
         return _inspect(parser, ns)
     if ns.command == "sandbox":

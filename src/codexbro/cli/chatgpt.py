@@ -1,0 +1,99 @@
+"""``codexbro usage``, ``codexbro cloud list|show|create``, ``codexbro connectors list``: the ChatGPT
+backend ecosystem, with readable tables by default and ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from codexbro.config.loader import Overrides, load_config
+from codexbro.errors import CodexbroError
+
+
+async def _with_backend(fn: Callable[[Any], Awaitable[str]], overrides: list[str]) -> str:
+    from codexbro.api.chatgpt.backend import ChatGPTBackend
+    from codexbro.api.http import RouteHttp
+    from codexbro.auth import storage
+    from codexbro.auth.manager import AuthManager
+    from codexbro.errors import AuthError
+
+    config = load_config(Overrides(cli_overrides=overrides))
+    auth = storage.load(config.codexbro_home)
+    if auth is None or auth.tokens is None:
+        raise AuthError(
+            "this needs a ChatGPT login (auth.json with ChatGPT tokens); an API key is not enough"
+        )
+    http = RouteHttp(timeout_s=30.0)
+    manager = AuthManager(config.codexbro_home, http)
+
+    async def headers() -> dict[str, str]:
+        await manager.ensure_fresh()
+        out = {"authorization": f"Bearer {manager.access_token}"}
+        if manager.account_id:
+            out["chatgpt-account-id"] = manager.account_id
+        return out
+
+    async def refresh() -> bool:
+        return await manager.recover_unauthorized(1)
+
+    try:
+        return await fn(ChatGPTBackend(http, config.chatgpt_base_url, headers, refresh))
+    finally:
+        await http.aclose()
+
+
+def _ago(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    delta = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit} ago"
+    return "just now"
+
+
+def run(command: str, action: str | None, args: list[str], as_json: bool, overrides: list[str]) -> int:
+    async def go(backend: Any) -> str:
+        if command == "usage":
+            usage = await backend.usage()
+            if as_json:
+                return json.dumps(usage.raw, indent=2)
+            lines = [f"plan: {usage.plan_type or 'unknown'}"]
+            for w in usage.windows:
+                hours = f"{w.window_seconds / 3600:g}h window" if w.window_seconds else "window"
+                reset = time.strftime("%Y-%m-%d %H:%M", time.localtime(w.resets_at)) if w.resets_at else "-"
+                lines.append(f"  {w.name:<22} {w.used_percent:5.1f}% used  ({hours}, resets {reset})")
+            if usage.credits:
+                lines.append(f"credits: {json.dumps(usage.credits)}")
+            return "\n".join(lines)
+        if command == "cloud":
+            if action == "show":
+                return json.dumps(await backend.task(args[0]), indent=2)
+            if action == "create":
+                return json.dumps(await backend.create_task(args[0], " ".join(args[1:])), indent=2)
+            tasks, cursor = await backend.tasks()
+            if as_json:
+                return json.dumps({"items": [t.raw for t in tasks], "cursor": cursor}, indent=2)
+            rows = [f"{'id':<44} {'status':<12} {'files':>5}  {'updated':<10} title"]
+            rows += [f"{t.id:<44} {t.status or '-':<12} {t.files_modified if t.files_modified is not None else '-':>5}  "
+                     f"{_ago(t.updated_at):<10} {t.title}" for t in tasks]  # fmt: skip
+            return "\n".join(rows) if tasks else "no cloud tasks"
+        items = await backend.connectors(workspace=action == "workspace")
+        if as_json:
+            return json.dumps(items, indent=2)
+        rows = [f"  {i.get('name') or i.get('id')!s:<30} {i.get('description') or ''}"[:120] for i in items]
+        return "\n".join([f"{len(items)} connectors", *rows])
+
+    if command == "cloud" and action in ("show", "create") and not args:
+        print("Error: cloud show TASK_ID | cloud create ENVIRONMENT_ID PROMPT", file=sys.stderr)
+        return 2
+    try:
+        print(asyncio.run(_with_backend(go, overrides)))
+    except CodexbroError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
+    return 0

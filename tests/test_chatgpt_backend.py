@@ -1,0 +1,98 @@
+"""The ChatGPT backend ecosystem clients and CLI against fake backend routes on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tests.fakes.responses_server import FakeResponsesServer, Recorded
+from tests.test_auth import jwt, write_chatgpt_auth
+
+USAGE = {"plan_type": "plus", "rate_limit": {"primary_window": {"used_percent": 12, "limit_window_seconds": 18000,
+         "reset_at": 1900000000}, "secondary_window": {"used_percent": 40, "limit_window_seconds": 604800,
+         "reset_at": 1900500000}}, "credits": None}  # fmt: skip
+TASKS = {"items": [{"id": "task_e_1", "title": "Add dark mode", "updated_at": time.time() - 7200,
+                    "task_status_display": {"latest_turn_status_display": {"turn_status": "completed",
+                                            "diff_stats": {"files_modified": 2}}}}]}  # fmt: skip
+
+
+def setup(home: Path, fake: FakeResponsesServer, token: str | None = None) -> list[Recorded]:
+    (home / "config.toml").write_text(f'chatgpt_base_url = "http://127.0.0.1:{fake.port}/backend-api/"\n')
+    write_chatgpt_auth(home, token or jwt({"exp": int(time.time()) + 3600}))
+    seen: list[Recorded] = []
+
+    def answer(doc: object, status: int = 200, ctype: str = "application/json"):  # type: ignore[no-untyped-def]
+        def handler(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+            seen.append(rec)
+            body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+            return status, {"content-type": ctype}, body
+
+        return handler
+
+    fake.route("GET", "/backend-api/wham/usage", answer(USAGE))
+    fake.route("GET", "/backend-api/wham/tasks/list", answer(TASKS))
+    fake.route(
+        "GET", "/backend-api/wham/tasks/task_e_1", answer({"id": "task_e_1", "title": "Add dark mode"})
+    )
+    fake.route("POST", "/backend-api/wham/tasks", answer({"task": {"id": "task_e_new"}}))
+    fake.route("GET", "/backend-api/connectors/directory/list", answer({"items": [{"id": "gh", "name": "GitHub",
+                                                                                    "description": "repos"}]}))  # fmt: skip
+    fake.route("GET", "/backend-api/plugins/list", answer(b"<html>login</html>", 200, "text/html"))
+    return seen
+
+
+def test_usage_and_cloud_tasks(home: Path, fake: FakeResponsesServer) -> None:
+    seen = setup(home, fake)
+    res = run_cli("usage")
+    assert res.code == 0, res.stderr
+    assert "plan: plus" in res.stdout and "primary" in res.stdout and "12.0% used  (5h window" in res.stdout
+    assert json.loads(run_cli("usage", "--json").stdout)["plan_type"] == "plus"
+    listing = run_cli("cloud", "list")
+    assert "task_e_1" in listing.stdout and "completed" in listing.stdout and "2h ago" in listing.stdout
+    assert json.loads(run_cli("cloud", "show", "task_e_1").stdout)["title"] == "Add dark mode"
+    created = run_cli("cloud", "create", "env_123", "fix", "the", "bug")
+    assert json.loads(created.stdout) == {"task": {"id": "task_e_new"}}
+    post = next(r for r in seen if r.method == "POST")
+    assert post.body["new_task"]["environment_id"] == "env_123"
+    assert post.body["input_items"][0]["content"][0]["text"] == "fix the bug"
+    assert all(r.headers["chatgpt-account-id"] == "acct_42" for r in seen)
+    assert "GitHub" in run_cli("connectors", "list").stdout
+
+
+def test_backend_errors_are_clear(home: Path, fake: FakeResponsesServer) -> None:
+    setup(home, fake)
+    fake.route(
+        "GET",
+        "/backend-api/wham/usage",
+        lambda rec: (503, {"content-type": "text/html"}, b"<html>down</html>"),
+    )
+    res = run_cli("usage")
+    assert res.code == 1 and "failed with HTTP 503: an HTML page" in res.stderr
+    (home / "auth.json").unlink()
+    res = run_cli("cloud", "list")
+    assert res.code == 1 and "needs a ChatGPT login" in res.stderr
+
+
+def test_backend_refreshes_after_401(home: Path, fake: FakeResponsesServer) -> None:
+    setup(home, fake)
+    new = jwt({"exp": int(time.time()) + 7200, "n": 9})
+    calls = {"usage": 0}
+
+    def usage(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        calls["usage"] += 1
+        if rec.headers["authorization"] != f"Bearer {new}":
+            return 401, {"content-type": "application/json"}, b'{"error":{"message":"expired"}}'
+        return 200, {"content-type": "application/json"}, json.dumps(USAGE).encode()
+
+    fake.route("GET", "/backend-api/wham/usage", usage)
+    fake.route("POST", "/oauth/token", lambda rec: (200, {"content-type": "application/json"},
+                                                    json.dumps({"access_token": new}).encode()))  # fmt: skip
+    res = run_cli(
+        "usage", env={"CODEXBRO_REFRESH_TOKEN_URL_OVERRIDE": f"http://127.0.0.1:{fake.port}/oauth/token"}
+    )
+    assert res.code == 0, res.stderr
+    assert (
+        calls["usage"] == 2 and json.loads((home / "auth.json").read_text())["tokens"]["access_token"] == new
+    )
