@@ -9,7 +9,7 @@ from codexbro.config.loader import codexbro_home
 from codexbro.errors import AuthError
 
 
-def login(status: bool, with_api_key: bool, device_auth: bool) -> int:
+def login(status: bool, with_api_key: bool, device_auth: bool, open_browser: bool = True) -> int:
     home = codexbro_home()
     try:
         if status:
@@ -32,17 +32,26 @@ def login(status: bool, with_api_key: bool, device_auth: bool) -> int:
             path = storage.save(home, storage.AuthFile("apikey", api_key=key))
             print(f"API key saved to {path}. Authentication is checked when you send a request.")
             return 0
+        import asyncio
+
+        from codexbro.auth.login import browser_login, device_login
+
+        if device_auth:
+            path = asyncio.run(device_login(home))
+        else:
+            path = asyncio.run(browser_login(home, open_browser=open_browser))
+        auth = storage.load(home)
+        print(
+            f"Successfully logged in; credentials saved to {path}."
+            + (f" {storage.describe(auth)}." if auth else "")
+        )
+        return 0
     except AuthError as err:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1
-    kind = "device-code" if device_auth else "browser (ChatGPT)"
-    print(
-        f"Error: {kind} login is not available in this codexbro version yet. Use an API key:\n"
-        "  printenv OPENAI_API_KEY | codexbro login --with-api-key\n"
-        "or copy an auth.json from an existing Codex login into $CODEXBRO_HOME (ChatGPT tokens are refreshed).",
-        file=sys.stderr,
-    )
-    return 1
+    except KeyboardInterrupt:
+        print("Login cancelled", file=sys.stderr)
+        return 130
 
 
 def logout() -> int:

@@ -119,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     login_p.add_argument(
         "--with-api-key", action="store_true", help="read an API key from stdin and store it"
     )
-    login_p.add_argument("--device-auth", action="store_true", help="device-code login (not available yet)")
+    login_p.add_argument(
+        "--device-auth", action="store_true", help="device-code login, for machines without a browser"
+    )
+    login_p.add_argument(
+        "--no-browser", action="store_true", help="print the sign-in URL without opening a browser"
+    )
     sub.add_parser("logout", help="remove stored credentials")
 
     models_p = sub.add_parser("models", help="list the model catalog, or show one model (no network)")
@@ -247,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "login":
         from codexbro.auth.cli import login
 
-        return login(ns.action == "status", ns.with_api_key, ns.device_auth)
+        return login(ns.action == "status", ns.with_api_key, ns.device_auth, not ns.no_browser)
     if ns.command == "logout":
         from codexbro.auth.cli import logout
 
