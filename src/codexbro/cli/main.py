@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     models_p.add_argument("action", nargs="?", choices=["show"])
     models_p.add_argument("slug", nargs="?")
     models_p.add_argument("--json", action="store_true")
+    models_p.add_argument(
+        "--refresh", action="store_true", help="fetch the live list first (the only network use)"
+    )
     _add_config_options(models_p)
 
     usage_p = sub.add_parser(
@@ -278,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
-    from codexbro.errors import UserError
+    from codexbro.errors import CodexbroError
 
     try:
         if ns.command == "trace":
@@ -313,6 +316,10 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         if ns.command == "models":
             from codexbro.models import cli as models_cli
 
+            if ns.refresh:
+                import asyncio
+
+                print(asyncio.run(models_cli.refresh_now(config)), file=sys.stderr)
             if ns.action == "show":
                 if not ns.slug:
                     print("Error: give a slug: codexbro models show SLUG", file=sys.stderr)
@@ -333,7 +340,7 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         info = debug_request.build(config, ns.prompt)
         print(json.dumps(info, indent=2, ensure_ascii=False) if ns.json else debug_request.render(info))
         return 0
-    except UserError as err:
+    except CodexbroError as err:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1
 

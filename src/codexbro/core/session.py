@@ -34,7 +34,7 @@ from codexbro.core.project_doc import as_message_text, discover
 from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, AuthError, CodexbroError, UserError
-from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.models.catalog import ModelInfo
 from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule, RulesError, load_rules
 from codexbro.sandbox.linux import spec_for
 from codexbro.tools.menu import build_router
@@ -102,6 +102,8 @@ class Session:
         self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
         self.resolution = resolution
         self._compacted_since_response = False  # never compact twice without a model response between
+        self._refresh_models_due = False
+        self._models_refresh: asyncio.Task[None] | None = None
         client.http.observers.append(self._on_request)
         self._emit_startup(warnings)
 
@@ -112,11 +114,9 @@ class Session:
         """Resolve model, provider and credential; raises ``UserError`` with a fix on bad setup."""
         options = options or SessionOptions()
         warnings = list(config.warnings)
-        catalog = (
-            ModelCatalog.from_file(config.model_catalog_json)
-            if config.model_catalog_json
-            else ModelCatalog.bundled()
-        )
+        from codexbro.models.manager import cached_catalog
+
+        catalog, refresh_due = cached_catalog(config.codexbro_home, config.model_catalog_json)
         provider = config.model_provider
         try:
             auth = resolve_auth(provider, config.codexbro_home)
@@ -190,7 +190,7 @@ class Session:
             bucket=bucket_for(route("responses.create"), client.responses.url),
             auth=auth.source,
         )
-        return cls(
+        session = cls(
             resolution=resolution,
             rules=rules,
             config=config,
@@ -202,6 +202,10 @@ class Session:
             resumed=resume is not None,
             warnings=warnings,
         )
+        # Upstream refreshes the live catalog only for ChatGPT logins; it lands in the cache for the
+        # next session and never delays this one.
+        session._refresh_models_due = refresh_due and auth.mode == "chatgpt"
+        return session
 
     def _emit_startup(self, warnings: list[str]) -> None:
         cfg = self.config
@@ -499,7 +503,19 @@ class Session:
         )
         return items
 
+    async def _refresh_models(self) -> None:
+        from codexbro.models.manager import refresh
+
+        try:
+            await refresh(
+                self.client.http, self.client.base_url, self.client.build_headers(), self.config.codexbro_home
+            )
+        except ApiError as exc:
+            log.info("model list refresh failed: %s", exc.message)
+
     async def _run_turn_task(self, ctx: TurnContext, items: list[ResponseItem]) -> None:
+        if self._refresh_models_due and self._models_refresh is None:
+            self._models_refresh = asyncio.get_running_loop().create_task(self._refresh_models())
         state = TurnState()
         cfg = self.config
         self.emit(p.TaskStarted(ctx.turn_id, self._context_window()))
@@ -560,6 +576,9 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self._models_refresh is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._models_refresh, 5)
         await self.tool_resources.aclose()
         await self.client.aclose()
         self.recorder.close()

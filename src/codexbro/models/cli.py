@@ -10,9 +10,29 @@ from codexbro.models.catalog import ModelCatalog, ModelInfo
 
 
 def catalog_for(config: Config) -> ModelCatalog:
+    from codexbro.models.manager import cached_catalog
+
+    return cached_catalog(config.codexbro_home, config.model_catalog_json)[0]
+
+
+async def refresh_now(config: Config) -> str:
+    """``models --refresh``: the one models command that uses the network (explicitly)."""
+    from codexbro.core.session import Session, SessionOptions
+    from codexbro.models.manager import refresh
+
     if config.model_catalog_json:
-        return ModelCatalog.from_file(config.model_catalog_json)
-    return ModelCatalog.bundled()
+        return f"model_catalog_json is set ({config.model_catalog_json}): nothing to refresh"
+    session = Session.create(config, SessionOptions(ephemeral=True))
+    try:
+        client = session.client
+        count = await refresh(client.http, client.base_url, client.build_headers(), config.codexbro_home)
+    finally:
+        await session.close()
+    return (
+        f"refreshed from {client.base_url}: {count} models"
+        if count
+        else "model list unchanged (ETag matched)"
+    )
 
 
 def _public(info: ModelInfo) -> dict[str, object]:
