@@ -96,3 +96,37 @@ def test_backend_refreshes_after_401(home: Path, fake: FakeResponsesServer) -> N
     assert (
         calls["usage"] == 2 and json.loads((home / "auth.json").read_text())["tokens"]["access_token"] == new
     )
+
+
+async def test_transcription_both_modes(fake: FakeResponsesServer) -> None:
+    from codexbro.api.http import RouteHttp
+    from codexbro.api.transcribe import transcribe
+
+    seen: list[Recorded] = []
+
+    def handler(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        seen.append(rec)
+        return 200, {"content-type": "application/json"}, b'{"text": "hello world"}'
+
+    fake.route("POST", "/backend-api/transcribe", handler)
+    fake.route("POST", "/v1/audio/transcriptions", handler)
+    http = RouteHttp(tls=False)
+    try:
+        wav = b"RIFF\x00\x00\x00\x00WAVEfmt "
+        text = await transcribe(http, chatgpt=True, base_url=f"http://127.0.0.1:{fake.port}/backend-api/",
+                                headers={"authorization": "Bearer t"}, audio=wav)  # fmt: skip
+        assert text == "hello world"
+        await transcribe(
+            http, chatgpt=False, base_url=fake.base_url, headers={"authorization": "Bearer k"}, audio=wav
+        )
+    finally:
+        await http.aclose()
+    chat, api = seen
+    assert chat.headers["content-type"].startswith("multipart/form-data") and 'name="model"' not in str(
+        chat.body
+    )
+    assert (
+        'name="model"' in str(api.body)
+        and "gpt-4o-transcribe" in str(api.body)
+        and 'filename="audio.wav"' in str(api.body)
+    )

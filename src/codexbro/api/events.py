@@ -69,58 +69,58 @@ class RateLimitSnapshot:
     secondary: RateLimitWindow | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Created:
     response_id: str | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class OutputItemAdded:
     item: ResponseItem
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class OutputItemDone:
     """The authoritative finished item: recorded into history, tool calls dispatched from it."""
 
     item: ResponseItem
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class OutputTextDelta:
     delta: str
     item_id: str | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ReasoningSummaryDelta:
     delta: str
     summary_index: int = 0
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ReasoningSummaryPartAdded:
     summary_index: int = 0
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ReasoningContentDelta:
     delta: str
     content_index: int = 0
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ToolCallInputDelta:
     call_id: str | None
     delta: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RateLimits:
     snapshot: RateLimitSnapshot
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Completed:
     response_id: str | None
     usage: TokenUsage = field(default_factory=TokenUsage)

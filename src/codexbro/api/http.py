@@ -123,6 +123,7 @@ class RouteHttp:
         headers: dict[str, str],
         json_body: Any = None,
         data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
         attempt: int = 1,
         timeout_s: float | None = None,
     ) -> httpx.Response:
@@ -137,6 +138,7 @@ class RouteHttp:
                 headers=headers,
                 json=json_body,
                 data=data,
+                files=files,
                 timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
             )
         except self._httpx.HTTPError as exc:

@@ -103,6 +103,7 @@ ROUTES: tuple[Route, ...] = (
         "model",
         "speech to text (API key mode)",
         _BEARER,
+        True,
     ),
     Route(
         "connectors.gateway_mcp",
@@ -165,7 +166,7 @@ ROUTES: tuple[Route, ...] = (
         True,
     ),
     Route("plugins.list", "GET", "plugins/list", "chatgpt", "remote plugin state", _CHATGPT, True),
-    Route("transcribe", "POST", "transcribe", "chatgpt", "speech to text (ChatGPT mode)", _CHATGPT),
+    Route("transcribe", "POST", "transcribe", "chatgpt", "speech to text (ChatGPT mode)", _CHATGPT, True),
     # OAuth issuer.
     Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none"),
     Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none", True),

@@ -35,8 +35,7 @@ from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, AuthError, CodexbroError, UserError
 from codexbro.models.catalog import ModelInfo
-from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule, RulesError, load_rules
-from codexbro.sandbox.linux import spec_for
+from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
 from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
 
@@ -173,10 +172,14 @@ class Session:
                 },
             )
         history = History(resume.history if resume else None)
-        try:
-            rules = () if options.ignore_rules else tuple(load_rules(config.codexbro_home))
-        except (RulesError, OSError) as exc:
-            raise UserError(f"approval rules: {exc}") from None
+        rules: tuple[PrefixRule, ...] = ()
+        if not options.ignore_rules and (config.codexbro_home / "rules").is_dir():
+            from codexbro.sandbox.exec_policy import RulesError, load_rules
+
+            try:
+                rules = tuple(load_rules(config.codexbro_home))
+            except (RulesError, OSError) as exc:
+                raise UserError(f"approval rules: {exc}") from None
         resolution = p.ModelResolved(
             requested=config.model,
             model=model.slug,
@@ -330,6 +333,8 @@ class Session:
     # ---- turns -------------------------------------------------------------------------------
 
     def _start_turn(self, items: list[ResponseItem], output_schema: dict[str, Any] | None) -> None:
+        from codexbro.sandbox.linux import spec_for
+
         turn_id = new_thread_id()
         cfg = self.config
         ctx = TurnContext(

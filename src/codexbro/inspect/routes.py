@@ -61,7 +61,8 @@ def _config_uses(route: Route, config: Config | None) -> bool:
         from codexbro.core.compact import choose_strategy
 
         return choose_strategy(config.compaction_strategy, config.model_provider.is_openai) == "remote"
-    return True
+    # Sessions send responses.create; the rest (transcription, …) only on explicit commands.
+    return route.name == "responses.create"
 
 
 def rows(config: Config | None) -> list[Row]:

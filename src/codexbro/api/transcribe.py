@@ -1,0 +1,42 @@
+"""Speech to text (seed §4.6, §5): ``POST /backend-api/transcribe`` with a ChatGPT login, or
+``POST /v1/audio/transcriptions`` (model ``gpt-4o-transcribe``) with an API key; multipart with the
+audio as ``file``; the answer is ``{"text": …}``."""
+
+from __future__ import annotations
+
+import json
+
+from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.routes import route
+from codexbro.errors import ApiError, FatalApiError
+
+DEFAULT_MODEL = "gpt-4o-transcribe"
+
+
+async def transcribe(
+    http: RouteHttp, *, chatgpt: bool, base_url: str, headers: dict[str, str], audio: bytes,
+    filename: str = "audio.wav", mime: str = "audio/wav", model: str = DEFAULT_MODEL,
+) -> str:  # fmt: skip
+    import httpx
+
+    r = route("transcribe" if chatgpt else "audio.transcriptions")
+    url = r.url(base_url)
+    data = {} if chatgpt else {"model": model}
+    try:
+        resp = await http.request(r, url, headers=headers, data=data, files={"file": (filename, audio, mime)})
+    except httpx.HTTPError as exc:
+        raise ApiError(f"could not reach {url}: {describe_transport_error(exc)}", kind="http_connection_failed",
+                       route=r.name) from None  # fmt: skip
+    if resp.status_code != 200:
+        raise FatalApiError(f"transcription failed: HTTP {resp.status_code} from {url}", kind="other",
+                            status=resp.status_code, route=r.name)  # fmt: skip
+    try:
+        doc = json.loads(resp.content)
+    except ValueError:
+        raise FatalApiError(
+            f"{url} answered with something other than JSON", kind="other", route=r.name
+        ) from None
+    text = doc.get("text") if isinstance(doc, dict) else None
+    if not isinstance(text, str):
+        raise FatalApiError(f'{url} answered without a "text" field', kind="other", route=r.name)
+    return text
