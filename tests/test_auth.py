@@ -146,3 +146,19 @@ def test_models_command_is_offline(home: Path) -> None:
     )
     unknown = run_cli("models", "show", "mystery-model")
     assert "Model metadata for `mystery-model` not found" in unknown.stdout
+
+
+def test_builtin_openai_provider_headers(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    (home / "config.toml").write_text(f'model = "gpt-5.1-codex"\nopenai_base_url = "{fake.base_url}"\n')
+    fake.add(Reply(message_turn("ok")))
+    env = {
+        "CODEXBRO_API_KEY": "sk-env-key-123456",
+        "OPENAI_ORGANIZATION": "org-7",
+        "OPENAI_PROJECT": "proj-3",
+    }
+    assert run_cli("exec", "hi", cwd=workspace, env=env).code == 0
+    headers = fake.requests[0].headers
+    assert headers["authorization"] == "Bearer sk-env-key-123456"
+    assert headers["openai-organization"] == "org-7" and headers["openai-project"] == "proj-3"
+    assert headers["version"] and headers["originator"] == "codex_exec"
+    assert "chatgpt-account-id" not in headers

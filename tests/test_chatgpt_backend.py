@@ -130,3 +130,60 @@ async def test_transcription_both_modes(fake: FakeResponsesServer) -> None:
         and "gpt-4o-transcribe" in str(api.body)
         and 'filename="audio.wav"' in str(api.body)
     )
+
+
+async def test_every_backend_route_success_and_error(fake: FakeResponsesServer) -> None:
+    """Each ChatGPT-ecosystem client method: the right route and path, JSON back, and a clear error."""
+    from codexbro.api.chatgpt.backend import ChatGPTBackend
+    from codexbro.api.http import RouteHttp
+    from codexbro.errors import FatalApiError
+
+    base = f"http://127.0.0.1:{fake.port}/backend-api/"
+    ok = lambda doc: lambda rec: (200, {"content-type": "application/json"}, json.dumps(doc).encode())  # noqa: E731
+    routes = {
+        ("GET", "/backend-api/wham/config/requirements"): {"requirements": {"sandbox": "workspace-write"}},
+        ("GET", "/backend-api/wham/environments"): [{"id": "env_1", "label": "main"}],
+        ("GET", "/backend-api/wham/environments/by-repo/github/acme/app"): [{"id": "env_2"}],
+        ("GET", "/backend-api/wham/tasks/t1/turns/tr1/sibling_turns"): {"sibling_turns": []},
+        ("GET", "/backend-api/plugins/list"): {"plugins": [{"id": "p", "enabled": True}]},
+        ("POST", "/backend-api/wham/apps"): {"jsonrpc": "2.0", "id": 1, "result": {"tools": []}},
+        ("GET", "/backend-api/connectors/directory/list_workspace"): {
+            "items": [{"id": "w1", "name": "Drive"}]
+        },
+    }
+    for (method, path), doc in routes.items():
+        fake.route(method, path, ok(doc))
+    http = RouteHttp(tls=False)
+
+    async def headers() -> dict[str, str]:
+        return {"authorization": "Bearer t", "chatgpt-account-id": "a"}
+
+    backend = ChatGPTBackend(http, base, headers)
+    records: list[str] = []
+    http.observers.append(lambda r: records.append(f"{r.route}:{r.bucket}"))
+    try:
+        assert (await backend.requirements())["requirements"]["sandbox"] == "workspace-write"
+        assert (await backend.environments())[0]["id"] == "env_1"
+        assert (await backend.environments_by_repo("github", "acme", "app"))[0]["id"] == "env_2"
+        assert (await backend.sibling_turns("t1", "tr1")) == {"sibling_turns": []}
+        assert (await backend.plugins())["plugins"][0]["enabled"] is True
+        assert (await backend.apps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))["result"] == {
+            "tools": []
+        }
+        assert (await backend.connectors(workspace=True))[0]["name"] == "Drive"
+        for (method, path), _doc in routes.items():
+            fake.route(method, path, lambda rec: (500, {"content-type": "application/json"},
+                                                  b'{"error":{"message":"backend broke"}}'))  # fmt: skip
+        for call in (backend.requirements(), backend.environments(), backend.plugins(),
+                     backend.environments_by_repo("github", "acme", "app"), backend.sibling_turns("t1", "tr1")):  # fmt: skip
+            try:
+                await call
+                raise AssertionError("a 500 must raise")
+            except FatalApiError as exc:
+                assert "failed with HTTP 500: backend broke" in exc.message
+    finally:
+        await http.aclose()
+    assert all(r.endswith(":chatgpt_ecosystem") for r in records)
+    assert {r.split(":")[0] for r in records} >= {"wham.config.requirements", "wham.environments",
+                                                 "wham.environments.by_repo", "wham.tasks.sibling_turns",
+                                                 "plugins.list", "wham.apps", "connectors.directory.list_workspace"}  # fmt: skip

@@ -168,6 +168,8 @@ async def test_local_auto_compaction_keeps_the_task(
     assert len(compacted) == 1 and compacted[0].strategy == "local" and compacted[0].reason == "auto"
     assert compacted[0].tokens_after < compacted[0].tokens_before
     summary_req, after = fake.bodies()[1], fake.bodies()[2]
+    assert fake.responses_requests()[1].headers["x-openai-subagent"] == "compact"
+    assert "x-openai-subagent" not in fake.responses_requests()[2].headers
     assert summary_req["tools"] == [] and texts(summary_req)[-1] == COMPACT_PROMPT
     kept = texts(after)
     assert TASK in kept  # the task, word for word

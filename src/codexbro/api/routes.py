@@ -146,7 +146,7 @@ ROUTES: tuple[Route, ...] = (
         _CHATGPT,
         True,
     ),
-    Route("wham.apps", "POST", "wham/apps", "chatgpt", "legacy apps MCP gateway", _CHATGPT),
+    Route("wham.apps", "POST", "wham/apps", "chatgpt", "legacy apps MCP gateway", _CHATGPT, True),
     Route(
         "connectors.directory.list",
         "GET",

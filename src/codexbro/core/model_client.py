@@ -134,7 +134,8 @@ class ModelClient:
             body["service_tier"] = "priority" if cfg.service_tier == "fast" else cfg.service_tier
         return body
 
-    def build_headers(self) -> dict[str, str]:
+    def build_headers(self, subagent: str | None = None) -> dict[str, str]:
+        """``subagent`` marks sub-agent traffic (``compact``, ``review``, …) as upstream does."""
         headers: dict[str, str] = {}
         if self.auth.token:
             headers["authorization"] = f"Bearer {self.auth.token}"
@@ -145,6 +146,8 @@ class ModelClient:
         headers["session-id"] = self.thread_id
         headers["thread-id"] = self.thread_id
         headers["x-client-request-id"] = self.thread_id
+        if subagent:
+            headers["x-openai-subagent"] = subagent
         headers.update(self.provider.http_headers)
         for header, var in self.provider.env_http_headers.items():
             value = os.environ.get(var, "").strip()
@@ -159,7 +162,7 @@ class ModelClient:
                 "chatgpt", manager.access_token, self.auth.source, account_id=manager.account_id
             )
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[ResponseEvent]:
+    async def stream(self, prompt: Prompt, subagent: str | None = None) -> AsyncIterator[ResponseEvent]:
         """Stream one response; with a ChatGPT login, refresh first if needed and recover from a 401."""
         if self.auth_manager is not None:
             await self.auth_manager.ensure_fresh()
@@ -167,7 +170,7 @@ class ModelClient:
         body = self.build_body(prompt)
         for attempt in range(3):
             try:
-                async for event in self.responses.stream(body, self.build_headers()):
+                async for event in self.responses.stream(body, self.build_headers(subagent)):
                     yield event
                 return
             except FatalApiError as err:
@@ -189,7 +192,7 @@ class ModelClient:
         keep = ("model", "instructions", "input", "tools", "parallel_tool_calls", "reasoning", "text")
         body: dict[str, Any] = {k: full[k] for k in keep if k in full and full[k] is not None}
         return await compact_remote(
-            self.http, self.base_url, self.provider.query_params, body, self.build_headers()
+            self.http, self.base_url, self.provider.query_params, body, self.build_headers("compact")
         )
 
 

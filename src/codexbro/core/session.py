@@ -423,7 +423,8 @@ class Session:
         def stream(items: list[ResponseItem], with_tools: bool) -> Any:
             return self.client.stream(
                 Prompt(input=items, tools=tools if with_tools else [],
-                       parallel_tool_calls=self.model.supports_parallel_tool_calls and with_tools)
+                       parallel_tool_calls=self.model.supports_parallel_tool_calls and with_tools),
+                subagent="compact",
             )  # fmt: skip
 
         try:

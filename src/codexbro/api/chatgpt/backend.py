@@ -190,6 +190,10 @@ class ChatGPTBackend:
     async def plugins(self) -> Any:
         return await self.call("plugins.list")
 
+    async def apps(self, message: dict[str, Any]) -> Any:
+        """The legacy apps MCP gateway: one JSON-RPC message in, the gateway's answer out."""
+        return await self.call("wham.apps", body=message)
+
 
 def _describe(text: str) -> str:
     return "an HTML page" if text.lstrip().startswith("<") else f"non-JSON text ({text[:60]!r})"
