@@ -70,6 +70,28 @@ def test_backend_errors_are_clear(home: Path, fake: FakeResponsesServer) -> None
     )
     res = run_cli("usage")
     assert res.code == 1 and "failed with HTTP 503: an HTML page" in res.stderr
+    # A 200 that is an HTML page (a login wall, a captive portal) is named as such, not a JSON traceback.
+    import asyncio
+
+    from codexbro.api.chatgpt.backend import ChatGPTBackend
+    from codexbro.api.http import RouteHttp
+    from codexbro.errors import FatalApiError
+
+    async def plugins() -> str:
+        http = RouteHttp(tls=False)
+
+        async def headers() -> dict[str, str]:
+            return {}
+
+        try:
+            await ChatGPTBackend(http, f"http://127.0.0.1:{fake.port}/backend-api/", headers).plugins()
+        except FatalApiError as exc:
+            return exc.message
+        finally:
+            await http.aclose()
+        return ""
+
+    assert "answered with an HTML page instead of JSON" in asyncio.run(plugins())
     (home / "auth.json").unlink()
     res = run_cli("cloud", "list")
     assert res.code == 1 and "needs a ChatGPT login" in res.stderr
