@@ -11,13 +11,12 @@ only reads.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from codexbro.auth import storage
 from codexbro.config.types import ModelProviderInfo
 from codexbro.errors import AuthError
 
@@ -31,23 +30,6 @@ class ProviderAuth:
 
     def __repr__(self) -> str:  # never show the token
         return f"ProviderAuth(mode={self.mode!r}, source={self.source!r}, token={'<set>' if self.token else None})"
-
-
-def read_auth_json(home: Path) -> dict[str, Any] | None:
-    path = home / "auth.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise AuthError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise AuthError(f"{path} is not valid JSON; remove it and log in again (`codexbro login`)") from None
-    if not isinstance(doc, dict):
-        raise AuthError(f"{path} does not hold a JSON object; remove it and log in again")
-    return doc
 
 
 def resolve_auth(
@@ -75,21 +57,18 @@ def resolve_auth(
         value = env.get(var, "").strip()
         if value:
             return ProviderAuth("apikey", value, f"environment variable {var}")
-    doc = read_auth_json(home)
-    if doc is not None:
-        key = doc.get("OPENAI_API_KEY")
-        tokens = doc.get("tokens")
-        mode = doc.get("auth_mode")
-        if isinstance(tokens, dict) and mode != "apikey" and isinstance(tokens.get("access_token"), str):
-            account = tokens.get("account_id")
+    stored = storage.load(home)  # raises AuthError with a fix for a corrupt or foreign file
+    if stored is not None:
+        where = storage.auth_path(home)
+        if stored.tokens is not None and stored.auth_mode != "apikey":
             return ProviderAuth(
                 "chatgpt",
-                tokens["access_token"],
-                f"ChatGPT login in {home / 'auth.json'}",
-                account_id=account if isinstance(account, str) else None,
+                stored.tokens.access_token,
+                f"ChatGPT login in {where}",
+                account_id=stored.tokens.account_id,
             )
-        if isinstance(key, str) and key.strip():
-            return ProviderAuth("apikey", key.strip(), f"API key in {home / 'auth.json'}")
+        if stored.api_key and stored.api_key.strip():
+            return ProviderAuth("apikey", stored.api_key.strip(), f"API key in {where}")
     value = env.get("OPENAI_API_KEY", "").strip()
     if value:
         return ProviderAuth("apikey", value, "environment variable OPENAI_API_KEY")
