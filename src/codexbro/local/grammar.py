@@ -1,0 +1,100 @@
+"""GBNF grammars for small local models: the output is either one schema-valid tool call, as JSON
+``{"name": …, "arguments": {…}}``, or a plain-text answer (reference embedded-model.md: a grammar
+that allows either got 4/5 simple tool tasks right with Qwen2.5-Coder-1.5B).
+
+Only the JSON Schema subset Codex's tools use is translated: object (required + optional properties,
+no extras), array, string, number/integer, boolean, enum. Optional properties may be omitted but must
+appear in schema order when present, which keeps the grammar small.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+BASE_RULES = r"""
+ws ::= [ \t\n]{0,2}
+string ::= "\"" ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
+number ::= "-"? [0-9]{1,15} ("." [0-9]{1,10})?
+integer ::= "-"? [0-9]{1,15}
+boolean ::= "true" | "false"
+text ::= [^{`\x00-\x08\n] [^\x00]{0,4000}
+"""
+
+
+class GrammarBuilder:
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+
+    def _name(self, hint: str) -> str:
+        base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-").lower() or "r"
+        name, n = base, 2
+        while name in self.rules:
+            name, n = f"{base}-{n}", n + 1
+        return name
+
+    def value(self, schema: dict[str, Any], hint: str) -> str:
+        if schema.get("enum"):
+            return "(" + " | ".join(_lit(json.dumps(v)) for v in schema["enum"]) + ")"
+        kind = schema.get("type")
+        if kind == "string":
+            return "string"
+        if kind == "integer":
+            return "integer"
+        if kind == "number":
+            return "number"
+        if kind == "boolean":
+            return "boolean"
+        if kind == "array":
+            item = self.value(schema.get("items") or {"type": "string"}, hint + "-item")
+            name = self._name(hint + "-array")
+            self.rules[name] = f'"[" ws ( {item} ( ws "," ws {item} ){{0,50}} )? ws "]"'
+            return name
+        if kind == "object":
+            return self.object(schema, hint)
+        return "string"  # anything else: a string keeps the call well-formed
+
+    def object(self, schema: dict[str, Any], hint: str) -> str:
+        """Required properties first (in schema order), then the optional ones, each omittable."""
+        props: dict[str, Any] = schema.get("properties") or {}
+        required = set(schema.get("required") or [])
+        name = self._name(hint + "-obj")
+
+        def member(key: str) -> str:
+            return f'{_lit(json.dumps(key))} ws ":" ws {self.value(props[key], f"{hint}-{key}")}'
+
+        req = [member(k) for k in props if k in required]
+        opt = [member(k) for k in props if k not in required]
+        if req:
+            body = ' ws "," ws '.join(req) + "".join(f' ( ws "," ws {m} )?' for m in opt)
+        elif opt:
+            body = "( " + opt[0] + "".join(f' ( ws "," ws {m} )?' for m in opt[1:]) + " )?"
+        else:
+            body = ""
+        self.rules[name] = f'"{{" ws {body} ws "}}"' if body else '"{" ws "}"'
+        return name
+
+
+def _lit(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tool_grammar(tools: list[dict[str, Any]], *, allow_text: bool = True) -> str:
+    """A GBNF grammar: ``root ::= call | text`` over the function tools in ``tools``."""
+    builder = GrammarBuilder()
+    calls = []
+    for tool in tools:
+        if tool.get("type") != "function":
+            continue
+        name = tool["name"]
+        args = builder.object(tool.get("parameters") or {"type": "object"}, f"{name}-args")
+        rule = builder._name(f"call-{name}")
+        builder.rules[rule] = (
+            f'"{{" ws "\\"name\\"" ws ":" ws {_lit(json.dumps(name))} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
+        )
+        calls.append(rule)
+    alternatives = [*calls, *(["text"] if allow_text or not calls else [])]
+    lines = [f"root ::= {' | '.join(alternatives)}"]
+    lines += [f"{k} ::= {v}" for k, v in builder.rules.items()]
+    return "\n".join(lines) + BASE_RULES
