@@ -108,3 +108,34 @@ async def test_real_inference_yields_a_schema_valid_call(home: Path) -> None:
     kinds = [e.item["type"] for e in events if e.__class__.__name__ == "OutputItemDone"]  # type: ignore[attr-defined]
     assert kinds in (["function_call"], ["message"])
     json.dumps(events[1].item)  # type: ignore[attr-defined]
+
+
+@needs_model
+def test_exec_with_the_embedded_provider(home: Path, workspace: Path) -> None:
+    """A whole exec turn with no key and no network: real inference, real tools, the usual events."""
+    from tests.conftest import run_cli
+
+    (workspace / "hello.txt").write_text("hi\n")
+    trace = workspace / "t.jsonl"
+    res = run_cli("exec", "--json", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m",
+                  "--trace", str(trace), "List the files in this directory.", cwd=workspace,
+                  env={"FAKE_API_KEY": ""}, timeout=300)  # fmt: skip
+    assert res.code == 0, res.stderr
+    events = res.events()
+    assert events[0]["type"] == "thread.started" and events[-1]["type"] == "turn.completed"
+    assert events[-1]["usage"]["input_tokens"] > 0
+    resolution = next(
+        json.loads(line) for line in trace.read_text().splitlines() if '"model_resolution"' in line
+    )
+    assert resolution["provider_id"] == "embedded" and resolution["model"] == "smollm2-135m"
+    assert resolution["base_url"].startswith("embedded://") and resolution["auth"].startswith(
+        "no authentication"
+    )
+    assert '"kind": "request"' not in trace.read_text()  # nothing went over HTTP
+
+
+def test_embedded_weights_missing_is_a_clear_error(home: Path, workspace: Path) -> None:
+    from tests.conftest import run_cli
+
+    res = run_cli("exec", "--oss", "--local-provider", "embedded", "hi", cwd=workspace)
+    assert res.code == 1 and "weights for `qwen2.5-coder-1.5b` are not installed yet" in res.stderr

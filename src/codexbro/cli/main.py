@@ -60,7 +60,7 @@ def _add_exec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--oss", action="store_true", help="use a local open-weight model provider")
     parser.add_argument(
-        "--local-provider", choices=["ollama", "lmstudio"], help="which local provider --oss uses"
+        "--local-provider", choices=["ollama", "lmstudio", "embedded"], help="which local provider --oss uses"
     )
     parser.add_argument(
         "-i",
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     dreq.add_argument("-s", "--sandbox", choices=["read-only", "workspace-write", "danger-full-access"])
     dreq.add_argument("-C", "--cd", metavar="DIR")
     dreq.add_argument("--oss", action="store_true")
-    dreq.add_argument("--local-provider", choices=["ollama", "lmstudio"])
+    dreq.add_argument("--local-provider", choices=["ollama", "lmstudio", "embedded"])
     _add_config_options(dreq)
 
     trace = sub.add_parser("trace", help="read a --trace file")

@@ -237,6 +237,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         profile=profile_name,
         sandbox_backend=merged.get("sandbox_backend", "auto"),
         compaction_strategy=merged.get("compaction_strategy", "auto"),
+        embedded_model=merged.get("embedded_model"),
         compact_prompt=merged.get("compact_prompt"),
         project_root_markers=tuple(merged.get("project_root_markers", (".git",))),
         origins=origins,
@@ -276,6 +277,15 @@ def builtin_providers(env: Mapping[str, str]) -> dict[str, ModelProviderInfo]:
         ),
         "ollama": ModelProviderInfo(id="ollama", name="gpt-oss", base_url=oss(11434), builtin=True),
         "lmstudio": ModelProviderInfo(id="lmstudio", name="gpt-oss", base_url=oss(1234), builtin=True),
+        # In-process model (codexbro[local]); no network, no credentials.
+        "embedded": ModelProviderInfo(
+            id="embedded",
+            name="embedded",
+            base_url="embedded://local",
+            request_max_retries=0,
+            stream_max_retries=0,
+            builtin=True,
+        ),
     }
 
 

@@ -121,6 +121,7 @@ _TOP: dict[str, Spec] = {
     "openai_base_url": STR,
     "chatgpt_base_url": STR,
     "oss_provider": STR,
+    "embedded_model": STR,
     "model_context_window": NONNEG_INT,
     "model_auto_compact_token_limit": INT,
     "model_reasoning_effort": enum(*EFFORTS),

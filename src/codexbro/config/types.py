@@ -97,6 +97,7 @@ class Config:
     profile: str | None = None
     sandbox_backend: str = "auto"
     compaction_strategy: str = "auto"
+    embedded_model: str | None = None
     compact_prompt: str | None = None
     project_root_markers: tuple[str, ...] = (".git",)
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):

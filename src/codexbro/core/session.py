@@ -127,10 +127,18 @@ class Session:
         slug = config.model
         if slug is None and resume and resume.last_turn_context:
             slug = resume.last_turn_context.get("model")
+        if slug is None and provider.id == "embedded":
+            slug = "qwen2.5-coder-1.5b"
         if slug is None:
             slug = catalog.default_model(api_key_auth=auth.mode != "chatgpt").slug
         model_source = _model_source(config, resume, slug)
-        resolved = catalog.resolve(slug)
+        if provider.id == "embedded":
+            from codexbro.local.provider import local_model_info
+            from codexbro.models.catalog import Resolved
+
+            resolved = Resolved(local_model_info(slug), "embedded models")
+        else:
+            resolved = catalog.resolve(slug)
         if resolved.warning:
             warnings.append(resolved.warning)
         model = resolved.info
@@ -143,14 +151,18 @@ class Session:
 
             model = replace(model, context_window=config.model_context_window)
         thread_id = resume.thread_id if resume else new_thread_id()
-        client = ModelClient(
-            config=config,
-            provider=provider,
-            auth=auth,
-            model=model,
-            thread_id=thread_id,
-            originator=options.originator,
-        )
+        client_kwargs: dict[str, Any] = {
+            "config": config, "provider": provider, "auth": auth, "model": model, "thread_id": thread_id,
+            "originator": options.originator,
+        }  # fmt: skip
+        if provider.id == "embedded":
+            from codexbro.local.provider import EmbeddedClient, weights_path
+
+            client: ModelClient = EmbeddedClient(
+                **client_kwargs, model_path=weights_path(model.slug, config.embedded_model)
+            )
+        else:
+            client = ModelClient(**client_kwargs)
         recorder = RolloutRecorder(
             config.codexbro_home,
             thread_id,

@@ -55,7 +55,11 @@ class ExecArgs:
     all: bool = False
 
 
-OSS_DEFAULT_MODELS = {"ollama": "gpt-oss:20b", "lmstudio": "openai/gpt-oss-20b"}
+OSS_DEFAULT_MODELS = {
+    "ollama": "gpt-oss:20b",
+    "lmstudio": "openai/gpt-oss-20b",
+    "embedded": "qwen2.5-coder-1.5b",
+}
 
 
 def run_exec(args: ExecArgs) -> int:
