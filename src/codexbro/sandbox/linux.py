@@ -77,11 +77,24 @@ class Prepared:
     def wrap(self, argv: list[str]) -> list[str]:
         return [*self.argv_prefix, *argv]
 
+    def apply(
+        self, argv: list[str], env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
+        """argv, env and preexec_fn for a spawn inside this sandbox; call ``close`` once it started."""
+        return self.wrap(argv), {**env, **self.env}, self.preexec
+
     def close(self) -> None:
         for fd in self._fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
+
+
+def spawn_args(
+    sandbox: Prepared | None, argv: list[str], env: dict[str, str]
+) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
+    """The one place a spawn is adapted to a (possibly absent) sandbox."""
+    return sandbox.apply(argv, env) if sandbox is not None else (argv, env, None)
 
 
 def _child_failure(message: str) -> None:

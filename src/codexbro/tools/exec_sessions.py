@@ -89,11 +89,9 @@ class ExecProcess:
                 sandbox.close()
 
     async def _start(self, env: dict[str, str], sandbox: Prepared | None) -> None:
-        preexec = None
-        if sandbox is not None:
-            self.argv = sandbox.wrap(self.argv)
-            env = {**env, **sandbox.env}
-            preexec = sandbox.preexec
+        from codexbro.sandbox.linux import spawn_args
+
+        self.argv, env, preexec = spawn_args(sandbox, self.argv, env)
         if self.tty:
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))

@@ -61,8 +61,9 @@ async def run_process(
     cannot start (caller reports it). On cancellation the process group is killed first.
     """
     started = time.monotonic()
-    if sandbox is not None:
-        argv, env = sandbox.wrap(argv), {**env, **sandbox.env}
+    from codexbro.sandbox.linux import spawn_args
+
+    argv, env, preexec = spawn_args(sandbox, argv, env)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -72,7 +73,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=sandbox.preexec if sandbox is not None else None,
+            preexec_fn=preexec,
         )
     finally:
         if sandbox is not None:

@@ -68,14 +68,14 @@ class JsKernel:
         script = resources.files("codexbro.tools.js").joinpath("kernel.js")
         read_fd, write_fd = os.pipe()
         try:
-            argv = [node, str(script)]
-            if sandbox is not None:
-                argv, env = sandbox.wrap(argv), {**env, **sandbox.env}
+            from codexbro.sandbox.linux import spawn_args
+
+            argv, env, preexec = spawn_args(sandbox, [node, str(script)], env)
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, env={**env, "JS_REPL_FD": str(write_fd)},
                 pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=sandbox.preexec if sandbox is not None else None,
+                preexec_fn=preexec,
             )  # fmt: skip
         finally:
             os.close(write_fd)
