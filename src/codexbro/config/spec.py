@@ -122,6 +122,7 @@ _TOP: dict[str, Spec] = {
     "chatgpt_base_url": STR,
     "oss_provider": STR,
     "embedded_model": STR,
+    "offline_fallback": BOOL,
     "model_context_window": NONNEG_INT,
     "model_auto_compact_token_limit": INT,
     "model_reasoning_effort": enum(*EFFORTS),

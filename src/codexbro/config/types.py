@@ -98,6 +98,7 @@ class Config:
     sandbox_backend: str = "auto"
     compaction_strategy: str = "auto"
     embedded_model: str | None = None
+    offline_fallback: bool = True  # no credentials at all → the embedded model (when installed)
     compact_prompt: str | None = None
     project_root_markers: tuple[str, ...] = (".git",)
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):

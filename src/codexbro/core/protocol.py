@@ -125,6 +125,7 @@ class ModelRequest(EventMsg):
     status: int | None
     error: str | None
     duration_ms: float | None
+    local: dict[str, Any] | None = None  # in-process models: tokens evaluated/reused, first-token time
     type: ClassVar[str] = "model_request"
 
 

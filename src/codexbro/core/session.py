@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class SessionOptions:
     resume: LoadedRollout | None = None
     ignore_rules: bool = False
     allow_missing_auth: bool = False  # inspection: build everything even without credentials
+    notice: Callable[[str], None] | None = None  # front end's one-line progress notes (e.g. weights)
 
 
 @dataclass
@@ -120,15 +122,25 @@ class Session:
         try:
             auth = resolve_auth(provider, config.codexbro_home)
         except AuthError as exc:
-            if not options.allow_missing_auth:
-                raise
-            auth = ProviderAuth("none", None, f"missing — {exc.message}")
+            from codexbro.local.provider import offline_fallback
+
+            try:
+                config, banner = offline_fallback(config, exc)
+                provider = config.model_provider
+                auth = resolve_auth(provider, config.codexbro_home)
+                warnings.append(banner)
+            except AuthError:
+                if not options.allow_missing_auth:
+                    raise
+                auth = ProviderAuth("none", None, f"missing — {exc.message}")
         resume = options.resume
         slug = config.model
         if slug is None and resume and resume.last_turn_context:
             slug = resume.last_turn_context.get("model")
         if slug is None and provider.id == "embedded":
-            slug = "qwen2.5-coder-1.5b"
+            from codexbro.local.provider import default_slug
+
+            slug = default_slug(config)
         if slug is None:
             slug = catalog.default_model(api_key_auth=auth.mode != "chatgpt").slug
         model_source = _model_source(config, resume, slug)
@@ -159,7 +171,7 @@ class Session:
             from codexbro.local.provider import EmbeddedClient, weights_path
 
             client: ModelClient = EmbeddedClient(
-                **client_kwargs, model_path=weights_path(model.slug, config.embedded_model)
+                **client_kwargs, model_path=weights_path(model.slug, config, options.notice)
             )
         else:
             client = ModelClient(**client_kwargs)
@@ -246,7 +258,7 @@ class Session:
         self.emit(
             p.ModelRequest(
                 record.route, record.bucket, record.method, record.url, record.attempt, record.status,
-                record.error, record.duration_ms,
+                record.error, record.duration_ms, record.extra.get("local"),
             )
         )  # fmt: skip
 

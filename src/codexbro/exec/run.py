@@ -197,7 +197,13 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
 
     config, prompt, inputs, schema, resume = prep.config, prep.prompt, prep.inputs, prep.schema, prep.resume
     session = Session.create(
-        config, SessionOptions(ephemeral=args.ephemeral, resume=resume, ignore_rules=args.ignore_rules)
+        config,
+        SessionOptions(
+            ephemeral=args.ephemeral,
+            resume=resume,
+            ignore_rules=args.ignore_rules,
+            notice=lambda text: print(f"codexbro: {text}", file=sys.stderr, flush=True),
+        ),
     )
     color = args.color == "always" or (
         args.color == "auto" and sys.stderr.isatty() and "NO_COLOR" not in os.environ

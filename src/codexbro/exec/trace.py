@@ -76,7 +76,8 @@ class TraceWriter:
         elif isinstance(msg, p.ModelRequest):
             self.write("request", route=msg.route, bucket=msg.bucket, method=msg.method, url=msg.url,
                        attempt=msg.attempt, status=msg.status, error=msg.error,
-                       duration_ms=round(msg.duration_ms or 0, 1))  # fmt: skip
+                       duration_ms=round(msg.duration_ms or 0, 1),
+                       **({"local": msg.local} if msg.local else {}))  # fmt: skip
         elif isinstance(msg, p.TokenCount) and msg.info:
             self.write("usage", last=msg.info.get("last_token_usage"), total=msg.info.get("total_token_usage"),
                        context_window=msg.info.get("model_context_window"))  # fmt: skip

@@ -19,13 +19,15 @@ string ::= "\"" ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,
 number ::= "-"? [0-9]{1,15} ("." [0-9]{1,10})?
 integer ::= "-"? [0-9]{1,15}
 boolean ::= "true" | "false"
-text ::= [^{`\x00-\x08\n] [^\x00]{0,4000}
+text ::= [^<{`\x00-\x08\n] [^\x00]{0,4000}
+prose ::= "\"" ( [^"\\<{`\x00-\x1f] | "\\" ["\\/bfnrt] ) ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
 """
 
 
 class GrammarBuilder:
-    def __init__(self) -> None:
+    def __init__(self, *, required_only: bool = False) -> None:
         self.rules: dict[str, str] = {}
+        self.required_only = required_only
 
     def _name(self, hint: str) -> str:
         base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-").lower() or "r"
@@ -39,7 +41,7 @@ class GrammarBuilder:
             return "(" + " | ".join(_lit(json.dumps(v)) for v in schema["enum"]) + ")"
         kind = schema.get("type")
         if kind == "string":
-            return "string"
+            return "prose" if schema.get("x-prose") else "string"
         if kind == "integer":
             return "integer"
         if kind == "number":
@@ -65,7 +67,7 @@ class GrammarBuilder:
             return f'{_lit(json.dumps(key))} ws ":" ws {self.value(props[key], f"{hint}-{key}")}'
 
         req = [member(k) for k in props if k in required]
-        opt = [member(k) for k in props if k not in required]
+        opt = [] if self.required_only else [member(k) for k in props if k not in required]
         if req:
             body = ' ws "," ws '.join(req) + "".join(f' ( ws "," ws {m} )?' for m in opt)
         elif opt:
@@ -80,9 +82,17 @@ def _lit(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def tool_grammar(tools: list[dict[str, Any]], *, allow_text: bool = True) -> str:
-    """A GBNF grammar: ``root ::= call | text`` over the function tools in ``tools``."""
-    builder = GrammarBuilder()
+def tool_grammar(
+    tools: list[dict[str, Any]], *, allow_text: bool = True, required_only: bool = False,
+    tagged: bool = False,
+) -> str:  # fmt: skip
+    """A GBNF grammar: ``root ::= call | text`` over the function tools in ``tools``.
+
+    ``required_only`` leaves optional arguments out: small models fill them with wrong values
+    (``offset: 0``, invented ``workdir``s) far more often than they need them. ``tagged`` wraps each
+    call in Qwen's ``<tool_call>`` tags (the chat template's own call format).
+    """
+    builder = GrammarBuilder(required_only=required_only)
     calls = []
     for tool in tools:
         if tool.get("type") != "function":
@@ -94,6 +104,9 @@ def tool_grammar(tools: list[dict[str, Any]], *, allow_text: bool = True) -> str
             f'"{{" ws "\\"name\\"" ws ":" ws {_lit(json.dumps(name))} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
         )
         calls.append(rule)
+    if tagged and calls:
+        builder.rules["tagged"] = '"<tool_call>\\n" ( ' + " | ".join(calls) + ' ) "\\n</tool_call>"'
+        calls = ["tagged"]
     alternatives = [*calls, *(["text"] if allow_text or not calls else [])]
     lines = [f"root ::= {' | '.join(alternatives)}"]
     lines += [f"{k} ::= {v}" for k, v in builder.rules.items()]

