@@ -242,11 +242,12 @@ def test_repeated_and_unfinished_calls_are_refused() -> None:
 
     user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
     earlier = _calls_this_turn([call("ls"), user, call("pwd", login=False)])  # type: ignore[list-item]
-    assert _refused(call("pwd"), earlier) and _refused(call("pwd", login=False), earlier)  # type: ignore[arg-type]
+    assert _refused(call("pwd"), earlier) == "repeats a call already made this turn"  # type: ignore[arg-type]
+    assert _refused(call("pwd", login=False), earlier)  # type: ignore[arg-type]
     assert not _refused(call("ls"), earlier)  # type: ignore[arg-type]  # before this turn's request
     cut = {"type": "message", "role": "assistant",
            "content": [{"type": "output_text", "text": '<tool_call>\n{"name": "shell_command", "argu'}]}  # fmt: skip
-    assert _refused(cut, earlier)  # type: ignore[arg-type]
+    assert _refused(cut, earlier) == "a call cut off before it was complete"  # type: ignore[arg-type]
     answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done."}]}
     assert not _refused(answer, earlier)  # type: ignore[arg-type]
 
@@ -262,3 +263,20 @@ def test_answer_grammar_keeps_prose_from_looking_like_a_call() -> None:
     prose = next(line for line in grammar.splitlines() if line.startswith("prose ::="))
     assert prose.startswith('prose ::= "\\"" ( [^"\\\\<{`')  # the first character is not `<`, `{` or a fence
     LlamaGrammar.from_string(grammar, verbose=False)
+
+
+@needs_model
+def test_debug_request_shows_what_the_local_model_reads(home: Path, workspace: Path) -> None:
+    from tests.conftest import run_cli
+
+    args = ("debug", "request", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "-C",
+            str(workspace), "Count the files")  # fmt: skip
+    res = run_cli(*args, "--json", cwd=workspace, timeout=120)
+    assert res.code == 0, res.stderr
+    local = json.loads(res.stdout)["local"]
+    assert local["model_file"].endswith(".gguf") and local["mode"].startswith("plain chat template")
+    assert "Count the files" in local["prompt"] and "shell_command" in local["prompt"]
+    assert local["prompt_tokens"] > 100 and local["grammar"].startswith("root ::= ")
+    human = run_cli(*args, cwd=workspace, timeout=120).stdout
+    assert "prompt as the local model reads it:" in human and "  Count the files" in human
+    assert not (home / "sessions").exists()  # nothing was run or recorded

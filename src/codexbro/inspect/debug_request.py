@@ -17,6 +17,13 @@ def build(config: Config, prompt: str) -> dict[str, Any]:
     res = session.resolution
     body_bytes = len(json.dumps(body, ensure_ascii=False).encode())
     instructions = body.get("instructions") or ""
+    local: dict[str, Any] | None = None
+    if res and res.provider_id == "embedded":  # what the local model really reads
+        from codexbro.core.model_client import Prompt
+        from codexbro.local.provider import EmbeddedClient
+
+        assert isinstance(session.client, EmbeddedClient)
+        local = session.client.preview(Prompt(input=body.get("input") or [], tools=tools))
     return {
         "model": {"slug": res.model, "why": res.model_source, "catalog": res.catalog, "warning": res.warning}
         if res
@@ -44,6 +51,7 @@ def build(config: Config, prompt: str) -> dict[str, Any]:
         "body_bytes": body_bytes,
         "estimated_tokens": (body_bytes + 3) // 4,
         "body": body,
+        **({"local": local} if local else {}),
     }
 
 
@@ -71,7 +79,16 @@ def render(info: dict[str, Any]) -> str:
         f"instructions {kb(info['instructions_bytes'])} (~{info['instructions_bytes'] // 4} tokens)",
         f"input items  {info['input_items']}",
         f"body         {kb(info['body_bytes'])}, ~{info['estimated_tokens']} tokens (4 bytes per token)",
-        "",
-        "full body: codexbro debug request --json",
     ]
+    local = info.get("local")
+    if local:
+        lines += [
+            f"local model  {local['model_file']}",
+            f"             {local['mode']}; {local['prompt_tokens']} prompt tokens of {local['n_ctx']}, "
+            f"up to {local['max_tokens']} out; grammar {len((local['grammar'] or '').splitlines())} rules",
+            "",
+            "prompt as the local model reads it:",
+            *(f"  {line}" for line in local["prompt"].splitlines()),
+        ]
+    lines += ["", "full body: codexbro debug request --json"]
     return "\n".join(lines)

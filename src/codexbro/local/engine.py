@@ -275,6 +275,17 @@ class EmbeddedModel:
         )
         return tokens
 
+    def preview(self, prompt: Prompt, instructions: str) -> dict[str, Any]:
+        """What the model is given for ``prompt``: the rendered template text, its token count and
+        the grammar (``codexbro debug request`` with the embedded provider)."""
+        tokens, grammar = self.prepare(prompt, instructions)
+        text = self._llm.detokenize(tokens, special=True).decode("utf-8", errors="replace")
+        return {
+            "mode": "native tool template + answer tool" if self.native else "plain chat template + tool guide",
+            "prompt_tokens": len(tokens), "n_ctx": self.n_ctx, "max_tokens": self.max_tokens,
+            "prompt": text, "grammar": grammar,
+        }  # fmt: skip
+
     # ---- generation (runs in a worker thread) --------------------------------------------------
 
     def prepare(self, prompt: Prompt, instructions: str, require_tool: bool = False,

@@ -43,7 +43,7 @@ LOCAL_MODELS: dict[str, dict[str, Any]] = {
         "instructions_family": "embedded", "supports_parallel_tool_calls": False, "context_window": ctx,
         "input_modalities": ["text"], "experimental_supported_tools": ["read_file", "list_dir"],
         "truncation_policy": {"mode": "bytes", "limit": 4000}, "visibility": "list", "priority": 50,
-        "tool_menu": ["shell_command", "apply_patch", "read_file"],
+        "tool_menu": ["shell_command", "apply_patch"],
     }
     for name, ctx in (("qwen2.5-coder-1.5b", 8192), ("qwen2.5-coder-0.5b", 8192), ("smollm2-135m", 2048))
 }  # fmt: skip
@@ -183,14 +183,18 @@ class EmbeddedClient(ModelClient):
         start = time.perf_counter()
         status: int | None = 200
         error: str | None = None
+        refusal: dict[str, Any] | None = None
         try:
             async for event in self.engine.stream(prompt, self.base_instructions, answer_only=answer_only):
-                if isinstance(event, ev.OutputItemDone) and _refused(event.item, earlier):
+                if isinstance(event, ev.OutputItemDone) and (reason := _refused(event.item, earlier)):
                     # The same call again (small models loop on it), or a call cut off by the token
                     # limit. Nothing was shown yet (calls do not stream), so the request is redone
                     # allowing only an answer; the prefix is still in the KV cache, so that costs
                     # just the answer's tokens.
                     self.calls_refused += 1
+                    stats = self.engine.last_stats
+                    refusal = {"reason": reason, "output_tokens": stats.output_tokens,
+                               "seconds": round(stats.total_s, 2), "output": _snippet(event.item)}  # fmt: skip
                     break
                 if isinstance(event, ev.OutputItemDone):
                     event = ev.OutputItemDone(_plain_shell(event.item))
@@ -204,9 +208,21 @@ class EmbeddedClient(ModelClient):
             status, error = None, type(exc).__name__
             raise
         finally:
-            self._report(time.perf_counter() - start, status, error)
+            self._report(time.perf_counter() - start, status, error, refusal)
 
-    def _report(self, seconds: float, status: int | None, error: str | None) -> None:
+    def preview(self, prompt: Prompt) -> dict[str, Any]:
+        """The prompt text, token count and grammar the local model would get for ``prompt``."""
+        compact = Prompt(
+            input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
+        )
+        return {
+            "model_file": str(self.engine.model_path),
+            **self.engine.preview(compact, self.base_instructions),
+        }
+
+    def _report(
+        self, seconds: float, status: int | None, error: str | None, refusal: dict[str, Any] | None = None
+    ) -> None:
         """Each local request shows up in traces like an HTTP attempt, with what it cost."""
         from codexbro.api.http import RequestRecord
         from codexbro.api.routes import bucket_for, route
@@ -218,6 +234,7 @@ class EmbeddedClient(ModelClient):
             "load_s": round(stats.load_s, 3), "first_token_s": round(stats.first_token_s, 3),
             "tokens_per_s": round(stats.tokens_per_s, 2), "calls_refused": self.calls_refused,
             **({"stopped": stats.stopped} if stats.stopped else {}),
+            **({"refused": refusal} if refusal else {}),
         }  # fmt: skip
         record = RequestRecord(
             "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",
@@ -232,13 +249,23 @@ class EmbeddedClient(ModelClient):
         raise UserError("the embedded provider has no remote compaction")
 
 
-def _refused(item: ev.ResponseItem, earlier: set[tuple[str, str] | None]) -> bool:
+def _refused(item: ev.ResponseItem, earlier: set[tuple[str, str] | None]) -> str | None:
+    """Why a generated item must not be used (redone as an answer), or None."""
     if _call_key(item) in earlier:
-        return True
+        return "repeats a call already made this turn"
     if item.get("type") == "message":  # a call that ran out of tokens is left as raw text
         text = "".join(str(c.get("text", "")) for c in item.get("content") or [])
-        return text.lstrip().startswith(("<tool_call>", '{"name"'))
-    return False
+        if text.lstrip().startswith(("<tool_call>", '{"name"')):
+            return "a call cut off before it was complete"
+    return None
+
+
+def _snippet(item: ev.ResponseItem) -> str:
+    if item.get("type") == "function_call":
+        text = f"{item.get('name')} {item.get('arguments')}"
+    else:
+        text = "".join(str(c.get("text", "")) for c in item.get("content") or [])
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def _call_key(item: ev.ResponseItem) -> tuple[str, str] | None:
