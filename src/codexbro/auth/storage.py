@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +111,8 @@ def load(home: Path) -> AuthFile | None:
 
 def save(home: Path, auth: AuthFile) -> Path:
     """Atomic write (temp file with 0600, fsync, rename): a crash never leaves half a file."""
+    import tempfile  # only when writing: keeps it off the start-up path
+
     path = auth_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".auth.", suffix=".json", dir=path.parent)

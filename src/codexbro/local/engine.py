@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,11 @@ def tool_guide(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def to_messages(prompt: Prompt, instructions: str) -> list[dict[str, str]]:
-    """Responses items → chat messages a small model's template understands (no tool role needed)."""
+def to_messages(
+    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Responses items → chat messages a small model's template understands (no tool role needed).
+    ``attachments`` maps a user message's text to what is shown after it (``attach.py``)."""
     system = [instructions] if instructions else []
     if prompt.tools:
         system.append(tool_guide(prompt.tools))
@@ -61,21 +64,14 @@ def to_messages(prompt: Prompt, instructions: str) -> list[dict[str, str]]:
             if role == "developer":
                 system.append(message_text(item))
             elif role in ("user", "assistant"):
-                messages.append({"role": str(role), "content": message_text(item)})
+                text = message_text(item)
+                if role == "user" and attachments:
+                    text += attachments.get(text, "")
+                messages.append({"role": str(role), "content": text})
         elif kind in ("function_call", "custom_tool_call"):
             names[str(item.get("call_id"))] = str(item.get("name"))
-            raw = (
-                item.get("arguments")
-                if kind == "function_call"
-                else json.dumps({"input": item.get("input", "")})
-            )
-            try:
-                args = json.loads(str(raw or "{}"))
-            except ValueError:
-                args = {}
-            messages.append(
-                {"role": "assistant", "content": json.dumps({"name": item.get("name"), "arguments": args})}
-            )
+            call = {"name": item.get("name"), "arguments": _call_arguments(item)}
+            messages.append({"role": "assistant", "content": json.dumps(call)})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else json.dumps(output)
@@ -118,7 +114,9 @@ def native_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def to_native_messages(prompt: Prompt, instructions: str) -> list[dict[str, Any]]:
+def to_native_messages(
+    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Responses items → the template's own roles: assistant ``tool_calls`` and ``tool`` results.
     Earlier plain answers are shown as ``answer`` calls, the one way the model is allowed to reply.
 
@@ -138,7 +136,7 @@ def to_native_messages(prompt: Prompt, instructions: str) -> list[dict[str, Any]
                 text = message_text(item)
                 if not text.startswith("<environment_context>"):
                     request = text
-                messages.append({"role": "user", "content": text})
+                messages.append({"role": "user", "content": text + (attachments or {}).get(text, "")})
             elif role == "assistant":
                 messages.append(_call_message("answer", {"text": message_text(item)}))
         elif kind in ("function_call", "custom_tool_call"):
@@ -275,10 +273,12 @@ class EmbeddedModel:
         )
         return tokens
 
-    def preview(self, prompt: Prompt, instructions: str) -> dict[str, Any]:
+    def preview(
+        self, prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """What the model is given for ``prompt``: the rendered template text, its token count and
         the grammar (``codexbro debug request`` with the embedded provider)."""
-        tokens, grammar = self.prepare(prompt, instructions)
+        tokens, grammar = self.prepare(prompt, instructions, attachments=attachments)
         text = self._llm.detokenize(tokens, special=True).decode("utf-8", errors="replace")
         return {
             "mode": "native tool template + answer tool" if self.native else "plain chat template + tool guide",
@@ -289,7 +289,8 @@ class EmbeddedModel:
     # ---- generation (runs in a worker thread) --------------------------------------------------
 
     def prepare(self, prompt: Prompt, instructions: str, require_tool: bool = False,
-                answer_only: bool = False) -> tuple[list[int], str | None]:  # fmt: skip
+                answer_only: bool = False, attachments: Mapping[str, str] | None = None,
+                ) -> tuple[list[int], str | None]:  # fmt: skip
         """The prompt's tokens and the grammar for this model's template (loads the model).
 
         ``answer_only`` keeps the tools in the prompt — so its tokens, and the KV cache, stay the
@@ -302,14 +303,19 @@ class EmbeddedModel:
             tools = [*tools, ANSWER_TOOL]
             allowed = [ANSWER_TOOL] if answer_only else tools
             grammar = tool_grammar(allowed, allow_text=False, required_only=True, tagged=True)
-            return self.render(to_native_messages(prompt, instructions), native_tools(tools)), grammar
+            return self.render(
+                to_native_messages(prompt, instructions, attachments), native_tools(tools)
+            ), grammar
         if answer_only:
-            return self.render(to_messages(prompt, instructions)), tool_grammar([], allow_text=True)
+            return self.render(to_messages(prompt, instructions, attachments)), tool_grammar(
+                [], allow_text=True
+            )
         plain = tool_grammar(tools, allow_text=not require_tool, required_only=True) if tools else None
-        return self.render(to_messages(prompt, instructions)), plain
+        return self.render(to_messages(prompt, instructions, attachments)), plain
 
     def _generate(self, prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
-                  emit: Any, cancel: threading.Event) -> None:  # fmt: skip
+                  attachments: Mapping[str, str] | None, emit: Any, cancel: threading.Event,
+                  ) -> None:  # fmt: skip
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -320,7 +326,7 @@ class EmbeddedModel:
             llm = self._load()
             if fresh:
                 stats.load_s = time.perf_counter() - start
-            tokens, grammar_text = self.prepare(prompt, instructions, require_tool, answer_only)
+            tokens, grammar_text = self.prepare(prompt, instructions, require_tool, answer_only, attachments)
             stats.prompt_tokens = len(tokens)
             if len(tokens) + 16 > self.n_ctx:
                 raise ContextWindowExceeded(
@@ -359,7 +365,8 @@ class EmbeddedModel:
             self.last_stats = stats
 
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
-                     answer_only: bool = False) -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
+                     answer_only: bool = False, attachments: Mapping[str, str] | None = None,
+                     ) -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
         names = {t["name"] for t in prompt.tools if t.get("type") == "function"} | {"answer"}
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -370,7 +377,7 @@ class EmbeddedModel:
 
         def work() -> None:
             try:
-                self._generate(prompt, instructions, require_tool, answer_only, emit, cancel)
+                self._generate(prompt, instructions, require_tool, answer_only, attachments, emit, cancel)
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             else:

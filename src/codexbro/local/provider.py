@@ -11,9 +11,12 @@ It is chosen with ``--oss --local-provider embedded`` (or ``model_provider = "em
 automatically when no credentials exist at all and neither a provider nor a model was configured
 (``offline_fallback``) — the session then shows a one-line banner saying so and how to log in.
 
-Small models can call tools forever: after ``MAX_TOOL_ROUNDS`` requests in one turn the grammar stops
-offering tools, so the model must answer in text. The profiles cut the tool menu (``tool_menu``) to
-four tools: every tool description costs prompt tokens, evaluated at ~35 tokens/s on two cores.
+The profile is built for a 1.5B model (figures in ``bench/embedded.py``): its own instructions
+(``instructions_family = "embedded"``), a menu cut to ``shell_command`` and ``apply_patch``
+(``tool_menu``; ``read_file``'s ``L1:`` numbering ended up inside patches) with short descriptions,
+plus the engine's ``answer`` tool. Small models loop, so a call that repeats one already made this
+turn, or that was cut off, is redone as an answer, and after ``MAX_TOOL_ROUNDS`` requests in one turn
+the grammar only allows an answer.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from typing import Any
 
 from codexbro.api import events as ev
 from codexbro.config.types import Config
+from codexbro.core.history import message_text
 from codexbro.core.model_client import ModelClient, Prompt
 from codexbro.errors import AuthError, UserError
+from codexbro.local.attach import attachment, named_files
 from codexbro.local.engine import EmbeddedModel
 from codexbro.local.kvcache import KvStore, cache_dir
 from codexbro.local.weights import WEIGHTS, assemble, models_dir, smollm2_path
@@ -165,6 +170,7 @@ class EmbeddedClient(ModelClient):
             "the embedded provider (in-process)",
         )
         self._rounds = 0
+        self._attachments: dict[str, str] = {}  # request text → named small files, read at first sight
         self.calls_refused = 0  # repeated or unfinished calls redone as answers
 
     async def stream(self, prompt: Prompt, subagent: str | None = None) -> AsyncIterator[ev.ResponseEvent]:
@@ -177,6 +183,7 @@ class EmbeddedClient(ModelClient):
         # only allows an answer.
         answer_only = self._rounds > MAX_TOOL_ROUNDS
         earlier = _calls_this_turn(prompt.input)
+        self._attach_named_files(prompt.input)
         prompt = Prompt(
             input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
         )
@@ -185,7 +192,9 @@ class EmbeddedClient(ModelClient):
         error: str | None = None
         refusal: dict[str, Any] | None = None
         try:
-            async for event in self.engine.stream(prompt, self.base_instructions, answer_only=answer_only):
+            async for event in self.engine.stream(
+                prompt, self.base_instructions, answer_only=answer_only, attachments=self._attachments
+            ):
                 if isinstance(event, ev.OutputItemDone) and (reason := _refused(event.item, earlier)):
                     # The same call again (small models loop on it), or a call cut off by the token
                     # limit. Nothing was shown yet (calls do not stream), so the request is redone
@@ -201,7 +210,9 @@ class EmbeddedClient(ModelClient):
                 yield event
             else:
                 return
-            async for event in self.engine.stream(prompt, self.base_instructions, answer_only=True):
+            async for event in self.engine.stream(
+                prompt, self.base_instructions, answer_only=True, attachments=self._attachments
+            ):
                 if not isinstance(event, ev.Created):
                     yield event
         except BaseException as exc:
@@ -210,14 +221,22 @@ class EmbeddedClient(ModelClient):
         finally:
             self._report(time.perf_counter() - start, status, error, refusal)
 
+    def _attach_named_files(self, items: list[ev.ResponseItem]) -> None:
+        for item in items:
+            if item.get("type") == "message" and item.get("role") == "user":
+                text = message_text(item)
+                if text not in self._attachments and not text.startswith("<environment_context>"):
+                    self._attachments[text] = attachment(named_files(text, self.config.cwd))
+
     def preview(self, prompt: Prompt) -> dict[str, Any]:
         """The prompt text, token count and grammar the local model would get for ``prompt``."""
+        self._attach_named_files(prompt.input)
         compact = Prompt(
             input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
         )
         return {
             "model_file": str(self.engine.model_path),
-            **self.engine.preview(compact, self.base_instructions),
+            **self.engine.preview(compact, self.base_instructions, self._attachments),
         }
 
     def _report(
