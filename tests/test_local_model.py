@@ -280,3 +280,36 @@ def test_debug_request_shows_what_the_local_model_reads(home: Path, workspace: P
     human = run_cli(*args, cwd=workspace, timeout=120).stdout
     assert "prompt as the local model reads it:" in human and "  Count the files" in human
     assert not (home / "sessions").exists()  # nothing was run or recorded
+
+
+@needs_model
+def test_ctrl_c_stops_a_long_prompt_evaluation(home: Path, workspace: Path) -> None:
+    """Ctrl-C while the local model is still reading a long prompt: llama.cpp's abort callback stops
+    the evaluation mid-batch, so the turn ends at once instead of after the whole prompt (~15 s)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    trace = workspace / "t.jsonl"
+    words = " ".join(f"word{i}" for i in range(1200))  # ~6,000 tokens with the system prompt
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codexbro", "exec", "--json", "--oss", "--local-provider", "embedded",
+         "-m", "smollm2-135m", "-c", "model_context_window=8192", "--trace", str(trace),
+         f"Summarize: {words}"],
+        cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (trace.exists() and "turn_started" in trace.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # the model is loaded and evaluating the prompt
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert took < 6, f"interrupt took {took:.1f} s"
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events[-1] == {"type": "turn.failed", "error": {"message": "turn interrupted by the user"}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import logging
 import os
 import secrets
 import threading
@@ -33,6 +34,7 @@ from codexbro.local.kvcache import KvStore
 from codexbro.local.parse import ParsedCall, parse_output
 
 INSTALL_HINT = "pip install 'codexbro[local]'"
+log = logging.getLogger(__name__)
 
 
 def tool_guide(tools: list[dict[str, Any]]) -> str:
@@ -234,6 +236,10 @@ class EmbeddedModel:
         self._formatter: Any = None
         self.native = False  # the template has its own tool-call format (Qwen2.5): use it
         self._lock = threading.Lock()  # one generation at a time per context
+        # The running request's cancel flag, polled by llama.cpp between graph nodes (abort
+        # callback): Ctrl-C stops even a long prompt evaluation within milliseconds.
+        self._cancel = threading.Event()
+        self._abort_cb: Any = None
         self.last_stats = RequestStats()
 
     # ---- loading and rendering -----------------------------------------------------------------
@@ -261,6 +267,10 @@ class EmbeddedModel:
                 eos_token=llm._model.token_get_text(llm.token_eos()),
                 bos_token=llm._model.token_get_text(llm.token_bos()),
             )
+            import llama_cpp
+
+            self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
+            llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
             self._llm = llm
         return self._llm
 
@@ -316,53 +326,68 @@ class EmbeddedModel:
     def _generate(self, prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
                   attachments: Mapping[str, str] | None, emit: Any, cancel: threading.Event,
                   ) -> None:  # fmt: skip
+        with self._lock:
+            self._cancel = cancel
+            try:
+                self._generate_locked(
+                    prompt, instructions, require_tool, answer_only, attachments, emit, cancel
+                )
+            except RuntimeError as exc:
+                if not cancel.is_set():
+                    raise
+                # llama_decode was aborted: the KV cache still holds the tokens evaluated before
+                # (n_tokens only advances after a whole batch), so the prefix stays usable.
+                log.debug("embedded generation aborted: %s", exc)
+
+    def _generate_locked(self, prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
+                         attachments: Mapping[str, str] | None, emit: Any, cancel: threading.Event,
+                         ) -> None:  # fmt: skip
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        with self._lock:
-            stats = RequestStats()
-            start = time.perf_counter()
-            fresh = self._llm is None
-            llm = self._load()
-            if fresh:
-                stats.load_s = time.perf_counter() - start
-            tokens, grammar_text = self.prepare(prompt, instructions, require_tool, answer_only, attachments)
-            stats.prompt_tokens = len(tokens)
-            if len(tokens) + 16 > self.n_ctx:
-                raise ContextWindowExceeded(
-                    f"the prompt ({len(tokens)} tokens) does not fit the embedded model's context "
-                    f"window ({self.n_ctx} tokens)"
-                )
-            if self.kv_store is not None and llm.n_tokens == 0:
-                stats.restored_tokens = self.kv_store.restore(llm)
-            stats.reused_tokens = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
-            grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            budget = min(self.max_tokens, self.n_ctx - len(tokens))
-            vocab = llm._model.vocab
-            produced: list[int] = []
-            for token in llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, grammar=grammar):
-                if stats.output_tokens == 0:
-                    stats.first_token_s = time.perf_counter() - start
-                if llama_cpp.llama_vocab_is_eog(vocab, token) or cancel.is_set():
-                    break
-                stats.output_tokens += 1
-                produced.append(token)
-                piece = decoder.decode(llm.detokenize([token], special=False))
-                if piece:
-                    emit(piece)
-                if stats.output_tokens >= budget:
-                    break
-                if looping(produced):
-                    stats.stopped = "repetition"  # greedy decoding stuck in a loop: cut it short
-                    break
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                emit(tail)
-            stats.total_s = time.perf_counter() - start
-            if self.kv_store is not None and not cancel.is_set():
-                self.kv_store.save(llm)
-            self.last_stats = stats
+        stats = RequestStats()
+        start = time.perf_counter()
+        fresh = self._llm is None
+        llm = self._load()
+        if fresh:
+            stats.load_s = time.perf_counter() - start
+        tokens, grammar_text = self.prepare(prompt, instructions, require_tool, answer_only, attachments)
+        stats.prompt_tokens = len(tokens)
+        if len(tokens) + 16 > self.n_ctx:
+            raise ContextWindowExceeded(
+                f"the prompt ({len(tokens)} tokens) does not fit the embedded model's context "
+                f"window ({self.n_ctx} tokens)"
+            )
+        if self.kv_store is not None and llm.n_tokens == 0:
+            stats.restored_tokens = self.kv_store.restore(llm)
+        stats.reused_tokens = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        budget = min(self.max_tokens, self.n_ctx - len(tokens))
+        vocab = llm._model.vocab
+        produced: list[int] = []
+        for token in llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, grammar=grammar):
+            if stats.output_tokens == 0:
+                stats.first_token_s = time.perf_counter() - start
+            if llama_cpp.llama_vocab_is_eog(vocab, token) or cancel.is_set():
+                break
+            stats.output_tokens += 1
+            produced.append(token)
+            piece = decoder.decode(llm.detokenize([token], special=False))
+            if piece:
+                emit(piece)
+            if stats.output_tokens >= budget:
+                break
+            if looping(produced):
+                stats.stopped = "repetition"  # greedy decoding stuck in a loop: cut it short
+                break
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            emit(tail)
+        stats.total_s = time.perf_counter() - start
+        if self.kv_store is not None and not cancel.is_set():
+            self.kv_store.save(llm)
+        self.last_stats = stats
 
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
                      answer_only: bool = False, attachments: Mapping[str, str] | None = None,
