@@ -335,3 +335,28 @@ def test_strict_and_ignore_user_config_and_add_dir(home: Path, fake: FakeRespons
     # (offline_fallback off: where the embedded model is installed it would otherwise run instead.)
     res = run_cli("exec", "--ignore-user-config", "-c", "offline_fallback=false", "hi", cwd=workspace)
     assert res.code == 1 and "No credentials for the OpenAI provider" in res.stderr
+
+
+def test_reader_going_away_ends_the_turn_like_a_unix_filter(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """`codexbro exec … | head -1`: the closed pipe stops the turn (its command is killed) and codexbro
+    exits with 141 (128 + SIGPIPE) at once, without a traceback — it used to hang for ever."""
+    write_config(home, fake.base_url)
+    pidfile = workspace / "pid"
+    fake.add(
+        Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()])
+    )
+    script = f"{sys.executable} -m codexbro exec --json --full-auto 'long job' | head -1; echo status ${{PIPESTATUS[0]}}"
+    started = time.monotonic()
+    proc = subprocess.run(["bash", "-c", script], cwd=workspace, capture_output=True, text=True, timeout=30,
+                          env=os.environ.copy())  # fmt: skip
+    took = time.monotonic() - started
+    first, status = proc.stdout.splitlines()
+    assert json.loads(first)["type"] == "thread.started" and status == "status 141", proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert took < 8, f"took {took:.1f} s: the turn went on after its reader left"  # the command sleeps 30 s
+    if pidfile.exists() and pidfile.read_text().strip():  # the command had started: it was killed
+        child = int(pidfile.read_text())
+        time.sleep(0.2)
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()

@@ -606,6 +606,11 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self.active is not None and not self.active.task.done():
+            # Never leave a turn (and its child processes) running behind a closed session.
+            self.active.task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self.active.task), 10)
         if self._models_refresh is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._models_refresh, 5)

@@ -249,19 +249,26 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
 
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     loop.add_signal_handler(signal.SIGTERM, on_sigint)
-    aborted = False
+    aborted = broken_pipe = False
     try:
         session.submit(p.UserTurn(tuple(inputs), schema))
         while True:
             event = await session.next_event()
-            processor.process(event)
             if tracer is not None:
                 tracer.process(event)
+            processor.process(event)
             if isinstance(event.msg, p.TurnAborted):
                 aborted = True
                 break
             if isinstance(event.msg, p.TaskComplete):
                 break
+    except BrokenPipeError:
+        # The reader went away (`codexbro exec … | head`): stop the turn and leave like a Unix filter
+        # killed by SIGPIPE, without a traceback about the closed stream.
+        broken_pipe = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stderr.fileno())
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
@@ -269,6 +276,8 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         if tracer is not None:
             tracer.close()
 
+    if broken_pipe:
+        return 141
     if args.output_last_message and processor.last_message is not None:
         write_atomic(Path(args.output_last_message), processor.last_message)
     if aborted:
