@@ -313,3 +313,24 @@ def test_ctrl_c_stops_a_long_prompt_evaluation(home: Path, workspace: Path) -> N
     assert took < 6, f"interrupt took {took:.1f} s"
     events = [json.loads(line) for line in stdout.splitlines()]
     assert events[-1] == {"type": "turn.failed", "error": {"message": "turn interrupted by the user"}}
+
+
+@needs_model
+async def test_output_schema_makes_the_answer_schema_valid_json() -> None:
+    """exec --output-schema with the embedded model: the grammar only lets through JSON of the schema."""
+    assert MODEL is not None
+    schema = {
+        "type": "object",
+        "properties": {"files": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}},
+        "required": ["files", "count"],
+    }
+    model = EmbeddedModel(MODEL, n_ctx=2048, max_tokens=120)
+    prompt = Prompt(input=[{"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "The files are a.txt and b.txt. Answer with the list and the count."}]}],
+        tools=[], output_schema=schema)  # type: ignore[list-item]  # fmt: skip
+    events = [e async for e in model.stream(prompt, "You are a coding agent.", answer_only=True)]
+    (item,) = [e.item for e in events if e.__class__.__name__ == "OutputItemDone"]  # type: ignore[attr-defined]
+    assert item["type"] == "message"
+    doc = json.loads(item["content"][0]["text"])
+    assert isinstance(doc["files"], list) and all(isinstance(f, str) for f in doc["files"])
+    assert isinstance(doc["count"], int) and set(doc) == {"files", "count"}

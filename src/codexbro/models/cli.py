@@ -42,11 +42,14 @@ def _public(info: ModelInfo) -> dict[str, object]:
 
 
 def list_models(config: Config, as_json: bool) -> str:
+    from codexbro.local.provider import embedded_status
+
     catalog = catalog_for(config)
     default = catalog.default_model().slug
+    embedded = embedded_status(config)
     if as_json:
         return json.dumps({"source": catalog.source, "default": default,
-                           "models": [_public(m) for m in catalog.models]}, indent=2)  # fmt: skip
+                           "models": [_public(m) for m in catalog.models], "embedded": embedded}, indent=2)  # fmt: skip
     lines = [f"models ({catalog.source}); default: {default}", ""]
     lines.append(f"  {'slug':<20} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility")
     for m in catalog.models:
@@ -55,6 +58,8 @@ def list_models(config: Config, as_json: bool) -> str:
             f"{mark} {m.slug:<20} {m.context_window or 0:>8}  {m.default_reasoning_level or '-':<7} {m.shell_type:<14} "
             f"{m.apply_patch_tool_type or '-':<11} {m.visibility}"
         )
+    lines += ["", "embedded models (in-process, no key: --oss --local-provider embedded -m SLUG)", ""]
+    lines += [f"  {e['slug']:<20} {e['context_window']:>8}  {e['status']}" for e in embedded]
     return "\n".join(lines)
 
 
