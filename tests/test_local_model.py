@@ -174,6 +174,8 @@ def test_no_credentials_at_all_runs_the_embedded_model(home: Path, workspace: Pa
     assert res.code == 0, res.stderr
     assert "no credentials found: running the embedded offline model SmolLM2-135M-Instruct" in res.stderr
     assert "codexbro login" in res.stderr
+    # The banner comes with the header, before the prompt and the work.
+    assert res.stderr.index("no credentials found") < res.stderr.index("user\nSay hello.")
     resolution = next(
         json.loads(line) for line in trace.read_text().splitlines() if '"model_resolution"' in line
     )

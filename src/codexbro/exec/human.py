@@ -51,6 +51,8 @@ class HumanProcessor:
                 "--------",
             ]
             self._err("\n".join(lines))
+        elif isinstance(msg, p.TaskStarted):
+            # After the header and any start-up warnings (e.g. the offline-model banner).
             self._err(self._style("user", "36") + "\n" + self._prompt)
         elif isinstance(msg, p.AgentReasoning):
             self._err(self._style("thinking", "35;3") + "\n" + msg.text)
