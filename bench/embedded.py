@@ -185,13 +185,14 @@ def main() -> int:
 
     # Warm the weights (assembly and page cache) so "cold" measures the KV cache, not the disk.
     make_workspace(work)
-    run_exec(home, work, args.model, "Say hi.", traces / "prime.jsonl")
+    prime = run_exec(home, work, args.model, "Say hi.", traces / "prime.jsonl")
     shutil.rmtree(home / "cache" / "embedded", ignore_errors=True)
 
     make_workspace(work)
     cold = run_exec(home, work, args.model, "Say hello in one short sentence.", traces / "cold.jsonl")
     warm = run_exec(home, work, args.model, "In one sentence: what is a Python list?", traces / "warm.jsonl")
     print(f"model {args.model}")
+    print(f"first run in this home (weights assembled and checked if needed) exec wall {prime.wall_s:6.2f} s")
     for name, out in (("cold", cold), ("warm", warm)):
         req = out.requests[0] if out.requests else {}
         print(f"{name:5} first token {first_token(out):6.2f} s  (prompt {req.get('prompt_tokens')} tokens, "

@@ -402,9 +402,17 @@ class EmbeddedModel:
         if tail:
             emit(tail)
         stats.total_s = time.perf_counter() - start
-        if self.kv_store is not None and not cancel.is_set():
-            self.kv_store.save(llm)
         self.last_stats = stats
+
+    def close(self) -> None:
+        """Keep the KV prefix for the next process (``kvcache``), then free the model."""
+        with self._lock:
+            if self._llm is not None and self.kv_store is not None:
+                try:
+                    self.kv_store.save(self._llm)
+                except OSError as exc:  # a cache: never fatal
+                    log.warning("could not save the embedded model's KV cache: %s", exc)
+            self._llm = None
 
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
                      answer_only: bool = False, attachments: Mapping[str, str] | None = None,

@@ -2,13 +2,16 @@
 
 Within a process llama.cpp already reuses the longest common token prefix of consecutive requests.
 Across processes this module saves the KV cells of sequence 0 (``llama_state_seq_save_file`` — KV
-only, no logits: ~28 KB per token for Qwen2.5-Coder-1.5B) after each request, one file per model and
-workspace in ``$CODEXBRO_HOME/cache/embedded/``; the next process in that workspace loads it before
-its first request, so only the tokens after the common prefix (the new user message) are evaluated.
+only, no logits: ~28 KB per token for Qwen2.5-Coder-1.5B) when the session closes, one file per
+model and workspace in ``$CODEXBRO_HOME/cache/embedded/``; the next process in that workspace loads it
+before its first request, so only the tokens after the common prefix (the new user message) are
+evaluated. A process killed before it closes simply leaves the previous file.
 
-Files are written through a temporary name and renamed, mode 0600 in a 0700 directory (the cache
-holds conversation content); at most ``KEEP`` files are kept (least recently used go first). A file
-that llama.cpp refuses (another version, another model) is deleted and ignored.
+Only the first ``MAX_TOKENS`` tokens are kept (the stable prefix — instructions, tools, environment —
+is what the next ``exec`` reuses), so a file stays under ~60 MB; at most ``KEEP`` files are kept
+(least recently used go first), so the cache stays under ~250 MB. Files are written through a
+temporary name and renamed, mode 0600 in a 0700 directory (the cache holds conversation content). A
+file that llama.cpp refuses (another version, another model) is deleted and ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-KEEP = 8
+KEEP = 4
+MAX_TOKENS = 2048
 
 
 def cache_dir(home: Path) -> Path:
@@ -66,6 +70,9 @@ class KvStore:
         n = int(llm.n_tokens)
         if n == 0:
             return
+        if n > MAX_TOKENS:  # called at close: dropping the tail is harmless
+            llm._ctx.kv_cache_seq_rm(0, MAX_TOKENS, -1)
+            n = llm.n_tokens = MAX_TOKENS
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tokens = (llama_cpp.llama_token * n)(*llm.input_ids[:n].tolist())

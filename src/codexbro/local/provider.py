@@ -250,6 +250,12 @@ class EmbeddedClient(ModelClient):
                 if text not in self._attachments and not text.startswith("<environment_context>"):
                     self._attachments[text] = attachment(named_files(text, self.config.cwd))
 
+    async def aclose(self) -> None:
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.close)
+        await super().aclose()
+
     def preview(self, prompt: Prompt) -> dict[str, Any]:
         """The prompt text, token count and grammar the local model would get for ``prompt``."""
         self._attach_named_files(prompt.input)
