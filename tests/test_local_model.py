@@ -222,6 +222,10 @@ def test_repetition_detector() -> None:
     assert not looping([1, 2, 3] * 3) and not looping(list(range(300)))
     assert not looping([1, 2] * 5)  # a short stutter is not cut
     assert not looping([1, 2, 3, 4] * 3 + [1, 2, 3])
+    near = [t for v in range(8) for t in (*range(11, 21), 100 + v)]  # the same stretch, one token varies
+    first = next(i for i in range(1, len(near) + 1) if looping(near[:i]))  # checked after every token
+    assert 44 < first <= 60
+    assert not looping(list(range(100, 160)) + list(range(11, 21)) * 1 + list(range(200, 260)))
 
 
 def test_streamed_answer_text_from_a_partial_call() -> None:

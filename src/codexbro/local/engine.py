@@ -485,16 +485,25 @@ class EmbeddedModel:
         ))  # fmt: skip
 
 
-def looping(tokens: list[int], repeats: int = 4, longest: int = 40) -> bool:
-    """The last tokens are one stretch of 3–``longest`` tokens written ``repeats`` times in a row."""
+def looping(
+    tokens: list[int], repeats: int = 4, longest: int = 40, gram: int = 10, window: int = 200
+) -> bool:
+    """Greedy decoding stuck in a loop: the last tokens are one stretch of 3–``longest`` tokens
+    written ``repeats`` times in a row, or the newest ``gram`` tokens already occurred ``repeats``
+    times in the last ``window`` tokens (near-loops such as ``| grep '3.8' | … | grep '3.9' | …``)."""
     for period in range(3, longest + 1):
         span = period * repeats
         if len(tokens) < span:
-            return False
+            break
         tail = tokens[-period:]
         if all(tokens[-(i + 1) * period : len(tokens) - i * period] == tail for i in range(1, repeats)):
             return True
-    return False
+    if len(tokens) < gram * (repeats + 1):
+        return False
+    recent = tokens[-window:]
+    newest = recent[-gram:]
+    seen = sum(1 for i in range(len(recent) - gram) if recent[i : i + gram] == newest)
+    return seen >= repeats
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
