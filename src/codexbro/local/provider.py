@@ -225,7 +225,9 @@ class EmbeddedClient(ModelClient):
                     self.calls_refused += 1
                     stats = self.engine.last_stats
                     refusal = {"reason": reason, "output_tokens": stats.output_tokens,
-                               "seconds": round(stats.total_s, 2), "output": _snippet(event.item)}  # fmt: skip
+                               "seconds": round(stats.total_s, 2), "output": _snippet(event.item),
+                               "first_token_s": round(stats.first_token_s, 3),
+                               "restored_tokens": stats.restored_tokens, "load_s": round(stats.load_s, 3)}  # fmt: skip
                     break
                 if isinstance(event, ev.OutputItemDone):
                     event = ev.OutputItemDone(_plain_shell(event.item))
@@ -283,6 +285,9 @@ class EmbeddedClient(ModelClient):
             **({"stopped": stats.stopped} if stats.stopped else {}),
             **({"refused": refusal} if refusal else {}),
         }  # fmt: skip
+        if refusal:  # the request's cost started with the refused generation: load, restore, first token
+            for key in ("load_s", "restored_tokens", "first_token_s"):
+                local[key] = refusal[key]
         record = RequestRecord(
             "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",
             self.base_url, 1, status, error, seconds * 1000, {"local": local},
