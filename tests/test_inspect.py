@@ -139,3 +139,29 @@ def test_every_request_path_is_in_the_route_table(
     assert fake.requests
     for req in fake.requests:
         assert any(p.match(req.path) for p in patterns), f"{req.method} {req.path} is not in the route table"
+
+
+def test_route_map_marks_every_route_the_code_uses_as_implemented() -> None:
+    """The map is honest both ways: a route the package names (outside the table itself) is marked
+    `implemented`, and a route marked implemented is named somewhere."""
+    from codexbro.api.routes import ROUTES
+
+    package = Path(__file__).resolve().parent.parent / "src" / "codexbro"
+    source = "\n".join(p.read_text(encoding="utf-8") for p in package.rglob("*.py") if p.name != "routes.py")
+    used = {r.name for r in ROUTES if f'"{r.name}"' in source or f"'{r.name}'" in source}
+    assert {r.name for r in ROUTES if r.name in used and not r.implemented} == set()
+    assert {r.name for r in ROUTES if r.implemented} <= used
+
+
+def test_embedded_model_traffic_is_its_own_bucket(home: Path) -> None:
+    """The embedded model's requests never leave the process: routes, debug request and traces say
+    `in_process`, not `third_party`."""
+    res = run_cli("routes", "--json", "-c", 'model_provider="embedded"')
+    assert res.code == 0, res.stderr
+    rows = [r for r in json.loads(res.stdout) if r["bucket"] == "in_process"]
+    assert rows == [{
+        "bucket": "in_process", "name": "responses.create", "method": "POST",
+        "url": "embedded://local/responses", "purpose": "stream one model response (SSE)",
+        "auth": "none (in-process)", "status": "used",
+    }]  # fmt: skip
+    assert "[in_process]" in run_cli("routes", "-c", 'model_provider="embedded"').stdout

@@ -135,7 +135,10 @@ def test_exec_with_the_embedded_provider(home: Path, workspace: Path) -> None:
     )
     # Each local request is traced like an HTTP attempt, but nothing went over HTTP.
     requests = [json.loads(line) for line in trace.read_text().splitlines() if '"kind": "request"' in line]
-    assert requests and all(r["method"] == "LOCAL" and r["url"].startswith("embedded://") for r in requests)
+    assert requests and all(
+        r["method"] == "LOCAL" and r["url"].startswith("embedded://") and r["bucket"] == "in_process"
+        for r in requests
+    )
     assert requests[0]["local"]["prompt_tokens"] > 0 and requests[0]["local"]["first_token_s"] > 0
 
 

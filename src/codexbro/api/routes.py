@@ -9,6 +9,7 @@ Buckets:
 - ``chatgpt_ecosystem`` other https://chatgpt.com/backend-api/... families (wham, connectors, …)
 - ``auth``              the OAuth issuer (https://auth.openai.com)
 - ``third_party``       model traffic to any other Responses-compatible endpoint (local servers, …)
+- ``in_process``        the embedded model (``embedded://``): no network at all (codexbro's addition)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ CODEX_BACKEND = "codex_backend"
 CHATGPT_ECOSYSTEM = "chatgpt_ecosystem"
 AUTH = "auth"
 THIRD_PARTY = "third_party"
-BUCKETS = (PUBLIC_API, CODEX_BACKEND, CHATGPT_ECOSYSTEM, AUTH, THIRD_PARTY)
+IN_PROCESS = "in_process"
+BUCKETS = (PUBLIC_API, CODEX_BACKEND, CHATGPT_ECOSYSTEM, AUTH, THIRD_PARTY, IN_PROCESS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Route:
 
 def bucket_for_url(url: str) -> str:
     parts = urlsplit(url)
+    if parts.scheme == "embedded":
+        return IN_PROCESS
     host = (parts.hostname or "").lower()
     path = parts.path
     if host == "api.openai.com":
@@ -94,7 +98,7 @@ ROUTES: tuple[Route, ...] = (
     Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER, True),
     Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER),
     Route("responses.compact", "POST", "responses/compact", "model", "remote compaction", _BEARER, True),
-    Route("models.list", "GET", "models", "model", "live model catalog", _BEARER),
+    Route("models.list", "GET", "models", "model", "live model catalog", _BEARER, True),
     Route("realtime.connect", "GET", "realtime", "model", "realtime voice session (WebSocket)", _BEARER),
     Route(
         "audio.transcriptions",
@@ -168,7 +172,7 @@ ROUTES: tuple[Route, ...] = (
     Route("plugins.list", "GET", "plugins/list", "chatgpt", "remote plugin state", _CHATGPT, True),
     Route("transcribe", "POST", "transcribe", "chatgpt", "speech to text (ChatGPT mode)", _CHATGPT, True),
     # OAuth issuer.
-    Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none"),
+    Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none", True),
     Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none", True),
     Route("oauth.revoke", "POST", "oauth/revoke", "auth", "revoke on logout", "none"),
     Route(
@@ -178,6 +182,7 @@ ROUTES: tuple[Route, ...] = (
         "auth",
         "device-code login: get a code",
         "none",
+        True,
     ),
     Route(
         "deviceauth.token",
@@ -186,6 +191,7 @@ ROUTES: tuple[Route, ...] = (
         "auth",
         "device-code login: poll",
         "none",
+        True,
     ),
 )
 

@@ -10,6 +10,7 @@ from codexbro.api.routes import (
     AUTH,
     CHATGPT_ECOSYSTEM,
     CODEX_BACKEND,
+    IN_PROCESS,
     PUBLIC_API,
     ROUTES,
     THIRD_PARTY,
@@ -26,6 +27,7 @@ TITLES = {
     CHATGPT_ECOSYSTEM: "ChatGPT backend ecosystem (wham, connectors, plugins, transcription)",
     AUTH: "Auth (OAuth issuer)",
     THIRD_PARTY: "This config's provider (third-party endpoint)",
+    IN_PROCESS: "This config's embedded model (in-process: nothing leaves the machine)",
 }
 
 
@@ -69,13 +71,18 @@ def rows(config: Config | None) -> list[Row]:
     current = current_model_base(config)[0] if config else None
     current_bucket = bucket_for_url(current) if current else None
     bases = [(PUBLIC_API, OPENAI_API_BASE), (CODEX_BACKEND, CHATGPT_CODEX_BASE)]
-    if current and current_bucket == THIRD_PARTY:
-        bases.append((THIRD_PARTY, current))
+    if current and current_bucket in (THIRD_PARTY, IN_PROCESS):
+        bases.append((current_bucket, current))
     chatgpt_base = config.chatgpt_base_url if config else "https://chatgpt.com/backend-api/"
     out: list[Row] = []
     for route in ROUTES:
         if route.family == "model":
-            targets = [(bucket, route.template(base)) for bucket, base in bases]
+            # The embedded model answers requests in-process: only responses.create exists there.
+            targets = [
+                (bucket, route.template(base))
+                for bucket, base in bases
+                if bucket != IN_PROCESS or route.name == "responses.create"
+            ]
         elif route.family == "chatgpt":
             targets = [(CHATGPT_ECOSYSTEM, route.template(chatgpt_base))]
         else:
@@ -91,12 +98,16 @@ def rows(config: Config | None) -> list[Row]:
     return out
 
 
+def _auth(row: Row) -> str:
+    return "none (in-process)" if row.bucket == IN_PROCESS else row.route.auth_headers
+
+
 def render(config: Config | None, as_json: bool) -> str:
     table = rows(config)
     if as_json:
         doc: list[dict[str, Any]] = [
             {"bucket": r.bucket, "name": r.route.name, "method": r.route.method, "url": r.url,
-             "purpose": r.route.purpose, "auth": r.route.auth_headers, "status": r.status}
+             "purpose": r.route.purpose, "auth": _auth(r), "status": r.status}
             for r in table
         ]  # fmt: skip
         return json.dumps(doc, indent=2)
@@ -110,16 +121,14 @@ def render(config: Config | None, as_json: bool) -> str:
             f"current config: provider `{config.model_provider_id}`, model traffic to {base} ({auth})"
         )
         lines.append("")
-    for bucket in (PUBLIC_API, CODEX_BACKEND, THIRD_PARTY, CHATGPT_ECOSYSTEM, AUTH):
+    for bucket in (PUBLIC_API, CODEX_BACKEND, THIRD_PARTY, IN_PROCESS, CHATGPT_ECOSYSTEM, AUTH):
         group = [r for r in table if r.bucket == bucket]
         if not group:
             continue
         lines.append(f"{TITLES[bucket]}  [{bucket}]")
         for r in group:
             lines.append(f"  {r.route.method:<5} {r.url}")
-            lines.append(
-                f"        {r.route.name} — {r.route.purpose}; auth: {r.route.auth_headers}; {r.status}"
-            )
+            lines.append(f"        {r.route.name} — {r.route.purpose}; auth: {_auth(r)}; {r.status}")
         lines.append("")
     lines.append(
         "status: used = this config sends it; available = codexbro sends it with another provider or login;"
