@@ -20,7 +20,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,39 @@ def tool_guide(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One Responses input item, reduced to what a chat template needs."""
+
+    kind: str  # system | user | assistant | call | output
+    text: str = ""  # for user: the request as typed (``shown`` adds the attachments)
+    shown: str = ""
+    name: str = ""
+    arguments: dict[str, Any] | None = None
+    call_id: str = ""
+
+
+def _entries(prompt: Prompt, attachments: Mapping[str, str] | None) -> Iterator[_Entry]:
+    for item in prompt.input:
+        kind = item.get("type")
+        if kind == "message":
+            role = item.get("role")
+            text = message_text(item)
+            if role == "developer":
+                yield _Entry("system", text)
+            elif role == "user":
+                yield _Entry("user", text, text + (attachments or {}).get(text, ""))
+            elif role == "assistant":
+                yield _Entry("assistant", text)
+        elif kind in ("function_call", "custom_tool_call"):
+            yield _Entry("call", name=str(item.get("name")), arguments=_call_arguments(item),
+                         call_id=str(item.get("call_id")))  # fmt: skip
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            yield _Entry("output", text, call_id=str(item.get("call_id")))
+
+
 def to_messages(
     prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
 ) -> list[dict[str, str]]:
@@ -59,26 +92,20 @@ def to_messages(
         system.append(tool_guide(prompt.tools))
     messages: list[dict[str, str]] = []
     names: dict[str, str] = {}
-    for item in prompt.input:
-        kind = item.get("type")
-        if kind == "message":
-            role = item.get("role")
-            if role == "developer":
-                system.append(message_text(item))
-            elif role in ("user", "assistant"):
-                text = message_text(item)
-                if role == "user" and attachments:
-                    text += attachments.get(text, "")
-                messages.append({"role": str(role), "content": text})
-        elif kind in ("function_call", "custom_tool_call"):
-            names[str(item.get("call_id"))] = str(item.get("name"))
-            call = {"name": item.get("name"), "arguments": _call_arguments(item)}
-            messages.append({"role": "assistant", "content": json.dumps(call)})
-        elif kind in ("function_call_output", "custom_tool_call_output"):
-            output = item.get("output")
-            text = output if isinstance(output, str) else json.dumps(output)
-            name = names.get(str(item.get("call_id")), "tool")
-            messages.append({"role": "user", "content": f"Result of {name}:\n{text}"})
+    for e in _entries(prompt, attachments):
+        if e.kind == "system":
+            system.append(e.text)
+        elif e.kind in ("user", "assistant"):
+            messages.append({"role": e.kind, "content": e.shown or e.text})
+        elif e.kind == "call":
+            names[e.call_id] = e.name
+            messages.append(
+                {"role": "assistant", "content": json.dumps({"name": e.name, "arguments": e.arguments})}
+            )
+        else:
+            messages.append(
+                {"role": "user", "content": f"Result of {names.get(e.call_id, 'tool')}:\n{e.text}"}
+            )
     return [{"role": "system", "content": "\n\n".join(system)}, *messages]
 
 
@@ -140,26 +167,19 @@ def to_native_messages(
     system = [instructions] if instructions else []
     messages: list[dict[str, Any]] = []
     request = ""
-    for item in prompt.input:
-        kind = item.get("type")
-        if kind == "message":
-            role = item.get("role")
-            if role == "developer":
-                system.append(message_text(item))
-            elif role == "user":
-                text = message_text(item)
-                if not text.startswith("<environment_context>"):
-                    request = text
-                messages.append({"role": "user", "content": text + (attachments or {}).get(text, "")})
-            elif role == "assistant":
-                messages.append(_call_message("answer", {"text": message_text(item)}))
-        elif kind in ("function_call", "custom_tool_call"):
-            messages.append(_call_message(str(item.get("name")), _call_arguments(item)))
-        elif kind in ("function_call_output", "custom_tool_call_output"):
-            output = item.get("output")
-            text = output if isinstance(output, str) else json.dumps(output)
-            if request:
-                text += REMINDER.format(request=request[:300])
+    for e in _entries(prompt, attachments):
+        if e.kind == "system":
+            system.append(e.text)
+        elif e.kind == "user":
+            if not e.text.startswith("<environment_context>"):
+                request = e.text
+            messages.append({"role": "user", "content": e.shown})
+        elif e.kind == "assistant":
+            messages.append(_call_message("answer", {"text": e.text}))
+        elif e.kind == "call":
+            messages.append(_call_message(e.name, e.arguments or {}))
+        else:
+            text = e.text + (REMINDER.format(request=request[:300]) if request else "")
             messages.append({"role": "tool", "content": text})
     return [{"role": "system", "content": "\n\n".join(system)}, *messages]
 
