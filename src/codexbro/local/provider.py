@@ -12,8 +12,10 @@ automatically when no credentials exist at all and neither a provider nor a mode
 (``offline_fallback``) — the session then shows a one-line banner saying so and how to log in.
 
 The profile is built for a 1.5B model (figures in ``bench/embedded.py``): its own instructions
-(``instructions_family = "embedded"``), a menu cut to ``shell_command`` and ``apply_patch``
-(``tool_menu``; ``read_file``'s ``L1:`` numbering ended up inside patches) with short descriptions,
+(``instructions_family = "embedded"``), a menu cut to ``shell_command`` and ``edit_file``
+(``tool_menu``; ``read_file``'s ``L1:`` numbering ended up inside patches, and 1.5B-written
+``apply_patch`` hunks rarely matched — exact-text replacement fails with a clear message instead),
+with short descriptions,
 plus the engine's ``answer`` tool. Small models loop, so a call that repeats one already made this
 turn, or that was cut off, is redone as an answer, and after ``MAX_TOOL_ROUNDS`` requests in one turn
 the grammar only allows an answer.
@@ -48,7 +50,7 @@ LOCAL_MODELS: dict[str, dict[str, Any]] = {
         "instructions_family": "embedded", "supports_parallel_tool_calls": False, "context_window": ctx,
         "input_modalities": ["text"], "experimental_supported_tools": ["read_file", "list_dir"],
         "truncation_policy": {"mode": "bytes", "limit": 4000}, "visibility": "list", "priority": 50,
-        "tool_menu": ["shell_command", "apply_patch"],
+        "tool_menu": ["shell_command", "edit_file"],
     }
     for name, ctx in (("qwen2.5-coder-1.5b", 8192), ("qwen2.5-coder-0.5b", 8192), ("smollm2-135m", 2048))
 }  # fmt: skip
@@ -63,6 +65,7 @@ COMPACT_DESCRIPTIONS = {
         "<path>\n@@\n <a line that stays, after one space>\n-<the line to remove>\n+<the line to add>\n"
         "*** End Patch"
     ),
+    "edit_file": "Changes a file: replaces old_text, copied exactly from the file, with new_text.",
     "read_file": "Reads a text file; the lines come back numbered as L1:, L2:, ...",
     "list_dir": "Lists the entries of a directory.",
 }

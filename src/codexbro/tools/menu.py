@@ -6,6 +6,8 @@
   removes the shell family.
 - ``apply_patch`` by ``apply_patch_tool_type`` (``freeform`` | ``function``); models without one get it
   with ``[features] apply_patch_freeform = true``.
+- ``edit_file`` (codexbro's own: replace one exact piece of text) when a profile's ``tool_menu``
+  names it (the embedded models) or ``[tools] edit_file = true``.
 - ``read_file``, ``list_dir``, ``grep_files`` when the catalog entry lists them in
   ``experimental_supported_tools`` (upstream's gate) or ``[tools] NAME = true``.
 - ``update_plan`` and ``view_image`` (image-capable models) on by default; ``request_user_input``,
@@ -104,6 +106,12 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
 
         handlers.append(ApplyPatchHandler(patch_type))
+    # codexbro's exact-text replacement tool: on the embedded profile's menu, opt-in elsewhere.
+    profile_menu = model.raw.get("tool_menu")
+    if on("edit_file", isinstance(profile_menu, list) and "edit_file" in profile_menu):
+        from codexbro.tools.handlers.edit_file import EditFileHandler
+
+        handlers.append(EditFileHandler())
 
     experimental = set(model.experimental_supported_tools)
     if on("grep_files", "grep_files" in experimental):

@@ -1,0 +1,82 @@
+"""``edit_file``: replace one exact piece of text in a file (codexbro's addition, not an upstream tool).
+
+Small models write wrong unified-diff hunks far more often than they copy a line exactly, so the
+embedded profile offers this instead of making them patch; any model can have it with
+``[tools] edit_file = true``. The edit is turned into an ``apply_patch`` hunk over the lines that hold
+the text, so it goes through the same verification, sandbox policy, approvals and
+``patch_apply_begin``/``end`` events (a ``file_change`` item in ``exec --json``) as a patch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
+from codexbro.tools.output import exec_output_freeform
+
+
+def hunk_patch(path: str, text: str, old: str, new: str) -> str:
+    """An apply_patch that replaces the one occurrence of ``old`` in ``text`` (the file at ``path``)
+    by ``new``: an update hunk over exactly the lines the occurrence touches. Those lines contain
+    ``old``, which occurs once, so they occur once too and the hunk cannot land elsewhere."""
+    start = text.index(old)
+    end = start + len(old)
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end == -1 else line_end
+    before = text[line_start:line_end]
+    after = text[line_start:start] + new + text[end:line_end]
+    body = [f"-{line}" for line in before.split("\n")] + [f"+{line}" for line in after.split("\n")]
+    if line_end == len(text):
+        body.append("*** End of File")
+    return "\n".join(["*** Begin Patch", f"*** Update File: {path}", "@@", *body, "*** End Patch"]) + "\n"
+
+
+class EditFileHandler(FunctionTool):
+    name = "edit_file"
+    supports_parallel = False
+    SPEC: ClassVar[dict[str, Any]] = function_spec(
+        "edit_file",
+        "Replaces one exact piece of text in an existing file with new text. `old_text` must occur "
+        "exactly once in the file: copy it from the file, with enough of the line to be unique.",
+        {
+            "path": {"type": "string", "description": "The file, relative to the working directory."},
+            "old_text": {"type": "string", "description": "The exact text to replace."},
+            "new_text": {"type": "string", "description": "The text to put in its place."},
+        },
+        ["path", "old_text", "new_text"],
+    )
+
+    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        from codexbro.tools.handlers.apply_patch import apply_patch_text
+
+        args = self.args(call)
+        name, old, new = str(args["path"]), str(args["old_text"]), str(args["new_text"])
+        if not old:
+            raise RespondToModel("edit_file: old_text is empty; give the exact text to replace")
+        if old == new:
+            raise RespondToModel("edit_file: old_text and new_text are the same; nothing to change")
+        path = Path(name) if Path(name).is_absolute() else ctx.cwd / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RespondToModel(f"edit_file: {name} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RespondToModel(f"edit_file: cannot read {name}: {exc}") from None
+        count = text.count(old)
+        if count == 0:
+            raise RespondToModel(
+                f"edit_file: old_text was not found in {name}; copy it exactly from the file "
+                "(spaces and quotes included)"
+            )
+        if count > 1:
+            raise RespondToModel(
+                f"edit_file: old_text occurs {count} times in {name}; include more of the line so it "
+                "is unique"
+            )
+        result = await apply_patch_text(hunk_patch(name, text, old, new), ctx.cwd, call.call_id, ctx)
+        output = exec_output_freeform(
+            result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
+        )
+        return ToolOutput(output, success=result.exit_code == 0)

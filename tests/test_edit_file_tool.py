@@ -1,0 +1,89 @@
+"""The edit_file tool (codexbro's exact-text replacement) in real exec turns: it goes through
+apply_patch's verification, sandbox policy and file_change events; bad calls get specific messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from codexbro.tools.handlers.edit_file import hunk_patch
+from tests.conftest import run_cli, write_config
+from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
+from tests.fakes.responses_server import FakeResponsesServer, Reply
+
+
+def call(call_id: str, **args: str) -> Reply:
+    return Reply([ev_created(), ev_function_call(call_id, "edit_file", json.dumps(args)), ev_completed()])
+
+
+def outputs(body: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    return {i["call_id"]: i["output"] for i in body["input"] if i["type"] == "function_call_output"}
+
+
+def test_hunk_covers_exactly_the_lines_of_the_text() -> None:
+    text = "a = 1\ndef add(a, b):\n    return a - b\nz = 2"
+    assert hunk_patch("calc.py", text, "a - b", "a + b") == (
+        "*** Begin Patch\n*** Update File: calc.py\n@@\n-    return a - b\n+    return a + b\n*** End Patch\n"
+    )
+    assert hunk_patch("calc.py", text, "b):\n    return", "b, c):\n    return") == (
+        "*** Begin Patch\n*** Update File: calc.py\n@@\n-def add(a, b):\n-    return a - b\n"
+        "+def add(a, b, c):\n+    return a - b\n*** End Patch\n"
+    )
+    assert hunk_patch("calc.py", text, "z = 2", "z = 3").endswith(
+        "-z = 2\n+z = 3\n*** End of File\n*** End Patch\n"
+    )
+
+
+def test_edit_file_in_an_exec_turn(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
+    calc = workspace / "calc.py"
+    calc.write_text("def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n")
+    fake.add(
+        call("e1", path="calc.py", old_text="return a - b", new_text="return a + b"),  # twice in the file
+        call("e2", path="calc.py", old_text="return a * b", new_text="x"),  # not there
+        call("e3", path="nope.py", old_text="x", new_text="y"),
+        call(
+            "e4",
+            path="calc.py",
+            old_text="add(a, b):\n    return a - b",
+            new_text="add(a, b):\n    return a + b",
+        ),
+        Reply(message_turn("fixed")),
+    )
+    res = run_cli("exec", "--json", "-s", "workspace-write", "fix add", cwd=workspace)
+    assert res.code == 0, res.stderr
+    assert calc.read_text() == "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    body = fake.bodies()[-1]
+    check_invariants(body)
+    assert "edit_file" in [t.get("name") for t in body["tools"]]
+    out = outputs(body)
+    assert (
+        out["e1"] == "edit_file: old_text occurs 2 times in calc.py; include more of the line so it is unique"
+    )
+    assert out["e2"].startswith("edit_file: old_text was not found in calc.py")
+    assert out["e3"] == "edit_file: nope.py does not exist"
+    assert out["e4"].startswith("Exit code: 0\n") and out["e4"].endswith("M calc.py\n")
+    changes = [
+        e["item"]
+        for e in res.events()
+        if e["type"] == "item.completed" and e["item"]["type"] == "file_change"
+    ]
+    assert changes == [{"id": changes[0]["id"], "type": "file_change", "status": "completed",
+                        "changes": [{"path": str(calc), "kind": "update"}]}]  # fmt: skip
+
+
+def test_edit_file_respects_the_sandbox(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
+    (workspace / "a.txt").write_text("one\n")
+    fake.add(call("e1", path="a.txt", old_text="one", new_text="two"), Reply(message_turn("could not")))
+    res = run_cli("exec", "--json", "fix", cwd=workspace)  # read-only by default
+    assert res.code == 0, res.stderr
+    assert (workspace / "a.txt").read_text() == "one\n"
+    assert "read-only" in outputs(fake.bodies()[-1])["e1"]
+
+
+def test_edit_file_is_off_unless_asked(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    write_config(home, fake.base_url)
+    fake.add(Reply(message_turn("ok")))
+    assert run_cli("exec", "hi", cwd=workspace).code == 0
+    assert "edit_file" not in [t.get("name") for t in fake.bodies()[0]["tools"]]
