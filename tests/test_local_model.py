@@ -343,3 +343,16 @@ async def test_output_schema_makes_the_answer_schema_valid_json() -> None:
     doc = json.loads(item["content"][0]["text"])
     assert isinstance(doc["files"], list) and all(isinstance(f, str) for f in doc["files"])
     assert isinstance(doc["count"], int) and set(doc) == {"files", "count"}
+
+
+@needs_model
+def test_routes_show_the_offline_fallback_exec_would_use(home: Path) -> None:
+    from tests.conftest import run_cli
+
+    (home / "config.toml").write_text(f'embedded_model = "{MODEL}"\n')
+    res = run_cli("routes", "--json", env={"FAKE_API_KEY": ""})
+    assert res.code == 0, res.stderr
+    used = [r for r in json.loads(res.stdout) if r["status"] == "used"]
+    assert [(r["bucket"], r["name"]) for r in used] == [("in_process", "responses.create")]
+    off = run_cli("routes", "--json", "-c", "offline_fallback=false", env={"FAKE_API_KEY": ""})
+    assert "in_process" not in {r["bucket"] for r in json.loads(off.stdout)}

@@ -48,10 +48,16 @@ def current_model_base(config: Config) -> tuple[str, str]:
     provider = config.model_provider
     try:
         auth = resolve_auth(provider, config.codexbro_home)
-    except AuthError:
+    except AuthError as exc:
         from codexbro.auth.resolve import ProviderAuth
+        from codexbro.local.provider import offline_fallback
 
-        auth = ProviderAuth("none", None, "no credentials found")
+        try:  # as exec would: nothing configured and no credential → the embedded model
+            config = offline_fallback(config, exc)[0]
+            provider = config.model_provider
+            auth = resolve_auth(provider, config.codexbro_home)
+        except AuthError:
+            auth = ProviderAuth("none", None, "no credentials found")
     base, _reason = resolve_base_url(config, provider, auth)
     return base, auth.source
 
