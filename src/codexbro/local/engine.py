@@ -382,7 +382,9 @@ class EmbeddedModel:
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        stats = RequestStats()
+        stats = self.last_stats = (
+            RequestStats()
+        )  # filled in as it goes: an aborted request reports what it did
         start = time.perf_counter()
         fresh = self._llm is None
         llm = self._load()
@@ -422,7 +424,6 @@ class EmbeddedModel:
         if tail:
             emit(tail)
         stats.total_s = time.perf_counter() - start
-        self.last_stats = stats
 
     def close(self) -> None:
         """Keep the KV prefix for the next process (``kvcache``), then free the model."""
