@@ -33,6 +33,16 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+async def stop_sandbox_containers() -> Any:
+    """Sessions stop their sandbox containers when they close; tests that drive tools directly
+    get the same at the end of their event loop."""
+    yield
+    linux = sys.modules.get("codexbro.sandbox.linux")
+    if linux is not None:
+        await linux.close_containers()
+
+
 @pytest.fixture
 def home(clean_env: Path) -> Path:
     return clean_env
@@ -93,3 +103,20 @@ def workspace(tmp_path: Path) -> Path:
     ws.mkdir()
     (ws / ".git").mkdir()
     return ws
+
+
+def live_processes_with(marker: str) -> list[int]:
+    """Host pids whose command line contains ``marker`` (zombies excluded). A sandboxed command's own
+    ``$$`` is a PID in its namespace, so tests find processes by a unique argument instead."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found

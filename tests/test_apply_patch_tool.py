@@ -70,7 +70,7 @@ def test_patch_into_git_dir_rejected_in_workspace_write(home: Path, fake: FakeRe
     fake.add(Reply([ev_created(), ev_custom_tool_call("p1", "apply_patch", patch), ev_completed()]),
              Reply(message_turn("no")))  # fmt: skip
     assert run_cli("exec", "--json", "-s", "workspace-write", "x", cwd=workspace).code == 0
-    assert "outside the writable roots or protected" in outputs(fake.bodies()[1])["p1"]
+    assert "is a protected path; rejected by user approval settings" in outputs(fake.bodies()[1])["p1"]
     assert not (workspace / ".git" / "hooks").exists()
 
 

@@ -12,14 +12,12 @@ import pytest
 from codexbro.config.loader import Overrides, load_config
 from codexbro.core import protocol as p
 from codexbro.core.session import Session, SessionOptions
-from codexbro.sandbox.linux import BACKENDS, probe
 from tests.conftest import write_config
 from tests.fakes.events import ev_completed, ev_created, ev_custom_tool_call, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
+from tests.sandbox_support import WORKING
 
-pytestmark = pytest.mark.skipif(
-    not any(probe(b).ok for b in BACKENDS), reason="no Linux sandbox backend works on this machine"
-)
+pytestmark = pytest.mark.skipif(not WORKING, reason="no Linux sandbox backend works on this machine")
 
 
 def session(

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import FAKE_KEY, run_cli, write_config
+from tests.conftest import FAKE_KEY, live_processes_with, run_cli, write_config
 from tests.fakes.events import (
     check_invariants,
     ev_completed,
@@ -274,7 +274,9 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     write_config(home, fake.base_url)
     pidfile = workspace / "pid"
     fake.add(
-        Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()])
+        Reply(
+            [ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30.2173"), ev_completed()]
+        )
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "codexbro", "exec", "--json", "--full-auto", "long job"],
@@ -284,7 +286,7 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     deadline = time.monotonic() + 20
     while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    child = int(pidfile.read_text())
+    assert live_processes_with("sleep 30.2173")
     proc.send_signal(signal.SIGINT)
     stdout, _stderr = proc.communicate(timeout=15)
     assert proc.returncode == 130
@@ -293,9 +295,7 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
     assert item["item"]["type"] == "command_execution" and item["item"]["status"] == "failed"
     assert events[-1] == {"type": "turn.failed", "error": {"message": "turn interrupted by the user"}}
     time.sleep(0.2)
-    assert (
-        not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
-    )
+    assert live_processes_with("sleep 30.2173") == []
 
 
 def test_stdin_appended_as_block_next_to_prompt(

@@ -101,7 +101,12 @@ def test_traced_exec_records_and_planted_secrets(
     )  # fmt: skip
     assert (retried["status"], retried["attempt"]) == (200, 2)
     decision = records[5]
-    assert decision["verdict"] == "run" and decision["sandbox"] in ("landlock", "bubblewrap", "unavailable")
+    assert decision["verdict"] == "run" and decision["sandbox"] in (
+        "namespaces",
+        "landlock",
+        "bubblewrap",
+        "unavailable",
+    )
     assert records[6]["exit_code"] == 0 and records[6]["command"][-1] == "echo <redacted> <redacted>"
     resolution = records[1]
     assert (

@@ -1,6 +1,6 @@
-"""The real Linux sandbox: an escape corpus through the shell tool, for every backend that works here.
-
-A backend that cannot run on this machine is skipped with its doctor reason (pytest -ra prints it).
+"""The sandbox as a user meets it: the workspace works, read-only is read-only, the network switch,
+the tool environment, the floor, the once-per-session note, ``sandbox linux`` and ``sandbox doctor``.
+The escape corpus is ``test_sandbox_escapes.py``.
 """
 
 from __future__ import annotations
@@ -15,100 +15,62 @@ from pathlib import Path
 
 import pytest
 
-from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
-from codexbro.sandbox.linux import BACKENDS, probe, spec_for
-from codexbro.tools.base import ToolCall, ToolContext
-from codexbro.tools.handlers.shell import ShellCommandHandler
-from codexbro.tools.router import ToolRouter
+from codexbro.core.protocol import EventMsg, Warning
+from codexbro.sandbox import probes
+from codexbro.sandbox.linux import BACKENDS
+from tests.sandbox_support import FULL, REPORTS, WORKING, backend_params, ctx_for, end_session, sh
 
-PROBES = {b: probe(b) for b in BACKENDS}
-
-
-def backend_param(name: str) -> object:
-    result = PROBES[name]
-    return pytest.param(
-        name,
-        marks=pytest.mark.skipif(not result.ok, reason=f"{name} sandbox unavailable here: {result.detail}"),
-    )
-
-
-BACKEND_PARAMS = [backend_param(b) for b in BACKENDS]
+BACKEND_PARAMS = backend_params()
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> dict[str, Path]:
-    # Outside /tmp on purpose: /tmp is a writable root under workspace-write.
-    base = Path(os.environ["HOME"]) / "box"
-    ws = base / "ws"
+def ws(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
     (ws / ".git" / "config").write_text("[core]\n")
-    outside = base / "outside"
-    outside.mkdir()
-    (ws / "escape").symlink_to(outside)
-    return {"ws": ws, "outside": outside}
-
-
-def ctx_for(mode: str, ws: Path, backend: str, network: bool = False) -> ToolContext:
-    sww = SandboxWorkspaceWrite(network_access=network, exclude_slash_tmp=True, exclude_tmpdir_env_var=True)
-    return ToolContext(cwd=ws, turn_id="t", sandbox_mode=mode, approval_policy="never", sandbox_workspace_write=sww,
-                       env_policy=ShellEnvironmentPolicy(), sandbox=spec_for(mode, sww, ws),
-                       sandbox_backend=backend)  # fmt: skip
-
-
-async def sh(ctx: ToolContext, script: str) -> tuple[int, str]:
-    router = ToolRouter([ShellCommandHandler()])
-    call = ToolCall(
-        "c", "shell_command", "function", arguments=json.dumps({"command": script, "login": False})
-    )
-    out = str((await router.dispatch(call, ctx)).output.content)
-    code = int(out.split("\n", 1)[0].removeprefix("Exit code: "))
-    return code, out
-
-
-ESCAPES = {
-    "write outside the roots": "echo x > {outside}/a.txt",
-    "write into .git": "echo x > .git/config",
-    "new file in .git": "echo x > .git/hooks_evil",
-    "symlink pointing outside": "echo x > escape/b.txt",
-    "dot-dot out of the workspace": "echo x > ../outside/c.txt",
-    "rename into place outside": "echo x > tmpf && mv tmpf {outside}/d.txt",
-}
+    return ws
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("name", list(ESCAPES))
-async def test_escape_attempts_denied_in_workspace_write(
-    backend: str, name: str, layout: dict[str, Path]
-) -> None:
-    ws, outside = layout["ws"], layout["outside"]
-    code, out = await sh(ctx_for("workspace-write", ws, backend), ESCAPES[name].format(outside=outside))
-    assert code != 0, out
-    assert list(outside.iterdir()) == []
-    assert (ws / ".git" / "config").read_text() == "[core]\n"
-    assert not (ws / ".git" / "hooks_evil").exists()
-    assert "[sandbox] This looks like a sandbox denial (workspace-write)" in out
-
-
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
-async def test_workspace_write_allows_the_workspace(backend: str, layout: dict[str, Path]) -> None:
-    ws = layout["ws"]
+async def test_workspace_write_allows_the_workspace(backend: str, ws: Path) -> None:
     code, out = await sh(
-        ctx_for("workspace-write", ws, backend), "mkdir -p src && echo ok > src/new.txt && cat .git/config"
+        ctx_for("workspace-write", ws, backend),
+        "mkdir -p src && echo ok > src/new.txt && ln -s src/new.txt link && cat link .git/config && pwd",
     )
     assert code == 0, out
-    assert (ws / "src" / "new.txt").read_text() == "ok\n" and "[core]" in out
+    assert (ws / "src" / "new.txt").read_text() == "ok\n" and "[core]" in out and str(ws) in out
+    # Placeholders keep .codex/.agents/.codexbro from being created while the session lasts …
+    assert sorted(os.listdir(ws)) == [".agents", ".codex", ".codexbro", ".git", "link", "src"]
+    await end_session()  # … and are gone when it ends
+    assert sorted(os.listdir(ws)) == [".git", "link", "src"]
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-async def test_read_only_denies_all_writes(backend: str, layout: dict[str, Path]) -> None:
-    ws = layout["ws"]
+async def test_read_only_denies_all_writes(backend: str, ws: Path) -> None:
     code, out = await sh(ctx_for("read-only", ws, backend), "echo x > inside.txt")
     assert code != 0 and not (ws / "inside.txt").exists()
+    assert "[sandbox] This looks like a sandbox denial (read-only)" in out
     code, out = await sh(
         ctx_for("read-only", ws, backend), "cat .git/config && env | grep CODEX_SANDBOX | sort"
     )
     assert code == 0 and "[core]" in out
     assert f"CODEX_SANDBOX={backend}" in out and "CODEX_SANDBOX_NETWORK_DISABLED=1" in out
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+async def test_common_tools_work_inside(backend: str, ws: Path) -> None:
+    """Pipes, subshells, /dev/null, /dev/shm, ps, python with multiprocessing: an ordinary day."""
+    script = (
+        "echo a | tr a b; (echo sub); echo x > /dev/null; ls /dev/null /dev/urandom >/dev/null && echo devs; "
+        f'{sys.executable} -c "import multiprocessing as m; print(m.Pool(2).map(abs, [-1, -2]))"; '
+        "ps -e >/dev/null && echo ps"
+    )
+    code, out = await sh(ctx_for("workspace-write", ws, backend), script)
+    assert code == 0, out
+    if backend == "landlock":  # documented casualty: no private /dev/shm, so no POSIX semaphores
+        assert "b\nsub\ndevs\n" in out and "\nps" in out, out
+    else:
+        assert "b\nsub\ndevs\n[1, 2]\nps" in out, out
 
 
 def _listener() -> tuple[socket.socket, int]:
@@ -121,7 +83,7 @@ def _listener() -> tuple[socket.socket, int]:
             try:
                 conn, _ = srv.accept()
             except OSError:
-                return  # the test closed the listener
+                return
             conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
@@ -129,61 +91,104 @@ def _listener() -> tuple[socket.socket, int]:
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-async def test_network_to_loopback(backend: str, layout: dict[str, Path]) -> None:
+async def test_network_switch(backend: str, ws: Path) -> None:
     srv, port = _listener()
     try:
         script = f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('connected')\""
-        code, out = await sh(ctx_for("workspace-write", layout["ws"], backend), script)
+        code, out = await sh(ctx_for("workspace-write", ws, backend), script)
         assert code != 0 and "connected" not in out
-        code, out = await sh(ctx_for("workspace-write", layout["ws"], backend, network=True), script)
-        assert code == 0 and "connected" in out
+        code, out = await sh(ctx_for("workspace-write", ws, backend, network=True), script)
+        assert code == 0 and "connected" in out, out
     finally:
         srv.close()
 
 
-async def test_full_access_allows_everything(
-    layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ws, outside = layout["ws"], layout["outside"]
-    ctx = ctx_for("danger-full-access", ws, "auto")
+async def test_full_access_is_unsandboxed(ws: Path, tmp_path: Path) -> None:
+    ctx = ctx_for(FULL, ws, "none")
     assert ctx.sandbox is None
-    for script in ESCAPES.values():
-        code, out = await sh(ctx, script.format(outside=outside))
-        assert code == 0, out
-    srv, port = _listener()
-    try:
-        code, out = await sh(
-            ctx, f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\""
-        )
-        assert code == 0, out
-    finally:
-        srv.close()
+    code, out = await sh(ctx, f"echo x > {tmp_path}/outside.txt && echo $CODEX_SANDBOX")
+    assert code == 0 and (tmp_path / "outside.txt").exists() and "landlock" not in out
 
 
-async def test_environment_policy_hides_secrets_in_every_mode(
-    layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "name", ["DEPLOY_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "Mysql_Passwd", "api_key"]
+)
+async def test_tool_environment_drops_secret_variables(
+    name: str, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DEPLOY_TOKEN", "s3cr3t")
-    for mode in ("read-only", "workspace-write", "danger-full-access"):
-        code, out = await sh(ctx_for(mode, layout["ws"], "auto"), "echo [$DEPLOY_TOKEN]")
-        assert code == 0 and "[]" in out and "s3cr3t" not in out
+    monkeypatch.setenv(name, "s3cr3t")
+    monkeypatch.setenv("HARMLESS", "visible")
+    for mode in ("read-only", "workspace-write", FULL):
+        if mode != FULL and not WORKING:
+            continue
+        _code, out = await sh(ctx_for(mode, ws, "none" if mode == FULL else "auto"), "env")
+        assert "s3cr3t" not in out and f"\n{name}=" not in out and "HARMLESS=visible" in out, out
 
 
-def test_sandbox_linux_helper_and_doctor(layout: dict[str, Path]) -> None:
-    ws, outside = layout["ws"], layout["outside"]
+@pytest.mark.skipif("landlock" not in WORKING, reason="the landlock backend does not work here")
+async def test_a_backend_below_the_floor_refuses(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced backend whose probe fails the floor: commands are refused, with the reason."""
+    failing = probes.ProbeResult("landlock", False, "does not enforce: agent_environ")
+    monkeypatch.setattr(probes, "backend_report", lambda backend: failing)
+    _code, out = await sh(ctx_for("workspace-write", ws, "landlock"), "echo hi")
+    assert "sandbox unavailable, command not run" in out and "agent_environ" in out, out
+    assert "hi\n" not in out
+
+
+@pytest.mark.skipif("landlock" not in WORKING, reason="the landlock backend does not work here")
+async def test_weaker_backend_is_announced_once(ws: Path) -> None:
+    from codexbro.tools import exec_gate
+
+    exec_gate._NOTED.discard("landlock")
+    seen: list[EventMsg] = []
+    ctx = ctx_for("workspace-write", ws, "landlock")
+    ctx = type(ctx)(**{**ctx.__dict__, "emit": seen.append})
+    await sh(ctx, "true")
+    await sh(ctx, "true")
+    warnings = [m.message for m in seen if isinstance(m, Warning)]
+    assert len(warnings) == 1 and "does not enforce: writes" in warnings[0], warnings
+
+
+def test_sandbox_linux_helper(ws: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "codexbro", "sandbox", "linux", "--policy", "workspace-write", "-C", str(ws), "--",
-         "sh", "-c", "echo ok > here.txt; echo x > .git/evil"],
+         "sh", "-c", f"echo ok > here.txt; echo x > .git/evil; echo y > {tmp_path}/out.txt; exit 3"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    if not any(p.ok for p in PROBES.values()):
+    if not WORKING:
         assert proc.returncode == 1 and "no sandbox backend works" in proc.stderr
         return
+    assert proc.returncode == 3, proc.stderr
     assert (ws / "here.txt").exists() and not (ws / ".git" / "evil").exists()
-    assert not list(outside.iterdir())
+
+
+def test_doctor_reports_each_protection_from_a_live_probe() -> None:
     doctor = subprocess.run([sys.executable, "-m", "codexbro", "sandbox", "doctor", "--json"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
     report = json.loads(doctor.stdout)
     assert {b["backend"] for b in report["backends"]} == set(BACKENDS)
-    assert report["auto"] in BACKENDS
-    assert report["facts"]["landlock_abi"] >= 0
+    for backend in report["backends"]:
+        if backend["works"]:
+            assert set(backend["protections"]) == set(probes.PROTECTIONS)
+            assert backend["checks"]["write_outside"]["result"] == "blocked"
+            assert backend["checks"]["agent_environ"]["result"] == "blocked"
+            assert backend["checks"]["write_inside"]["result"] == "allowed"
+    assert report["auto"] == (WORKING[0] if WORKING else None)
+    human = subprocess.run([sys.executable, "-m", "codexbro", "sandbox", "doctor"], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert "every verdict below comes from a live probe" in human.stdout
+    for name in BACKENDS:
+        assert name in human.stdout
+
+
+def test_the_control_probe_sees_every_attempt_succeed() -> None:
+    """Unsandboxed, the probe program really does each thing it checks (so 'blocked' means blocked)."""
+    control = probes.run_probe("none")
+    allowed = {k for k, (verdict, _d) in control.checks.items() if verdict == "allowed"}
+    expected = {"write_inside", "write_outside", "write_protected", "move_out", "chmod_outside", "utime_outside",
+                "agent_environ", "signal_agent", "tcp_loopback", "unix_path_socket", "unix_abstract_socket",
+                "read_credentials", "host_shm", "create_protected"}  # fmt: skip
+    if os.getuid() == 0:
+        expected |= {"mknod_device", "planted_device"}
+    assert expected <= allowed, control.checks
+    assert REPORTS  # computed for every backend at import

@@ -13,7 +13,7 @@ from codexbro.api.routes import ROUTES, bucket_for_url
 from codexbro.config.loader import Overrides, load_config
 from codexbro.core import protocol as p
 from codexbro.core.session import Session, SessionOptions
-from tests.conftest import write_config
+from tests.conftest import live_processes_with, write_config
 from tests.fakes.events import (
     check_invariants,
     ev_completed,
@@ -254,20 +254,22 @@ async def test_interrupt_op_aborts_and_session_stays_usable(home: Path, fake: Fa
                                                             workspace: Path) -> None:  # fmt: skip
     pidfile = workspace / "pid"
     fake.add(
-        Reply([ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30"), ev_completed()])
+        Reply(
+            [ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30.3571"), ev_completed()]
+        )
     )
     session = make_session(home, fake, workspace)
     session.submit(p.UserTurn((p.UserInput("text", text="start"),)))
     async with asyncio.timeout(20):
         while not (pidfile.exists() and pidfile.read_text().strip()):
             await asyncio.sleep(0.05)
-    child = int(pidfile.read_text())
+    assert live_processes_with("sleep 30.3571")
     session.submit(p.Interrupt())
     async with asyncio.timeout(10):
         while not isinstance((await session.next_event()).msg, p.TurnAborted):
             pass
     await asyncio.sleep(0.1)
-    assert not Path(f"/proc/{child}").exists()
+    assert live_processes_with("sleep 30.3571") == []
     fake.add(Reply(message_turn("fresh turn")))
     events = await run_turn(session, "next")
     await session.close()

@@ -8,14 +8,17 @@ Two entry points, as upstream:
 - ``verify`` then ``commit``: the tool path computes every new file content first, so most errors
   (missing context, missing file) are reported with nothing written at all.
 
-Beyond upstream: each file is written atomically (temp file + rename, mode preserved), and a file
-whose lines all end in CRLF keeps CRLF endings.
+Beyond upstream: each file is written atomically (temp file + rename, mode preserved; a new file
+gets the permissions the umask allows, as any editor's), and a file whose lines all end in CRLF
+keeps CRLF endings. Writing to a symlink writes its target (the link stays), and a file with other
+hard links is replaced, not written through — a link never carries a write somewhere else.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,22 +117,43 @@ def new_contents(path: Path, chunks: tuple[Chunk, ...]) -> str:
     return text.replace("\n", "\r\n") if crlf else text
 
 
+def umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename; keeps an existing file's mode."""
+    """Write via a temp file in the same directory and rename. A symlink's target is what gets
+    written; an existing file keeps its mode, a new one gets 0666 less the umask."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         mode = path.stat().st_mode & 0o7777
     except OSError:
-        mode = None
+        mode = 0o666 & ~umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _os_error(message: str, exc: OSError) -> PatchError:
+    """Upstream's exact message; the OS reason rides along for callers that explain denials."""
+    err = PatchError(message)
+    err.errno = exc.errno
+    err.reason = _io(exc)
+    return err
 
 
 @dataclass
@@ -149,12 +173,12 @@ class Affected:
 def _write_new(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        raise PatchError(f"Failed to create parent directories for {path}") from None
+    except OSError as exc:
+        raise _os_error(f"Failed to create parent directories for {path}", exc) from None
     try:
         write_atomic(path, text)
-    except OSError:
-        raise PatchError(f"Failed to write file {path}") from None
+    except OSError as exc:
+        raise _os_error(f"Failed to write file {path}", exc) from None
 
 
 def _delete(path: Path) -> None:
@@ -162,8 +186,8 @@ def _delete(path: Path) -> None:
         if path.is_dir() and not path.is_symlink():
             raise IsADirectoryError(path)
         path.unlink()
-    except OSError:
-        raise PatchError(f"Failed to delete file {path}") from None
+    except OSError as exc:
+        raise _os_error(f"Failed to delete file {path}", exc) from None
 
 
 def apply_hunks(hunks: list[Hunk], cwd: Path) -> Affected:
@@ -191,13 +215,13 @@ def _commit_update(hunk: UpdateFile, path: Path, text: str, cwd: Path) -> None:
         _write_new(cwd / hunk.move_to, text)
         try:
             path.unlink()
-        except OSError:
-            raise PatchError(f"Failed to remove original {path}") from None
+        except OSError as exc:
+            raise _os_error(f"Failed to remove original {path}", exc) from None
     else:
         try:
             write_atomic(path, text)
-        except OSError:
-            raise PatchError(f"Failed to write file {path}") from None
+        except OSError as exc:
+            raise _os_error(f"Failed to write file {path}", exc) from None
 
 
 @dataclass(frozen=True)
@@ -212,13 +236,18 @@ class PlannedChange:
     old_text: str | None = None
 
 
-def verify(hunks: list[Hunk], cwd: Path) -> list[PlannedChange]:
-    """Compute every change before touching anything (the tool path)."""
+def verify(
+    hunks: list[Hunk], cwd: Path, *, readable: Callable[[Path], bool] | None = None
+) -> list[PlannedChange]:
+    """Compute every change before touching anything (the tool path). ``readable`` refuses paths
+    the caller must not read (the agent's credential files)."""
     if not hunks:
         raise PatchError("No files were modified.")
     plan: list[PlannedChange] = []
     for hunk in hunks:
         path = cwd / hunk.path
+        if readable is not None and not isinstance(hunk, AddFile) and not readable(path):
+            raise PatchError(f"Failed to read {path}: it holds the agent's credentials and is off limits")
         if isinstance(hunk, AddFile):
             plan.append(PlannedChange("add", hunk.path, path, hunk.contents))
         elif isinstance(hunk, DeleteFile):

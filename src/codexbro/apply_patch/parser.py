@@ -32,7 +32,11 @@ HEADERS_HELP = (
 
 
 class PatchError(Exception):
-    """Any failure to parse or apply a patch; ``str()`` is the message for the model or user."""
+    """Any failure to parse or apply a patch; ``str()`` is the message for the model or user.
+    ``errno`` is set when a write failed at the operating system (EROFS inside a sandbox, …)."""
+
+    errno: int | None = None
+    reason: str = ""
 
 
 class InvalidPatch(PatchError):

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument("--writable-root", dest="roots", action="append", default=[], metavar="DIR",
                      help="extra writable root (workspace-write)")  # fmt: skip
     lin.add_argument("--network", action="store_true", help="allow network access (workspace-write)")
-    lin.add_argument("--backend", choices=["auto", "landlock", "bubblewrap"], default="auto")
+    lin.add_argument("--backend", choices=["auto", "namespaces", "bubblewrap", "landlock"], default="auto")
     lin.add_argument("-C", "--cd", metavar="DIR", help="working directory (the workspace root)")
     lin.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     doc = box_sub.add_parser("doctor", help="which sandbox backends work here, and why the others do not")

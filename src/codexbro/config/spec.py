@@ -147,7 +147,7 @@ _TOP: dict[str, Spec] = {
         lambda v: (isinstance(v, str) and v in APPROVAL_POLICIES) or isinstance(v, dict),
     ),
     "sandbox_mode": enum(*SANDBOX_MODES),
-    "sandbox_backend": enum("auto", "landlock", "bubblewrap"),
+    "sandbox_backend": enum("auto", "namespaces", "bubblewrap", "landlock"),
     "sandbox_workspace_write": Table(
         {
             "writable_roots": STR_LIST,

@@ -373,7 +373,7 @@ class Session:
             output_schema=output_schema,
             truncation_mode=self.model.truncation_mode,
             truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
-            sandbox=spec_for(cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd),
+            sandbox=spec_for(cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd, cfg.codexbro_home),
             sandbox_backend=cfg.sandbox_backend,
             approvals=self.approvals,
             rules=self.rules,

@@ -1,24 +1,34 @@
-"""Landlock through raw syscalls (ctypes): read everywhere, write only beneath the writable roots.
+"""Landlock through raw syscalls (ctypes): write only beneath the writable roots, and from ABI 6 on
+the two scopes — no connecting to abstract Unix sockets and no signals outside the sandbox.
 
-The ruleset is built in the parent (``build_ruleset`` returns an fd); the child only calls
-``prctl(PR_SET_NO_NEW_PRIVS)`` and ``landlock_restrict_self(fd)`` — a couple of syscalls between
-fork and exec, so sandboxing a command costs microseconds.
+Landlock also forbids a sandboxed process to ptrace, or read ``/proc/PID/{environ,mem}`` of, any
+process outside its domain: the agent's memory and environment are out of reach even where the
+PID namespace is not available.
+
+``build_ruleset`` runs once in the parent (one ``landlock_create_ruleset``, one
+``landlock_add_rule`` per path); ``restrict_self`` in the child between fork and exec — two system
+calls.
+
+``hidden`` (used only where there is no mount namespace to hide files with): the read right is
+handled too and granted everywhere except the hidden paths, by granting it on every sibling along
+the way down to each. Directory listing stays allowed everywhere; a file created after the rules
+were built directly inside one of those ancestor directories is not readable by that command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
+import stat
 from collections.abc import Iterable
 
-# Syscall numbers are the same on x86_64 and aarch64 for the landlock family.
 SYS_CREATE_RULESET = 444
 SYS_ADD_RULE = 445
 SYS_RESTRICT_SELF = 446
 CREATE_RULESET_VERSION = 1 << 0
 RULE_PATH_BENEATH = 1
-PR_SET_NO_NEW_PRIVS = 38
 
 FS_EXECUTE = 1 << 0
 FS_WRITE_FILE = 1 << 1
@@ -36,15 +46,22 @@ FS_MAKE_SYM = 1 << 12
 FS_REFER = 1 << 13  # ABI 2
 FS_TRUNCATE = 1 << 14  # ABI 3
 
+SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1  # ABI 6
+
 _WRITE_V1 = (
     FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR | FS_MAKE_REG
     | FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM
 )  # fmt: skip
-FILE_RIGHTS = FS_WRITE_FILE | FS_TRUNCATE
+FILE_RIGHTS = FS_WRITE_FILE | FS_TRUNCATE | FS_READ_FILE
 
 
 class RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class PathBeneathAttr(ctypes.Structure):
@@ -54,6 +71,7 @@ class PathBeneathAttr(ctypes.Structure):
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+PR_SET_NO_NEW_PRIVS = 38
 
 
 class LandlockError(OSError):
@@ -79,46 +97,100 @@ def write_rights(abi: int) -> int:
     return rights
 
 
-def build_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
-    """A ruleset fd that handles every write right and grants them beneath ``writable`` paths.
+def scopes(abi: int) -> int:
+    return SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
 
-    Paths that do not exist are skipped; a file path gets file rights only. The caller closes the fd.
-    """
+
+def _add(ruleset: int, path: str, rights: int, *, follow: bool = True) -> None:
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
+    except OSError:
+        return  # a path that does not exist (or vanished) grants nothing
+    try:
+        mode = os.fstat(pfd).st_mode
+        if stat.S_ISLNK(mode):
+            return  # swapped for a link since it was listed: it grants nothing
+        if not stat.S_ISDIR(mode):
+            rights &= FILE_RIGHTS
+        if not rights:
+            return
+        rule = PathBeneathAttr(rights, pfd)
+        if _libc.syscall(SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH),
+                         ctypes.byref(rule), ctypes.c_uint32(0)) != 0:  # fmt: skip
+            err = ctypes.get_errno()
+            raise LandlockError(err, f"landlock_add_rule({path}) failed: {os.strerror(err)}")
+    finally:
+        os.close(pfd)
+
+
+def _read_grants(hidden: list[str]) -> list[str]:
+    """Paths whose subtrees may be read: every sibling along the way to each hidden path."""
+    on_path: set[str] = set()
+    for target in hidden:
+        cur = target
+        while True:
+            on_path.add(cur)
+            parent = os.path.dirname(cur)
+            if parent == cur:
+                break
+            cur = parent
+    grants = []
+    for ancestor in sorted({os.path.dirname(p) for p in on_path if p != "/"}):
+        if ancestor in hidden:
+            continue
+        with contextlib.suppress(OSError):
+            for name in os.listdir(ancestor):
+                child = os.path.join(ancestor, name)
+                # A symlink is not granted: following it could grant an ancestor of a hidden path.
+                if child not in on_path and not os.path.islink(child):
+                    grants.append(child)
+    return grants
+
+
+def restrict(writable: Iterable[str], *, hidden: Iterable[str] = (), abi: int | None = None) -> int:
+    """Restrict the calling process (and its future children). Returns the ABI used."""
+    fd = build_ruleset(writable, hidden=hidden, abi=abi)
+    try:
+        restrict_self(fd)
+    finally:
+        os.close(fd)
+    return abi_version() if abi is None else abi
+
+
+def restrict_self(ruleset: int) -> None:
+    """Child side: ``no_new_privs`` and the prepared ruleset — two system calls."""
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise LandlockError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if _libc.syscall(SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        err = ctypes.get_errno()
+        raise LandlockError(err, f"landlock_restrict_self failed: {os.strerror(err)}")
+
+
+def build_ruleset(writable: Iterable[str], *, hidden: Iterable[str] = (), abi: int | None = None) -> int:
+    """A ruleset descriptor (close-on-exec; the caller closes it): write rights beneath
+    ``writable``, the scopes, and with ``hidden`` the read carve-out."""
     abi = abi_version() if abi is None else abi
     if abi <= 0:
         raise LandlockError(0, "Landlock is not available on this kernel")
-    handled = write_rights(abi)
-    attr = RulesetAttr(handled)
-    fd = int(_libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
-                           ctypes.c_uint32(0)))  # fmt: skip
+    hidden = [os.path.abspath(h) for h in hidden]
+    writes = write_rights(abi)
+    reads = FS_READ_FILE if hidden else 0
+    attr = RulesetAttr(writes | reads | (FS_READ_DIR if hidden else 0), 0, scopes(abi))
+    size = 24 if abi >= 6 else 8
+    fd = int(_libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)))
     if fd < 0:
         err = ctypes.get_errno()
         raise LandlockError(err, f"landlock_create_ruleset failed: {os.strerror(err)}")
     try:
         for path in writable:
-            try:
-                pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                is_dir = os.path.isdir(path)
-                rule = PathBeneathAttr(handled if is_dir else handled & FILE_RIGHTS, pfd)
-                if _libc.syscall(SYS_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(RULE_PATH_BENEATH),
-                                 ctypes.byref(rule), ctypes.c_uint32(0)) != 0:  # fmt: skip
-                    err = ctypes.get_errno()
-                    raise LandlockError(err, f"landlock_add_rule({path}) failed: {os.strerror(err)}")
-            finally:
-                os.close(pfd)
+            covers_hidden = any(h == path or h.startswith(path.rstrip("/") + "/") for h in hidden)
+            _add(fd, path, writes | (0 if covers_hidden else reads))
+        if hidden:
+            _add(fd, "/", FS_READ_DIR)
+            for path in _read_grants(hidden):
+                _add(fd, path, reads | FS_READ_DIR, follow=False)
     except BaseException:
         os.close(fd)
         raise
+    os.set_inheritable(fd, False)
     return fd
-
-
-def restrict_self(ruleset_fd: int) -> None:
-    """Apply the ruleset to the calling process (and its future children). Child side."""
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise LandlockError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-    if _libc.syscall(SYS_RESTRICT_SELF, ctypes.c_int(ruleset_fd), ctypes.c_uint32(0)) != 0:
-        err = ctypes.get_errno()
-        raise LandlockError(err, f"landlock_restrict_self failed: {os.strerror(err)}")

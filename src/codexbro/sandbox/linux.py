@@ -1,16 +1,22 @@
 """Sandboxing the processes tools spawn on Linux: which backend, and what it does.
 
-Backends:
+Backends, strongest first (``auto`` takes the first whose live probe passes):
 
-- ``landlock`` (preferred): in the child, between fork and exec — read-only bind mounts over
-  protected paths (private mount namespace), Landlock (write only beneath the writable roots and a
-  few devices), and a seccomp filter that refuses non-Unix sockets when the network is off.
-- ``bubblewrap``: ``bwrap --ro-bind / / --bind ROOT ROOT … --ro-bind PROTECTED … [--unshare-net]``,
-  where ``bwrap`` is installed and allowed to create namespaces.
+- ``namespaces``: codexbro's own, built with syscalls (``namespaces.py``, ``launch.py``): a
+  container per session — user, mount, PID, IPC and (network off) network namespaces; the whole
+  filesystem read-only but the writable roots; protected paths read-only; the agent home hidden;
+  private ``/dev`` and ``/proc`` — that each command joins, in a PID namespace of its own, under
+  Landlock (writes, and from ABI 6 abstract-socket and signal scopes), with every capability
+  dropped, ``no_new_privs`` and the seccomp filter (``seccomp.py``).
+- ``bubblewrap``: the same view built by ``bwrap`` (upstream 0.169's mechanism), with the same
+  seccomp filter passed as ``--seccomp FD``; no Landlock (it would forbid bwrap's own mounts).
+- ``landlock``: where no namespace can be created: Landlock confines writes to the writable roots
+  and hides the agent home from reads, its ptrace rules hide the agent's memory and environment,
+  seccomp as above. Protected paths inside the roots, metadata changes and the process lifetime are
+  **not** enforced; a note says so once per session.
 
-``auto`` picks the first backend whose live probe passes (``probe``), and ``codexbro sandbox doctor``
-prints every probe's verdict and reason. When no backend works a restricted policy refuses to run
-commands rather than run them unsandboxed.
+Every spawn, sandboxed or not, goes through the supervisor in ``launch.py`` so tool processes die
+with the agent. When no backend passes, restricted policies refuse to run commands.
 """
 
 from __future__ import annotations
@@ -18,19 +24,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from codexbro.config.types import SandboxWorkspaceWrite
-from codexbro.sandbox.policy import PROTECTED_NAMES, writable_roots
+from codexbro.sandbox import launch, placeholders
+from codexbro.sandbox.policy import hidden_paths, protected_paths, writable_roots
 
-# Devices a sandboxed command may still write to (or open for writing).
-DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts", "/dev/shm")
-BACKENDS = ("landlock", "bubblewrap")
+BACKENDS = ("namespaces", "bubblewrap", "landlock")
+# Devices a sandboxed command may write to (Landlock rules; the namespace view has private ones).
+DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts")
 
 
 class SandboxUnavailable(Exception):
@@ -39,209 +46,315 @@ class SandboxUnavailable(Exception):
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """What a sandboxed process may do."""
+    """What a sandboxed process may do. Protected and hidden paths are looked up at each spawn."""
 
     mode: str
     writable: tuple[str, ...]
-    protected: tuple[str, ...]
     network: bool
+    home: str | None = None
 
     @property
     def env_markers(self) -> dict[str, str]:
         return {} if self.network else {"CODEX_SANDBOX_NETWORK_DISABLED": "1"}
 
 
-def spec_for(mode: str, sww: SandboxWorkspaceWrite, cwd: Path) -> SandboxSpec | None:
+def spec_for(
+    mode: str, sww: SandboxWorkspaceWrite, cwd: Path, home: Path | None = None
+) -> SandboxSpec | None:
     """The spec for a policy; None for ``danger-full-access`` (no sandbox)."""
     if mode == "danger-full-access":
         return None
     roots = writable_roots(mode, sww, cwd)
-    protected = tuple(
-        str(root / name) for root in roots for name in PROTECTED_NAMES if (root / name).exists()
-    )
     network = mode == "workspace-write" and sww.network_access
-    return SandboxSpec(mode, tuple(str(r) for r in roots), protected, network)
+    return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None)
+
+
+@dataclass
+class Spawn:
+    """Everything a ``create_subprocess_exec`` call needs to start one command."""
+
+    argv: list[str]
+    env: dict[str, str]
+    preexec: Callable[[], None] | None
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
 class Prepared:
-    """Parent-side state for one spawn: an argv prefix and/or a function to run in the child."""
+    """Parent-side state for one sandboxed process. ``started`` once it runs (drops what the
+    child had to inherit), ``release`` once it has exited (lets go of the protected paths)."""
 
     backend: str
     env: dict[str, str]
-    argv_prefix: list[str] = field(default_factory=list)
-    preexec: Callable[[], None] | None = None
-    _fds: list[int] = field(default_factory=list)
-    keep: object = None
+    argv_prefix: Callable[[str, bool], list[str]] | None = None
+    command_setup: Callable[[str], Callable[[], None]] | None = None
+    container: Any = None  # the namespace backend's session container: it spawns, not the agent
+    pass_fds: tuple[int, ...] = ()
+    owned_fds: list[int] = field(default_factory=list)  # closed on release
+    _running: bool = False
+    # Enter this sandbox in the calling (forked) process, to run codexbro's own code there without
+    # an exec — the apply_patch writer. None when the backend can only wrap a command (bubblewrap).
+    isolate: Callable[[str], None] | None = None
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        return [*self.argv_prefix, *argv]
+    def spawn(self, argv: list[str], env: dict[str, str], cwd: str, tty: bool = False) -> Spawn:
+        full = [*self.argv_prefix(cwd, tty), *argv] if self.argv_prefix else argv
+        full_env = {**env, **self.env}
+        plan = launch.Plan(
+            agent_pid=os.getpid(), controlling_tty=tty,
+            command_setup=self.command_setup(cwd) if self.command_setup else None,
+        )  # fmt: skip
+        return Spawn(full, full_env, launch.preexec(plan), self.pass_fds)
 
-    def apply(
-        self, argv: list[str], env: dict[str, str]
-    ) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
-        """argv, env and preexec_fn for a spawn inside this sandbox; call ``close`` once it started."""
-        return self.wrap(argv), {**env, **self.env}, self.preexec
-
-    def close(self) -> None:
-        for fd in self._fds:
+    def started(self) -> None:
+        for fd in self.pass_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self._fds.clear()
+        self.pass_fds = ()
+        if not self._running:
+            self._running = True
+            placeholders.started()
+
+    def release(self) -> None:
+        """The process has exited (or never started)."""
+        for fd in (*self.pass_fds, *self.owned_fds):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.pass_fds = ()
+        self.owned_fds = []
+        if self._running:
+            self._running = False
+            placeholders.ended()
 
 
 def spawn_args(
-    sandbox: Prepared | None, argv: list[str], env: dict[str, str]
-) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
-    """The one place a spawn is adapted to a (possibly absent) sandbox."""
-    return sandbox.apply(argv, env) if sandbox is not None else (argv, env, None)
+    sandbox: Prepared | None, argv: list[str], env: dict[str, str], cwd: str, tty: bool = False
+) -> Spawn:
+    """How to start a command outside the container (unsandboxed, bubblewrap, landlock)."""
+    if sandbox is not None:
+        return sandbox.spawn(argv, env, cwd, tty)
+    return Spawn(argv, env, launch.preexec(launch.Plan(agent_pid=os.getpid(), controlling_tty=tty)))
 
 
-def _child_failure(message: str) -> None:
-    os.write(2, f"codexbro sandbox: {message}\n".encode())
-    os._exit(126)
+# ---- what each spawn protects --------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    """Existing paths the sandbox must arrange (placeholders made for missing protected names)."""
+
+    writable: list[str]
+    protected: list[str]
+    hidden_dirs: list[str]
+    hidden_files: list[str]
+
+
+def layout(spec: SandboxSpec) -> Layout:
+    roots = [Path(r) for r in spec.writable if os.path.isdir(r)]
+    protected: list[str] = []
+    for path in protected_paths(roots):
+        if path.is_symlink():
+            protected.append(str(path))  # its target is in the list too
+        elif path.is_dir() or (not path.exists() and path.parent in roots):
+            if placeholders.hold(str(path)):
+                protected.append(str(path))
+        elif path.exists():
+            protected.append(str(path))
+    cwd = roots[0] if roots else Path.cwd()
+    dirs, files = hidden_paths(Path(spec.home) if spec.home else None, roots, cwd)
+    return Layout([str(r) for r in roots], list(dict.fromkeys(protected)), [str(d) for d in dirs],
+                  [str(f) for f in files])  # fmt: skip
+
+
+_CONTAINERS: dict[tuple[int, object], Any] = {}
+MAX_CONTAINERS = 4
+
+
+def container_for(view: Any, landlock_writable: list[str]) -> Any:
+    """The session container for this view and event loop (made on first use; views differ when
+    the protected paths or the policy change). Beyond the most recent few, idle ones are stopped."""
+    import asyncio
+
+    from codexbro.sandbox.container import Container
+
+    key = (id(asyncio.get_running_loop()), view)
+    found = _CONTAINERS.pop(key, None)
+    if found is None:
+        found = Container(view, landlock_writable, landlock_abi())
+    _CONTAINERS[key] = found  # most recent last
+    for old in list(_CONTAINERS)[:-MAX_CONTAINERS]:
+        if _CONTAINERS[old].running == 0:
+            task = asyncio.ensure_future(_CONTAINERS.pop(old).aclose())
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
+    return found
+
+
+_CLOSING: set[Any] = set()
+
+
+async def close_containers() -> None:
+    """End of session: stop this event loop's containers (and whatever still runs in them)."""
+    import asyncio
+
+    loop = id(asyncio.get_running_loop())
+    for key in [k for k in _CONTAINERS if k[0] == loop]:
+        await _CONTAINERS.pop(key).aclose()
+
+
+def prepare_namespaces(spec: SandboxSpec) -> Prepared:
+    from codexbro.sandbox import namespaces, syscalls
+
+    lay = layout(spec)
+    view = namespaces.View(
+        tuple(lay.writable), tuple(p for p in lay.protected if not os.path.islink(p)),
+        tuple(lay.hidden_dirs), tuple(lay.hidden_files), spec.network, os.getuid(), os.getgid(),
+    )  # fmt: skip
+    container = container_for(view, [*lay.writable, *DEVICE_WRITABLE, "/dev/shm"])
+
+    def isolate(cwd: str) -> None:
+        """In a forked child: the container's user and mount namespaces (the patch writer)."""
+        for name, nstype in (("user", syscalls.CLONE_NEWUSER), ("mnt", syscalls.CLONE_NEWNS)):
+            fd = os.open(container.ns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            syscalls.setns(fd, nstype)
+            os.close(fd)
+        os.chdir(cwd)
+        syscalls.drop_all_capabilities(syscalls.last_capability())
+        syscalls.set_no_new_privs()
+
+    return Prepared(
+        "namespaces",
+        {"CODEX_SANDBOX": "namespaces", **spec.env_markers},
+        container=container,
+        isolate=isolate,
+    )
 
 
 def prepare_landlock(spec: SandboxSpec) -> Prepared:
-    from codexbro.sandbox import landlock, mounts, seccomp
+    from codexbro.sandbox import landlock, seccomp, syscalls
 
-    ruleset = landlock.build_ruleset([*spec.writable, *DEVICE_WRITABLE])
-    filt = None if spec.network else seccomp.build_filter()
-    protected = spec.protected
+    abi = landlock_abi()
+    if abi <= 0:
+        raise SandboxUnavailable("the kernel has no Landlock support (or it is disabled)")
+    lay = layout(spec)
+    filt = seccomp.build_filter(spec.network)
+    last_cap = syscalls.last_capability()
+    ruleset = landlock.build_ruleset(
+        [*lay.writable, *DEVICE_WRITABLE], hidden=[*lay.hidden_dirs, *lay.hidden_files], abi=abi
+    )
 
-    def preexec() -> None:
-        try:
-            mounts.protect(protected)
+    def command_setup(_cwd: str) -> Callable[[], None]:
+        def setup() -> None:
             landlock.restrict_self(ruleset)
-            if filt is not None:
-                filt.install()
-        except OSError as exc:
-            _child_failure(str(exc.strerror or exc))
+            syscalls.drop_all_capabilities(last_cap)
+            filt.install()
 
-    prepared = Prepared("landlock", {"CODEX_SANDBOX": "landlock", **spec.env_markers}, preexec=preexec)
-    prepared._fds.append(ruleset)
-    prepared.keep = filt  # the BPF program must outlive the fork
-    return prepared
+        return setup
+
+    def isolate(_cwd: str) -> None:
+        landlock.restrict_self(ruleset)
+
+    return Prepared(
+        "landlock", {"CODEX_SANDBOX": "landlock", **spec.env_markers},
+        command_setup=command_setup, isolate=isolate, owned_fds=[ruleset],
+    )  # fmt: skip
 
 
-def bwrap_argv(spec: SandboxSpec, bwrap: str) -> list[str]:
-    argv = [
-        bwrap,
-        "--new-session",
-        "--die-with-parent",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]
-    for root in spec.writable:
-        if os.path.exists(root):
-            argv += ["--bind", root, root]
-    for path in spec.protected:
-        argv += ["--ro-bind", path, path]
+def bwrap_argv(spec: SandboxSpec, bwrap: str, lay: Layout, seccomp_fd: int, cwd: str, tty: bool) -> list[str]:
+    argv = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc"]
+    if not tty:
+        argv.append("--new-session")  # with a TTY the command keeps it as its controlling terminal
     if not spec.network:
         argv.append("--unshare-net")
-    return [*argv, "--"]
+    if _bwrap_supports("--disable-userns"):
+        argv.append("--disable-userns")
+    argv += ["--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for root in lay.writable:
+        argv += ["--bind", root, root]
+    for path in lay.protected:
+        if not os.path.islink(path):
+            argv += ["--ro-bind", path, path]
+    for path in lay.hidden_dirs:
+        argv += ["--perms", "0755", "--tmpfs", path, "--remount-ro", path]
+    for path in lay.hidden_files:
+        argv += ["--ro-bind", "/dev/null", path]
+    return [*argv, "--seccomp", str(seccomp_fd), "--chdir", cwd, "--"]
+
+
+@cache
+def _bwrap_help() -> str:
+    import subprocess
+
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return ""
+    try:
+        return subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _bwrap_supports(flag: str) -> bool:
+    return flag in _bwrap_help()
 
 
 def prepare_bubblewrap(spec: SandboxSpec) -> Prepared:
+    from codexbro.sandbox import seccomp
+
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed")
+    lay = layout(spec)
+    raw = seccomp.build_filter(spec.network).raw
+    fd = os.memfd_create("codexbro-seccomp", 0)
+    os.write(fd, raw)
+    os.lseek(fd, 0, os.SEEK_SET)
+
+    def prefix(cwd: str, tty: bool) -> list[str]:
+        return bwrap_argv(spec, bwrap, lay, fd, cwd, tty)
+
     return Prepared(
-        "bubblewrap", {"CODEX_SANDBOX": "bubblewrap", **spec.env_markers}, bwrap_argv(spec, bwrap)
-    )
+        "bubblewrap", {"CODEX_SANDBOX": "bubblewrap", **spec.env_markers}, argv_prefix=prefix,
+        pass_fds=(fd,),
+    )  # fmt: skip
 
 
 def prepare(spec: SandboxSpec, backend: str = "auto") -> Prepared:
     if backend == "auto":
         backend = choose_backend()
-    if backend == "landlock":
-        return prepare_landlock(spec)
+    if backend == "namespaces":
+        return prepare_namespaces(spec)
     if backend == "bubblewrap":
         return prepare_bubblewrap(spec)
-    raise SandboxUnavailable(f"unknown sandbox backend `{backend}` (use auto, landlock or bubblewrap)")
+    if backend == "landlock":
+        return prepare_landlock(spec)
+    raise SandboxUnavailable(f"unknown sandbox backend `{backend}` (use auto, {', '.join(BACKENDS)})")
 
 
-# ---- probes (doctor and auto selection) -------------------------------------------------------
+@cache
+def landlock_abi() -> int:
+    from codexbro.sandbox import landlock
 
-
-@dataclass(frozen=True)
-class Probe:
-    backend: str
-    ok: bool
-    detail: str
-
-
-def _probe_run(prepared: Prepared, tmp: Path) -> tuple[bool, str]:
-    """Run a tiny script under the backend: it must write inside, fail outside and on .git."""
-    inside, outside = tmp / "inside", tmp / "outside"
-    script = f"echo ok > {inside}/w && ! (echo x > {outside}/w) 2>/dev/null && ! (echo x > {inside}/.git/w) 2>/dev/null"
-    try:
-        proc = subprocess.run(
-            prepared.wrap(["/bin/sh", "-c", script]), preexec_fn=prepared.preexec, capture_output=True,
-            text=True, timeout=10, env={**os.environ, **prepared.env}, close_fds=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as exc:
-        return False, f"could not start a probe: {exc}"
-    finally:
-        prepared.close()
-    if proc.returncode != 0:
-        return False, (proc.stderr.strip() or f"probe exited {proc.returncode}")[:300]
-    if (outside / "w").exists() or (inside / ".git" / "w").exists():
-        return False, "the probe wrote where it should not have been able to"
-    return True, "enforces writable roots and read-only .git"
-
-
-def probe(backend: str) -> Probe:
-    import tempfile
-
-    if sys.platform != "linux":
-        return Probe(backend, False, "not Linux")
-    with tempfile.TemporaryDirectory(prefix="codexbro-probe-", dir=_probe_dir()) as tmp:
-        root = Path(tmp)
-        (root / "inside" / ".git").mkdir(parents=True)
-        (root / "outside").mkdir()
-        spec = SandboxSpec(
-            "workspace-write", (str(root / "inside"),), (str(root / "inside" / ".git"),), False
-        )
-        try:
-            if backend == "landlock":
-                from codexbro.sandbox import landlock, seccomp
-
-                abi = landlock.abi_version()
-                if abi <= 0:
-                    return Probe(backend, False, "the kernel has no Landlock support (or it is disabled)")
-                if not seccomp.supported():
-                    return Probe(backend, False, "no seccomp filter for this CPU architecture")
-                ok, detail = _probe_run(prepare_landlock(spec), root)
-                return Probe(backend, ok, f"Landlock ABI {abi}, seccomp: {detail}" if ok else detail)
-            ok, detail = _probe_run(prepare_bubblewrap(spec), root)
-            return Probe(backend, ok, detail)
-        except (SandboxUnavailable, OSError) as exc:
-            return Probe(backend, False, str(exc))
-
-
-def _probe_dir() -> str | None:
-    # Probe outside /tmp: /tmp is itself a writable root in workspace-write and would mask failures.
-    home = Path.home()
-    return str(home) if home.is_dir() and os.access(home, os.W_OK) else None
+    return landlock.abi_version()
 
 
 @cache
 def choose_backend() -> str:
+    """The strongest backend that passes its live probe (cached for the process)."""
+    from codexbro.sandbox.probes import backend_report
+
     forced = os.environ.get("CODEXBRO_SANDBOX_BACKEND")
     if forced:
         return forced
+    if sys.platform != "linux":
+        raise SandboxUnavailable(
+            "codexbro's sandbox needs Linux; use --sandbox danger-full-access inside a VM or container"
+        )
     reasons = []
     for backend in BACKENDS:
-        result = probe(backend)
-        if result.ok:
+        report = backend_report(backend)
+        if report.ok:
             return backend
-        reasons.append(f"{backend}: {result.detail}")
+        reasons.append(f"{backend}: {report.detail}")
     raise SandboxUnavailable(
         "no sandbox backend works on this machine ("
         + "; ".join(reasons)

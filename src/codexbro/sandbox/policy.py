@@ -1,6 +1,9 @@
-"""Sandbox policy as data: writable roots, protected paths, and the patch-safety decision
-(reference tool-side §2.6, §3.1). Enforcement for spawned processes (Landlock, seccomp,
-bubblewrap) and interactive approvals are issue 4; this module is what they will consult.
+"""Sandbox policy as data: writable roots, protected and hidden paths, and the patch-safety decision
+(reference tool-side §2.6, §3.1). The enforcement for spawned processes is in ``linux.py``; this
+module is what it, and apply_patch's approval decision, consult.
+
+Paths are resolved the way the kernel resolves them (``physical``): a symlink is followed *before*
+a ``..`` after it, so ``link/../file`` means "the parent of the link's target", not ``file``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from pathlib import Path
 
 from codexbro.config.types import SandboxWorkspaceWrite
 
-# Inside a writable root these stay read-only (agent metadata and version control).
+# Inside a writable root these stay read-only (agent metadata and version control), existing or not.
 PROTECTED_NAMES = (".git", ".codex", ".codexbro", ".agents")
+# Files in an agent home that hold credentials.
+CREDENTIAL_FILES = ("auth.json", ".credentials.json")
 
 
 def writable_roots(mode: str, sww: SandboxWorkspaceWrite, cwd: Path) -> list[Path]:
@@ -25,30 +30,99 @@ def writable_roots(mode: str, sww: SandboxWorkspaceWrite, cwd: Path) -> list[Pat
     tmpdir = os.environ.get("TMPDIR")
     if tmpdir and not sww.exclude_tmpdir_env_var:
         roots.append(Path(tmpdir))
-    return [_norm(r) for r in roots]
-
-
-def _norm(path: Path) -> Path:
-    """Absolute, with ``..`` resolved lexically and symlinks of existing parents followed."""
-    path = Path(os.path.abspath(path))
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    try:
-        return existing.resolve() / path.relative_to(existing)
-    except (OSError, ValueError):
-        return path
-
-
-def is_writable(path: Path, roots: list[Path]) -> bool:
-    target = _norm(path)
+    out: list[Path] = []
     for root in roots:
-        try:
-            rel = target.relative_to(root)
-        except ValueError:
-            continue
-        return not (rel.parts and rel.parts[0] in PROTECTED_NAMES)
-    return False
+        resolved = physical(root)
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def physical(path: Path | str) -> Path:
+    """Absolute, every existing symlink followed, each ``..`` applied to what it follows."""
+    return Path(os.path.realpath(os.path.join(os.getcwd(), path)))
+
+
+def _gitdir_of(dotgit: Path) -> list[Path]:
+    """The git directory a ``.git`` *file* points to (worktrees, submodules) and its common dir."""
+    try:
+        text = dotgit.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if not line.startswith("gitdir:"):
+        return []
+    gitdir = physical(dotgit.parent / line.removeprefix("gitdir:").strip())
+    found = [gitdir]
+    try:
+        common = (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        found.append(physical(gitdir / common))
+    except OSError:
+        pass
+    return found
+
+
+def protected_paths(roots: list[Path]) -> list[Path]:
+    """Every protected path of ``roots``, existing or not: each name at the top of each root, what a
+    symlinked name points to, and the git directory a ``.git`` file points to."""
+    out: list[Path] = []
+    for root in roots:
+        for name in PROTECTED_NAMES:
+            entry = root / name
+            out.append(entry)
+            if entry.is_symlink():
+                out.append(physical(entry))
+            if name == ".git" and entry.is_file():
+                out += _gitdir_of(entry)
+    return out
+
+
+def hidden_paths(home: Path | None, roots: list[Path], cwd: Path) -> tuple[list[Path], list[Path]]:
+    """(directories, files) sandboxed commands must not read: the agent home as a whole — unless
+    the workspace or a writable root lies inside it, then only its credential files — and the
+    credential files of upstream Codex's home."""
+    dirs: list[Path] = []
+    files: list[Path] = []
+    if home is not None:
+        home = physical(home)
+        inside = [p for p in (cwd, *roots) if _within(physical(p), home)]
+        if home.is_dir() and not inside:
+            dirs.append(home)
+        else:
+            files += [home / name for name in CREDENTIAL_FILES if (home / name).is_file()]
+    codex_home = physical(Path.home() / ".codex")
+    if codex_home not in dirs:
+        files += [
+            codex_home / n
+            for n in CREDENTIAL_FILES
+            if (codex_home / n).is_file() and codex_home / n not in files
+        ]
+    return dirs, files
+
+
+def _within(path: Path, top: Path) -> bool:
+    return path == top or top in path.parents
+
+
+def is_hidden(path: Path, home: Path | None) -> bool:
+    """Whether the agent must not read ``path`` on the model's behalf (its credential files)."""
+    target = physical(path)
+    homes = [physical(home)] if home is not None else []
+    homes.append(physical(Path.home() / ".codex"))
+    return any(target == h / name for h in homes for name in CREDENTIAL_FILES)
+
+
+def is_protected(path: Path, roots: list[Path], home: Path | None = None) -> bool:
+    """Agent metadata, version control or the agent's home: never written without the user's say."""
+    target = physical(path)
+    if home is not None and _within(target, physical(home)):
+        return True
+    return any(_within(target, p) for p in protected_paths(roots))
+
+
+def is_writable(path: Path, roots: list[Path], home: Path | None = None) -> bool:
+    target = physical(path)
+    return not is_protected(target, roots, home) and any(_within(target, root) for root in roots)
 
 
 @dataclass(frozen=True)
@@ -57,14 +131,25 @@ class PatchDecision:
     reason: str = ""
 
 
-def assess_patch(paths: list[Path], *, mode: str, approval: str, roots: list[Path]) -> PatchDecision:
+def assess_patch(
+    paths: list[Path], *, mode: str, approval: str, roots: list[Path], home: Path | None = None
+) -> PatchDecision:
     if not paths:
         return PatchDecision("reject", "empty patch")
     if approval == "untrusted":
         return PatchDecision("ask", "every write needs approval under the untrusted policy")
     if mode == "danger-full-access":
         return PatchDecision("auto")
-    outside = [p for p in paths if not is_writable(p, roots)]
+    protected = [p for p in paths if is_protected(p, roots, home)]
+    if protected:
+        # Whatever the backend enforces, a protected path is never written on the policy's say-so.
+        if approval == "never":
+            return PatchDecision(
+                "reject",
+                f"patch rejected: {protected[0]} is a protected path; rejected by user approval settings",
+            )
+        return PatchDecision("ask", f"{protected[0]} is a protected path (version control or agent metadata)")
+    outside = [p for p in paths if not is_writable(p, roots, home)]
     if not outside or approval == "on-failure":
         return PatchDecision("auto")
     if approval == "never":
@@ -78,4 +163,4 @@ def assess_patch(paths: list[Path], *, mode: str, approval: str, roots: list[Pat
             f"patch rejected: {outside[0]} is outside the writable roots or protected; "
             "rejected by user approval settings",
         )
-    return PatchDecision("ask", f"{outside[0]} is outside the writable roots")
+    return PatchDecision("ask", f"{outside[0]} is outside the writable roots or protected")

@@ -1,11 +1,20 @@
-"""A seccomp-BPF filter that takes the network away: ``socket``/``socketpair`` only for ``AF_UNIX``,
-``io_uring_setup`` refused (it could open sockets behind the filter's back). Everything else is
-allowed, so ordinary programs keep working; without an internet socket there is no network.
+"""The seccomp-BPF filter every sandboxed command runs under (every backend).
 
-Upstream also refuses connect/send/recv-family calls outright (breaking Unix-socket clients); this
-narrower filter gives the same network isolation with fewer casualties.
+Always refused (EPERM): ``ptrace`` and ``process_vm_readv/writev`` (no reading or steering other
+processes), the ``TIOCSTI``/``TIOCLINUX`` ioctls (no keystrokes pushed into a terminal), ``mknod``
+of character or block devices, ``io_uring`` (its operations bypass this filter), the kernel keyring
+calls, and on x86_64 the x32 ABI (syscall numbers with bit 30 set; a second numbering the checks
+below would not see). A foreign architecture (i386 ``int 0x80``) kills the process.
 
-The BPF program is assembled in the parent (``build_filter``); the child only calls ``prctl`` twice.
+With the network off, as upstream: ``socket`` only for ``AF_UNIX`` (and not ``SOCK_DGRAM``: an
+unconnected datagram socket could ``sendmsg`` to a host service by path, which the filter cannot
+see), and ``connect``, ``bind``, ``listen``, ``accept``, ``accept4`` and ``sendto`` with an
+address refused. ``socketpair`` and already-connected sockets keep working (pipes, subprocesses);
+the accepted casualty is every Unix-socket *client* — ssh-agent, docker, D-Bus — in network-off
+modes. ``network_access = true`` lifts the network part.
+
+The program is assembled in the parent (``Filter``); the child calls ``prctl`` twice.
+``Filter.raw`` is the same program as bytes, for ``bwrap --seccomp FD``.
 """
 
 from __future__ import annotations
@@ -21,22 +30,54 @@ SECCOMP_MODE_FILTER = 2
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_KILL_PROCESS = 0x80000000
+
 AF_UNIX = 1
+SOCK_DGRAM = 2
+SOCK_TYPE_MASK = 0xF
+S_IFMT = 0o170000
+S_IFCHR = 0o020000
+S_IFBLK = 0o060000
+TIOCSTI = 0x5412
+TIOCLINUX = 0x541C
+X32_SYSCALL_BIT = 0x40000000
 
 # BPF opcodes
 LD_W_ABS = 0x20
 JEQ_K = 0x15
+JGE_K = 0x35
+AND_K = 0x54
 RET_K = 0x06
 
-# offsets in struct seccomp_data
+# offsets in struct seccomp_data (little-endian: the low word of argument i is at 16 + 8 i)
 OFF_NR = 0
 OFF_ARCH = 4
-OFF_ARG0 = 16
 
-ARCHES = {
-    "x86_64": (0xC000003E, {"socket": 41, "socketpair": 53, "io_uring_setup": 425}),
-    "aarch64": (0xC00000B7, {"socket": 198, "socketpair": 199, "io_uring_setup": 425}),
+
+def _arg(i: int, high: bool = False) -> int:
+    return 16 + 8 * i + (4 if high else 0)
+
+
+_X86_64 = {
+    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "ioctl": 16, "mknod": 133,
+    "mknodat": 259, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    "keyctl": 250, "add_key": 248, "request_key": 249, "socket": 41, "connect": 42, "accept": 43,
+    "sendto": 44, "bind": 49, "listen": 50, "accept4": 288,
+}  # fmt: skip
+_AARCH64 = {
+    "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "ioctl": 29, "mknodat": 33,
+    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "keyctl": 219,
+    "add_key": 217, "request_key": 218, "socket": 198, "connect": 203, "accept": 202, "sendto": 206,
+    "bind": 200, "listen": 201, "accept4": 242,
+}  # fmt: skip
+ARCHES: dict[str, tuple[int, dict[str, int]]] = {
+    "x86_64": (0xC000003E, _X86_64),
+    "aarch64": (0xC00000B7, _AARCH64),
 }
+ALWAYS_DENIED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "keyctl", "add_key", "request_key",
+)  # fmt: skip
+NETWORK_DENIED = ("connect", "accept", "accept4", "bind", "listen")
 
 
 class SockFilter(ctypes.Structure):
@@ -59,38 +100,91 @@ def supported() -> bool:
     return platform.system() == "Linux" and platform.machine() in ARCHES
 
 
-def _ins(code: int, jt: int, jf: int, k: int) -> tuple[int, int, int, int]:
-    return (code, jt, jf, k)
+class _Asm:
+    """Classic BPF with named jump targets (forward jumps only, as BPF requires)."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple[int, str | int, str | int, int]] = []
+        self.labels: dict[str, int] = {}
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def ins(self, op: int, k: int, jt: str | int = 0, jf: str | int = 0) -> None:
+        self.code.append((op, jt, jf, k))
+
+    def assemble(self) -> list[tuple[int, int, int, int]]:
+        out = []
+        for i, (op, jt, jf, k) in enumerate(self.code):
+            t = self.labels[jt] - i - 1 if isinstance(jt, str) else jt
+            f = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
+            if not (0 <= t < 256 and 0 <= f < 256):
+                raise ValueError("seccomp program: jump out of range")
+            out.append((op, t, f, k))
+        return out
 
 
-def program() -> list[tuple[int, int, int, int]]:
-    arch, nrs = ARCHES[platform.machine()]
-    deny = SECCOMP_RET_ERRNO | errno.EPERM
-    prog = [
-        _ins(LD_W_ABS, 0, 0, OFF_ARCH),
-        _ins(JEQ_K, 1, 0, arch),
-        _ins(RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),  # a foreign ABI could dodge the numbers below
-        _ins(LD_W_ABS, 0, 0, OFF_NR),
-        _ins(JEQ_K, 0, 1, nrs["io_uring_setup"]),
-        _ins(RET_K, 0, 0, deny),
-        _ins(JEQ_K, 1, 0, nrs["socket"]),
-        _ins(JEQ_K, 0, 3, nrs["socketpair"]),
-        _ins(LD_W_ABS, 0, 0, OFF_ARG0),  # the domain argument
-        _ins(JEQ_K, 1, 0, AF_UNIX),
-        _ins(RET_K, 0, 0, deny),
-        _ins(RET_K, 0, 0, SECCOMP_RET_ALLOW),
-    ]
-    return prog
+def program(network: bool, machine: str | None = None) -> list[tuple[int, int, int, int]]:
+    arch, nrs = ARCHES[machine or platform.machine()]
+    a = _Asm()
+    a.ins(LD_W_ABS, OFF_ARCH)
+    a.ins(JEQ_K, arch, 1, 0)
+    a.ins(RET_K, SECCOMP_RET_KILL_PROCESS)  # a foreign ABI could dodge the numbers below
+    a.ins(LD_W_ABS, OFF_NR)
+    if arch == ARCHES["x86_64"][0]:
+        a.ins(JGE_K, X32_SYSCALL_BIT, "deny", 0)
+    for name in ALWAYS_DENIED:
+        a.ins(JEQ_K, nrs[name], "deny", 0)
+    a.ins(JEQ_K, nrs["ioctl"], "ioctl", 0)
+    if "mknod" in nrs:
+        a.ins(JEQ_K, nrs["mknod"], "mknod", 0)
+    a.ins(JEQ_K, nrs["mknodat"], "mknodat", 0)
+    if not network:
+        for name in NETWORK_DENIED:
+            a.ins(JEQ_K, nrs[name], "deny", 0)
+        a.ins(JEQ_K, nrs["socket"], "socket", 0)
+        a.ins(JEQ_K, nrs["sendto"], "sendto", 0)
+    a.ins(RET_K, SECCOMP_RET_ALLOW)
+
+    a.label("ioctl")  # the request number is an unsigned int: its low word is all there is
+    a.ins(LD_W_ABS, _arg(1))
+    a.ins(JEQ_K, TIOCSTI, "deny", 0)
+    a.ins(JEQ_K, TIOCLINUX, "deny", 0)
+    a.ins(RET_K, SECCOMP_RET_ALLOW)
+    for label, index in (("mknod", 1), ("mknodat", 2)):
+        a.label(label)
+        a.ins(LD_W_ABS, _arg(index))
+        a.ins(AND_K, S_IFMT)
+        a.ins(JEQ_K, S_IFCHR, "deny", 0)
+        a.ins(JEQ_K, S_IFBLK, "deny", 0)
+        a.ins(RET_K, SECCOMP_RET_ALLOW)
+    if not network:
+        a.label("socket")
+        a.ins(LD_W_ABS, _arg(0))
+        a.ins(JEQ_K, AF_UNIX, 0, "deny")
+        a.ins(LD_W_ABS, _arg(1))
+        a.ins(AND_K, SOCK_TYPE_MASK)
+        a.ins(JEQ_K, SOCK_DGRAM, "deny", 0)
+        a.ins(RET_K, SECCOMP_RET_ALLOW)
+        a.label("sendto")  # a destination address (argument 4) means an unconnected send
+        a.ins(LD_W_ABS, _arg(4))
+        a.ins(JEQ_K, 0, 0, "deny")
+        a.ins(LD_W_ABS, _arg(4, high=True))
+        a.ins(JEQ_K, 0, 0, "deny")
+        a.ins(RET_K, SECCOMP_RET_ALLOW)
+    a.label("deny")
+    a.ins(RET_K, SECCOMP_RET_ERRNO | errno.EPERM)
+    return a.assemble()
 
 
 class Filter:
     """A ready-to-install program; keep the object alive until the child has installed it."""
 
-    def __init__(self) -> None:
-        prog = program()
+    def __init__(self, network: bool) -> None:
+        prog = program(network)
         self._array = (SockFilter * len(prog))(*(SockFilter(*ins) for ins in prog))
         self.fprog = SockFprog(len(prog), ctypes.cast(self._array, ctypes.POINTER(SockFilter)))
-        self.raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+        self.raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
 
     def install(self) -> None:
         """Child side: no_new_privs, then the filter."""
@@ -101,7 +195,12 @@ class Filter:
             raise OSError(err, "prctl(PR_SET_SECCOMP) failed")
 
 
-def build_filter() -> Filter:
+_CACHE: dict[bool, Filter] = {}
+
+
+def build_filter(network: bool = False) -> Filter:
     if not supported():
         raise OSError(errno.ENOSYS, f"seccomp filter not available for {platform.machine()}")
-    return Filter()
+    if network not in _CACHE:
+        _CACHE[network] = Filter(network)
+    return _CACHE[network]

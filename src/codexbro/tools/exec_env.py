@@ -1,8 +1,9 @@
 """The environment of every process a tool spawns, from ``[shell_environment_policy]``.
 
 Steps (upstream's order): start from all / core / no variables; drop the default secret patterns
-(``*KEY*``, ``*SECRET*``, ``*TOKEN*``) unless ``ignore_default_excludes``; drop ``exclude`` matches;
-apply ``set``; keep only ``include_only`` matches when given. Patterns are case-insensitive globs.
+(upstream's ``*KEY*``, ``*SECRET*``, ``*TOKEN*``, plus ``*PASSWORD*`` and ``*PASSWD*``) unless
+``ignore_default_excludes``; drop ``exclude`` matches; apply ``set``; keep only ``include_only``
+matches when given. Patterns are case-insensitive globs, and a match drops the whole variable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from codexbro.config.types import ShellEnvironmentPolicy
 
 CORE_VARS = ("HOME", "LOGNAME", "PATH", "SHELL", "USER", "USERNAME", "TMPDIR", "TEMP", "TMP")
-DEFAULT_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
+DEFAULT_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*")
 
 
 def _matches(name: str, patterns: tuple[str, ...] | list[str]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codexbro.core.protocol import ExecApprovalRequest, ToolDecision
+from codexbro.core.protocol import ExecApprovalRequest, ToolDecision, Warning
 from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
 from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
 from codexbro.tools.base import RespondToModel, ToolContext
@@ -79,12 +79,37 @@ async def gate_command(
 
 
 def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
+    """The prepared sandbox for one spawn (None when it runs unsandboxed). The first time a
+    backend is used in this process, a warning says what it does not enforce, if anything."""
     if not sandboxed or ctx.sandbox is None:
         return None
     try:
-        return prepare(ctx.sandbox, ctx.sandbox_backend)
+        prepared = prepare(ctx.sandbox, ctx.sandbox_backend)
     except (SandboxUnavailable, OSError) as exc:
         raise RespondToModel(f"sandbox unavailable, command not run: {exc}") from None
+    from codexbro.sandbox.probes import backend_report
+
+    report = backend_report(prepared.backend)  # a live probe, once per process and backend
+    if not report.ok:
+        prepared.release()
+        raise RespondToModel(
+            f"sandbox unavailable, command not run: the {prepared.backend} sandbox fails its check "
+            f"({report.detail}); run `codexbro sandbox doctor`"
+        )
+    if prepared.backend not in _NOTED:
+        _NOTED.add(prepared.backend)
+        missing = report.not_enforced()
+        if missing:
+            ctx.emit(
+                Warning(
+                    f"sandbox ({prepared.backend}) does not enforce: {', '.join(missing)} — "
+                    "see `codexbro sandbox doctor`"
+                )
+            )
+    return prepared
+
+
+_NOTED: set[str] = set()
 
 
 async def offer_retry(ctx: ToolContext, call_id: str, argv: list[str], cwd: Path) -> bool:

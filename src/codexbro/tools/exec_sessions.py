@@ -15,7 +15,6 @@ import fcntl
 import os
 import pty
 import random
-import signal
 import struct
 import termios
 import time
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from codexbro.sandbox.linux import Prepared
+    from codexbro.tools.spawn import ToolProcess
 
 MAX_PROCESSES = 64
 PROTECTED_RECENT = 8
@@ -69,9 +69,10 @@ class ExecProcess:
         self.last_used = time.monotonic()
         self.started = time.monotonic()
         self.end_reported = False
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: ToolProcess | None = None
         self._master: int | None = None
         self._readers: list[asyncio.Task[None]] = []
+        self._sandbox: Prepared | None = None
 
     @property
     def pid(self) -> int | None:
@@ -82,23 +83,16 @@ class ExecProcess:
         return self.tty and self._master is not None and self.exit_code is None
 
     async def start(self, env: dict[str, str], sandbox: Prepared | None = None) -> None:
-        try:
-            await self._start(env, sandbox)
-        finally:
-            if sandbox is not None:
-                sandbox.close()
+        from codexbro.tools.spawn import start_process
 
-    async def _start(self, env: dict[str, str], sandbox: Prepared | None) -> None:
-        from codexbro.sandbox.linux import spawn_args
-
-        self.argv, env, preexec = spawn_args(sandbox, self.argv, env)
+        self._sandbox = sandbox
         if self.tty:
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
             try:
-                self._proc = await asyncio.create_subprocess_exec(
-                    *self.argv, cwd=str(self.cwd), env=env, stdin=slave, stdout=slave, stderr=slave,
-                    start_new_session=True, preexec_fn=preexec,
+                self._proc = await start_process(
+                    self.argv, cwd=self.cwd, env=env, sandbox=sandbox, tty=True, stdin=slave, stdout=slave,
+                    stderr=slave,
                 )  # fmt: skip
             except BaseException:
                 os.close(master)
@@ -109,10 +103,9 @@ class ExecProcess:
             os.set_blocking(master, False)
             self._readers.append(asyncio.ensure_future(self._read_pty(master)))
         else:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self.argv, cwd=str(self.cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                preexec_fn=preexec,
+            self._proc = await start_process(
+                self.argv, cwd=self.cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
             self._readers.append(asyncio.ensure_future(self._read_pipe()))
         self._readers.append(asyncio.ensure_future(self._wait()))
@@ -147,8 +140,11 @@ class ExecProcess:
             loop.remove_reader(master)
 
     async def _wait(self) -> None:
+        from codexbro.tools.spawn import finish_process
+
         assert self._proc is not None
         code = await self._proc.wait()
+        finish_process(self._proc, self._sandbox)
         # Let the readers drain what the process wrote just before exiting.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*self._readers[:-1])), 0.5)
@@ -183,8 +179,9 @@ class ExecProcess:
     async def terminate(self) -> None:
         """Kill the process group, reap the child, let the readers hit EOF, release the PTY."""
         if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            from codexbro.tools.spawn import kill_group
+
+            kill_group(self._proc)
         if self._readers:
             _done, pending = await asyncio.wait(self._readers, timeout=2.0)
             for task in pending:

@@ -4,6 +4,7 @@ first use, so a session that never runs them never imports them (PTY/termios, th
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,3 +38,7 @@ class ToolResources:
             await self._exec.aclose()
         if self._js is not None:
             await self._js.aclose()
+        linux = sys.modules.get("codexbro.sandbox.linux")
+        if linux is not None:  # only when this session ran something sandboxed
+            await linux.close_containers()
+            linux.placeholders.sweep()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from codexbro.sandbox.linux import Prepared
@@ -43,9 +43,79 @@ class ExecResult:
         return self.aggregated.decode("utf-8", "replace")
 
 
-def kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+class ToolProcess(Protocol):
+    """What tools use of a process: ``asyncio.subprocess.Process`` or a ``ContainerProcess``."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+
+    async def wait(self) -> int: ...
+
+    async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]: ...
+
+
+async def start_process(
+    argv: list[str], *, cwd: Path, env: dict[str, str], sandbox: Prepared | None, tty: bool = False,
+    pass_fds: tuple[int, ...] = (), stdin: Any = None, stdout: Any = None, stderr: Any = None,
+) -> ToolProcess:  # fmt: skip
+    """Every tool process starts here: in its own session and process group, inside ``sandbox``
+    when given — started by the namespace container, or registered with the reaper — so it dies
+    with the agent. Pair with ``finish_process``."""
+    from codexbro.sandbox import reaper
+    from codexbro.sandbox.linux import spawn_args
+
+    if sandbox is not None and sandbox.container is not None:
+        try:
+            proc = await sandbox.container.spawn(
+                argv, cwd=str(cwd), env={**env, **sandbox.env}, tty=tty, stdin=stdin, stdout=stdout,
+                stderr=stderr, pass_fds=pass_fds,
+            )  # fmt: skip
+        except BaseException:
+            sandbox.release()
+            raise
+        sandbox.started()
+        return cast(ToolProcess, proc)
+    spawn = spawn_args(sandbox, argv, env, str(cwd), tty)
+    try:
+        aproc = await asyncio.create_subprocess_exec(
+            *spawn.argv, cwd=str(cwd), env=spawn.env, start_new_session=True, preexec_fn=spawn.preexec,
+            pass_fds=(*pass_fds, *spawn.pass_fds), stdin=stdin, stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    except BaseException:
+        if sandbox is not None:
+            sandbox.release()
+        raise
+    if sandbox is not None:
+        sandbox.started()
+    reaper.register(aproc.pid)
+    return cast(ToolProcess, aproc)
+
+
+def finish_process(proc: ToolProcess, sandbox: Prepared | None) -> None:
+    """After the process was reaped: the reaper forgets its group, the sandbox is released."""
+    from codexbro.sandbox import reaper
+
+    if isinstance(proc, asyncio.subprocess.Process):
+        reaper.release(proc.pid)
+    if sandbox is not None:
+        sandbox.release()
+
+
+def kill_group(proc: ToolProcess) -> None:
+    """SIGKILL the command and everything in its process group (in the container: its PID
+    namespace too)."""
+    if isinstance(proc, asyncio.subprocess.Process):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.kill()  # type: ignore[attr-defined]
 
 
 async def run_process(
@@ -61,23 +131,10 @@ async def run_process(
     cannot start (caller reports it). On cancellation the process group is killed first.
     """
     started = time.monotonic()
-    from codexbro.sandbox.linux import spawn_args
-
-    argv, env, preexec = spawn_args(sandbox, argv, env)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=str(cwd),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
-    finally:
-        if sandbox is not None:
-            sandbox.close()
+    proc = await start_process(
+        argv, cwd=cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     stdout, stderr, aggregated = bytearray(), bytearray(), bytearray()
 
     async def pump(stream: asyncio.StreamReader | None, name: str, sink: bytearray) -> None:
@@ -119,6 +176,8 @@ async def run_process(
         for reader in readers:
             if not reader.done():
                 reader.cancel()
+        if proc.returncode is not None:
+            finish_process(proc, sandbox)
     code = proc.returncode if proc.returncode is not None else -1
     if timed_out:
         code = TIMEOUT_EXIT_CODE

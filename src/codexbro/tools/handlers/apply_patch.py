@@ -8,6 +8,7 @@ Flow: parse → verify (compute every new file; nothing written on error) → pa
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from codexbro.tools.output import exec_output_freeform
 
 if TYPE_CHECKING:
     from codexbro.apply_patch.apply import PlannedChange
+    from codexbro.sandbox.linux import Prepared
+    from codexbro.tools.patch_writer import Written
 
 # The parser, applier and policy load on the first patch, not at start-up.
 
@@ -123,23 +126,27 @@ class PatchResult:
 
 async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext) -> PatchResult:
     """Apply ``patch`` relative to ``cwd``. Verification and policy failures raise RespondToModel."""
-    from codexbro.apply_patch.apply import commit, verify
+    from codexbro.apply_patch.apply import verify
     from codexbro.apply_patch.parser import PatchError, parse_patch
-    from codexbro.sandbox.policy import assess_patch, writable_roots
+    from codexbro.sandbox.policy import assess_patch, is_hidden, physical, writable_roots
 
     started = time.monotonic()
+    home = ctx.home
     try:
-        plan = verify(parse_patch(patch), cwd)
+        plan = verify(parse_patch(patch), cwd, readable=lambda p: not is_hidden(p, home))
     except PatchError as exc:
         raise RespondToModel(f"apply_patch verification failed: {exc}") from None
     paths = [c.abs_path for c in plan] + [cwd / c.move_to for c in plan if c.move_to]
     roots = writable_roots(ctx.sandbox_mode, ctx.sandbox_workspace_write, ctx.cwd)
-    decision = assess_patch(paths, mode=ctx.sandbox_mode, approval=ctx.approval_policy, roots=roots)
+    decision = assess_patch(
+        paths, mode=ctx.sandbox_mode, approval=ctx.approval_policy, roots=roots, home=home
+    )
     if decision.verdict == "reject":
         raise RespondToModel(decision.reason)
     changes = _changes(plan)
+    approved_by_user = False
     if decision.verdict == "ask":
-        keys = {str(p) for p in paths}
+        keys = {str(physical(p)) for p in paths}
         remembered = ctx.approvals is not None and keys <= ctx.approvals.approved_paths
         if not remembered:
             if ctx.request_approval is None:
@@ -153,15 +160,43 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
                 raise RespondToModel("patch rejected by user")
             if answer != "approved" and ctx.approvals is not None:
                 ctx.approvals.approved_paths |= keys
+        approved_by_user = True
     ctx.emit(PatchApplyBegin(call_id, changes))
+    written = await _write(
+        patch, cwd, call_id, ctx, sandboxed=ctx.sandbox is not None and not approved_by_user
+    )
+    ctx.emit(PatchApplyEnd(call_id, written.ok, written.text if written.ok else "", "" if written.ok else written.text,
+                           changes))  # fmt: skip
+    return PatchResult(written.text, 0 if written.ok else 1, time.monotonic() - started)
+
+
+_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EXDEV)
+
+
+async def _write(patch: str, cwd: Path, call_id: str, ctx: ToolContext, *, sandboxed: bool) -> Written:
+    from codexbro.tools.patch_writer import Written, write_here, write_in_sandbox
+
+    if not sandboxed:
+        return write_here(patch, cwd)
+    from codexbro.tools.exec_gate import offer_retry, sandbox_for
+
     try:
-        affected = commit(plan, cwd)
-    except PatchError as exc:
-        ctx.emit(PatchApplyEnd(call_id, False, "", str(exc), changes))
-        return PatchResult(str(exc), 1, time.monotonic() - started)
-    summary = affected.summary()
-    ctx.emit(PatchApplyEnd(call_id, True, summary, "", changes))
-    return PatchResult(summary, 0, time.monotonic() - started)
+        written = await write_in_sandbox(patch, cwd, _prepared(sandbox_for(ctx, True)))
+    except RespondToModel as exc:
+        return Written(False, str(exc))
+    except OSError as exc:
+        return Written(False, f"apply_patch could not run in the sandbox: {exc.strerror or exc}")
+    if written.ok or written.errno not in _DENIED:
+        return written
+    note = f" ({written.reason}: blocked by the {ctx.sandbox_mode} sandbox)"
+    if await offer_retry(ctx, call_id, ["apply_patch"], cwd):
+        return write_here(patch, cwd)
+    return Written(False, written.text + note, written.errno, written.reason)
+
+
+def _prepared(prepared: Prepared | None) -> Prepared:
+    assert prepared is not None  # sandbox_for returns None only when not sandboxed
+    return prepared
 
 
 class ApplyPatchHandler:

@@ -58,6 +58,10 @@ class EditFileHandler(FunctionTool):
         if old == new:
             raise RespondToModel("edit_file: old_text and new_text are the same; nothing to change")
         path = Path(name) if Path(name).is_absolute() else ctx.cwd / name
+        from codexbro.sandbox.policy import is_hidden
+
+        if is_hidden(path, ctx.home):
+            raise RespondToModel(f"edit_file: {name} holds the agent's credentials and is off limits")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -16,8 +16,8 @@ import json
 import os
 import re
 import shutil
-import signal
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codexbro.tools.base import (
@@ -32,6 +32,7 @@ from codexbro.tools.exec_env import build_env
 
 if TYPE_CHECKING:
     from codexbro.sandbox.linux import Prepared
+    from codexbro.tools.spawn import ToolProcess
 
 DEFAULT_TIMEOUT_MS = 30_000
 _PRAGMA = re.compile(r"^\s*//\s*codex(?:bro)?-js-repl:(?P<opts>.*)$")
@@ -45,37 +46,35 @@ class JsKernel:
     """One Node process running ``kernel.js``; replies arrive on a dedicated pipe."""
 
     def __init__(self) -> None:
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: ToolProcess | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
+        self._sandbox: Prepared | None = None
 
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def start(self, env: dict[str, str], sandbox: Prepared | None = None) -> None:
-        try:
-            await self._start(env, sandbox)
-        finally:
-            if sandbox is not None:
-                sandbox.close()
+    async def start(
+        self, env: dict[str, str], sandbox: Prepared | None = None, cwd: str | None = None
+    ) -> None:
+        self._sandbox = sandbox
+        await self._start(env, sandbox, cwd or os.getcwd())
 
-    async def _start(self, env: dict[str, str], sandbox: Prepared | None) -> None:
+    async def _start(self, env: dict[str, str], sandbox: Prepared | None, cwd: str) -> None:
         node = node_path()
         if node is None:
             raise RespondToModel("js_repl is unavailable: Node.js (`node`) is not installed")
         script = resources.files("codexbro.tools.js").joinpath("kernel.js")
         read_fd, write_fd = os.pipe()
         try:
-            from codexbro.sandbox.linux import spawn_args
+            from codexbro.tools.spawn import start_process
 
-            argv, env, preexec = spawn_args(sandbox, [node, str(script)], env)
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL, env={**env, "JS_REPL_FD": str(write_fd)},
-                pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=preexec,
+            self._proc = await start_process(
+                [node, str(script)], cwd=Path(cwd), env={**env, "JS_REPL_FD": str(write_fd)}, sandbox=sandbox,
+                pass_fds=(write_fd,), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
         finally:
             os.close(write_fd)
@@ -116,10 +115,15 @@ class JsKernel:
         return exec_id, fut
 
     async def stop(self) -> None:
+        from codexbro.tools.spawn import finish_process
+
         if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            from codexbro.tools.spawn import kill_group
+
+            kill_group(self._proc)
             await self._proc.wait()
+        if self._proc is not None:
+            finish_process(self._proc, self._sandbox)
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._reader, 2)
@@ -138,7 +142,7 @@ class JsRepl:
             from codexbro.tools.exec_gate import sandbox_for
 
             self.kernel = JsKernel()
-            await self.kernel.start(build_env(ctx.env_policy), sandbox_for(ctx, True))
+            await self.kernel.start(build_env(ctx.env_policy), sandbox_for(ctx, True), str(ctx.cwd))
         return self.kernel
 
     async def reset(self) -> None:
