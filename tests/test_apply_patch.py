@@ -207,3 +207,50 @@ def test_apply_patch_alias_on_path(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "via_shell.txt").read_text() == "ok\n"
+
+
+# ---- lines the patch does not change keep their bytes (issue 14.1) ------------------------------
+
+LOOSE_CONTEXT = [
+    # (file line, how the patch quotes it as context)
+    ("say \u201chi\u201d", 'say "hi"'),  # curly quotes matched by straight ones
+    ("one  ", "one"),  # trailing spaces
+    ("\tindented", "indented"),  # leading whitespace
+    ("a \u2014 b", "a - b"),  # em dash
+    ("x\u00a0y", "x y"),  # no-break space
+]
+
+
+@pytest.mark.parametrize(("original", "quoted"), LOOSE_CONTEXT)
+def test_context_lines_keep_their_original_bytes(original: str, quoted: str, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text(f"{original}\nmiddle\n{original}\nlast\n")
+    patch = (
+        "*** Begin Patch\n*** Update File: f.txt\n@@\n"
+        f" {quoted}\n-middle\n+MIDDLE\n {quoted}\n*** End Patch\n"
+    )
+    apply_hunks(parse_patch(patch), tmp_path)
+    assert (tmp_path / "f.txt").read_text() == f"{original}\nMIDDLE\n{original}\nlast\n"
+
+
+def test_only_minus_and_plus_lines_change_through_the_tool_path(tmp_path: Path) -> None:
+    text = "def f():\n    return \u201cx\u201d  \n\n# end \u2013 here\n"
+    (tmp_path / "m.py").write_text(text)
+    patch = (
+        "*** Begin Patch\n*** Update File: m.py\n@@ def f():\n"
+        '-    return "x"\n+    return "y"\n \n # end - here\n*** End Patch\n'
+    )
+    plan = verify(parse_patch(patch), tmp_path)
+    commit(plan, tmp_path)
+    assert (tmp_path / "m.py").read_text() == 'def f():\n    return "y"\n\n# end \u2013 here\n'
+
+
+def test_added_files_get_the_umask_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        apply_hunks(parse_patch("*** Begin Patch\n*** Add File: new.sh\n+echo hi\n*** End Patch\n"), tmp_path)
+        os.umask(0o027)
+        apply_hunks(parse_patch("*** Begin Patch\n*** Add File: other.txt\n+x\n*** End Patch\n"), tmp_path)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.sh").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "other.txt").stat().st_mode & 0o777 == 0o640

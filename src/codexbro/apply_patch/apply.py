@@ -96,14 +96,20 @@ def new_contents(path: Path, chunks: tuple[Chunk, ...]) -> str:
             replacements.append((at, 0, list(chunk.new_lines)))
             continue
         pattern, new = list(chunk.old_lines), list(chunk.new_lines)
+        pairs = _pairs(chunk) if chunk.ops else None
         found = seek_sequence(lines, pattern, cursor, chunk.is_end_of_file)
         if found is None and pattern[-1] == "":
             pattern = pattern[:-1]
-            if new and new[-1] == "":
+            strip_new = bool(new) and new[-1] == ""
+            if strip_new:
                 new = new[:-1]
+            if pairs is not None:
+                pairs = _strip_trailing_blank(pairs, strip_new)
             found = seek_sequence(lines, pattern, cursor, chunk.is_end_of_file)
         if found is None:
             raise PatchError(f"Failed to find expected lines in {path}:\n" + "\n".join(chunk.old_lines))
+        if pairs is not None:  # context lines keep the file's bytes; only - and + lines change anything
+            new = _merge(lines[found : found + len(pattern)], pairs)
         replacements.append((found, len(pattern), new))
         cursor = found + len(pattern)
 
@@ -126,6 +132,54 @@ def umask() -> int:
     except (OSError, ValueError):
         pass
     return 0o022
+
+
+def _pairs(chunk: Chunk) -> list[tuple[str, str]]:
+    """The chunk as (op, text) in patch order: "c" context, "-" removed, "+" added."""
+    pairs, old_at, new_at = [], 0, 0
+    for op in chunk.ops:
+        if op == "+":
+            pairs.append((op, chunk.new_lines[new_at]))
+            new_at += 1
+        else:
+            pairs.append((op, chunk.old_lines[old_at]))
+            old_at += 1
+            new_at += op == "c"
+    return pairs
+
+
+def _strip_trailing_blank(pairs: list[tuple[str, str]], from_new: bool) -> list[tuple[str, str]]:
+    """Drop the pattern's trailing empty line (and the new lines' last one, when it is empty)."""
+    pairs = list(pairs)
+    last_old = max(i for i, (op, _t) in enumerate(pairs) if op != "+")
+    op, text = pairs[last_old]
+    if op == "-":
+        del pairs[last_old]
+    else:
+        pairs[last_old] = ("+", text)
+    if from_new:
+        last_new = max(i for i, (op, _t) in enumerate(pairs) if op != "-")
+        op, text = pairs[last_new]
+        if op == "+":
+            del pairs[last_new]
+        else:
+            pairs[last_new] = ("-", text)
+    return pairs
+
+
+def _merge(original: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+    """The replacement for a matched region: the file's own line for each context line, the
+    patch's line for each added line, nothing for each removed line."""
+    out: list[str] = []
+    old_at = 0
+    for op, text in pairs:
+        if op == "+":
+            out.append(text)
+            continue
+        if op == "c":
+            out.append(original[old_at])
+        old_at += 1
+    return out
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -60,6 +60,9 @@ class Chunk:
     old_lines: tuple[str, ...]
     new_lines: tuple[str, ...]
     is_end_of_file: bool = False
+    # The patch's lines in order: "c" context (in old and new), "-" removed, "+" added. Applying
+    # walks these so context lines keep the file's own bytes, however loosely they matched.
+    ops: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def _parse_chunk(lines: list[str], line_number: int, *, allow_missing_context: b
         raise InvalidHunk(line_number + 1, "Update hunk does not contain any lines")
     old: list[str] = []
     new: list[str] = []
+    ops: list[str] = []
     eof = False
     parsed = 0
     for line in lines[body_start:]:
@@ -188,13 +192,17 @@ def _parse_chunk(lines: list[str], line_number: int, *, allow_missing_context: b
         if marker == "":
             old.append("")
             new.append("")
+            ops.append("c")
         elif marker == " ":
             old.append(line[1:])
             new.append(line[1:])
+            ops.append("c")
         elif marker == "+":
             new.append(line[1:])
+            ops.append("+")
         elif marker == "-":
             old.append(line[1:])
+            ops.append("-")
         else:
             if parsed == 0:
                 raise InvalidHunk(
@@ -204,4 +212,4 @@ def _parse_chunk(lines: list[str], line_number: int, *, allow_missing_context: b
                 )
             break  # the next hunk starts here
         parsed += 1
-    return Chunk(context, tuple(old), tuple(new), eof), parsed + body_start
+    return Chunk(context, tuple(old), tuple(new), eof, tuple(ops)), parsed + body_start
