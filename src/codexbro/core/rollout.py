@@ -45,11 +45,55 @@ def new_thread_id() -> str:
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}Z"
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+TAIL_BYTES = 256 * 1024
+
+
+def _tail_state(path: Path) -> tuple[int | None, str, bool]:
+    """What appending must continue: the next ordinal (None for a file without them — Codex's
+    older, unpaginated format, which codexbro also writes), the last timestamp, and whether the
+    file ends with a newline (a torn last line does not)."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - TAIL_BYTES))
+        tail = fh.read()
+    try:
+        paginated = "ordinal" in json.loads(first)
+    except ValueError:
+        paginated = False
+    ordinal: int | None = None
+    stamp = ""
+    for raw in reversed(tail.splitlines()):
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        stamp = stamp or str(doc.get("timestamp") or "")
+        if paginated and isinstance(doc.get("ordinal"), int):
+            ordinal = doc["ordinal"] + 1
+        if stamp and (ordinal is not None or not paginated):
+            break
+    if paginated and ordinal is None:
+        ordinal = sum(1 for _ in read_lines(path))  # the tail held no complete record: count
+    return ordinal, stamp, tail.endswith(b"\n") or not tail
 
 
 class RolloutRecorder:
-    """Appends rollout lines; ``None`` path means ephemeral (nothing written)."""
+    """Appends rollout lines; ``None`` path means ephemeral (nothing written).
+
+    Appending to an existing file continues that file's own format, so a session shared with
+    upstream Codex stays resumable by it: Codex 0.169 numbers every record (``ordinal``) and refuses
+    a paginated file whose last record has none, so codexbro numbers its records too in such a file
+    (and writes none in an unnumbered one, as Codex itself does). Lines are compact JSON, as Codex
+    writes them; timestamps never go backwards (a clock stepping back is clamped to the previous
+    line's); a new file is created 0600.
+    """
 
     def __init__(self, home: Path, thread_id: str, *, path: Path | None = None, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -63,25 +107,58 @@ class RolloutRecorder:
             )
         self.path = path
         self._fh: IO[str] | None = None
+        self._ordinal: int | None = None
+        self._last_stamp = ""
+        self.on_turn_end: list[Any] = []  # callbacks(recorder) after each task_complete (the Codex index)
+        self.first_user_message = ""
+
+    def _open(self) -> IO[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = False
+        if self.path.exists() and self.path.stat().st_size:
+            self._ordinal, self._last_stamp, ends_clean = _tail_state(self.path)
+            torn = not ends_clean
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fh = os.fdopen(fd, "a", encoding="utf-8")
+        if torn:  # keep a torn last line (a crash) on a line of its own
+            fh.write("\n")
+        return fh
 
     def write(self, kind: str, payload: Any) -> None:
         if not self.enabled:
             return
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the session
-            os.chmod(self.path, 0o600)
-        line = json.dumps({"timestamp": _now_iso(), "type": kind, "payload": payload}, ensure_ascii=False)
+            self._fh = self._open()
+        stamp = max(_now_iso(), self._last_stamp)
+        self._last_stamp = stamp
+        record: dict[str, Any] = {"timestamp": stamp}
+        if self._ordinal is not None:
+            record["ordinal"] = self._ordinal
+        record["type"] = kind
+        record["payload"] = payload
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         # One write call per line so a crash can tear at most the last line.
         self._fh.write(line + "\n")
         self._fh.flush()
+        if self._ordinal is not None:
+            self._ordinal += 1
+
+    @property
+    def paginated(self) -> bool:
+        return self._ordinal is not None
 
     def item(self, item: ResponseItem) -> None:
         self.write("response_item", item)
 
     def event(self, msg: dict[str, Any]) -> None:
-        if msg.get("type") in PERSISTED_EVENTS:
+        kind = msg.get("type")
+        if kind in PERSISTED_EVENTS:
             self.write("event_msg", msg)
+        if kind == "user_message" and not self.first_user_message:
+            self.first_user_message = str(msg.get("message") or "")
+        if kind == "task_complete" and self.enabled:
+            for callback in self.on_turn_end:
+                callback(self)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -195,6 +195,9 @@ class Session:
                     "base_instructions": {"text": client.base_instructions},
                 },
             )
+        if recorder.enabled:
+            _index_in_codex_home(recorder, config, thread_id, provider.id, model.slug, client.originator,
+                                 options.source)  # fmt: skip
         history = History(resume.history if resume else None)
         rules: tuple[PrefixRule, ...] = ()
         if not options.ignore_rules and (config.codexbro_home / "rules").is_dir():
@@ -653,3 +656,28 @@ def _first_text(item: ResponseItem) -> str:
         if isinstance(part, dict) and part.get("type") == "input_text":
             return str(part.get("text") or "")
     return ""
+
+
+def _index_in_codex_home(
+    recorder: RolloutRecorder, config: Config, thread_id: str, provider: str, model: str, originator: str,
+    source: str,
+) -> None:  # fmt: skip
+    """In a home shared with upstream Codex, list this session in Codex's index after each turn."""
+    from codexbro.core import codex_index
+
+    if not codex_index.applies(config.codexbro_home):
+        return
+    started = time.time()
+
+    def index(rec: RolloutRecorder) -> None:
+        codex_index.record(
+            config.codexbro_home,
+            codex_index.ThreadRow(
+                thread_id=thread_id, rollout_path=str(rec.path), cwd=str(config.cwd), source=source,
+                model_provider=provider, model=model, sandbox_mode=config.sandbox_mode,
+                approval_policy=config.approval_policy, cli_version=__version__, originator=originator,
+                first_user_message=rec.first_user_message, paginated=rec.paginated, created_at=started,
+            ),
+        )  # fmt: skip
+
+    recorder.on_turn_end.append(index)
