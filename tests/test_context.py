@@ -71,6 +71,7 @@ def test_agents_md_discovery(tmp_path: Path) -> None:
     sub = root / "pkg" / "sub"
     sub.mkdir(parents=True)
     (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (root / "AGENTS.md").write_text("root rules")
     (root / "pkg" / "AGENTS.md").write_text("pkg rules")
     (root / "pkg" / "AGENTS.override.md").write_text("pkg override wins")

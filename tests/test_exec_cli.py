@@ -360,3 +360,18 @@ def test_reader_going_away_ends_the_turn_like_a_unix_filter(
         child = int(pidfile.read_text())
         time.sleep(0.2)
         assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+def test_an_empty_git_directory_is_not_a_repository(
+    home: Path, fake: FakeResponsesServer, tmp_path: Path
+) -> None:
+    """Sandbox placeholders (codexbro's for a session, upstream Codex's for good) are empty `.git`
+    directories: they must not make a directory pass the git check."""
+    write_config(home, fake.base_url)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub").mkdir()
+    res = run_cli("exec", "hi", cwd=tmp_path / "sub")
+    assert res.code == 1 and "Not inside a trusted directory" in res.stderr
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    fake.add(Reply(message_turn("fine")))
+    assert run_cli("exec", "hi", cwd=tmp_path / "sub").code == 0

@@ -118,7 +118,10 @@ async def test_clean_close_before_completed_retries(
     events = await run_turn(session, "hi")
     await session.close()
     (se,) = of(p.StreamError, events)
-    assert se.additional_details == "stream closed before response.completed"  # type: ignore[attr-defined]
+    assert (
+        se.additional_details
+        == "stream disconnected before completion: stream closed before response.completed"
+    )  # type: ignore[attr-defined]
     assert of(p.TaskComplete, events)[0].last_agent_message == "second try"  # type: ignore[attr-defined]
 
 

@@ -10,6 +10,7 @@ It runs in a thread, so both in-process async tests and ``codexbro`` subprocesse
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import struct
@@ -36,6 +37,8 @@ class Reply:
     raw: bytes | None = None  # raw bytes sent as the SSE body
     event_delay_s: float = 0.0
     before: Callable[[], None] | None = None  # runs when the request arrives (e.g. set an Event)
+    # events computed from the request body (e.g. to answer with an id the client just sent)
+    dynamic: Callable[[Any], list[dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -151,6 +154,8 @@ def _make_handler(server: FakeResponsesServer) -> type[BaseHTTPRequestHandler]:
                     return
                 if reply.before is not None:
                     reply.before()
+                if reply.dynamic is not None:
+                    reply = dataclasses.replace(reply, events=reply.dynamic(rec.body))
                 self._reply(reply)
                 return
             self._plain(404, {"content-type": "application/json"}, b'{"error":{"message":"not found"}}')

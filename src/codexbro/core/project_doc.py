@@ -20,9 +20,26 @@ class ProjectDocs:
     truncated: bool
 
 
+def is_git_marker(path: Path) -> bool:
+    """A real ``.git``: a directory with a ``HEAD``, or a ``gitdir:`` file (worktrees, submodules).
+    An empty ``.git`` directory — a sandbox placeholder, codexbro's or upstream Codex's — is not."""
+    if path.is_dir():
+        return (path / "HEAD").exists()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(8) == "gitdir: "
+    except OSError:
+        return False
+
+
+def _has_marker(directory: Path, marker: str) -> bool:
+    path = directory / marker
+    return is_git_marker(path) if marker == ".git" else path.exists()
+
+
 def project_root(cwd: Path, markers: tuple[str, ...] = (".git",)) -> Path:
     for directory in (cwd, *cwd.parents):
-        if any((directory / m).exists() for m in markers):
+        if any(_has_marker(directory, m) for m in markers):
             return directory
     return cwd
 

@@ -273,9 +273,16 @@ class PlanUpdate(EventMsg):
 
 
 @dataclass(eq=False, repr=False)
+class WebSearchBegin(EventMsg):
+    call_id: str
+    type: ClassVar[str] = "web_search_begin"
+
+
+@dataclass(eq=False, repr=False)
 class WebSearchEnd(EventMsg):
     call_id: str
     query: str
+    action: dict[str, Any] | None = None
     type: ClassVar[str] = "web_search_end"
 
 

@@ -350,8 +350,9 @@ class Session:
     async def next_event(self) -> p.Event:
         return await self._events.get()
 
-    def drain_startup_events(self) -> list[p.Event]:
-        """Events already queued (session_configured, model_resolved, warnings), in order."""
+    def drain_events(self) -> list[p.Event]:
+        """Events already queued, in order: at start-up (session_configured, model_resolved,
+        warnings), or after ``close`` (the end of commands that were still running)."""
         out = []
         while not self._events.empty():
             out.append(self._events.get_nowait())

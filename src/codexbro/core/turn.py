@@ -31,6 +31,7 @@ from codexbro.core.protocol import (
     AgentReasoningDelta,
     EventMsg,
     StreamError,
+    WebSearchBegin,
     WebSearchEnd,
 )
 from codexbro.errors import ContextWindowExceeded, RetryableApiError
@@ -132,11 +133,14 @@ async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState
                 err.args = (err.message,)
                 raise
             delay = err.retry_after if err.retry_after is not None else backoff_s(retries)
+            details = err.message
+            if err.kind == "response_stream_disconnected":  # upstream's wording for a broken stream
+                details = f"stream disconnected before completion: {details}"
             host.emit(
                 StreamError(
                     f"Reconnecting... {retries}/{host.stream_max_retries}",
                     err.kind,
-                    additional_details=err.message,
+                    additional_details=details,
                 )
             )
             await asyncio.sleep(delay)
@@ -189,8 +193,15 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
                     if text:
                         host.emit(AgentReasoning(text))
                 elif item.get("type") == "web_search_call":
-                    action = item.get("action") or {}
-                    host.emit(WebSearchEnd(str(item.get("id") or ""), str(action.get("query") or "")))
+                    raw = item.get("action")
+                    action: dict[str, Any] = raw if isinstance(raw, dict) else {}
+                    host.emit(
+                        WebSearchEnd(
+                            str(item.get("id") or ""), str(action.get("query") or ""), action or None
+                        )
+                    )
+            elif isinstance(event, ev.OutputItemAdded) and event.item.get("type") == "web_search_call":
+                host.emit(WebSearchBegin(str(event.item.get("id") or "")))
             elif isinstance(event, ev.OutputTextDelta):
                 host.emit(AgentMessageDelta(event.delta))
             elif isinstance(event, ev.ReasoningSummaryDelta):

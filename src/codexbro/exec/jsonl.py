@@ -1,10 +1,19 @@
-"""``exec --json``: core events → upstream's JSONL thread-event schema, one object per stdout line.
+"""``exec --json``: core events → upstream's JSONL thread-event schema, one compact JSON object
+per stdout line (serialised as upstream: no spaces).
 
-Differences from upstream, on purpose (its known bugs):
-- an item still running when the turn ends (interrupted or failed) is completed with status
-  ``failed``, never reported as ``completed``;
-- ``command_execution.aggregated_output`` is the full captured output even when only output deltas
-  were streamed (upstream could drop it).
+As Codex 0.169 observed (``tests/test_exec_json.py``):
+- an ``exec_command`` session continued by ``write_stdin`` is one ``command_execution`` item,
+  started once and completed once under the same id, with the whole aggregated output;
+- a command still running when the turn ends stays open; when exec exits it is completed with the
+  output captured so far and its final status (Codex 0.169 never completes it — beyond upstream);
+- a stream reconnect is a top-level ``error`` event (``Reconnecting... 1/5 (stream disconnected
+  before completion: …)``), not an item;
+- ``web_search`` is started (empty query, ``action: {"type": "other"}``) and completed (query and
+  action). Its object carries ``id`` twice — the item id, then the search call's id — exactly as
+  Codex 0.169 serialises it (a JSON parser keeps the last).
+
+Different on purpose: an item still running when a turn is *interrupted* is completed with status
+``failed`` (its process was killed), never reported as ``completed``.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ class JsonlProcessor:
         self._next_id = 0
         self._running: dict[str, dict[str, Any]] = {}  # call_id -> item in progress
         self._todo: dict[str, Any] | None = None
+        self._searches: dict[str, str] = {}  # web search call id -> item id
         self._usage: dict[str, int] = {}
         self.turn_error: str | None = None
         self.last_message: str | None = None
@@ -33,7 +43,7 @@ class JsonlProcessor:
         return item_id
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        self._write(json.dumps(obj, ensure_ascii=False))
+        self._write(_dumps(obj))
 
     def _item(self, kind: str, item: dict[str, Any]) -> None:
         self._emit({"type": kind, "item": item})
@@ -102,11 +112,16 @@ class JsonlProcessor:
             else:
                 self._todo = {**self._todo, "items": items}
                 self._item("item.updated", self._todo)
+        elif isinstance(msg, p.WebSearchBegin):
+            self._searches[msg.call_id] = self._id()
+            self._web_search("item.started", self._searches[msg.call_id], msg.call_id, "", {"type": "other"})
         elif isinstance(msg, p.WebSearchEnd):
-            self._item("item.completed", {"id": self._id(), "type": "web_search", "query": msg.query})
+            item_id = self._searches.pop(msg.call_id, None) or self._id()
+            action = msg.action or {"type": "search", "query": msg.query}
+            self._web_search("item.completed", item_id, msg.call_id, msg.query, action)
         elif isinstance(msg, p.StreamError):
             text = msg.message + (f" ({msg.additional_details})" if msg.additional_details else "")
-            self._item("item.completed", {"id": self._id(), "type": "error", "message": text})
+            self._emit({"type": "error", "message": text})
         elif isinstance(msg, p.Warning):
             self._item("item.completed", {"id": self._id(), "type": "error", "message": msg.message})
         elif isinstance(msg, p.Error):
@@ -116,7 +131,7 @@ class JsonlProcessor:
             total = msg.info.get("total_token_usage") or {}
             self._usage = total
         elif isinstance(msg, p.TaskComplete):
-            self._finish_items()
+            self._finish_todo()  # a command still running stays open (completed when exec exits)
             if self.turn_error is not None:
                 self._emit({"type": "turn.failed", "error": {"message": self.turn_error}})
             else:
@@ -129,13 +144,30 @@ class JsonlProcessor:
     def _take(self, call_id: str) -> dict[str, Any] | None:
         return self._running.pop(call_id) if call_id in self._running else None
 
+    def _web_search(self, kind: str, item_id: str, call_id: str, query: str, action: dict[str, Any]) -> None:
+        body = _dumps({"query": query, "action": action})[1:]
+        self._write(
+            f'{{"type":"{kind}","item":{{"id":{_dumps(item_id)},"type":"web_search","id":{_dumps(call_id)},{body}}}'
+        )
+
     def _finish_items(self) -> None:
         for item in self._running.values():
             self._item("item.completed", {**item, "status": "failed"})
         self._running.clear()
+        self._finish_todo()
+
+    def _finish_todo(self) -> None:
         if self._todo is not None:
             self._item("item.completed", self._todo)
             self._todo = None
+
+    def finish(self) -> None:
+        """Exec is exiting: anything still open is completed (failed: nothing says otherwise)."""
+        self._finish_items()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def _changes(changes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:

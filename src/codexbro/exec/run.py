@@ -7,6 +7,7 @@ Exit codes as upstream: 0 turn completed (even if commands failed), 1 turn faile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -99,7 +100,9 @@ def _read_prompt(args: ExecArgs) -> str:
 
 
 def _in_git_repo(path: Path) -> bool:
-    return any((d / ".git").exists() for d in (path, *path.parents))
+    from codexbro.core.project_doc import is_git_marker
+
+    return any(is_git_marker(d / ".git") for d in (path, *path.parents))
 
 
 def _load_schema(path: str) -> dict[str, Any]:
@@ -233,7 +236,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         except OSError as exc:
             await session.close()
             raise UserError(f"--trace: cannot write {args.trace}: {exc.strerror}") from None
-        for early in session.drain_startup_events():
+        for early in session.drain_events():
             processor.process(early)
             tracer.process(early)
 
@@ -273,6 +276,14 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await session.close()
+        if not broken_pipe:  # closing ends commands that outlived the turn: report them too
+            with contextlib.suppress(BrokenPipeError):
+                for event in session.drain_events():
+                    if tracer is not None:
+                        tracer.process(event)
+                    processor.process(event)
+                if isinstance(processor, JsonlProcessor):
+                    processor.finish()
         if tracer is not None:
             tracer.close()
 

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from codexbro.core.protocol import EventMsg
     from codexbro.sandbox.linux import Prepared
     from codexbro.tools.spawn import ToolProcess
 
@@ -58,12 +61,18 @@ class OutputBuffer:
 
 
 class ExecProcess:
-    def __init__(self, pid_key: int, argv: list[str], cwd: Path, tty: bool) -> None:
+    def __init__(
+        self, pid_key: int, argv: list[str], cwd: Path, tty: bool, call_id: str = "",
+        emit: Callable[[EventMsg], None] | None = None,
+    ) -> None:  # fmt: skip
         self.id = pid_key
         self.argv = argv
         self.cwd = cwd
         self.tty = tty
-        self.buffer = OutputBuffer()
+        self.call_id = call_id  # the exec_command call that started it: its item, start to end
+        self.emit = emit
+        self.buffer = OutputBuffer()  # what the next tool call returns
+        self.everything = OutputBuffer()  # what the process has printed, for its end event
         self.changed = asyncio.Event()
         self.exit_code: int | None = None
         self.last_used = time.monotonic()
@@ -112,7 +121,28 @@ class ExecProcess:
 
     def _feed(self, data: bytes) -> None:
         self.buffer.add(data)
+        self.everything.add(data)
         self.changed.set()
+
+    def aggregated_output(self) -> str:
+        head, tail, omitted = self.everything.head, self.everything.tail, self.everything.omitted
+        middle = f"\n[... {omitted} bytes omitted ...]\n".encode() if omitted else b""
+        return bytes(head + middle + tail).decode("utf-8", "replace")
+
+    def report_end(self, formatted: str, *, killed: bool = False) -> None:
+        """The end event of this process's item (once), under the call that started it."""
+        if self.end_reported or self.emit is None:
+            return
+        self.end_reported = True
+        from codexbro.core.protocol import ExecCommandEnd
+
+        code = self.exit_code if self.exit_code is not None and not killed else -1
+        self.emit(
+            ExecCommandEnd(
+                self.call_id, self.argv, str(self.cwd), code, int((time.monotonic() - self.started) * 1000),
+                self.aggregated_output(), formatted, "completed" if code == 0 else "failed",
+            )
+        )  # fmt: skip
 
     async def _read_pipe(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -209,10 +239,11 @@ class ExecSessions:
                 return key
 
     async def spawn(
-        self, argv: list[str], cwd: Path, env: dict[str, str], tty: bool, sandbox: Prepared | None = None
-    ) -> ExecProcess:
+        self, argv: list[str], cwd: Path, env: dict[str, str], tty: bool, sandbox: Prepared | None = None,
+        call_id: str = "", emit: Callable[[EventMsg], None] | None = None,
+    ) -> ExecProcess:  # fmt: skip
         await self._prune()
-        proc = ExecProcess(self._new_id(), argv, cwd, tty)
+        proc = ExecProcess(self._new_id(), argv, cwd, tty, call_id, emit)
         await proc.start(env, sandbox)
         self.processes[proc.id] = proc
         return proc
@@ -237,5 +268,10 @@ class ExecSessions:
             await victim.terminate()
 
     async def aclose(self) -> None:
+        """End of session: stop every process; one still open gets its end event — its real exit
+        status if it had ended on its own, failed (killed) otherwise."""
         procs, self.processes = list(self.processes.values()), {}
+        ended = {p.id for p in procs if p.exit_code is not None}
         await asyncio.gather(*(p.terminate() for p in procs))
+        for proc in procs:
+            proc.report_end(proc.aggregated_output(), killed=proc.id not in ended)

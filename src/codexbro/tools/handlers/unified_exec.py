@@ -18,7 +18,7 @@ import asyncio
 import secrets
 import time
 
-from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd
+from codexbro.core.protocol import ExecCommandBegin
 from codexbro.tools.base import (
     FunctionTool,
     RespondToModel,
@@ -115,18 +115,12 @@ def format_chunk(proc: ExecProcess | None, data: bytes, omitted: int, seconds: f
     return "\n".join(lines)
 
 
-def _finish(proc: ExecProcess, sessions: ExecSessions, ctx: ToolContext, call_id: str, text: str) -> None:
+def _finish(proc: ExecProcess, sessions: ExecSessions, text: str) -> None:
+    """Once the process has exited: its item ends (under the exec_command call that started it,
+    with everything it printed), whichever call noticed the exit."""
     if proc.exit_code is not None:
         sessions.forget(proc.id)
-        if not proc.end_reported:
-            proc.end_reported = True
-            ctx.emit(
-                ExecCommandEnd(
-                    call_id, proc.argv, str(proc.cwd), proc.exit_code,
-                    int((time.monotonic() - proc.started) * 1000), text, text,
-                    "completed" if proc.exit_code == 0 else "failed",
-                )
-            )  # fmt: skip
+        proc.report_end(text)
 
 
 class ExecCommandHandler(FunctionTool):
@@ -170,7 +164,7 @@ class ExecCommandHandler(FunctionTool):
         started = time.monotonic()
         try:
             proc = await self.sessions.spawn(
-                argv, cwd, env, bool(args.get("tty")), sandbox_for(ctx, sandboxed)
+                argv, cwd, env, bool(args.get("tty")), sandbox_for(ctx, sandboxed), call.call_id, ctx.emit
             )
         except OSError as exc:
             raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
@@ -182,7 +176,7 @@ class ExecCommandHandler(FunctionTool):
             await asyncio.shield(proc.terminate())
             raise
         text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
-        _finish(proc, self.sessions, ctx, call.call_id, data.decode("utf-8", "replace"))
+        _finish(proc, self.sessions, data.decode("utf-8", "replace"))
         return ToolOutput(text, success=proc.exit_code in (None, 0))
 
 
@@ -227,5 +221,5 @@ class WriteStdinHandler(FunctionTool):
             await asyncio.shield(proc.terminate())
             raise
         text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
-        _finish(proc, self.sessions, ctx, call.call_id, data.decode("utf-8", "replace"))
+        _finish(proc, self.sessions, data.decode("utf-8", "replace"))
         return ToolOutput(text, success=proc.exit_code in (None, 0))
