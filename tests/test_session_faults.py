@@ -135,7 +135,7 @@ async def test_idle_stall_times_out_and_retries(
     await session.close()
     assert time.monotonic() - started < 2.5
     (se,) = of(p.StreamError, events)
-    assert se.additional_details == "idle timeout waiting for SSE"  # type: ignore[attr-defined]
+    assert se.additional_details == "stream disconnected before completion: idle timeout waiting for SSE"  # type: ignore[attr-defined]
     assert of(p.TaskComplete, events)[0].last_agent_message == "unstuck"  # type: ignore[attr-defined]
 
 
