@@ -38,9 +38,9 @@ async def stop_sandbox_containers() -> Any:
     """Sessions stop their sandbox containers when they close; tests that drive tools directly
     get the same at the end of their event loop."""
     yield
-    linux = sys.modules.get("codexbro.sandbox.linux")
-    if linux is not None:
-        await linux.close_containers()
+    container = sys.modules.get("codexbro.sandbox.container")
+    if container is not None:
+        await container.close_containers()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.exec_sessions import ExecSessions
 from codexbro.tools.handlers.apply_patch import ApplyPatchHandler
 from codexbro.tools.handlers.edit_file import EditFileHandler
-from codexbro.tools.handlers.shell import ShellCommandHandler
+from codexbro.tools.handlers.shell import ShellCommandHandler, ShellHandler
 from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
 from codexbro.tools.router import ToolRouter
 
@@ -79,8 +79,8 @@ def router() -> ToolRouter:
     if loop not in _ROUTERS:
         sessions = ExecSessions()
         _ROUTERS[loop] = ToolRouter(
-            [ShellCommandHandler(), ApplyPatchHandler("freeform"), EditFileHandler(), ExecCommandHandler(sessions),
-             WriteStdinHandler(sessions)]
+            [ShellCommandHandler(), ShellHandler(), ApplyPatchHandler("freeform"), EditFileHandler(),
+             ExecCommandHandler(sessions), WriteStdinHandler(sessions)]
         )  # fmt: skip
     return _ROUTERS[loop]
 
@@ -113,7 +113,7 @@ def blocked(mode: str) -> bool:
 
 async def end_session() -> None:
     """What a session's close does for the sandbox: stop containers, remove placeholders."""
-    from codexbro.sandbox import linux, placeholders
+    from codexbro.sandbox import container, placeholders
 
-    await linux.close_containers()
+    await container.close_containers()
     placeholders.sweep()

@@ -100,7 +100,9 @@ class Session:
         self.rules = rules
         self.approvals = ApprovalStore()
         self._pending_approvals: dict[str, asyncio.Future[str]] = {}
-        self.tool_resources = ToolResources()  # exec processes and js_repl outlive turns, not the session
+        self.tool_resources = ToolResources(
+            thread_id
+        )  # exec processes and js_repl outlive turns, not the session
         self.resolution = resolution
         self._compacted_since_response = False  # never compact twice without a model response between
         self._refresh_models_due = False
@@ -377,7 +379,9 @@ class Session:
             output_schema=output_schema,
             truncation_mode=self.model.truncation_mode,
             truncation_limit=cfg.tool_output_token_limit or self.model.truncation_limit,
-            sandbox=spec_for(cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd, cfg.codexbro_home),
+            sandbox=spec_for(
+                cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd, cfg.codexbro_home, self.thread_id
+            ),
             sandbox_backend=cfg.sandbox_backend,
             approvals=self.approvals,
             rules=self.rules,

@@ -41,7 +41,7 @@ async def _run_linux(
     policy: str, roots: list[str], network: bool, backend: str, cwd: Path, argv: list[str]
 ) -> int:
     from codexbro.config.loader import codexbro_home
-    from codexbro.sandbox.linux import close_containers
+    from codexbro.sandbox.container import close_containers
 
     sww = SandboxWorkspaceWrite(writable_roots=tuple(roots), network_access=network)
     spec = spec_for(policy, sww, cwd, codexbro_home())

@@ -1,10 +1,16 @@
-"""The agent's side of the namespace sandbox: one container per session (and per view), driven
-through its spawn server (``server.py``) over a ``SOCK_SEQPACKET`` socket pair.
+"""The agent's side of the namespace sandbox: one container per session and view, driven through
+its spawn server (``server.py``) over a ``SOCK_SEQPACKET`` socket pair.
 
 ``Container.spawn`` hands the server a command and the descriptors it needs (stdin, stdout,
-stderr, extras), and returns a ``ContainerProcess``: the part of ``asyncio.subprocess.Process`` the
+stderr, extras) and returns a ``ContainerProcess``: the part of ``asyncio.subprocess.Process`` the
 tools use — ``pid``, ``returncode``, ``wait()``, ``kill()``, ``stdin``/``stdout``/``stderr`` streams.
 The agent forks nothing: the server does, from its own small address space.
+
+Robustness: the request travels in a memfd (no message-size limit); a full socket is waited on, not
+an error; a spawn that is cancelled, or whose request could not be sent, leaves nothing behind (its
+command is killed, its pipes closed); the container is started once even when the first commands
+race or are cancelled; and when the server dies, every command in flight ends (SIGKILL status) and
+the next spawn builds a new container.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ class ContainerProcess:
         self.stdin: asyncio.StreamWriter | None = None
         self.stdout: asyncio.StreamReader | None = None
         self.stderr: asyncio.StreamReader | None = None
-        self._started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._transports: list[asyncio.BaseTransport] = []
+        loop = asyncio.get_running_loop()
+        self._started: asyncio.Future[int] = loop.create_future()
+        self._exited: asyncio.Future[int] = loop.create_future()
 
     def _event(self, message: dict[str, Any]) -> None:
         event = message.get("event")
@@ -52,11 +60,10 @@ class ContainerProcess:
             self.pid = int(message.get("pid") or 0)
             self._started.set_result(self.pid)
         elif event in ("exit", "error", "lost"):
-            status = int(message.get("status", signal.SIGKILL))
-            code = os.waitstatus_to_exitcode(status) if event == "exit" else -signal.SIGKILL
+            code = os.waitstatus_to_exitcode(int(message["status"])) if event == "exit" else -signal.SIGKILL
             if not self._started.done():
                 self._started.set_exception(
-                    ContainerError(message.get("message") or "the command did not start")
+                    ContainerError(str(message.get("message") or "the command did not start"))
                 )
             if not self._exited.done():
                 self.returncode = code
@@ -67,25 +74,33 @@ class ContainerProcess:
 
     def kill(self) -> None:
         if self.returncode is None:
-            self._container.send({"op": "kill", "id": self.id})
+            self._container.send_nowait({"op": "kill", "id": self.id})
 
-    async def communicate(self, data: bytes | None = None) -> tuple[bytes, bytes]:
-        if self.stdin is not None:
-            if data:
-                self.stdin.write(data)
+    def _close_pipes(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
+
+    async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]:
+        async def feed() -> None:
+            if self.stdin is None:
+                return
+            if input:
+                self.stdin.write(input)
                 with contextlib.suppress(ConnectionError):
                     await self.stdin.drain()
             self.stdin.close()
-        out_task = asyncio.ensure_future(self.stdout.read()) if self.stdout else None
-        err_task = asyncio.ensure_future(self.stderr.read()) if self.stderr else None
-        out = await out_task if out_task else b""
-        err = await err_task if err_task else b""
+
+        async def read(stream: asyncio.StreamReader | None) -> bytes:
+            return await stream.read() if stream is not None else b""
+
+        _fed, out, err = await asyncio.gather(feed(), read(self.stdout), read(self.stderr))
         await self.wait()
         return out, err
 
 
 class Container:
-    """One container: its server process, the control socket, the commands in flight."""
+    """One container: its server process, the control socket, the requests in flight."""
 
     def __init__(self, view: View, landlock_writable: list[str], landlock_abi: int) -> None:
         self.view = view
@@ -97,9 +112,9 @@ class Container:
         self._sock: socket.socket | None = None
         self._server: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._ready: asyncio.Future[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._procs: dict[str, ContainerProcess] = {}
-        self._start_lock = asyncio.Lock()
+        self.on_idle: Callable[[Container], None] | None = None
 
     @property
     def running(self) -> int:
@@ -107,19 +122,35 @@ class Container:
 
     @property
     def alive(self) -> bool:
-        return self._server is not None and self._server.returncode is None
+        return (
+            self._sock is not None
+            and self._server is not None
+            and self._server.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    # ---- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        async with self._start_lock:
-            if self.alive and self._ready is not None and self._ready.done() and not self._ready.exception():
-                return
-            await self._start()
+        """Start the container once; concurrent and cancelled callers share one start."""
+        if (
+            self.alive
+            and self._starting is not None
+            and self._starting.done()
+            and not self._starting.exception()
+        ):
+            return
+        if self._starting is None or self._starting.done():
+            if self._starting is not None or self._server is not None:
+                await self._teardown()  # a dead or failed container: start afresh
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = json.dumps({**self._config, "agent_pid": os.getpid(), "control_fd": theirs.fileno()})
-        root = _PACKAGE_ROOT  # where the codexbro package lives
-        boot = f"import sys; sys.path.insert(0, {root!r}); from codexbro.sandbox.server import main; main()"
+        boot = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from codexbro.sandbox.server import main; main()"
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8")}
         try:
             self._server = await asyncio.create_subprocess_exec(
@@ -127,139 +158,238 @@ class Container:
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
                 pass_fds=(theirs.fileno(),), start_new_session=True,
             )  # fmt: skip
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)
         self._sock = ours
-        loop = asyncio.get_running_loop()
-        self._ready = loop.create_future()
-        self._reader = asyncio.ensure_future(self._read())
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read(ours, ready))
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
-        except TimeoutError:
-            await self.aclose()
-            raise ContainerError("the sandbox container did not start in time") from None
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
+        except BaseException as exc:
+            await self._teardown()
+            if isinstance(exc, TimeoutError):
+                raise ContainerError("the sandbox container did not start in time") from None
+            raise
 
-    async def _read(self) -> None:
+    async def _read(self, sock: socket.socket, ready: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
-        assert self._sock is not None and self._ready is not None
         try:
             while True:
-                data = await loop.sock_recv(self._sock, 1 << 16)
+                data = await loop.sock_recv(sock, 1 << 16)
                 if not data:
                     break
                 message = json.loads(data)
                 event = message.get("event")
                 if event == "ready":
-                    self._ready.set_result(None)
+                    ready.set_result(None)
                 elif event == "failed":
-                    self._ready.set_exception(
-                        ContainerError(message.get("message") or "container set-up failed")
+                    ready.set_exception(
+                        ContainerError(str(message.get("message") or "container set-up failed"))
                     )
+                    break
                 elif (proc := self._procs.get(str(message.get("id")))) is not None:
                     proc._event(message)
                     if proc.returncode is not None:
-                        self._procs.pop(proc.id, None)
+                        self._forget(proc)
         except (OSError, ValueError):
             pass
         finally:
-            if not self._ready.done():
-                self._ready.set_exception(ContainerError("the sandbox container exited during set-up"))
+            # The server is gone (or said it failed): end everything in flight.
+            if not ready.done():
+                ready.set_exception(ContainerError("the sandbox container exited during set-up"))
             for proc in list(self._procs.values()):
-                proc._event({"event": "lost"})
-            self._procs.clear()
+                proc._event({"event": "lost", "message": "the sandbox container ended"})
+                self._forget(proc)
 
-    def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    def _forget(self, proc: ContainerProcess) -> None:
+        self._procs.pop(proc.id, None)
+        if not self._procs and self.on_idle is not None:
+            self.on_idle(self)
+
+    async def _teardown(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()  # before the socket closes: its descriptor number may be reused at once
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()  # the server reads end-of-file and takes the container down
+            self._sock = None
+        server, self._server = self._server, None
+        if server is not None and server.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                server.kill()  # the holder; PID 1 follows it by its parent-death signal
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait(), 5)
+        for proc in list(self._procs.values()):
+            proc._event({"event": "lost", "message": "the sandbox container was stopped"})
+        self._procs.clear()
+
+    async def aclose(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+        await self._teardown()
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def send_nowait(self, message: dict[str, Any]) -> None:
+        """A small message that must not wait (kill): dropped if the server is gone."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.send(json.dumps(message).encode())
+
+    async def _send(self, message: dict[str, Any], request: dict[str, Any], fds: list[int]) -> None:
+        """``message`` on the socket, ``request`` in a memfd sent as the first descriptor."""
         if self._sock is None:
             raise ContainerError("the sandbox container is not running")
-        payload = json.dumps(message).encode()
-        if fds:
-            socket.send_fds(self._sock, [payload], fds)
-        else:
-            self._sock.send(payload)
+        memfd = os.memfd_create("codexbro-request", os.MFD_CLOEXEC)
+        try:
+            os.write(memfd, json.dumps(request).encode())
+            head = json.dumps(message).encode()
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    socket.send_fds(self._sock, [head], [memfd, *fds])
+                    return
+                except BlockingIOError:
+                    writable: asyncio.Future[None] = loop.create_future()
+                    loop.add_writer(self._sock.fileno(), _resolve, writable)
+                    try:
+                        await writable
+                    finally:
+                        loop.remove_writer(self._sock.fileno())
+        finally:
+            os.close(memfd)
 
     async def spawn(
         self, argv: list[str], *, cwd: str, env: dict[str, str], tty: bool, stdin: int | None,
-        stdout: int | None, stderr: int | None, pass_fds: tuple[int, ...] = (),
+        stdout: int | None, stderr: int | None, pass_fds: tuple[int, ...] = (), patch: str | None = None,
     ) -> ContainerProcess:  # fmt: skip
         """``stdin``/``stdout``/``stderr``: a descriptor to hand over, ``asyncio.subprocess.PIPE``,
-        ``asyncio.subprocess.STDOUT`` (stderr only) or ``DEVNULL``/None."""
+        ``asyncio.subprocess.STDOUT`` (stderr only) or ``DEVNULL``/None. ``patch``: run the patch
+        writer instead of a command."""
         await self.start()
-        loop = asyncio.get_running_loop()
         rid = str(next(_ids))
         proc = ContainerProcess(self, rid)
-        handed: list[int] = []  # descriptors to send (closed here afterwards when we made them)
-        ours: list[int] = []
+        handed: list[int] = []
+        ours: list[int] = []  # descriptors made here: closed once sent
+        sent = False
         try:
             for target, spec in ((0, stdin), (1, stdout), (2, stderr)):
                 if spec == asyncio.subprocess.PIPE:
-                    r, w = os.pipe()
-                    child_end, our_end = (r, w) if target == 0 else (w, r)
-                    ours.append(child_end)
-                    if target == 0:
-                        transport, flow = await loop.connect_write_pipe(
-                            asyncio.streams.FlowControlMixin, os.fdopen(our_end, "wb", buffering=0)
-                        )
-                        proc.stdin = asyncio.StreamWriter(transport, flow, None, loop)
-                    else:
-                        reader = asyncio.StreamReader(limit=2**24)
-                        protocol = asyncio.StreamReaderProtocol(reader)
-                        await loop.connect_read_pipe(
-                            _factory(protocol), os.fdopen(our_end, "rb", buffering=0)
-                        )
-                        if target == 1:
-                            proc.stdout = reader
-                        else:
-                            proc.stderr = reader
-                    handed.append(child_end)
+                    handed.append(await _pipe(proc, target, ours))
                 elif spec == asyncio.subprocess.STDOUT and target == 2:
                     handed.append(handed[1])
                 elif spec is None or spec == asyncio.subprocess.DEVNULL:
-                    fd = os.open(os.devnull, os.O_RDWR)
+                    fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                     ours.append(fd)
                     handed.append(fd)
                 else:
                     handed.append(int(spec))
             handed += list(pass_fds)
+            request = {"argv": argv, "env": env, "cwd": cwd, "tty": tty, "fd_targets": [0, 1, 2, *pass_fds]}
+            if patch is not None:
+                request.update(op="patch", patch=patch)
             self._procs[rid] = proc
-            self.send(
-                {"op": "spawn", "id": rid, "argv": argv, "env": env, "cwd": cwd, "tty": tty,
-                 "fd_targets": [0, 1, 2, *pass_fds]},
-                handed,
-            )  # fmt: skip
+            await self._send({"op": "spawn", "id": rid}, request, handed)
+            sent = True
+            await proc._started
+            return proc
+        except BaseException:
+            if sent:
+                proc.kill()  # cancelled while starting: it must not run on unobserved
+            proc._close_pipes()
+            self._procs.pop(rid, None)
+            raise
         finally:
             for fd in ours:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        try:
-            await proc._started
-        except ContainerError:
-            self._procs.pop(rid, None)
-            raise
-        return proc
-
-    def ns_path(self, name: str) -> str:
-        assert self._server is not None
-        return f"/proc/{self._server.pid}/ns/{name}"
-
-    async def aclose(self) -> None:
-        """Stop the container: the server reads end-of-file and exits; as PID 1 it takes every
-        process in the container with it; its holder is killed."""
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
-        server = self._server
-        if server is not None and server.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                server.kill()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait(), 5)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
 
 
-def _factory(protocol: asyncio.StreamReaderProtocol) -> Callable[[], asyncio.StreamReaderProtocol]:
-    return lambda: protocol
+async def _pipe(proc: ContainerProcess, target: int, ours: list[int]) -> int:
+    """A pipe for stdin (0) or stdout/stderr (1, 2): our end wrapped in a stream, theirs returned."""
+    loop = asyncio.get_running_loop()
+    r, w = os.pipe()
+    child_end, our_end = (r, w) if target == 0 else (w, r)
+    ours.append(child_end)
+    transport: asyncio.BaseTransport
+    if target == 0:
+        # FlowControlMixin is what asyncio's own subprocess streams use for a write pipe.
+        writer, flow = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(our_end, "wb", buffering=0)
+        )
+        proc.stdin = asyncio.StreamWriter(writer, flow, None, loop)
+        transport = writer
+    else:
+        reader = asyncio.StreamReader(limit=2**24)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_read_pipe(lambda: protocol, os.fdopen(our_end, "rb", buffering=0))
+        if target == 1:
+            proc.stdout = reader
+        else:
+            proc.stderr = reader
+    proc._transports.append(transport)
+    return child_end
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# ---- the containers of this process -----------------------------------------------------------------
+
+MAX_CONTAINERS = 8
+_CONTAINERS: dict[tuple[int, str, View], Container] = {}
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_soon(container: Container) -> None:
+    task = asyncio.ensure_future(container.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+def container_for(owner: str, view: View, landlock_writable: list[str], landlock_abi: int) -> Container:
+    """The container of session ``owner`` for ``view`` (made on first use). A view changes when the
+    policy or the protected paths change — a protected directory replaced on the host included (its
+    inode is in the view) —, and the session's previous containers are then retired: stopped as soon
+    as no command of theirs runs."""
+    loop = id(asyncio.get_running_loop())
+    key = (loop, owner, view)
+    found = _CONTAINERS.get(key)
+    if found is not None:
+        return found
+    for other in [k for k in _CONTAINERS if k[:2] == (loop, owner)]:
+        old = _CONTAINERS.pop(other)
+        if old.running == 0:
+            _close_soon(old)
+        else:
+            old.on_idle = _close_soon
+    found = _CONTAINERS[key] = Container(view, landlock_writable, landlock_abi)
+    for extra in list(_CONTAINERS)[:-MAX_CONTAINERS]:
+        if _CONTAINERS[extra].running == 0:
+            _close_soon(_CONTAINERS.pop(extra))
+    return found
+
+
+async def close_containers(owner: str | None = None) -> None:
+    """Stop this event loop's containers — of one session, or all — and what still runs in them."""
+    loop = id(asyncio.get_running_loop())
+    for key in [k for k in _CONTAINERS if k[0] == loop and (owner is None or k[1] == owner)]:
+        await _CONTAINERS.pop(key).aclose()
+    if _CLOSING:
+        await asyncio.gather(*list(_CLOSING), return_exceptions=True)
+
+
+def containers_open() -> bool:
+    return bool(_CONTAINERS) or bool(_CLOSING)

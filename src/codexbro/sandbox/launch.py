@@ -16,8 +16,8 @@ its memory):
   PTY interrupts the command;
 - ``command_setup`` (the landlock backend: Landlock, capabilities, seccomp): just before ``exec``.
 
-The helpers below (parent-death signals, waiting, exiting as the child did) are shared with the
-spawn server.
+The helpers below (parent-death signals, waiting for a child, exiting as it did, closing
+descriptors) are used by the spawn server.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ WAITED = {
 class Plan:
     """What the child does. Callables run in forked children: keep them to syscalls."""
 
-    agent_pid: int
     controlling_tty: bool = False
     command_setup: Callable[[], None] | None = None  # just before the command starts
 
@@ -99,19 +98,23 @@ def mirror(status: int) -> NoReturn:
     os._exit(128 + sig)
 
 
-def wait_for(child: int) -> int:
-    """Wait for ``child`` with every interesting signal blocked; returns its wait status. Terminal
-    signals (Ctrl-C, Ctrl-Z, …) are the command's: it got its own copy."""
+def wait_for(child: int, *, reap_all: bool = False) -> int:
+    """Wait for ``child`` with every signal in ``WAITED`` blocked (they must be); returns its wait
+    status. ``reap_all``: an init also reaps the orphans it inherits. Terminal signals (Ctrl-C, …)
+    are the command's: it got its own copy."""
     while True:
         info = signal.sigwaitinfo(WAITED)
         if info.si_signo != signal.SIGCHLD:
             continue
-        try:
-            pid, status = os.waitpid(child, os.WNOHANG)
-        except ChildProcessError:
-            return signal.SIGKILL
-        if pid == child:
-            return status
+        while True:
+            try:
+                pid, status = os.waitpid(-1 if reap_all else child, os.WNOHANG)
+            except ChildProcessError:
+                return signal.SIGKILL
+            if pid == child:
+                return status
+            if pid == 0:
+                break
 
 
 def preexec(plan: Plan) -> Callable[[], None] | None:

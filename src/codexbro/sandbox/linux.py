@@ -29,7 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codexbro.sandbox.container import Container
 
 from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.sandbox import launch, placeholders
@@ -52,6 +55,7 @@ class SandboxSpec:
     writable: tuple[str, ...]
     network: bool
     home: str | None = None
+    owner: str = ""  # the session: each has its own containers
 
     @property
     def env_markers(self) -> dict[str, str]:
@@ -59,14 +63,14 @@ class SandboxSpec:
 
 
 def spec_for(
-    mode: str, sww: SandboxWorkspaceWrite, cwd: Path, home: Path | None = None
+    mode: str, sww: SandboxWorkspaceWrite, cwd: Path, home: Path | None = None, owner: str = ""
 ) -> SandboxSpec | None:
     """The spec for a policy; None for ``danger-full-access`` (no sandbox)."""
     if mode == "danger-full-access":
         return None
     roots = writable_roots(mode, sww, cwd)
     network = mode == "workspace-write" and sww.network_access
-    return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None)
+    return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None, owner)
 
 
 @dataclass
@@ -88,19 +92,20 @@ class Prepared:
     env: dict[str, str]
     argv_prefix: Callable[[str, bool], list[str]] | None = None
     command_setup: Callable[[str], Callable[[], None]] | None = None
-    container: Any = None  # the namespace backend's session container: it spawns, not the agent
+    container: Container | None = None  # the namespace backend's session container: it spawns, not the agent
     pass_fds: tuple[int, ...] = ()
     owned_fds: list[int] = field(default_factory=list)  # closed on release
     _running: bool = False
-    # Enter this sandbox in the calling (forked) process, to run codexbro's own code there without
-    # an exec — the apply_patch writer. None when the backend can only wrap a command (bubblewrap).
+    # The landlock backend: enter this sandbox in a forked child of the agent, to run codexbro's own
+    # code there without an exec (the apply_patch writer). The namespace backend's container runs
+    # the writer itself; bubblewrap can only wrap a command (the writer then runs as one).
     isolate: Callable[[str], None] | None = None
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str, tty: bool = False) -> Spawn:
         full = [*self.argv_prefix(cwd, tty), *argv] if self.argv_prefix else argv
         full_env = {**env, **self.env}
         plan = launch.Plan(
-            agent_pid=os.getpid(), controlling_tty=tty,
+            controlling_tty=tty,
             command_setup=self.command_setup(cwd) if self.command_setup else None,
         )  # fmt: skip
         return Spawn(full, full_env, launch.preexec(plan), self.pass_fds)
@@ -132,7 +137,7 @@ def spawn_args(
     """How to start a command outside the container (unsandboxed, bubblewrap, landlock)."""
     if sandbox is not None:
         return sandbox.spawn(argv, env, cwd, tty)
-    return Spawn(argv, env, launch.preexec(launch.Plan(agent_pid=os.getpid(), controlling_tty=tty)))
+    return Spawn(argv, env, launch.preexec(launch.Plan(controlling_tty=tty)))
 
 
 # ---- what each spawn protects --------------------------------------------------------------------
@@ -165,68 +170,38 @@ def layout(spec: SandboxSpec) -> Layout:
                   [str(f) for f in files])  # fmt: skip
 
 
-_CONTAINERS: dict[tuple[int, object], Any] = {}
-MAX_CONTAINERS = 4
-
-
-def container_for(view: Any, landlock_writable: list[str]) -> Any:
-    """The session container for this view and event loop (made on first use; views differ when
-    the protected paths or the policy change). Beyond the most recent few, idle ones are stopped."""
-    import asyncio
-
-    from codexbro.sandbox.container import Container
-
-    key = (id(asyncio.get_running_loop()), view)
-    found = _CONTAINERS.pop(key, None)
-    if found is None:
-        found = Container(view, landlock_writable, landlock_abi())
-    _CONTAINERS[key] = found  # most recent last
-    for old in list(_CONTAINERS)[:-MAX_CONTAINERS]:
-        if _CONTAINERS[old].running == 0:
-            task = asyncio.ensure_future(_CONTAINERS.pop(old).aclose())
-            _CLOSING.add(task)
-            task.add_done_callback(_CLOSING.discard)
-    return found
-
-
-_CLOSING: set[Any] = set()
-
-
-async def close_containers() -> None:
-    """End of session: stop this event loop's containers (and whatever still runs in them)."""
-    import asyncio
-
-    loop = id(asyncio.get_running_loop())
-    for key in [k for k in _CONTAINERS if k[0] == loop]:
-        await _CONTAINERS.pop(key).aclose()
+def _identity(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out.append((st.st_dev, st.st_ino))
+    return tuple(out)
 
 
 def prepare_namespaces(spec: SandboxSpec) -> Prepared:
-    from codexbro.sandbox import namespaces, syscalls
+    from codexbro.sandbox import namespaces
+    from codexbro.sandbox.container import container_for
 
     lay = layout(spec)
+    protected = tuple(p for p in lay.protected if not os.path.islink(p))
     view = namespaces.View(
-        tuple(lay.writable), tuple(p for p in lay.protected if not os.path.islink(p)),
-        tuple(lay.hidden_dirs), tuple(lay.hidden_files), spec.network, os.getuid(), os.getgid(),
+        tuple(lay.writable), protected, tuple(lay.hidden_dirs), tuple(lay.hidden_files), spec.network,
+        os.getuid(), os.getgid(), _identity(protected),
     )  # fmt: skip
-    container = container_for(view, [*lay.writable, *DEVICE_WRITABLE, "/dev/shm"])
+    container = container_for(spec.owner, view, [*lay.writable, *DEVICE_WRITABLE, "/dev/shm"], landlock_abi())
+    return Prepared("namespaces", {"CODEX_SANDBOX": "namespaces", **spec.env_markers}, container=container)
 
-    def isolate(cwd: str) -> None:
-        """In a forked child: the container's user and mount namespaces (the patch writer)."""
-        for name, nstype in (("user", syscalls.CLONE_NEWUSER), ("mnt", syscalls.CLONE_NEWNS)):
-            fd = os.open(container.ns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-            syscalls.setns(fd, nstype)
-            os.close(fd)
-        os.chdir(cwd)
-        syscalls.drop_all_capabilities(syscalls.last_capability())
-        syscalls.set_no_new_privs()
 
-    return Prepared(
-        "namespaces",
-        {"CODEX_SANDBOX": "namespaces", **spec.env_markers},
-        container=container,
-        isolate=isolate,
-    )
+async def end_session(owner: str) -> None:
+    """A session closes: its containers stop; placeholders go once no sandbox of this process needs them."""
+    from codexbro.sandbox.container import close_containers, containers_open
+
+    await close_containers(owner)
+    if not containers_open():
+        placeholders.sweep()
 
 
 def prepare_landlock(spec: SandboxSpec) -> Prepared:
@@ -337,16 +312,24 @@ def landlock_abi() -> int:
     return landlock.abi_version()
 
 
-@cache
 def choose_backend() -> str:
-    """The strongest backend that passes its live probe (cached for the process)."""
+    """The strongest backend that passes its live probe (the answer, or the refusal, is cached for
+    the process: no probe runs twice)."""
+    answer = _choice()
+    if isinstance(answer, SandboxUnavailable):
+        raise answer
+    return answer
+
+
+@cache
+def _choice() -> str | SandboxUnavailable:
     from codexbro.sandbox.probes import backend_report
 
     forced = os.environ.get("CODEXBRO_SANDBOX_BACKEND")
     if forced:
         return forced
     if sys.platform != "linux":
-        raise SandboxUnavailable(
+        return SandboxUnavailable(
             "codexbro's sandbox needs Linux; use --sandbox danger-full-access inside a VM or container"
         )
     reasons = []
@@ -355,7 +338,7 @@ def choose_backend() -> str:
         if report.ok:
             return backend
         reasons.append(f"{backend}: {report.detail}")
-    raise SandboxUnavailable(
+    return SandboxUnavailable(
         "no sandbox backend works on this machine ("
         + "; ".join(reasons)
         + "). Run `codexbro sandbox doctor` "

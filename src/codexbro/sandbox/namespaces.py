@@ -45,6 +45,8 @@ class View:
     network: bool
     uid: int
     gid: int
+    # (device, inode) of each protected path: a directory replaced on the host makes a new view
+    identity: tuple[tuple[int, int], ...] = ()
 
 
 def _map_ids(uid: int, gid: int) -> None:

@@ -75,6 +75,14 @@ def hold(path: str) -> bool:
     return False
 
 
+def release_under(root: str) -> None:
+    """Let go of the directories beneath ``root`` (a temporary tree about to be deleted)."""
+    prefix = root.rstrip("/") + "/"
+    for path in [p for p in _held if p.startswith(prefix)]:
+        _drop(path)
+        _ours.discard(path)
+
+
 def _drop(path: str) -> None:
     fd = _held.pop(path, None)
     if fd is not None:

@@ -77,6 +77,12 @@ def protected_paths(roots: list[Path]) -> list[Path]:
     return out
 
 
+def linked_protected_names(roots: tuple[str, ...] | list[str]) -> list[str]:
+    """Protected names at the top of a root that are symbolic links: a mount protects what a link
+    points to, not the link, so a sandboxed command could replace it (a known limit, warned about)."""
+    return [str(Path(r) / n) for r in roots for n in PROTECTED_NAMES if (Path(r) / n).is_symlink()]
+
+
 def hidden_paths(home: Path | None, roots: list[Path], cwd: Path) -> tuple[list[Path], list[Path]]:
     """(directories, files) sandboxed commands must not read: the agent home as a whole — unless
     the workspace or a writable root lies inside it, then only its credential files — and the

@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codexbro.sandbox import placeholders
+
 if TYPE_CHECKING:
     from codexbro.sandbox.linux import Prepared
 
@@ -181,7 +183,8 @@ async def _run(
 
 
 async def _probe(backend: str, network: bool) -> ProbeResult:
-    from codexbro.sandbox.linux import SandboxSpec, SandboxUnavailable, close_containers, prepare
+    from codexbro.sandbox.container import close_containers
+    from codexbro.sandbox.linux import SandboxSpec, SandboxUnavailable, prepare
 
     if sys.platform != "linux":
         return ProbeResult(backend, False, "not Linux")
@@ -222,6 +225,7 @@ async def _probe(backend: str, network: bool) -> ProbeResult:
             if prepared is not None:
                 prepared.release()
             await close_containers()
+            placeholders.release_under(str(root))
         host_shm = Path("/dev/shm") / nonce
         leaked_shm = host_shm.exists()
         with contextlib.suppress(OSError):

@@ -6,12 +6,13 @@ of character or block devices, ``io_uring`` (its operations bypass this filter),
 calls, and on x86_64 the x32 ABI (syscall numbers with bit 30 set; a second numbering the checks
 below would not see). A foreign architecture (i386 ``int 0x80``) kills the process.
 
-With the network off, as upstream: ``socket`` only for ``AF_UNIX`` (and not ``SOCK_DGRAM``: an
-unconnected datagram socket could ``sendmsg`` to a host service by path, which the filter cannot
-see), and ``connect``, ``bind``, ``listen``, ``accept``, ``accept4`` and ``sendto`` with an
-address refused. ``socketpair`` and already-connected sockets keep working (pipes, subprocesses);
-the accepted casualty is every Unix-socket *client* — ssh-agent, docker, D-Bus — in network-off
-modes. ``network_access = true`` lifts the network part.
+With the network off, as upstream: ``socket`` and ``socketpair`` only for ``AF_UNIX`` and not
+``SOCK_DGRAM`` (a datagram socket, even one of a pair, can ``sendmsg`` to a host service by path,
+which the filter cannot see), and ``connect``, ``bind``, ``listen``, ``accept``, ``accept4`` and
+``sendto`` with an address refused. Stream socket pairs and already-connected sockets keep working
+(subprocess plumbing); the accepted casualty is every Unix-socket *client* — ssh-agent, docker,
+D-Bus, syslog — and datagram socket pairs in network-off modes. ``network_access = true`` lifts the
+network part.
 
 The program is assembled in the parent (``Filter``); the child calls ``prctl`` twice.
 ``Filter.raw`` is the same program as bytes, for ``bwrap --seccomp FD``.
@@ -61,13 +62,13 @@ _X86_64 = {
     "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "ioctl": 16, "mknod": 133,
     "mknodat": 259, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "keyctl": 250, "add_key": 248, "request_key": 249, "socket": 41, "connect": 42, "accept": 43,
-    "sendto": 44, "bind": 49, "listen": 50, "accept4": 288,
+    "sendto": 44, "bind": 49, "listen": 50, "accept4": 288, "socketpair": 53,
 }  # fmt: skip
 _AARCH64 = {
     "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "ioctl": 29, "mknodat": 33,
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "keyctl": 219,
     "add_key": 217, "request_key": 218, "socket": 198, "connect": 203, "accept": 202, "sendto": 206,
-    "bind": 200, "listen": 201, "accept4": 242,
+    "bind": 200, "listen": 201, "accept4": 242, "socketpair": 199,
 }  # fmt: skip
 ARCHES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (0xC000003E, _X86_64),
@@ -143,6 +144,7 @@ def program(network: bool, machine: str | None = None) -> list[tuple[int, int, i
         for name in NETWORK_DENIED:
             a.ins(JEQ_K, nrs[name], "deny", 0)
         a.ins(JEQ_K, nrs["socket"], "socket", 0)
+        a.ins(JEQ_K, nrs["socketpair"], "socket", 0)  # a datagram pair can sendmsg to any path
         a.ins(JEQ_K, nrs["sendto"], "sendto", 0)
     a.ins(RET_K, SECCOMP_RET_ALLOW)
 

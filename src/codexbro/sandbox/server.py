@@ -7,16 +7,20 @@ parent-death signal (the agent's death is its death) and builds the container
 read-only mount view). Then it forks: the child is PID 1 of the container and goes on as the server
 (it mounts ``/proc``; its parent-death signal ties it to the parent; when PID 1 dies the kernel kills
 everything in the namespace); the parent stays on the host side as the holder, replaced by
-``sleep`` so it keeps nothing of Python. The server then serves the agent:
+``sleep`` so it keeps nothing of Python. The server then serves the agent, one request per message;
+the request itself travels in a memfd (the first descriptor), so its size has no limit:
 
-- ``spawn`` (fds for stdin, stdout, stderr and extras ride along as SCM_RIGHTS): a non-interactive
-  command is cloned straight into a PID (and mount) namespace of its own, as its PID 1 — so
-  whatever it leaves behind dies when it ends or is killed; an interactive (TTY) one is forked into
-  the container's, with the PTY as its controlling terminal so Ctrl-C reaches it (PID 1 would ignore
-  it). Either way the command is restricted just before ``exec``: Landlock (a ruleset built once),
-  every capability dropped, seccomp.
+- ``spawn`` (the command's stdin, stdout, stderr and extra descriptors ride along as SCM_RIGHTS):
+  a non-interactive command gets a PID (and mount) namespace of its own — an init cloned into it
+  forks the command, reaps, and exits as the command did, so whatever the command leaves behind
+  dies with it and the command keeps ordinary signal behaviour; an interactive (TTY) one is forked
+  straight into the container's, with the PTY as its controlling terminal. Either way the command
+  is restricted just before ``exec``: Landlock (a ruleset built once), every capability dropped,
+  ``no_new_privs``, seccomp, and the signal dispositions Python changed set back to default.
+- ``patch``: the same, but the child writes an apply_patch instead of exec'ing a command (the
+  answer on its stdout as JSON).
 - ``kill``: SIGKILL to the command's whole process group.
-- the server reports ``started`` and ``exit`` (the raw wait status) for each command.
+- the server reports ``started`` and ``exit`` (the raw wait status) for each request.
 
 Forking this small process costs ~1 ms; forking the agent would cost ~5 ms and grow with its memory.
 """
@@ -32,15 +36,24 @@ import signal
 import socket
 import sys
 import termios
-from typing import Any
+from typing import Any, NoReturn
 
 from codexbro.sandbox import landlock, namespaces, seccomp
 from codexbro.sandbox import syscalls as sc
-from codexbro.sandbox.launch import arm_parent_death, child_failure, close_fds_except, describe
+from codexbro.sandbox.launch import (
+    WAITED,
+    arm_parent_death,
+    child_failure,
+    close_fds_except,
+    describe,
+    mirror,
+    wait_for,
+)
 
-MAX_MESSAGE = 1 << 20
 SLEEP_FOREVER = ["sleep", "2147483647"]
-MAX_FDS = 16
+MAX_FDS = 32
+HIGH_FD = 1000  # where the server's own descriptors go before a child places the command's
+RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ", "SIGCHLD", "SIGINT", "SIGTERM", "SIGHUP")
 
 
 class Server:
@@ -81,9 +94,12 @@ class Server:
         os.write(armed_w, b"1")
         os.close(armed_w)
         namespaces.mount_proc()
-        self.alive_r, self._alive_w = os.pipe()  # end-of-file for every child once the server is gone
+        # End-of-file on alive_r for every child once the server is gone; both ends kept high, so
+        # placing a command's descriptors never lands on them.
+        alive_r, alive_w = os.pipe()
+        self.alive_r, self._alive_w = _high(alive_r), _high(alive_w)
         if self.abi > 0:  # built once, in the container's view; each command only applies it
-            self.ruleset = landlock.build_ruleset(self.landlock_writable, abi=self.abi)
+            self.ruleset = _high(landlock.build_ruleset(self.landlock_writable, abi=self.abi))
 
     # ---- serving ------------------------------------------------------------------------------
 
@@ -104,13 +120,13 @@ class Server:
                     self.reap()
                     continue
                 try:
-                    data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, 4096, MAX_FDS)
                 except OSError:
                     data, fds = b"", []
                 if not data:
                     return  # the agent closed the socket (or died): the container goes with us
                 try:
-                    self.handle(json.loads(data), fds)
+                    self.handle(data, fds)
                 finally:
                     for fd in fds:
                         with contextlib.suppress(OSError):
@@ -132,54 +148,67 @@ class Server:
             if rid is not None:
                 self.send({"id": rid, "event": "exit", "status": status})
 
-    def handle(self, request: dict[str, Any], fds: list[int]) -> None:
-        if request.get("op") == "kill":
+    def handle(self, head: bytes, fds: list[int]) -> None:
+        message = json.loads(head)
+        if message.get("op") == "kill":
             for pid, rid in self.children.items():
-                if rid == request["id"]:
+                if rid == message.get("id"):
                     with contextlib.suppress(OSError):
                         os.killpg(pid, signal.SIGKILL)
             return
-        rid = str(request["id"])
-        tty = bool(request.get("tty"))
+        rid = str(message.get("id"))
         try:
-            # A non-interactive command is PID 1 of a PID namespace of its own (and a mount
-            # namespace, for its /proc): what it leaves behind dies with it. One clone does it.
+            request = _read_request(fds[0]) if fds else {}
+            targets = [int(t) for t in request["fd_targets"]]
+            if len(targets) != len(fds) - 1:
+                raise ValueError("descriptor count does not match the request")
+            tty = bool(request.get("tty"))
+            # A non-interactive request gets a PID (and mount) namespace of its own: one clone.
             pid = os.fork() if tty else sc.clone_into(sc.CLONE_NEWPID | sc.CLONE_NEWNS)
-        except OSError as exc:
-            self.send({"id": rid, "event": "error", "message": f"fork failed: {exc.strerror}"})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.send({"id": rid, "event": "error", "message": f"cannot start: {exc}"})
             return
         if pid == 0:
-            self.child(request, fds, tty)
+            try:
+                self.child(request, fds[1:], targets, tty)
+            except BaseException as exc:
+                child_failure(f"{type(exc).__name__}: {exc}")
         self.children[pid] = rid
         self.send({"id": rid, "event": "started", "pid": pid})
 
     # ---- in the forked child --------------------------------------------------------------------
 
-    def child(self, request: dict[str, Any], fds: list[int], tty: bool) -> None:
+    def child(self, request: dict[str, Any], fds: list[int], targets: list[int], tty: bool) -> NoReturn:
         try:
             signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(self._alive_w)
             arm_parent_death(None, os.dup(self.alive_r))
             os.setsid()
-            targets: list[int] = request["fd_targets"]
-            staged = [os.dup(fd) for fd in fds]  # out of the way before they are placed
+            staged = [_high(os.dup(fd)) for fd in fds]  # out of the way of the targets first
             for src, dst in zip(staged, targets, strict=True):
                 os.dup2(src, dst, inheritable=True)
-            close_fds_except((*targets, self.ruleset))
+            keep = [*targets, self.ruleset] if self.ruleset >= 0 else list(targets)
+            close_fds_except(keep)
             if tty and os.isatty(0):
                 with contextlib.suppress(OSError):  # a terminal another session owns stays theirs
                     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             if not tty:
                 namespaces.mount_proc()
+                _become_init()  # returns in the command process only
             os.chdir(request["cwd"])
             if self.ruleset >= 0:
                 landlock.restrict_self(self.ruleset)
                 os.close(self.ruleset)
             sc.drop_all_capabilities(self.last_cap)
             self.filter.install()
+            for name in RESET_SIGNALS:
+                if hasattr(signal, name):
+                    signal.signal(getattr(signal, name), signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
         except OSError as exc:
             child_failure(describe(exc))
+        if request.get("op") == "patch":
+            _write_patch(str(request["patch"]), str(request["cwd"]))
         argv: list[str] = request["argv"]
         try:
             os.execvpe(argv[0], argv, request["env"])
@@ -187,6 +216,53 @@ class Server:
             with contextlib.suppress(OSError):
                 os.write(2, f"codexbro: cannot run {argv[0]!r}: {exc.strerror or exc}\n".encode())
             os._exit(127)
+
+
+def _high(fd: int) -> int:
+    """Move a descriptor to HIGH_FD or above (close-on-exec), out of the command's way."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, HIGH_FD)
+    os.close(fd)
+    return moved
+
+
+def _read_request(fd: int) -> dict[str, Any]:
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        fh.seek(0)
+        request = json.loads(fh.read())
+    if not isinstance(request, dict):
+        raise ValueError("the request is not an object")
+    return request
+
+
+def _become_init() -> None:
+    """PID 1 of the command's namespace: fork the command (returns there), reap, exit like it."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
+    command = os.fork()
+    if command == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        arm_parent_death(None)
+        return
+    for fd in range(0, 3):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    mirror(wait_for(command, reap_all=True))
+
+
+def _write_patch(patch: str, cwd: str) -> NoReturn:
+    """The patch writer, run instead of a command: the answer on stdout as JSON."""
+    from pathlib import Path
+
+    from codexbro.apply_patch.apply import commit, verify
+    from codexbro.apply_patch.parser import PatchError, parse_patch
+
+    try:
+        summary = commit(verify(parse_patch(patch), Path(cwd)), Path(cwd)).summary()
+        answer: dict[str, Any] = {"ok": True, "text": summary}
+    except PatchError as exc:
+        answer = {"ok": False, "text": str(exc), "errno": exc.errno, "reason": exc.reason}
+    with contextlib.suppress(OSError):
+        os.write(1, json.dumps(answer).encode())
+    os._exit(0)
 
 
 def main() -> None:

@@ -64,10 +64,12 @@ async def gate_command(
             ctx.emit(ToolDecision(call_id, tool, "ask", backend, "denied", decision.reason))
             raise
     if sandboxed and backend == "auto":
+        import asyncio
+
         from codexbro.sandbox.linux import SandboxUnavailable, choose_backend
 
         try:
-            backend = choose_backend()
+            backend = await asyncio.to_thread(choose_backend)
         except SandboxUnavailable:
             backend = "unavailable"
     ctx.emit(
@@ -78,18 +80,25 @@ async def gate_command(
     return sandboxed
 
 
-def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
+async def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
     """The prepared sandbox for one spawn (None when it runs unsandboxed). The first time a
-    backend is used in this process, a warning says what it does not enforce, if anything."""
+    backend is used in this process, a warning says what it does not enforce, if anything. The
+    live probes behind the choice run in a thread: the event loop never waits on them."""
     if not sandboxed or ctx.sandbox is None:
         return None
-    try:
-        prepared = prepare(ctx.sandbox, ctx.sandbox_backend)
-    except (SandboxUnavailable, OSError) as exc:
-        raise RespondToModel(f"sandbox unavailable, command not run: {exc}") from None
+    import asyncio
+
+    from codexbro.sandbox.linux import choose_backend
     from codexbro.sandbox.probes import backend_report
 
-    report = backend_report(prepared.backend)  # a live probe, once per process and backend
+    backend = ctx.sandbox_backend
+    try:
+        if backend == "auto":
+            backend = await asyncio.to_thread(choose_backend)
+        report = await asyncio.to_thread(backend_report, backend)  # a live probe, once per process
+        prepared = prepare(ctx.sandbox, backend)
+    except (SandboxUnavailable, OSError) as exc:
+        raise RespondToModel(f"sandbox unavailable, command not run: {exc}") from None
     if not report.ok:
         prepared.release()
         raise RespondToModel(
@@ -104,6 +113,17 @@ def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
                 Warning(
                     f"sandbox ({prepared.backend}) does not enforce: {', '.join(missing)} — "
                     "see `codexbro sandbox doctor`"
+                )
+            )
+    from codexbro.sandbox.policy import linked_protected_names
+
+    for link in linked_protected_names(ctx.sandbox.writable):
+        if link not in _NOTED:
+            _NOTED.add(link)
+            ctx.emit(
+                Warning(
+                    f"{link} is a symbolic link: what it points to is read-only in the sandbox, but a "
+                    "sandboxed command could replace the link itself (make it a real directory to close this)"
                 )
             )
     return prepared

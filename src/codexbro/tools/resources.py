@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class ToolResources:
-    def __init__(self) -> None:
+    def __init__(self, owner: str = "") -> None:
+        self.owner = owner  # the session: its sandbox containers are its own
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
 
@@ -40,5 +41,4 @@ class ToolResources:
             await self._js.aclose()
         linux = sys.modules.get("codexbro.sandbox.linux")
         if linux is not None:  # only when this session ran something sandboxed
-            await linux.close_containers()
-            linux.placeholders.sweep()
+            await linux.end_session(self.owner)

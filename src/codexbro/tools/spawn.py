@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -72,6 +74,7 @@ async def start_process(
     from codexbro.sandbox.linux import spawn_args
 
     if sandbox is not None and sandbox.container is not None:
+        _check_startable(argv, cwd, env)  # fail as an unsandboxed spawn would, not inside the box
         try:
             proc = await sandbox.container.spawn(
                 argv, cwd=str(cwd), env={**env, **sandbox.env}, tty=tty, stdin=stdin, stdout=stdout,
@@ -96,6 +99,15 @@ async def start_process(
         sandbox.started()
     reaper.register(aproc.pid)
     return cast(ToolProcess, aproc)
+
+
+def _check_startable(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    if not os.path.isdir(cwd):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(cwd))
+    program = argv[0] if argv else ""
+    found = os.access(program, os.X_OK) if "/" in program else shutil.which(program, path=env.get("PATH"))
+    if not found:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
 
 
 def finish_process(proc: ToolProcess, sandbox: Prepared | None) -> None:

@@ -24,11 +24,11 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.output import exec_output_freeform
+from codexbro.tools.patch_writer import Written
 
 if TYPE_CHECKING:
     from codexbro.apply_patch.apply import PlannedChange
     from codexbro.sandbox.linux import Prepared
-    from codexbro.tools.patch_writer import Written
 
 # The parser, applier and policy load on the first patch, not at start-up.
 
@@ -128,7 +128,7 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
     """Apply ``patch`` relative to ``cwd``. Verification and policy failures raise RespondToModel."""
     from codexbro.apply_patch.apply import verify
     from codexbro.apply_patch.parser import PatchError, parse_patch
-    from codexbro.sandbox.policy import assess_patch, is_hidden, physical, writable_roots
+    from codexbro.sandbox.policy import assess_patch, is_hidden, is_writable, physical, writable_roots
 
     started = time.monotonic()
     home = ctx.home
@@ -144,9 +144,17 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
     if decision.verdict == "reject":
         raise RespondToModel(decision.reason)
     changes = _changes(plan)
-    approved_by_user = False
+    keys = {str(physical(p)) for p in paths}
+    # Writing outside the sandbox is only for paths the sandbox would refuse, once the user said yes.
+    outside = ctx.sandbox is not None and any(not is_writable(p, roots, home) for p in paths)
+    unsandboxed = False
     if decision.verdict == "ask":
-        keys = {str(physical(p)) for p in paths}
+        reason = decision.reason
+        moved = sorted(
+            k for p, k in zip(paths, (str(physical(p)) for p in paths), strict=True) if k != str(p)
+        )
+        if moved:  # show where a link really leads
+            reason += " — resolves to " + ", ".join(moved)
         remembered = ctx.approvals is not None and keys <= ctx.approvals.approved_paths
         if not remembered:
             if ctx.request_approval is None:
@@ -154,17 +162,22 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
                     f"patch rejected: it needs approval ({decision.reason}) and nobody can approve it here"
                 )
             answer = await ctx.request_approval(
-                ApplyPatchApprovalRequest(call_id, ctx.turn_id, changes, decision.reason)
+                ApplyPatchApprovalRequest(call_id, ctx.turn_id, changes, reason)
             )
             if answer not in ("approved", "approved_for_session", "approved_for_workspace"):
                 raise RespondToModel("patch rejected by user")
             if answer != "approved" and ctx.approvals is not None:
                 ctx.approvals.approved_paths |= keys
-        approved_by_user = True
+        unsandboxed = outside
     ctx.emit(PatchApplyBegin(call_id, changes))
-    written = await _write(
-        patch, cwd, call_id, ctx, sandboxed=ctx.sandbox is not None and not approved_by_user
-    )
+    if unsandboxed and {str(physical(p)) for p in paths} != keys:
+        written = Written(
+            False, "patch rejected: a path it writes changed (a link was replaced) after it was approved"
+        )
+    else:
+        written = await _write(
+            patch, cwd, call_id, ctx, sandboxed=ctx.sandbox is not None and not unsandboxed
+        )
     ctx.emit(PatchApplyEnd(call_id, written.ok, written.text if written.ok else "", "" if written.ok else written.text,
                            changes))  # fmt: skip
     return PatchResult(written.text, 0 if written.ok else 1, time.monotonic() - started)
@@ -174,14 +187,14 @@ _DENIED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EXDEV)
 
 
 async def _write(patch: str, cwd: Path, call_id: str, ctx: ToolContext, *, sandboxed: bool) -> Written:
-    from codexbro.tools.patch_writer import Written, write_here, write_in_sandbox
+    from codexbro.tools.patch_writer import write_here, write_in_sandbox
 
     if not sandboxed:
         return write_here(patch, cwd)
     from codexbro.tools.exec_gate import offer_retry, sandbox_for
 
     try:
-        written = await write_in_sandbox(patch, cwd, _prepared(sandbox_for(ctx, True)))
+        written = await write_in_sandbox(patch, cwd, _prepared(await sandbox_for(ctx, True)))
     except RespondToModel as exc:
         return Written(False, str(exc))
     except OSError as exc:

@@ -141,8 +141,9 @@ class JsRepl:
         if not self.kernel.alive:
             from codexbro.tools.exec_gate import sandbox_for
 
+            await self.kernel.stop()  # a kernel that died on its own still holds its sandbox
             self.kernel = JsKernel()
-            await self.kernel.start(build_env(ctx.env_policy), sandbox_for(ctx, True), str(ctx.cwd))
+            await self.kernel.start(build_env(ctx.env_policy), await sandbox_for(ctx, True), str(ctx.cwd))
         return self.kernel
 
     async def reset(self) -> None:

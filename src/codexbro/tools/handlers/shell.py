@@ -127,7 +127,7 @@ class _ShellBase:
             try:
                 return await run_process(
                     argv, cwd=cwd, env=env, timeout_s=timeout / 1000, on_output=on_output,
-                    sandbox=sandbox_for(ctx, inside),
+                    sandbox=await sandbox_for(ctx, inside),
                 )  # fmt: skip
             except OSError as exc:
                 message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"

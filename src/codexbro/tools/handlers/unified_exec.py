@@ -164,7 +164,13 @@ class ExecCommandHandler(FunctionTool):
         started = time.monotonic()
         try:
             proc = await self.sessions.spawn(
-                argv, cwd, env, bool(args.get("tty")), sandbox_for(ctx, sandboxed), call.call_id, ctx.emit
+                argv,
+                cwd,
+                env,
+                bool(args.get("tty")),
+                await sandbox_for(ctx, sandboxed),
+                call.call_id,
+                ctx.emit,
             )
         except OSError as exc:
             raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
