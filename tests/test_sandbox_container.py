@@ -30,7 +30,7 @@ def ws(tmp_path: Path) -> Path:
 
 async def test_commands_get_default_signal_dispositions(ws: Path) -> None:
     ctx = ctx_for("workspace-write", ws, "namespaces")
-    code, out = await sh(
+    _code, out = await sh(
         ctx, "seq 1000000 | head -1; echo status=${PIPESTATUS[0]}; grep SigIgn /proc/self/status"
     )
     assert "status=141" in out and "Broken pipe" not in out, out
@@ -42,7 +42,7 @@ async def test_a_command_can_signal_itself(ws: Path) -> None:
     ctx = ctx_for("workspace-write", ws, "namespaces")
     code, out = await sh(ctx, "sh -c 'kill -TERM $$; echo survived'; echo status=$?")
     assert "survived" not in out and "status=143" in out, out
-    code, out = await sh(ctx, f"{sys.executable} -c 'import os; os.abort()'; echo status=$?")
+    _code, out = await sh(ctx, f"{sys.executable} -c 'import os; os.abort()'; echo status=$?")
     assert "status=134" in out, out
 
 

@@ -65,17 +65,30 @@ def _io(exc: OSError) -> str:
     return f"{exc.strerror or exc} (os error {exc.errno})"
 
 
-def new_contents(path: Path, chunks: tuple[Chunk, ...]) -> str:
+Reader = Callable[[Path], str]
+
+
+def _read(path: Path) -> str:
+    with open(path, encoding="utf-8", newline="") as fh:  # keep \r\n: no newline translation
+        return fh.read()
+
+
+def new_contents(path: Path, chunks: tuple[Chunk, ...], read: Reader = _read) -> str:
     """The file's content after applying ``chunks`` (raises PatchError with upstream's wording)."""
+    return _apply_chunks(path, chunks, read)[1]
+
+
+def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[str, str]:
+    """(original, new) contents of ``path``."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:  # keep \r\n: no newline translation
-            original = fh.read()
+        original = read(path)
     except OSError as exc:
         raise PatchError(f"Failed to read file to update {path}: {_io(exc)}") from None
     except UnicodeDecodeError:
         raise PatchError(
             f"Failed to read file to update {path}: stream did not contain valid UTF-8"
         ) from None
+    untouched = original
     crlf = "\r\n" in original and "\n" not in original.replace("\r\n", "")
     if crlf:
         original = original.replace("\r\n", "\n")
@@ -120,7 +133,7 @@ def new_contents(path: Path, chunks: tuple[Chunk, ...]) -> str:
     if not lines or lines[-1] != "":
         lines.append("")
     text = "\n".join(lines)
-    return text.replace("\n", "\r\n") if crlf else text
+    return untouched, text.replace("\n", "\r\n") if crlf else text
 
 
 def umask() -> int:
@@ -290,29 +303,27 @@ class PlannedChange:
     old_text: str | None = None
 
 
-def verify(
-    hunks: list[Hunk], cwd: Path, *, readable: Callable[[Path], bool] | None = None
-) -> list[PlannedChange]:
-    """Compute every change before touching anything (the tool path). ``readable`` refuses paths
-    the caller must not read (the agent's credential files)."""
+def verify(hunks: list[Hunk], cwd: Path, *, read: Reader = _read) -> list[PlannedChange]:
+    """Compute every change before touching anything (the tool path). ``read`` is how files are
+    read (the agent passes one that refuses what the model may not read)."""
     if not hunks:
         raise PatchError("No files were modified.")
     plan: list[PlannedChange] = []
     for hunk in hunks:
         path = cwd / hunk.path
-        if readable is not None and not isinstance(hunk, AddFile) and not readable(path):
-            raise PatchError(f"Failed to read {path}: it holds the agent's credentials and is off limits")
         if isinstance(hunk, AddFile):
             plan.append(PlannedChange("add", hunk.path, path, hunk.contents))
         elif isinstance(hunk, DeleteFile):
             try:
-                old = path.read_text(encoding="utf-8", errors="replace")
+                old = read(path)
+            except UnicodeDecodeError:
+                old = ""
             except OSError as exc:
                 raise PatchError(f"Failed to read {path}: {_io(exc)}") from None
             plan.append(PlannedChange("delete", hunk.path, path, old_text=old))
         else:
-            text = new_contents(path, hunk.chunks)
-            plan.append(PlannedChange("update", hunk.path, path, text, hunk.move_to))
+            old, text = _apply_chunks(path, hunk.chunks, read)
+            plan.append(PlannedChange("update", hunk.path, path, text, hunk.move_to, old_text=old))
     return plan
 
 

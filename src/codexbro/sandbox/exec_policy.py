@@ -271,9 +271,9 @@ class ApprovalStore:
 def proposed_prefix(argv: list[str], requested: list[str] | None = None) -> list[str]:
     """The prefix an approval "for session" would cover: the model's ``prefix_rule`` if it gave one,
     else the first two words of the (first) command."""
-    if requested:
-        return list(requested)
     commands = plain_commands(argv)
+    if requested and commands and all(cmd[: len(requested)] == list(requested) for cmd in commands):
+        return list(requested)  # only a prefix of what actually runs: never a word the model made up
     if commands is None:  # a complex script: its leading plain words
         words: list[str] = []
         for tok in re.split(r"\s+", argv[2].strip()):
@@ -291,12 +291,17 @@ def decide(
 ) -> ExecDecision:  # fmt: skip
     commands = plain_commands(argv) or [argv]
     strictest: PrefixRule | None = None
+    unmatched = False  # a command no rule speaks for: an "allow" elsewhere in the script cannot cover it
     for cmd in commands:
+        matched = False
         for rule in rules:
-            if rule.matches(cmd, cwd) and (
-                strictest is None or DECISION_ORDER[rule.decision] > DECISION_ORDER[strictest.decision]
-            ):
-                strictest = rule
+            if rule.matches(cmd, cwd):
+                matched = True
+                if strictest is None or DECISION_ORDER[rule.decision] > DECISION_ORDER[strictest.decision]:
+                    strictest = rule
+        unmatched = unmatched or not matched
+    if strictest is not None and strictest.decision == "allow" and unmatched:
+        strictest = None
     shown = shlex.join(argv)
     if strictest is not None:
         if strictest.decision == "forbidden":

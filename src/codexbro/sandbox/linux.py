@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.sandbox import launch, placeholders
-from codexbro.sandbox.policy import hidden_paths, protected_paths, writable_roots
+from codexbro.sandbox.policy import hidden_paths, linked_protected_names, protected_paths, writable_roots
 
 BACKENDS = ("namespaces", "bubblewrap", "landlock")
 # Devices a sandboxed command may write to (Landlock rules; the namespace view has private ones).
@@ -155,6 +155,13 @@ class Layout:
 
 def layout(spec: SandboxSpec) -> Layout:
     roots = [Path(r) for r in spec.writable if os.path.isdir(r)]
+    linked = linked_protected_names(spec.writable)
+    if linked:
+        raise SandboxUnavailable(
+            f"{linked[0]} is a symbolic link: the sandbox can keep what it points to read-only, but not "
+            "the link itself, which a command could replace (a `.git` with hooks, a `.codex` with config). "
+            "Make it a real directory (or a `gitdir:` file), or use --sandbox read-only"
+        )
     protected: list[str] = []
     for path in protected_paths(roots):
         if path.is_symlink():
@@ -166,6 +173,13 @@ def layout(spec: SandboxSpec) -> Layout:
             protected.append(str(path))
     cwd = roots[0] if roots else Path.cwd()
     dirs, files = hidden_paths(Path(spec.home) if spec.home else None, roots, cwd)
+    # A hidden path deeper inside a root: the directory under the root that leads to it is made
+    # read-only too, or renaming it would move the hidden path out from under its cover.
+    for hidden in (*dirs, *files):
+        for root in roots:
+            rel = hidden.relative_to(root).parts if root in hidden.parents else ()
+            if len(rel) > 1 and str(root / rel[0]) not in protected:
+                protected.append(str(root / rel[0]))
     return Layout([str(r) for r in roots], list(dict.fromkeys(protected)), [str(d) for d in dirs],
                   [str(f) for f in files])  # fmt: skip
 
@@ -235,7 +249,7 @@ def prepare_landlock(spec: SandboxSpec) -> Prepared:
 
 
 def bwrap_argv(spec: SandboxSpec, bwrap: str, lay: Layout, seccomp_fd: int, cwd: str, tty: bool) -> list[str]:
-    argv = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc"]
+    argv = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     if not tty:
         argv.append("--new-session")  # with a TTY the command keeps it as its controlling terminal
     if not spec.network:
@@ -243,10 +257,19 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str, lay: Layout, seccomp_fd: int, cwd:
     if _bwrap_supports("--disable-userns"):
         argv.append("--disable-userns")
     argv += ["--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    # bwrap leaves these writable in its /proc; uid 0 needs no capability to write a sysctl
+    # (core_pattern would run a command on the host as root).
+    for name in ("sys", "sysrq-trigger", "irq", "bus"):
+        argv += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
+    # bwrap applies read-only to a bind and all below it: a protected directory that holds a
+    # writable root (the one leading to a hidden home) goes first, so the root is bound over it.
+    holders = [p for p in lay.protected if any(w.startswith(p.rstrip("/") + "/") for w in lay.writable)]
+    for path in holders:
+        argv += ["--ro-bind", path, path]
     for root in lay.writable:
         argv += ["--bind", root, root]
     for path in lay.protected:
-        if not os.path.islink(path):
+        if path not in holders and not os.path.islink(path):
             argv += ["--ro-bind", path, path]
     for path in lay.hidden_dirs:
         argv += ["--perms", "0755", "--tmpfs", path, "--remount-ro", path]

@@ -12,7 +12,7 @@ command (``server.py``, ``container.py``):
   invisible and unreachable; its init is tied to the agent (parent-death signals), and when it dies
   every process in it dies. Each non-interactive command also gets a PID namespace of its own
   inside it, so whatever the command leaves behind dies when it ends (or is interrupted);
-- new **IPC** and, with the network off, **network** namespaces (only a down loopback inside, so
+- new **IPC**, **UTS** and, with the network off, **network** namespaces (only a down loopback inside, so
   host services on abstract Unix sockets are unreachable too).
 
 Read-only is applied with ``mount_setattr`` (Linux ≥ 5.12, recursive and atomic); older kernels
@@ -133,7 +133,7 @@ def _private_dev(host_dev: int) -> None:
 def enter(view: View) -> None:
     """The container's first process, before it forks the namespace's init: namespaces, ids and
     the mount view."""
-    flags = sc.CLONE_NEWUSER | sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWIPC
+    flags = sc.CLONE_NEWUSER | sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
     if not view.network:
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
@@ -149,7 +149,10 @@ def enter(view: View) -> None:
         for path in view.writable:
             set_tree(path, read_only=False, harden=True)
         for path in view.protected:
-            set_tree(path, read_only=True, harden=True)
+            # A protected directory with a writable root inside (the one that leads to a hidden home)
+            # is read-only itself, not the root below it.
+            holds_root = any(w.startswith(path.rstrip("/") + "/") for w in view.writable)
+            set_tree(path, read_only=True, harden=True, recursive=not holds_root)
         _private_dev(host_dev)
     finally:
         os.close(host_dev)

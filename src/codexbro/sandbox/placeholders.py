@@ -55,16 +55,17 @@ def hold(path: str) -> bool:
         created = False
         try:
             os.mkdir(path)
-            os.chmod(path, PLACEHOLDER_MODE)
             created = True
         except FileExistsError:
             pass
         except OSError:
             return False
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:  # never through a link: a sandboxed command could have swapped one in meanwhile
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
-            return False  # a file (the `.git` file of a worktree), or a link to one
+            return False  # a file (the `.git` file of a worktree), or a link
+        if created:
+            os.fchmod(fd, PLACEHOLDER_MODE)
         fcntl.flock(fd, fcntl.LOCK_SH)
         if os.fstat(fd).st_nlink > 0:
             _held[path] = fd

@@ -2,9 +2,13 @@
 
 Always refused (EPERM): ``ptrace`` and ``process_vm_readv/writev`` (no reading or steering other
 processes), the ``TIOCSTI``/``TIOCLINUX`` ioctls (no keystrokes pushed into a terminal), ``mknod``
-of character or block devices, ``io_uring`` (its operations bypass this filter), the kernel keyring
-calls, and on x86_64 the x32 ABI (syscall numbers with bit 30 set; a second numbering the checks
-below would not see). A foreign architecture (i386 ``int 0x80``) kills the process.
+of character or block devices, any mode with the set-user-id or set-group-id bit (``chmod``,
+``fchmod``, ``fchmodat(2)``, ``creat``, ``open``/``openat`` creating, ``mknod``: a set-uid file
+made inside would run with the agent's uid outside, where ``nosuid`` does not apply), ``io_uring``
+(its operations bypass this filter), the kernel keyring calls, and on x86_64 the x32 ABI (syscall
+numbers with bit 30 set; a second numbering the checks below would not see). ``openat2`` answers
+ENOSYS (its mode is in a struct the filter cannot read; libc falls back to ``openat``). A foreign
+architecture (i386 ``int 0x80``) kills the process.
 
 With the network off, as upstream: ``socket`` and ``socketpair`` only for ``AF_UNIX`` and not
 ``SOCK_DGRAM`` (a datagram socket, even one of a pair, can ``sendmsg`` to a host service by path,
@@ -33,9 +37,12 @@ SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 
 AF_UNIX = 1
-SOCK_DGRAM = 2
+SOCK_STREAM = 1
+SOCK_SEQPACKET = 5
 SOCK_TYPE_MASK = 0xF
 S_IFMT = 0o170000
+S_ISUID_GID = 0o6000
+O_CREAT_OR_TMPFILE = 0o100 | 0o20000000  # O_CREAT | __O_TMPFILE
 S_IFCHR = 0o020000
 S_IFBLK = 0o060000
 TIOCSTI = 0x5412
@@ -46,6 +53,7 @@ X32_SYSCALL_BIT = 0x40000000
 LD_W_ABS = 0x20
 JEQ_K = 0x15
 JGE_K = 0x35
+JSET_K = 0x45
 AND_K = 0x54
 RET_K = 0x06
 
@@ -62,14 +70,19 @@ _X86_64 = {
     "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "ioctl": 16, "mknod": 133,
     "mknodat": 259, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "keyctl": 250, "add_key": 248, "request_key": 249, "socket": 41, "connect": 42, "accept": 43,
-    "sendto": 44, "bind": 49, "listen": 50, "accept4": 288, "socketpair": 53,
+    "sendto": 44, "bind": 49, "listen": 50, "accept4": 288, "socketpair": 53, "chmod": 90, "fchmod": 91,
+    "fchmodat": 268, "fchmodat2": 452, "open": 2, "creat": 85, "openat": 257, "openat2": 437,
 }  # fmt: skip
 _AARCH64 = {
     "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "ioctl": 29, "mknodat": 33,
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "keyctl": 219,
     "add_key": 217, "request_key": 218, "socket": 198, "connect": 203, "accept": 202, "sendto": 206,
-    "bind": 200, "listen": 201, "accept4": 242, "socketpair": 199,
+    "bind": 200, "listen": 201, "accept4": 242, "socketpair": 199, "fchmod": 52, "fchmodat": 53,
+    "fchmodat2": 452, "openat": 56, "openat2": 437,
 }  # fmt: skip
+# Where a mode argument is (and, for the open family, the flags that make it count).
+MODE_ARG = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "creat": 1}
+CREATE_MODE_ARG = {"open": (1, 2), "openat": (2, 3)}  # name: (flags argument, mode argument)
 ARCHES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (0xC000003E, _X86_64),
     "aarch64": (0xC00000B7, _AARCH64),
@@ -136,10 +149,17 @@ def program(network: bool, machine: str | None = None) -> list[tuple[int, int, i
         a.ins(JGE_K, X32_SYSCALL_BIT, "deny", 0)
     for name in ALWAYS_DENIED:
         a.ins(JEQ_K, nrs[name], "deny", 0)
+    a.ins(JEQ_K, nrs["openat2"], "nosys", 0)  # its mode hides in a struct: libc falls back to openat
     a.ins(JEQ_K, nrs["ioctl"], "ioctl", 0)
     if "mknod" in nrs:
         a.ins(JEQ_K, nrs["mknod"], "mknod", 0)
     a.ins(JEQ_K, nrs["mknodat"], "mknodat", 0)
+    for name in MODE_ARG:
+        if name in nrs:
+            a.ins(JEQ_K, nrs[name], f"mode{MODE_ARG[name]}", 0)
+    for name in CREATE_MODE_ARG:
+        if name in nrs:
+            a.ins(JEQ_K, nrs[name], f"create{name}", 0)
     if not network:
         for name in NETWORK_DENIED:
             a.ins(JEQ_K, nrs[name], "deny", 0)
@@ -156,24 +176,44 @@ def program(network: bool, machine: str | None = None) -> list[tuple[int, int, i
     for label, index in (("mknod", 1), ("mknodat", 2)):
         a.label(label)
         a.ins(LD_W_ABS, _arg(index))
+        a.ins(JSET_K, S_ISUID_GID, "deny", 0)
         a.ins(AND_K, S_IFMT)
         a.ins(JEQ_K, S_IFCHR, "deny", 0)
         a.ins(JEQ_K, S_IFBLK, "deny", 0)
         a.ins(RET_K, SECCOMP_RET_ALLOW)
+    # No set-user-id or set-group-id file: one made inside would run with the agent's uid outside.
+    for index in sorted(set(MODE_ARG.values())):
+        a.label(f"mode{index}")
+        a.ins(LD_W_ABS, _arg(index))
+        a.ins(JSET_K, S_ISUID_GID, "deny", 0)
+        a.ins(RET_K, SECCOMP_RET_ALLOW)
+    for name, (flags_at, mode_at) in CREATE_MODE_ARG.items():
+        if name in nrs:
+            a.label(f"create{name}")
+            a.ins(LD_W_ABS, _arg(flags_at))
+            a.ins(JSET_K, O_CREAT_OR_TMPFILE, 0, "allow")  # the mode only counts when creating
+            a.ins(LD_W_ABS, _arg(mode_at))
+            a.ins(JSET_K, S_ISUID_GID, "deny", "allow")
     if not network:
-        a.label("socket")
+        a.label(
+            "socket"
+        )  # and socketpair: Unix stream and seqpacket only (datagram and raw can sendmsg anywhere)
         a.ins(LD_W_ABS, _arg(0))
         a.ins(JEQ_K, AF_UNIX, 0, "deny")
         a.ins(LD_W_ABS, _arg(1))
         a.ins(AND_K, SOCK_TYPE_MASK)
-        a.ins(JEQ_K, SOCK_DGRAM, "deny", 0)
-        a.ins(RET_K, SECCOMP_RET_ALLOW)
+        a.ins(JEQ_K, SOCK_STREAM, "allow", 0)
+        a.ins(JEQ_K, SOCK_SEQPACKET, "allow", "deny")
         a.label("sendto")  # a destination address (argument 4) means an unconnected send
         a.ins(LD_W_ABS, _arg(4))
         a.ins(JEQ_K, 0, 0, "deny")
         a.ins(LD_W_ABS, _arg(4, high=True))
         a.ins(JEQ_K, 0, 0, "deny")
         a.ins(RET_K, SECCOMP_RET_ALLOW)
+    a.label("allow")
+    a.ins(RET_K, SECCOMP_RET_ALLOW)
+    a.label("nosys")
+    a.ins(RET_K, SECCOMP_RET_ERRNO | errno.ENOSYS)
     a.label("deny")
     a.ins(RET_K, SECCOMP_RET_ERRNO | errno.EPERM)
     return a.assemble()

@@ -115,17 +115,6 @@ async def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
                     "see `codexbro sandbox doctor`"
                 )
             )
-    from codexbro.sandbox.policy import linked_protected_names
-
-    for link in linked_protected_names(ctx.sandbox.writable):
-        if link not in _NOTED:
-            _NOTED.add(link)
-            ctx.emit(
-                Warning(
-                    f"{link} is a symbolic link: what it points to is read-only in the sandbox, but a "
-                    "sandboxed command could replace the link itself (make it a real directory to close this)"
-                )
-            )
     return prepared
 
 

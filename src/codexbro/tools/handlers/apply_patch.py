@@ -103,11 +103,7 @@ def _changes(plan: list[PlannedChange]) -> dict[str, dict[str, Any]]:
         elif change.kind == "delete":
             out[key] = {"type": "delete", "content": change.old_text or ""}
         else:
-            try:
-                with open(change.abs_path, encoding="utf-8", newline="") as fh:
-                    old = fh.read()
-            except OSError:
-                old = ""
+            old = change.old_text or ""
             diff = "".join(
                 difflib.unified_diff(
                     old.splitlines(keepends=True), (change.new_text or "").splitlines(keepends=True), n=1
@@ -128,12 +124,14 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
     """Apply ``patch`` relative to ``cwd``. Verification and policy failures raise RespondToModel."""
     from codexbro.apply_patch.apply import verify
     from codexbro.apply_patch.parser import PatchError, parse_patch
-    from codexbro.sandbox.policy import assess_patch, is_hidden, is_writable, physical, writable_roots
+    from codexbro.sandbox.policy import assess_patch, is_writable, physical, writable_roots
+    from codexbro.tools.agent_reads import read_text
 
     started = time.monotonic()
     home = ctx.home
+    restricted = ctx.sandbox is not None
     try:
-        plan = verify(parse_patch(patch), cwd, readable=lambda p: not is_hidden(p, home))
+        plan = verify(parse_patch(patch), cwd, read=lambda p: read_text(p, home=home, restricted=restricted))
     except PatchError as exc:
         raise RespondToModel(f"apply_patch verification failed: {exc}") from None
     paths = [c.abs_path for c in plan] + [cwd / c.move_to for c in plan if c.move_to]

@@ -58,14 +58,14 @@ class EditFileHandler(FunctionTool):
         if old == new:
             raise RespondToModel("edit_file: old_text and new_text are the same; nothing to change")
         path = Path(name) if Path(name).is_absolute() else ctx.cwd / name
-        from codexbro.sandbox.policy import is_hidden
+        from codexbro.tools.agent_reads import ReadRefused, read_text
 
-        if is_hidden(path, ctx.home):
-            raise RespondToModel(f"edit_file: {name} holds the agent's credentials and is off limits")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, home=ctx.home, restricted=ctx.sandbox is not None).replace("\r\n", "\n")
         except FileNotFoundError:
             raise RespondToModel(f"edit_file: {name} does not exist") from None
+        except ReadRefused as exc:
+            raise RespondToModel(f"edit_file: cannot read {name}: {exc.strerror}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise RespondToModel(f"edit_file: cannot read {name}: {exc}") from None
         count = text.count(old)

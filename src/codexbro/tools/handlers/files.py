@@ -80,11 +80,15 @@ READ_FILE = function_spec(
 )
 
 
-def _read_lines(path: Path) -> list[bytes]:
+def _read_lines(path: Path, ctx: ToolContext) -> list[bytes]:
+    from codexbro.tools.agent_reads import ReadRefused, read_bytes
+
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, home=ctx.home, restricted=ctx.sandbox is not None)
     except IsADirectoryError:
         raise RespondToModel(f"failed to read file: {path} is a directory") from None
+    except ReadRefused as exc:
+        raise RespondToModel(f"failed to read file: {path}: {exc.strerror}") from None
     except OSError as exc:
         raise RespondToModel(f"failed to read file: {exc.strerror} (os error {exc.errno})") from None
     if b"\0" in data[:8192]:
@@ -197,7 +201,7 @@ class ReadFileHandler(FunctionTool):
             raise RespondToModel(
                 'failed to parse function arguments: `mode` must be "slice" or "indentation"'
             )
-        lines = await asyncio.to_thread(_read_lines, path)
+        lines = await asyncio.to_thread(_read_lines, path, ctx)
         if mode == "slice":
             picked = read_slice(lines, offset, limit)
         else:
@@ -225,14 +229,18 @@ LIST_DIR = function_spec(
 )
 
 
-def _walk(root: Path, depth: int) -> list[tuple[str, int, str]]:
+def _walk(root: Path, depth: int, ctx: ToolContext) -> list[tuple[str, int, str]]:
     """(relative path, level, suffix) in breadth-first order, sorted by path within each directory."""
+    from codexbro.tools.agent_reads import scandir
+
     out: list[tuple[str, int, str]] = []
     queue: deque[tuple[Path, str, int]] = deque([(root, "", depth)])
     while queue:
         directory, prefix, remaining = queue.popleft()
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(
+                scandir(directory, home=ctx.home, restricted=ctx.sandbox is not None), key=lambda e: e.name
+            )
         except OSError:
             continue
         for entry in entries:
@@ -242,7 +250,7 @@ def _walk(root: Path, depth: int) -> list[tuple[str, int, str]]:
             elif entry.is_dir():
                 suffix = "/"
                 if remaining > 1:
-                    queue.append((Path(entry.path), rel + "/", remaining - 1))
+                    queue.append((directory / entry.name, rel + "/", remaining - 1))
             elif entry.is_file():
                 suffix = ""
             else:
@@ -263,7 +271,15 @@ class ListDirHandler(FunctionTool):
         depth = int_arg(args, "depth", 2, zero_message="depth must be greater than zero")
         if not path.is_dir():
             raise RespondToModel(f"failed to read directory: {path} is not a directory")
-        entries = await asyncio.to_thread(_walk, path, depth)
+        from codexbro.tools.agent_reads import ReadRefused, open_checked
+
+        try:
+            os.close(open_checked(path, home=ctx.home, restricted=ctx.sandbox is not None, directory=True))
+        except ReadRefused as exc:
+            raise RespondToModel(f"failed to read directory: {path}: {exc.strerror}") from None
+        except OSError as exc:
+            raise RespondToModel(f"failed to read directory: {exc.strerror} (os error {exc.errno})") from None
+        entries = await asyncio.to_thread(_walk, path, depth, ctx)
         if offset > len(entries) and entries:
             raise RespondToModel("offset exceeds directory entry count")
         window = sorted(entries[offset - 1 : offset - 1 + limit], key=lambda e: e[0])

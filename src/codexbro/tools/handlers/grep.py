@@ -70,8 +70,13 @@ class GrepFilesHandler(FunctionTool):
         if args.get("include"):
             argv += ["--glob", args["include"]]
         argv += ["--", str(target)]
+        from codexbro.tools.exec_gate import sandbox_for
+
         try:
-            result = await run_process(argv, cwd=ctx.cwd, env={"PATH": "/usr/bin:/bin"}, timeout_s=TIMEOUT_S)
+            # rg reads on the model's behalf: in restricted modes it runs inside the sandbox, which
+            # hides what commands may not see (the agent's home, its process, other processes).
+            result = await run_process(argv, cwd=ctx.cwd, env={"PATH": "/usr/bin:/bin"}, timeout_s=TIMEOUT_S,
+                                       sandbox=await sandbox_for(ctx, True))  # fmt: skip
         except OSError as exc:
             raise RespondToModel(
                 f"failed to launch rg: {exc}. Ensure ripgrep is installed and on PATH."

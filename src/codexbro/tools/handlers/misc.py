@@ -38,11 +38,17 @@ class ViewImageHandler(FunctionTool):
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
         args = self.args(call)
         path = ctx.resolve_path(args["path"])
+        from codexbro.tools.agent_reads import ReadRefused, read_bytes
+
         try:
             size = path.stat().st_size
             if size > MAX_IMAGE_BYTES:
                 raise RespondToModel(f"unable to process image: {path} is larger than 20 MiB")
-            data = await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(
+                read_bytes, path, home=ctx.home, restricted=ctx.sandbox is not None
+            )
+        except ReadRefused as exc:
+            raise RespondToModel(f"unable to read image `{path}`: {exc.strerror}") from None
         except IsADirectoryError:
             raise RespondToModel(f"unable to locate image at `{path}`: it is a directory") from None
         except OSError as exc:
