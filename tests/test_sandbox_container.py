@@ -40,7 +40,7 @@ async def test_commands_get_default_signal_dispositions(ws: Path) -> None:
 async def test_a_command_can_signal_itself(ws: Path) -> None:
     """Each command has a PID namespace of its own, but it is not that namespace's PID 1."""
     ctx = ctx_for("workspace-write", ws, "namespaces")
-    code, out = await sh(ctx, "sh -c 'kill -TERM $$; echo survived'; echo status=$?")
+    _code, out = await sh(ctx, "sh -c 'kill -TERM $$; echo survived'; echo status=$?")
     assert "survived" not in out and "status=143" in out, out
     _code, out = await sh(ctx, f"{sys.executable} -c 'import os; os.abort()'; echo status=$?")
     assert "status=134" in out, out
