@@ -262,6 +262,7 @@ async def test_metadata_outside_the_roots(name: str, mode: str, backend: str, bo
         return
     assert code != 0, out
     assert (_meta(outside / "target.txt"), _meta(ws / ".git" / "config")) == before
+    assert f"[sandbox] This looks like a sandbox denial ({mode})" in out  # the model is told why
 
 
 # ---- 3. devices ------------------------------------------------------------------------------------

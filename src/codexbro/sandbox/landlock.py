@@ -24,6 +24,9 @@ import platform
 import stat
 from collections.abc import Iterable
 
+from codexbro.sandbox.syscalls import LIBC as _libc
+from codexbro.sandbox.syscalls import set_no_new_privs
+
 SYS_CREATE_RULESET = 444
 SYS_ADD_RULE = 445
 SYS_RESTRICT_SELF = 446
@@ -67,11 +70,6 @@ class RulesetAttr(ctypes.Structure):
 class PathBeneathAttr(ctypes.Structure):
     _pack_ = 1
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-PR_SET_NO_NEW_PRIVS = 38
 
 
 class LandlockError(OSError):
@@ -159,8 +157,7 @@ def restrict(writable: Iterable[str], *, hidden: Iterable[str] = (), abi: int | 
 
 def restrict_self(ruleset: int) -> None:
     """Child side: ``no_new_privs`` and the prepared ruleset — two system calls."""
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise LandlockError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    set_no_new_privs()
     if _libc.syscall(SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
         err = ctypes.get_errno()
         raise LandlockError(err, f"landlock_restrict_self failed: {os.strerror(err)}")

@@ -39,8 +39,11 @@ from codexbro.sandbox import launch, placeholders
 from codexbro.sandbox.policy import hidden_paths, linked_protected_names, protected_paths, writable_roots
 
 BACKENDS = ("namespaces", "bubblewrap", "landlock")
-# Devices a sandboxed command may write to (Landlock rules; the namespace view has private ones).
-DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts")
+# Devices a sandboxed command may open for writing (Landlock rules). The namespace view's /dev is
+# private, with its own devpts; the landlock backend shares the host's, so no /dev/pts there (the
+# user's terminals are the same user's files). A command's own terminal is open already: unaffected.
+DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
+PRIVATE_DEVICES = ("/dev/ptmx", "/dev/pts", "/dev/shm")
 
 
 class SandboxUnavailable(Exception):
@@ -205,7 +208,9 @@ def prepare_namespaces(spec: SandboxSpec) -> Prepared:
         tuple(lay.writable), protected, tuple(lay.hidden_dirs), tuple(lay.hidden_files), spec.network,
         os.getuid(), os.getgid(), _identity(protected),
     )  # fmt: skip
-    container = container_for(spec.owner, view, [*lay.writable, *DEVICE_WRITABLE, "/dev/shm"], landlock_abi())
+    container = container_for(
+        spec.owner, view, [*lay.writable, *DEVICE_WRITABLE, *PRIVATE_DEVICES], landlock_abi()
+    )
     return Prepared("namespaces", {"CODEX_SANDBOX": "namespaces", **spec.env_markers}, container=container)
 
 

@@ -29,7 +29,6 @@ import errno
 import platform
 import struct
 
-PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SECCOMP_RET_ALLOW = 0x7FFF0000
@@ -230,8 +229,9 @@ class Filter:
 
     def install(self) -> None:
         """Child side: no_new_privs, then the filter."""
-        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        from codexbro.sandbox.syscalls import set_no_new_privs
+
+        set_no_new_privs()
         if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.fprog), 0, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, "prctl(PR_SET_SECCOMP) failed")

@@ -37,7 +37,6 @@ SYS_MOUNT_SETATTR = 442
 AT_FDCWD = -100
 
 PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -53,6 +52,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+LIBC = _libc  # one handle for the sandbox modules
 
 
 def _fail(what: str) -> OSError:
@@ -133,10 +133,6 @@ def set_no_new_privs() -> None:
 
 def set_parent_death_signal(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig, what="prctl(PR_SET_PDEATHSIG)")
-
-
-def set_dumpable(on: bool) -> None:
-    prctl(PR_SET_DUMPABLE, 1 if on else 0, what="prctl(PR_SET_DUMPABLE)")
 
 
 class _CapHeader(ctypes.Structure):
