@@ -34,7 +34,10 @@ async def test_commands_get_default_signal_dispositions(ws: Path) -> None:
         ctx, "seq 1000000 | head -1; echo status=${PIPESTATUS[0]}; grep SigIgn /proc/self/status"
     )
     assert "status=141" in out and "Broken pipe" not in out, out
-    assert "SigIgn:\t0000000000000000" in out, out
+    ignored = int(out.split("SigIgn:\t")[1].split()[0], 16)
+    # None of the standard signals (1-31) is ignored. glibc's posix_spawn leaves its two internal
+    # real-time signals (32, 33) ignored; every glibc program sets its own handlers for them.
+    assert ignored & 0x7FFFFFFF == 0, out  # bit n-1 is signal n
 
 
 async def test_a_command_can_signal_itself(ws: Path) -> None:

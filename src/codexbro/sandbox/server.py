@@ -100,6 +100,7 @@ class Server:
         self.alive_r, self._alive_w = _high(alive_r), _high(alive_w)
         if self.abi > 0:  # built once, in the container's view; each command only applies it
             self.ruleset = _high(landlock.build_ruleset(self.landlock_writable, abi=self.abi))
+        import codexbro.apply_patch.apply  # noqa: F401 - loaded once: the patch writer's children fork with it
 
     # ---- serving ------------------------------------------------------------------------------
 
@@ -179,6 +180,9 @@ class Server:
     # ---- in the forked child --------------------------------------------------------------------
 
     def child(self, request: dict[str, Any], fds: list[int], targets: list[int], tty: bool) -> NoReturn:
+        """The forked (TTY) or cloned (PID namespace of its own) child: place the descriptors,
+        restrict, then exec the command — or, as the namespace's PID 1, start it with
+        ``posix_spawn`` (no second copy of this process), wait, and exit as it did."""
         try:
             signal.set_wakeup_fd(-1)
             os.close(self._alive_w)
@@ -194,28 +198,39 @@ class Server:
                     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             if not tty:
                 namespaces.mount_proc()
-                _become_init()  # returns in the command process only
             os.chdir(request["cwd"])
             if self.ruleset >= 0:
                 landlock.restrict_self(self.ruleset)
                 os.close(self.ruleset)
             sc.drop_all_capabilities(self.last_cap)
             self.filter.install()
-            for name in RESET_SIGNALS:
-                if hasattr(signal, name):
-                    signal.signal(getattr(signal, name), signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            defaults = {getattr(signal, n) for n in RESET_SIGNALS if hasattr(signal, n)}
+            if tty or request.get("op") == "patch":
+                for sig in defaults:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
         except OSError as exc:
             child_failure(describe(exc))
         if request.get("op") == "patch":
             _write_patch(str(request["patch"]), str(request["cwd"]))
         argv: list[str] = request["argv"]
         try:
-            os.execvpe(argv[0], argv, request["env"])
+            if tty:
+                os.execvpe(argv[0], argv, request["env"])
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
+            # Every signal to default. (glibc's posix_spawn leaves its two internal real-time signals
+            # ignored; every glibc program installs its own handlers for them.)
+            every = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
+            command = os.posix_spawnp(argv[0], argv, request["env"], setsigdef=every,
+                                      setsigmask=blocked - WAITED - defaults)  # fmt: skip
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.write(2, f"codexbro: cannot run {argv[0]!r}: {exc.strerror or exc}\n".encode())
             os._exit(127)
+        for fd in range(0, 3):  # the command holds its pipes, not the init
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        mirror(wait_for(command, reap_all=True))
 
 
 def _high(fd: int) -> int:
@@ -232,20 +247,6 @@ def _read_request(fd: int) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise ValueError("the request is not an object")
     return request
-
-
-def _become_init() -> None:
-    """PID 1 of the command's namespace: fork the command (returns there), reap, exit like it."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
-    command = os.fork()
-    if command == 0:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        arm_parent_death(None)
-        return
-    for fd in range(0, 3):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    mirror(wait_for(command, reap_all=True))
 
 
 def _write_patch(patch: str, cwd: str) -> NoReturn:
