@@ -40,8 +40,12 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 
 def apply_patch_exe() -> list[str]:
-    exe = Path(sys.executable).parent / "apply_patch"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "codexbro", "apply-patch"]
+    """The `apply_patch` command the tools' processes get (the helper script in the package)."""
+    from codexbro.tools.helpers import helper_dir
+
+    directory = helper_dir()
+    assert directory is not None
+    return [f"{directory}/apply_patch"]
 
 
 def test_there_are_23_scenarios() -> None:
@@ -56,7 +60,8 @@ def test_conformance_scenario(scenario: Path, tmp_path: Path) -> None:
     else:
         work.mkdir()
     patch = (scenario / "patch.txt").read_text(encoding="utf-8")
-    proc = subprocess.run([*apply_patch_exe(), patch], cwd=work, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([*apply_patch_exe(), patch], cwd=work, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "CODEXBRO_PYTHON": sys.executable})  # fmt: skip
     assert snapshot(work) == snapshot(scenario / "expected")
     observed = OBSERVED[scenario.name]
     assert proc.returncode == observed["exit_code"]
@@ -196,17 +201,10 @@ def test_shell_invocation_detection() -> None:
         maybe_shell_patch(["bash", "-lc", body])
 
 
-def test_apply_patch_alias_on_path(tmp_path: Path) -> None:
-    exe = Path(sys.executable).parent / "apply_patch"
-    if not exe.exists():
-        pytest.skip("apply_patch console script not installed in this environment")
-    env = {**os.environ, "PATH": f"{exe.parent}:{os.environ['PATH']}"}
-    script = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: via_shell.txt\n+ok\n*** End Patch\nEOF\n"
-    proc = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "via_shell.txt").read_text() == "ok\n"
+def test_apply_patch_is_not_installed_on_the_users_path() -> None:
+    """The helper is for the commands codexbro runs; installing codexbro adds only `codexbro`."""
+    bindir = Path(sys.executable).parent
+    assert not (bindir / "apply_patch").exists() and not (bindir / "applypatch").exists()
 
 
 # ---- lines the patch does not change keep their bytes (issue 14.1) ------------------------------

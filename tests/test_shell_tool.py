@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
 from codexbro.core.protocol import EventMsg, ExecCommandEnd
@@ -123,3 +128,37 @@ def test_truncation_shapes() -> None:
     assert truncate_text("é" * 100, "bytes", 11).count("é") == 5  # never splits a character
     assert wall_time(0.0) == "0" and wall_time(1.26) == "1.3" and wall_time(2.0) == "2"
     assert exec_output_freeform("", 0, 0.0, "bytes", 10) == "Exit code: 0\nWall time: 0 seconds\nOutput:\n"
+
+
+# ---- apply_patch as a command in every shell tool (issue 14.4) ---------------------------------
+
+APPLY_FORMS = {
+    "heredoc in a longer script": "echo start; apply_patch <<'EOF'\n{patch}EOF\necho done",
+    "argument": "apply_patch \"$(cat <<'EOF'\n{patch}EOF\n)\" && echo done",
+    "applypatch alias": "echo start && applypatch <<'EOF'\n{patch}EOF\n",
+}
+
+
+@pytest.mark.parametrize("form", list(APPLY_FORMS))
+@pytest.mark.parametrize("tool_name", ["shell_command", "exec_command", "shell"])
+async def test_apply_patch_works_as_a_command(tool_name: str, form: str, tmp_path: Path) -> None:
+    """Not intercepted (more than one statement): the command runs, with codexbro's helper on PATH,
+    even after a login shell's profile resets PATH (as Debian's /etc/profile does)."""
+    import json as _json
+
+    from tests.sandbox_support import ctx_for, tool
+
+    name = f"{tool_name}-{form.split()[0]}.txt"
+    patch = f"*** Begin Patch\n*** Add File: {name}\n+made\n*** End Patch\n"
+    script = APPLY_FORMS[form].format(patch=patch)
+    (Path(os.environ["HOME"]) / ".profile").write_text("PATH=/usr/bin:/bin; export PATH\n")  # resets PATH
+    ctx = ctx_for("danger-full-access", tmp_path, "none")
+    if tool_name == "shell_command":
+        out = await tool(ctx, "shell_command", {"command": script})
+    elif tool_name == "exec_command":
+        out = await tool(ctx, "exec_command", {"cmd": script, "yield_time_ms": 5000})
+    else:
+        out = await tool(ctx, "shell", {"command": ["bash", "-lc", script]})
+    assert (tmp_path / name).read_text() == "made\n", out
+    assert "command not found" not in _json.dumps(out)
+    assert shutil.which("apply_patch") is None or not shutil.which("apply_patch").startswith(sys.prefix)

@@ -49,3 +49,7 @@ def run(argv: Sequence[str], cwd: Path | None = None) -> int:
 def main() -> int:
     """Entry point of the ``apply_patch`` console script."""
     return run(sys.argv[1:])
+
+
+if __name__ == "__main__":  # `python -m codexbro.apply_patch.cli`: the helper commands use this
+    sys.exit(main())

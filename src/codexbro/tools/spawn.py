@@ -72,7 +72,9 @@ async def start_process(
     with the agent. Pair with ``finish_process``."""
     from codexbro.sandbox import reaper
     from codexbro.sandbox.linux import spawn_args
+    from codexbro.tools.helpers import with_helpers
 
+    argv, env = with_helpers(argv, env)
     if sandbox is not None and sandbox.container is not None:
         _check_startable(argv, cwd, env)  # fail as an unsandboxed spawn would, not inside the box
         try:
