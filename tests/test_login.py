@@ -43,11 +43,11 @@ def start_login(fake: FakeResponsesServer, port: int, *args: str) -> tuple[subpr
     }
     proc = subprocess.Popen([sys.executable, "-m", "codexbro", "login", "--no-browser", *args], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
+    assert proc.stderr is not None
+    for line in proc.stderr:  # sign-in instructions go to stderr
         if line.startswith("http://"):
             return proc, line.strip()
-    raise AssertionError(f"no sign-in URL printed: {proc.stderr.read() if proc.stderr else ''}")
+    raise AssertionError("no sign-in URL printed on stderr")
 
 
 def test_browser_login_end_to_end(home: Path, fake: FakeResponsesServer) -> None:
@@ -133,7 +133,7 @@ def test_device_code_login(home: Path, fake: FakeResponsesServer) -> None:
     res = subprocess.run([sys.executable, "-m", "codexbro", "login", "--device-auth"], env=env,
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "enter the code: ABCD-1234" in res.stdout and polls["n"] == 3
+    assert "enter the code: ABCD-1234" in res.stderr and polls["n"] == 3
     form = {k: v[0] for k, v in parse_qs(seen[0].body).items()}
     assert (
         form["code"] == "dev-code"

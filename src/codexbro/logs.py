@@ -27,5 +27,15 @@ def setup_file_logging(home: Path) -> None:
         return  # a read-only home must not stop the agent
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(os.environ.get("CODEXBRO_LOG", "INFO").upper())
+    level = os.environ.get("CODEXBRO_LOG", "INFO").strip().upper() or "INFO"
+    if level not in LEVELS:
+        import sys
+
+        print(f"codexbro: CODEXBRO_LOG={os.environ['CODEXBRO_LOG']!r} is not a log level "
+              f"({', '.join(LEVELS)}); logging at INFO", file=sys.stderr)  # fmt: skip
+        level = "INFO"
+    root.setLevel(level)
     root.propagate = False
+
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

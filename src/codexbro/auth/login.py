@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -178,9 +179,13 @@ async def browser_login(home: Path, *, open_browser: bool, timeout_s: float = 60
     http = RouteHttp(timeout_s=30.0)
     try:
         url = authorize_url(base, redirect_uri, challenge, state)
-        print(f"Starting local login server on http://127.0.0.1:{port}.")
-        print(f"If your browser did not open, open this URL to sign in:\n\n{url}\n", flush=True)
-        print("On a machine without a browser, use `codexbro login --device-auth`.", flush=True)
+        print(f"Starting local login server on http://127.0.0.1:{port}.", file=sys.stderr)
+        print(
+            f"If your browser did not open, open this URL to sign in:\n\n{url}\n", file=sys.stderr, flush=True
+        )
+        print(
+            "On a machine without a browser, use `codexbro login --device-auth`.", file=sys.stderr, flush=True
+        )
         if open_browser:
             import webbrowser
 
@@ -220,7 +225,11 @@ async def device_login(home: Path, *, timeout_s: float = 900) -> Path:
         if not device_id or not user_code:
             raise AuthError(f"the login server did not start a device login (HTTP {resp.status_code})")
         interval = float(doc.get("interval") or 5)
-        print(f"Open {base}/codex/device in a browser and enter the code: {user_code}", flush=True)
+        print(
+            f"Open {base}/codex/device in a browser and enter the code: {user_code}",
+            file=sys.stderr,
+            flush=True,
+        )
         poll = route("deviceauth.token")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -66,10 +66,11 @@ def _add_exec_options(parser: argparse.ArgumentParser) -> None:
         "-i",
         "--image",
         dest="images",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE",
-        help="attach an image to the prompt",
+        help="attach images to the prompt (several: -i a.png b.png, or -i a.png,b.png)",
     )
     parser.add_argument(
         "--add-dir", dest="add_dirs", action="append", default=[], metavar="DIR",
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A coding agent for your terminal, over the OpenAI Responses API.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"codexbro {__version__}")
+    parser.add_argument("-c", "--config", dest="global_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, for any subcommand (as after it)")  # fmt: skip
+    parser.add_argument(
+        "-p", "--profile", dest="global_profile", metavar="NAME", help="config profile, for any subcommand"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     exec_p = sub.add_parser("exec", aliases=["e"], help="run one task headless and print the result")
@@ -196,12 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_resume_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codexbro exec resume", description="continue an earlier session")
+def build_resume_parser(kind: str = "resume") -> argparse.ArgumentParser:
+    what = "continue an earlier session" if kind == "resume" else "continue a copy of an earlier session"
+    parser = argparse.ArgumentParser(prog=f"codexbro exec {kind}", description=what)
     parser.add_argument("session_id", nargs="?", help="session (thread) id, or a unique prefix")
     parser.add_argument("prompt", nargs="?", help="the next message; `-` reads stdin")
     parser.add_argument(
-        "--last", action="store_true", help="resume the most recent session in this directory"
+        "--last", action="store_true", help=f"{kind} the most recent session in this directory"
     )
     parser.add_argument(
         "--all", action="store_true", help="with --last: look at sessions from every directory"
@@ -210,7 +217,11 @@ def build_resume_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_resume(argv: Sequence[str]) -> bool:
+EXEC_SUBCOMMANDS = ("resume", "fork", "review", "help")
+
+
+def _exec_subcommand(argv: Sequence[str]) -> str | None:
+    """The first positional after `exec` when it names a subcommand (never taken as a prompt)."""
     skip = False
     for token in argv:
         if skip:
@@ -221,35 +232,82 @@ def _is_resume(argv: Sequence[str]) -> bool:
             continue
         if token.startswith("-") and token != "-":
             continue
-        return token == "resume"
-    return False
+        return token if token in EXEC_SUBCOMMANDS else None
+    return None
+
+
+GLOBAL_VALUE_OPTIONS = ("-c", "--config", "-p", "--profile")
+
+
+def _split_globals(argv: list[str]) -> tuple[list[str], list[str], str | None]:
+    """Leading `-c KEY=VALUE` / `-p NAME` before the subcommand (as upstream accepts them)."""
+    overrides: list[str] = []
+    profile = None
+    while len(argv) >= 2 and argv[0] in GLOBAL_VALUE_OPTIONS:
+        if argv[0] in ("-c", "--config"):
+            overrides.append(argv[1])
+        else:
+            profile = argv[1]
+        argv = argv[2:]
+    return overrides, argv, profile
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
-        import os.path
+    """One error path for every command: codexbro's errors are one line on stderr and exit 1;
+    Ctrl-C exits 130; a closed stdout (`codexbro … | head`) exits 141, without a traceback."""
+    from codexbro.errors import CodexbroError
 
-        if os.path.basename(sys.argv[0]) in ("apply_patch", "applypatch"):  # argv0 alias
-            from codexbro.apply_patch.cli import run
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+        return code
+    except CodexbroError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        import os
 
-            return run(sys.argv[1:])
-    argv = list(sys.argv[1:] if argv is None else argv)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush stays quiet
+        return 141
+
+
+def _main(argv: list[str]) -> int:
+    overrides, argv, profile = _split_globals(argv)
     if argv and argv[0] == "apply-patch" and "-h" not in argv[1:2] and "--help" not in argv[1:2]:
         from codexbro.apply_patch.cli import run
 
         return run(argv[1:])
-    if argv and argv[0] in ("exec", "e") and _is_resume(argv[1:]):
+    sub = _exec_subcommand(argv[1:]) if argv and argv[0] in ("exec", "e") else None
+    if sub in ("resume", "fork"):
         rest = list(argv[1:])
-        rest.remove("resume")
-        ns = build_resume_parser().parse_args(rest)
+        rest.remove(sub)
+        ns = build_resume_parser(sub).parse_args(rest)
+        ns.config_overrides = overrides + ns.config_overrides
+        ns.profile = ns.profile or profile
         if ns.last and ns.session_id is not None and ns.prompt is None:
             ns.prompt, ns.session_id = ns.session_id, None  # `resume --last "next prompt"`
         if not ns.last and ns.session_id is None:
-            print("Error: exec resume needs a session id or --last", file=sys.stderr)
+            print(f"Error: exec {sub} needs a session id or --last", file=sys.stderr)
             return 2
-        return _exec(ns, resume=True)
+        return _exec(ns, resume=sub == "resume", fork=sub == "fork")
+    if sub == "review":
+        print(
+            "Error: `codexbro exec review` is not available yet; ask for a review in the prompt instead, e.g. "
+            'codexbro exec "review the uncommitted changes and list problems by severity"',
+            file=sys.stderr,
+        )
+        return 2
+    if sub == "help":
+        argv = ["exec", "--help"]
     parser = build_parser()
     ns = parser.parse_args(argv)
+    if hasattr(ns, "config_overrides"):
+        ns.config_overrides = overrides + ns.global_overrides + ns.config_overrides
+    if hasattr(ns, "profile"):
+        ns.profile = ns.profile or ns.global_profile or profile
     if ns.command in ("exec", "e"):
         return _exec(ns, resume=False)
     if ns.command == "login":
@@ -345,11 +403,11 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         return 1
 
 
-def _exec(ns: argparse.Namespace, *, resume: bool) -> int:
+def _exec(ns: argparse.Namespace, *, resume: bool, fork: bool = False) -> int:
     from codexbro.exec.run import ExecArgs, run_exec
 
     fields = {k: v for k, v in vars(ns).items() if k in ExecArgs.__dataclass_fields__}
-    return run_exec(ExecArgs(resume=resume, **fields))
+    return run_exec(ExecArgs(resume=resume, fork=fork, **fields))
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ _TOP: dict[str, Spec] = {
     "project_root_markers": STR_LIST,
     "history": Table({"persistence": enum("save-all", "none"), "max_bytes": NONNEG_INT}),
     "notify": STR_LIST,
-    "features": Table({}, open=True),
+    "features": Table({}, open=True),  # any name is kept (upstream's); FEATURES are the ones acted on
     "tools": Table({}, open=True),
     "projects": MapOf(Table({"trust_level": enum("trusted", "untrusted")})),
     "mcp_servers": MapOf(Table({}, open=True)),
@@ -273,3 +273,13 @@ def _describe(value: Any) -> str:
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return f"{kind} ({shown})"
+
+
+# The [features] codexbro acts on (--enable/--disable accept only these; a config file may hold more).
+FEATURES = {
+    "unified_exec": "exec_command + write_stdin instead of the model's shell tool",
+    "shell_tool": "offer a shell tool at all (false: none)",
+    "js_repl": "the js_repl tool (a persistent Node kernel)",
+    "collaboration_modes": "the request_user_input tool",
+    "apply_patch_freeform": "apply_patch as a freeform tool for models without a patch type",
+}

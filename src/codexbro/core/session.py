@@ -54,6 +54,7 @@ class SessionOptions:
     source: str = "exec"
     ephemeral: bool = False
     resume: LoadedRollout | None = None
+    fork: LoadedRollout | None = None  # a copy of that session under a new id (exec fork)
     ignore_rules: bool = False
     allow_missing_auth: bool = False  # inspection: build everything even without credentials
     notice: Callable[[str], None] | None = None  # front end's one-line progress notes (e.g. weights)
@@ -136,16 +137,17 @@ class Session:
                     raise
                 auth = ProviderAuth("none", None, f"missing — {exc.message}")
         resume = options.resume
+        earlier = resume or options.fork  # the session whose history this one starts from
         slug = config.model
-        if slug is None and resume and resume.last_turn_context:
-            slug = resume.last_turn_context.get("model")
+        if slug is None and earlier and earlier.last_turn_context:
+            slug = earlier.last_turn_context.get("model")
         if slug is None and provider.id == "embedded":
             from codexbro.local.provider import default_slug
 
             slug = default_slug(config)
         if slug is None:
             slug = catalog.default_model(api_key_auth=auth.mode != "chatgpt").slug
-        model_source = _model_source(config, resume, slug)
+        model_source = _model_source(config, earlier, slug)
         if provider.id == "embedded":
             from codexbro.local.provider import local_model_info
             from codexbro.models.catalog import Resolved
@@ -184,23 +186,28 @@ class Session:
             enabled=not options.ephemeral and config.history_persistence != "none",
         )
         if not resume:
-            recorder.write(
-                "session_meta",
-                {
-                    "id": thread_id,
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "cwd": str(config.cwd),
-                    "originator": client.originator,
-                    "cli_version": __version__,
-                    "source": options.source,
-                    "model_provider": provider.id,
-                    "base_instructions": {"text": client.base_instructions},
-                },
-            )
+            meta: dict[str, Any] = {
+                "id": thread_id,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "cwd": str(config.cwd),
+                "originator": client.originator,
+                "cli_version": __version__,
+                "source": options.source,
+                "model_provider": provider.id,
+                "base_instructions": {"text": client.base_instructions},
+            }
+            if options.fork is not None:
+                meta["forked_from_id"] = options.fork.thread_id
+            recorder.write("session_meta", meta)
+            if options.fork is not None:  # the copy starts with the whole earlier conversation
+                for item in options.fork.history:
+                    recorder.item(item)
+                if options.fork.last_turn_context is not None:
+                    recorder.write("turn_context", options.fork.last_turn_context)
         if recorder.enabled:
             _index_in_codex_home(recorder, config, thread_id, provider.id, model.slug, client.originator,
                                  options.source)  # fmt: skip
-        history = History(resume.history if resume else None)
+        history = History(earlier.history if earlier else None)
         rules: tuple[PrefixRule, ...] = ()
         if not options.ignore_rules and (config.codexbro_home / "rules").is_dir():
             from codexbro.sandbox.exec_policy import RulesError, load_rules
@@ -231,7 +238,7 @@ class Session:
             thread_id=thread_id,
             recorder=recorder,
             history=history,
-            resumed=resume is not None,
+            resumed=earlier is not None,
             warnings=warnings,
         )
         # Upstream refreshes the live catalog only for ChatGPT logins; it lands in the cache for the

@@ -49,8 +49,9 @@ class ExecArgs:
     ignore_rules: bool = False
     trace: str | None = None
     disable: list[str] = field(default_factory=list)
-    # resume
+    # resume / fork
     resume: bool = False
+    fork: bool = False
     session_id: str | None = None
     last: bool = False
     all: bool = False
@@ -84,19 +85,37 @@ def _piped_stdin() -> bool:
 
 def _read_prompt(args: ExecArgs) -> str:
     if args.prompt is not None and args.prompt != "-":
+        _check_utf8(args.prompt, "the prompt argument")
         # As upstream 0.169: piped input next to a prompt argument is appended as a <stdin> block.
         if _piped_stdin():
             print("Reading additional input from stdin...", file=sys.stderr)
-            extra = sys.stdin.read()
+            extra = _read_stdin()
             if extra.strip():
                 return f"{args.prompt}\n\n<stdin>\n{extra.rstrip()}\n</stdin>"
         return args.prompt
     if args.prompt is None and sys.stdin.isatty():
         raise UserError("no prompt given: pass it as an argument, or pipe it on stdin with `-`")
-    text = sys.stdin.read()
+    text = _read_stdin()
     if not text.strip():
         raise UserError("the prompt read from stdin is empty")
     return text
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"the input on stdin is not valid UTF-8 (byte {exc.start}): convert it first, e.g. with iconv"
+        ) from None
+
+
+def _check_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise UserError(f"{what} is not valid UTF-8: convert it first, e.g. with iconv") from None
 
 
 def _in_git_repo(path: Path) -> bool:
@@ -137,6 +156,13 @@ def _flags(args: ExecArgs) -> dict[str, Any]:
         flags.setdefault("model", None)
         if args.model is None:
             flags["model"] = OSS_DEFAULT_MODELS.get(provider)
+    from codexbro.config.spec import FEATURES
+
+    unknown = [name for name in (*args.enable, *args.disable) if name not in FEATURES]
+    if unknown:
+        raise UserError(
+            f"unknown feature `{unknown[0]}` (--enable/--disable); known features: {', '.join(sorted(FEATURES))}"
+        )
     features = {name: True for name in args.enable} | {name: False for name in args.disable}
     if features:
         flags["features"] = features
@@ -150,6 +176,7 @@ class Prepared:
     inputs: list[p.UserInput]
     schema: dict[str, Any] | None
     resume: LoadedRollout | None
+    fork: LoadedRollout | None = None
 
 
 def _prepare(args: ExecArgs) -> Prepared:
@@ -177,20 +204,22 @@ def _prepare(args: ExecArgs) -> Prepared:
     prompt = _read_prompt(args)
     schema = _load_schema(args.output_schema) if args.output_schema else None
     inputs = [p.UserInput("text", text=prompt)]
-    for image in args.images:
+    for image in (part for value in args.images for part in value.split(",") if part):
         path = Path(image).expanduser()
         if not path.is_file():
             raise UserError(f"--image: {path} does not exist")
         inputs.append(p.UserInput("local_image", path=str(path.resolve())))
 
-    resume = None
-    if args.resume:
+    earlier = None
+    if args.resume or args.fork:
         if args.session_id:
             rollout_path = find_rollout(config.codexbro_home, args.session_id)
         else:
             rollout_path = latest_rollout(config.codexbro_home, None if args.all else config.cwd)
-        resume = load_rollout(rollout_path)
-    return Prepared(config, prompt, inputs, schema, resume)
+        earlier = load_rollout(rollout_path)
+    if args.fork:
+        return Prepared(config, prompt, inputs, schema, None, earlier)
+    return Prepared(config, prompt, inputs, schema, earlier)
 
 
 async def _run(args: ExecArgs, prep: Prepared) -> int:
@@ -204,6 +233,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         SessionOptions(
             ephemeral=args.ephemeral,
             resume=resume,
+            fork=prep.fork,
             ignore_rules=args.ignore_rules,
             notice=lambda text: print(f"codexbro: {text}", file=sys.stderr, flush=True),
         ),
