@@ -250,3 +250,158 @@ def test_an_allow_rule_does_not_cover_a_chained_command(tmp_path: Path) -> None:
 def test_a_proposed_prefix_must_be_a_prefix_of_the_command() -> None:
     assert proposed_prefix(["bash", "-lc", "ls -la"], ["touch"]) == ["ls"]
     assert proposed_prefix(["bash", "-lc", "npm test -- --watch"], ["npm", "test"]) == ["npm", "test"]
+
+
+# ---- second review: approved writes, git directories, the agent's own install, /proc and /dev/shm ------
+
+
+def test_an_approved_write_follows_no_link_swapped_in_after_the_approval(tmp_path: Path) -> None:
+    """The user approved writing outside/dir/f.txt; a command then replaced ``dir`` with a link to
+    somewhere else. The approved write must fail, not land at the link's target."""
+    from codexbro.apply_patch.apply import verify, write_atomic
+    from codexbro.apply_patch.parser import parse_patch
+    from codexbro.sandbox.policy import physical
+    from codexbro.tools.patch_writer import write_approved
+
+    outside, elsewhere = tmp_path / "outside", tmp_path / "elsewhere"
+    (outside / "dir").mkdir(parents=True)
+    elsewhere.mkdir()
+    (outside / "dir" / "f.txt").write_text("old\n")
+    (elsewhere / "f.txt").write_text("theirs\n")
+    plan = verify(
+        parse_patch("*** Begin Patch\n*** Update File: dir/f.txt\n@@\n-old\n+new\n*** End Patch\n"), outside
+    )
+    resolved = {str(c.abs_path): physical(c.abs_path) for c in plan}  # what the user approved
+    os.rename(outside / "dir", outside / "dir.real")
+    (outside / "dir").symlink_to(elsewhere)
+
+    written = write_approved(plan, outside, resolved)
+    assert not written.ok and "Failed to write file" in written.text, written
+    assert (elsewhere / "f.txt").read_text() == "theirs\n"
+    # The control: a write that resolves the path at write time lands at the link's target.
+    write_atomic(outside / "dir" / "f.txt", "new\n")
+    assert (elsewhere / "f.txt").read_text() == "new\n"
+
+
+def test_an_approved_write_replaces_a_link_at_the_final_name_instead_of_following_it(tmp_path: Path) -> None:
+    from codexbro.apply_patch import nofollow
+
+    target = tmp_path / "secret.txt"
+    target.write_text("secret\n")
+    (tmp_path / "f.txt").symlink_to(target)
+    nofollow.write_file(tmp_path / "f.txt", "new\n", 0o644)
+    assert target.read_text() == "secret\n"
+    assert not (tmp_path / "f.txt").is_symlink() and (tmp_path / "f.txt").read_text() == "new\n"
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+    with pytest.raises(IsADirectoryError):
+        nofollow.write_file(tmp_path, "x", 0o644)
+
+
+@pytest.mark.parametrize(("mode", "backend"), policy_params())
+async def test_a_git_file_naming_a_directory_through_a_link_or_a_missing_one_is_refused(
+    mode: str, backend: str, tmp_path: Path
+) -> None:
+    """A worktree's ``.git`` file names its git directory; a command could re-point a link on that
+    path, or create the directory if it is missing, and plant hooks."""
+    for layout_kind in ("link", "missing"):
+        ws = tmp_path / layout_kind / "ws"
+        (ws / "real-gitdir").mkdir(parents=True)
+        if layout_kind == "link":
+            (ws / "via").symlink_to("real-gitdir")
+            (ws / ".git").write_text("gitdir: via\n")
+            attack = "rm via && mkdir -p via/hooks && echo hook > via/hooks/pre-commit"
+            planted = ws / "via" / "hooks" / "pre-commit"
+        else:
+            (ws / ".git").write_text("gitdir: not-yet\n")
+            attack = "mkdir -p not-yet/hooks && echo hook > not-yet/hooks/pre-commit"
+            planted = ws / "not-yet" / "hooks" / "pre-commit"
+        _code, out = await sh(ctx_for(mode, ws, backend), attack)
+        if mode == FULL:
+            assert planted.exists()
+        elif mode == "workspace-write":
+            assert "git directory named in" in out and not planted.exists(), out
+        else:
+            assert not planted.exists(), out
+
+
+def test_a_real_git_directory_named_by_a_git_file_is_protected_not_refused(tmp_path: Path) -> None:
+    from codexbro.sandbox.policy import protected_paths, unprotectable
+
+    ws = tmp_path / "ws"
+    (ws / "modules" / "sub").mkdir(parents=True)
+    (ws / ".git").write_text("gitdir: modules/sub\n")
+    assert unprotectable([ws]) == []
+    assert ws / "modules" / "sub" in protected_paths([ws])
+
+
+@pytest.mark.parametrize(("mode", "backend"), policy_params(require="writes"))
+async def test_the_agents_own_install_inside_the_workspace_is_read_only(
+    mode: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project venv codexbro runs from: a planted ``.pth`` file would run in the agent next time."""
+    ws = tmp_path / "ws"
+    site = ws / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
+    _code, out = await sh(ctx_for(mode, ws, backend), "echo 'import os' > .venv/lib/site-packages/evil.pth")
+    _code, out2 = await sh(
+        ctx_for(mode, ws, backend), "mv .venv moved && echo x > moved/lib/site-packages/e.pth"
+    )
+    planted = list(ws.rglob("*.pth"))
+    if mode == FULL:
+        assert planted, (out, out2)
+    else:
+        assert not planted and (ws / ".venv").is_dir(), (out, out2)
+
+
+@pytest.mark.parametrize(("mode", "backend"), policy_params())
+async def test_agent_side_reads_refuse_proc_and_host_shared_memory_without_blocking(
+    mode: str, backend: str, box: dict[str, Path]
+) -> None:
+    from codexbro.tools.handlers.files import ReadFileHandler
+    from codexbro.tools.router import ToolRouter
+
+    shm = Path("/dev/shm") / f"codexbro-test-{os.getpid()}"
+    shm.write_text("host shared memory\n")
+    try:
+        ctx = ctx_for(mode, box["ws"], backend, home=box["home"])
+        router = ToolRouter([ReadFileHandler()])
+        from codexbro.tools.base import ToolCall
+
+        async def read(path: str) -> str:
+            call = ToolCall("r", "read_file", "function", arguments=json.dumps({"file_path": path}))
+            return str((await asyncio.wait_for(router.dispatch(call, ctx), 10)).output.content)
+
+        shm_out = await read(str(shm))
+        version_out = await read("/proc/version")
+        if mode == FULL:
+            assert "host shared memory" in shm_out and "Linux" in version_out
+        else:
+            assert "host shared memory" not in shm_out and "off limits" in shm_out, shm_out
+            assert "off limits" in version_out, version_out
+            kmsg = await read("/proc/kmsg")  # blocks (or drains the kernel log) if opened for real
+            assert "off limits" in kmsg, kmsg
+    finally:
+        shm.unlink()
+
+
+async def test_the_container_holder_never_runs_a_sleep_from_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host-side holder of a namespace container runs ``sleep``; a ``sleep`` a command planted in
+    a writable directory on the agent's PATH must not be the one."""
+    if "namespaces" not in WORKING:
+        pytest.skip("the namespaces backend is unavailable here")
+    import shutil
+
+    ws = tmp_path / "ws"
+    (ws / "bin").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    fake = ws / "bin" / "sleep"
+    fake.write_text(f'#!/bin/sh\ntouch {marker}\nexec /bin/sleep "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{ws / 'bin'}:{os.environ['PATH']}")
+    assert shutil.which("sleep") == str(fake)  # the control: PATH lookup would find it
+    code, out = await sh(ctx_for("workspace-write", ws, "namespaces"), "echo ok")
+    assert code == 0 and "ok" in out, out
+    assert not marker.exists()

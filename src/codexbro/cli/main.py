@@ -255,8 +255,14 @@ def _split_globals(argv: list[str]) -> tuple[list[str], list[str], str | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """One error path for every command: codexbro's errors are one line on stderr and exit 1;
     Ctrl-C exits 130; a closed stdout (`codexbro … | head`) exits 141, without a traceback."""
+    import os
+
     from codexbro.errors import CodexbroError
 
+    # `python -m codexbro` puts the working directory first on sys.path: a workspace file named like
+    # a module the agent imports later (sqlite3.py, …) must never be that module.
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
     try:
         code = _main(list(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()
@@ -267,8 +273,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush stays quiet
         return 141

@@ -50,15 +50,19 @@ async def _run_linux(
     except (SandboxUnavailable, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    from codexbro.config.types import ShellEnvironmentPolicy
+    from codexbro.tools.exec_env import build_env
+
+    env = build_env(ShellEnvironmentPolicy())  # as a tool's command: no *KEY*, *SECRET*, … variables
     tty = os.isatty(0)
     try:
         if prepared is not None and prepared.container is not None:
             proc = await prepared.container.spawn(
-                argv, cwd=str(cwd), env={**os.environ, **prepared.env}, tty=tty, stdin=0, stdout=1, stderr=2
+                argv, cwd=str(cwd), env={**env, **prepared.env}, tty=tty, stdin=0, stdout=1, stderr=2
             )
             code: int = await proc.wait()
         else:
-            spawn = spawn_args(prepared, argv, dict(os.environ), str(cwd), tty)
+            spawn = spawn_args(prepared, argv, env, str(cwd), tty)
             aproc = await asyncio.create_subprocess_exec(
                 *spawn.argv, cwd=cwd, env=spawn.env, preexec_fn=spawn.preexec, pass_fds=spawn.pass_fds
             )

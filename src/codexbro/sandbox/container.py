@@ -151,12 +151,12 @@ class Container:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = json.dumps({**self._config, "agent_pid": os.getpid(), "control_fd": theirs.fileno()})
         boot = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from codexbro.sandbox.server import main; main()"
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8")}
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
         try:
             self._server = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", "-c", boot, config, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-                pass_fds=(theirs.fileno(),), start_new_session=True,
+                pass_fds=(theirs.fileno(),), start_new_session=True, cwd="/",
             )  # fmt: skip
         except BaseException:
             ours.close()

@@ -36,7 +36,13 @@ if TYPE_CHECKING:
 
 from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.sandbox import launch, placeholders
-from codexbro.sandbox.policy import hidden_paths, linked_protected_names, protected_paths, writable_roots
+from codexbro.sandbox.policy import (
+    agent_install,
+    hidden_paths,
+    protected_paths,
+    unprotectable,
+    writable_roots,
+)
 
 BACKENDS = ("namespaces", "bubblewrap", "landlock")
 # Devices a sandboxed command may open for writing (Landlock rules). The namespace view's /dev is
@@ -158,12 +164,13 @@ class Layout:
 
 def layout(spec: SandboxSpec) -> Layout:
     roots = [Path(r) for r in spec.writable if os.path.isdir(r)]
-    linked = linked_protected_names(spec.writable)
-    if linked:
+    problems = unprotectable(roots)
+    if problems:
         raise SandboxUnavailable(
-            f"{linked[0]} is a symbolic link: the sandbox can keep what it points to read-only, but not "
-            "the link itself, which a command could replace (a `.git` with hooks, a `.codex` with config). "
-            "Make it a real directory (or a `gitdir:` file), or use --sandbox read-only"
+            f"{problems[0]}: the sandbox can keep what exists read-only, but not a link (a command "
+            "could re-point it) or a path that does not exist yet (a command could create it) — at stake, "
+            "a `.git` with hooks or a `.codex` with config. Make it a real directory (or a `gitdir:` file "
+            "naming a real directory), or use --sandbox read-only"
         )
     protected: list[str] = []
     for path in protected_paths(roots):
@@ -174,13 +181,15 @@ def layout(spec: SandboxSpec) -> Layout:
                 protected.append(str(path))
         elif path.exists():
             protected.append(str(path))
+    protected += [str(p) for p in agent_install(roots) if str(p) not in protected]
     cwd = roots[0] if roots else Path.cwd()
     dirs, files = hidden_paths(Path(spec.home) if spec.home else None, roots, cwd)
-    # A hidden path deeper inside a root: the directory under the root that leads to it is made
-    # read-only too, or renaming it would move the hidden path out from under its cover.
-    for hidden in (*dirs, *files):
+    # A protected or hidden path deeper inside a root (a git directory, codexbro's venv, the home):
+    # the directory under the root that leads to it is made read-only too, or renaming it would
+    # carry the path out from under its cover.
+    for deep in (*(Path(p) for p in list(protected)), *dirs, *files):
         for root in roots:
-            rel = hidden.relative_to(root).parts if root in hidden.parents else ()
+            rel = deep.relative_to(root).parts if root in deep.parents else ()
             if len(rel) > 1 and str(root / rel[0]) not in protected:
                 protected.append(str(root / rel[0]))
     return Layout([str(r) for r in roots], list(dict.fromkeys(protected)), [str(d) for d in dirs],
@@ -236,16 +245,16 @@ def prepare_landlock(spec: SandboxSpec) -> Prepared:
         [*lay.writable, *DEVICE_WRITABLE], hidden=[*lay.hidden_dirs, *lay.hidden_files], abi=abi
     )
 
-    def command_setup(_cwd: str) -> Callable[[], None]:
-        def setup() -> None:
-            landlock.restrict_self(ruleset)
-            syscalls.drop_all_capabilities(last_cap)
-            filt.install()
+    def setup() -> None:
+        landlock.restrict_self(ruleset)
+        syscalls.drop_all_capabilities(last_cap)
+        filt.install()
 
+    def command_setup(_cwd: str) -> Callable[[], None]:
         return setup
 
-    def isolate(_cwd: str) -> None:
-        landlock.restrict_self(ruleset)
+    def isolate(_cwd: str) -> None:  # the forked patch writer: the same restrictions as a command
+        setup()
 
     return Prepared(
         "landlock", {"CODEX_SANDBOX": "landlock", **spec.env_markers},

@@ -43,16 +43,21 @@ def physical(path: Path | str) -> Path:
     return Path(os.path.realpath(os.path.join(os.getcwd(), path)))
 
 
-def _gitdir_of(dotgit: Path) -> list[Path]:
-    """The git directory a ``.git`` *file* points to (worktrees, submodules) and its common dir."""
+def _gitdir_text(dotgit: Path) -> str | None:
     try:
         text = dotgit.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
+        return None
     line = text.strip().splitlines()[0] if text.strip() else ""
-    if not line.startswith("gitdir:"):
+    return line.removeprefix("gitdir:").strip() if line.startswith("gitdir:") else None
+
+
+def _gitdir_of(dotgit: Path) -> list[Path]:
+    """The git directory a ``.git`` *file* points to (worktrees, submodules) and its common dir."""
+    raw = _gitdir_text(dotgit)
+    if raw is None:
         return []
-    gitdir = physical(dotgit.parent / line.removeprefix("gitdir:").strip())
+    gitdir = physical(dotgit.parent / raw)
     found = [gitdir]
     try:
         common = (gitdir / "commondir").read_text(encoding="utf-8").strip()
@@ -77,10 +82,47 @@ def protected_paths(roots: list[Path]) -> list[Path]:
     return out
 
 
-def linked_protected_names(roots: tuple[str, ...] | list[str]) -> list[str]:
-    """Protected names at the top of a root that are symbolic links: a mount protects what a link
-    points to, not the link, so a sandboxed command could replace it (a known limit, warned about)."""
-    return [str(Path(r) / n) for r in roots for n in PROTECTED_NAMES if (Path(r) / n).is_symlink()]
+def unprotectable(roots: list[Path]) -> list[str]:
+    """Why protected paths in ``roots`` cannot be kept protected — a mount protects what a link
+    points to, not the link: a protected name that is a symbolic link; a ``.git`` file whose git
+    directory path goes through a link inside a root (a command could re-point it), or names a
+    directory inside a root that does not exist yet (a command could create it)."""
+    problems = []
+    for root in roots:
+        for name in PROTECTED_NAMES:
+            if (root / name).is_symlink():
+                problems.append(f"{root / name} is a symbolic link")
+        dotgit = root / ".git"
+        if dotgit.is_symlink() or not dotgit.is_file():
+            continue
+        raw = _gitdir_text(dotgit)
+        if raw is None:
+            continue
+        lexical = Path(os.path.abspath(dotgit.parent / raw))
+        for step in (lexical, *lexical.parents):
+            if step.is_symlink() and any(_within(step, r) for r in roots):
+                problems.append(f"the git directory named in {dotgit} goes through a symbolic link ({step})")
+                break
+        gitdir = physical(lexical)
+        if not gitdir.exists() and any(_within(gitdir, r) for r in roots):
+            problems.append(f"the git directory named in {dotgit} ({gitdir}) does not exist")
+    return problems
+
+
+def agent_install(roots: list[Path]) -> list[Path]:
+    """codexbro's own interpreter and code where they lie inside a writable root (a project venv, an
+    editable install): a command must not change what the agent itself runs — a ``.pth`` file, a
+    module it has yet to import."""
+    import sys
+
+    found = []
+    for entry in {sys.prefix, sys.exec_prefix, *sys.path}:
+        if not entry or not os.path.isdir(entry):
+            continue
+        path = physical(entry)
+        if any(_within(path, r) and path != r for r in roots) and path not in found:
+            found.append(path)
+    return found
 
 
 def hidden_paths(home: Path | None, roots: list[Path], cwd: Path) -> tuple[list[Path], list[Path]]:

@@ -77,6 +77,11 @@ class Server:
     def build(self) -> None:
         """In the process the agent started: build the container, fork its PID 1 (which goes on as
         the server), and become the host-side holder: ``sleep``, with the parent-death signal."""
+        import shutil
+
+        sleep = shutil.which("sleep", path="/usr/local/bin:/usr/bin:/bin")  # never a workspace's
+        if sleep is None:
+            raise OSError("no `sleep` in /usr/local/bin, /usr/bin or /bin")
         namespaces.enter(self.view)
         alive_r, alive_w = os.pipe()
         armed_r, armed_w = os.pipe()
@@ -87,7 +92,9 @@ class Server:
             if os.read(armed_r, 1) != b"1":
                 os._exit(1)
             close_fds_except(())
-            os.execvp(SLEEP_FOREVER[0], SLEEP_FOREVER)  # keeps the parent-death signal
+            sc.drop_all_capabilities(self.last_cap)  # the holder needs none of the container's
+            sc.set_no_new_privs()
+            os.execv(sleep, [sleep, SLEEP_FOREVER[1]])  # keeps the parent-death signal
         os.close(alive_w)
         os.close(armed_r)
         arm_parent_death(None, alive_r)
@@ -269,6 +276,9 @@ def _write_patch(patch: str, cwd: str) -> NoReturn:
 def main() -> None:
     config = json.loads(sys.argv[1])
     arm_parent_death(int(config["agent_pid"]))
+    os.chdir("/")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)  # only the agent ends the server (by closing the socket)
     server = Server(config)
     try:
         server.build()

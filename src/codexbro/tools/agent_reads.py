@@ -9,7 +9,9 @@ so a symlink swapped between a check and the read changes nothing. Refused:
 
 - the agent's credential files (every mode), and in restricted modes its whole home
   (``$CODEXBRO_HOME``: sessions, logs, config) — hidden from sandboxed commands too;
-- any process's ``/proc/PID`` entries in restricted modes (the agent's environment and memory);
+- in restricted modes, everything under ``/proc`` (process information — the agent's environment
+  and memory —, and files such as ``/proc/kmsg`` whose reads block or consume) and the host's
+  ``/dev/shm`` (other programs' shared memory; commands see a private one);
 - anything that is not a regular file or a directory (FIFOs, devices, sockets).
 """
 
@@ -62,8 +64,10 @@ def _within(path: str, top: str) -> bool:
 def _judge(fd: int, path: Path, home: Path | None, restricted: bool) -> None:
     real = os.readlink(f"/proc/self/fd/{fd}")
     name = str(path)
-    if restricted and _PROC_PID.match(real):
-        raise ReadRefused(errno.EACCES, "process information is off limits to the agent's tools", name)
+    if restricted and (_PROC_PID.match(real) or _within(real, "/proc")):
+        raise ReadRefused(errno.EACCES, "/proc is off limits to the agent's tools in the sandbox", name)
+    if restricted and _within(real, "/dev/shm"):
+        raise ReadRefused(errno.EACCES, "the host's shared memory is off limits in the sandbox", name)
     from codexbro.sandbox.policy import CREDENTIAL_FILES, physical
 
     homes = [str(physical(home))] if home is not None else []
@@ -84,8 +88,6 @@ def open_checked(path: Path, *, home: Path | None, restricted: bool, directory: 
     fd = _open(path, flags)
     try:
         _judge(fd, path, home, restricted)
-        if not directory:
-            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
@@ -93,9 +95,20 @@ def open_checked(path: Path, *, home: Path | None, restricted: bool, directory: 
 
 
 def read_bytes(path: Path, *, home: Path | None, restricted: bool) -> bytes:
+    """The whole file. The descriptor stays non-blocking: a file that would block is refused."""
     fd = open_checked(path, home=home, restricted=restricted)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
+    chunks: list[bytes] = []
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                raise ReadRefused(errno.EAGAIN, "reading it would block", str(path)) from None
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: Path, *, home: Path | None, restricted: bool) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from codexbro.apply_patch.apply import PlannedChange
     from codexbro.sandbox.linux import Prepared
 
 
@@ -45,6 +46,37 @@ def write_here(patch: str, cwd: Path) -> Written:
         return Written(True, commit(verify(parse_patch(patch), cwd), cwd).summary())
     except PatchError as exc:
         return Written(False, str(exc), exc.errno, exc.reason)
+
+
+def write_approved(plan: list[PlannedChange], cwd: Path, resolved: dict[str, Path]) -> Written:
+    """A patch the user approved for paths outside the sandbox: the verified contents (not read
+    again) written to ``resolved`` — each path as it resolved when the user approved it — following
+    no link on the way, so a link swapped in since makes the write fail rather than move it."""
+    from codexbro.apply_patch import nofollow
+    from codexbro.apply_patch.apply import Affected, umask
+
+    affected = Affected()
+    new_mode = 0o666 & ~umask()
+    for change in plan:
+        target = resolved[str(change.abs_path)]
+        try:
+            if change.kind == "add":
+                nofollow.write_file(target, change.new_text or "", new_mode)
+                affected.added.append(change.path)
+            elif change.kind == "delete":
+                nofollow.unlink(target)
+                affected.deleted.append(change.path)
+            else:
+                if change.move_to:
+                    nofollow.write_file(resolved[str(cwd / change.move_to)], change.new_text or "", new_mode)
+                    nofollow.unlink(target)
+                else:
+                    nofollow.write_file(target, change.new_text or "", new_mode)
+                affected.modified.append(change.move_to or change.path)
+        except OSError as exc:
+            return Written(False, f"Failed to write file {change.abs_path}", exc.errno,
+                           f"{exc.strerror or exc} (os error {exc.errno})")  # fmt: skip
+    return Written(True, affected.summary())
 
 
 def _to_json(result: Written) -> bytes:

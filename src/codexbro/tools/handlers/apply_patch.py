@@ -24,7 +24,7 @@ from codexbro.tools.base import (
     parse_arguments,
 )
 from codexbro.tools.output import exec_output_freeform
-from codexbro.tools.patch_writer import Written
+from codexbro.tools.patch_writer import Written, write_approved
 
 if TYPE_CHECKING:
     from codexbro.apply_patch.apply import PlannedChange
@@ -142,15 +142,14 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
     if decision.verdict == "reject":
         raise RespondToModel(decision.reason)
     changes = _changes(plan)
-    keys = {str(physical(p)) for p in paths}
+    resolved = {str(p): physical(p) for p in paths}  # where each path leads now, as approved
+    keys = {str(r) for r in resolved.values()}
     # Writing outside the sandbox is only for paths the sandbox would refuse, once the user said yes.
     outside = ctx.sandbox is not None and any(not is_writable(p, roots, home) for p in paths)
     unsandboxed = False
     if decision.verdict == "ask":
         reason = decision.reason
-        moved = sorted(
-            k for p, k in zip(paths, (str(physical(p)) for p in paths), strict=True) if k != str(p)
-        )
+        moved = sorted(str(r) for p, r in resolved.items() if str(r) != p)
         if moved:  # show where a link really leads
             reason += " — resolves to " + ", ".join(moved)
         remembered = ctx.approvals is not None and keys <= ctx.approvals.approved_paths
@@ -172,10 +171,10 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
         written = Written(
             False, "patch rejected: a path it writes changed (a link was replaced) after it was approved"
         )
+    elif unsandboxed:
+        written = write_approved(plan, cwd, resolved)
     else:
-        written = await _write(
-            patch, cwd, call_id, ctx, sandboxed=ctx.sandbox is not None and not unsandboxed
-        )
+        written = await _write(patch, plan, cwd, call_id, ctx, sandboxed=ctx.sandbox is not None)
     ctx.emit(PatchApplyEnd(call_id, written.ok, written.text if written.ok else "", "" if written.ok else written.text,
                            changes))  # fmt: skip
     return PatchResult(written.text, 0 if written.ok else 1, time.monotonic() - started)
@@ -184,7 +183,9 @@ async def apply_patch_text(patch: str, cwd: Path, call_id: str, ctx: ToolContext
 _DENIED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EXDEV)
 
 
-async def _write(patch: str, cwd: Path, call_id: str, ctx: ToolContext, *, sandboxed: bool) -> Written:
+async def _write(
+    patch: str, plan: list[PlannedChange], cwd: Path, call_id: str, ctx: ToolContext, *, sandboxed: bool
+) -> Written:
     from codexbro.tools.patch_writer import write_here, write_in_sandbox
 
     if not sandboxed:
@@ -200,8 +201,12 @@ async def _write(patch: str, cwd: Path, call_id: str, ctx: ToolContext, *, sandb
     if written.ok or written.errno not in _DENIED:
         return written
     note = f" ({written.reason}: blocked by the {ctx.sandbox_mode} sandbox)"
-    if await offer_retry(ctx, call_id, ["apply_patch"], cwd):
-        return write_here(patch, cwd)
+    from codexbro.sandbox.policy import physical
+
+    lexical = [c.abs_path for c in plan] + [cwd / c.move_to for c in plan if c.move_to]
+    resolved = {str(p): physical(p) for p in lexical}
+    if await offer_retry(ctx, call_id, ["apply_patch", *dict.fromkeys(map(str, resolved.values()))], cwd):
+        return write_approved(plan, cwd, resolved)
     return Written(False, written.text + note, written.errno, written.reason)
 
 
