@@ -86,6 +86,7 @@ def main() -> None:
         home, ws = Path(tmp) / "home", Path(tmp) / "ws"
         home.mkdir()
         (ws / ".git").mkdir(parents=True)
+        (ws / ".git" / "HEAD").write_text("ref: refs/heads/main\n")  # a repository, not a bare .git
         (home / "config.toml").write_text(
             f'model = "gpt-5.1-codex"\nmodel_provider = "fake"\n[model_providers.fake]\nname = "fake"\n'
             f'base_url = "{fake.base_url}"\nenv_key = "FAKE_API_KEY"\n'
