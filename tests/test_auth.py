@@ -162,3 +162,53 @@ def test_builtin_openai_provider_headers(home: Path, fake: FakeResponsesServer, 
     assert headers["openai-organization"] == "org-7" and headers["openai-project"] == "proj-3"
     assert headers["version"] and headers["originator"] == "codex_exec"
     assert "chatgpt-account-id" not in headers
+
+
+def test_two_processes_refreshing_at_once_do_not_burn_the_refresh_token(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """Refresh tokens rotate and are good once: the endpoint answers a reused one as OpenAI's does.
+    Two sessions start together with an expired access token; only one may refresh."""
+    import subprocess
+    import sys
+    import threading
+
+    chatgpt_config(home, fake.base_url)
+    write_chatgpt_auth(home, jwt({"exp": int(time.time()) - 10}), refresh="rt_1")
+    state = {"valid": "rt_1", "n": 1}
+    calls: list[Recorded] = []
+    guard = threading.Lock()
+
+    def handler(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        calls.append(rec)
+        time.sleep(0.8)  # a slow token endpoint: the other process arrives meanwhile
+        with guard:
+            if rec.body.get("refresh_token") != state["valid"]:
+                body: dict[str, object] = {
+                    "error": {"code": "refresh_token_reused", "message": "already used"}
+                }
+                return 401, {"content-type": "application/json"}, json.dumps(body).encode()
+            state["n"] += 1
+            state["valid"] = f"rt_{state['n']}"
+            access = jwt({"exp": int(time.time()) + 3600, "n": state["n"]})
+        answer = {"access_token": access, "refresh_token": state["valid"]}
+        return 200, {"content-type": "application/json"}, json.dumps(answer).encode()
+
+    fake.route("POST", "/oauth/token", handler)
+    url = f"http://127.0.0.1:{fake.port}/oauth/token"
+    fake.add(Reply(message_turn("one")), Reply(message_turn("two")))
+    import os
+
+    env = {**os.environ, "CODEXBRO_REFRESH_TOKEN_URL_OVERRIDE": url}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "codexbro", "exec", f"hi {i}"], cwd=workspace, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert len(calls) == 1, [c.body for c in calls]
+    stored = json.loads((home / "auth.json").read_text())
+    assert stored["tokens"]["refresh_token"] == "rt_2"
+    sent = {r.headers["authorization"] for r in fake.responses_requests()}
+    assert sent == {f"Bearer {stored['tokens']['access_token']}"}

@@ -6,9 +6,9 @@ answer ``{"output": [items]}``. Errors are classified like the main request's.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from codexbro import textsafe
 from codexbro.api.classify import classify_status
 from codexbro.api.http import RouteHttp, describe_transport_error
 from codexbro.api.routes import route
@@ -43,7 +43,7 @@ async def compact_remote(
             COMPACT.name,
         )  # fmt: skip
     try:
-        doc = json.loads(response.content)
+        doc = textsafe.loads(response.content)
     except ValueError:
         raise FatalApiError(
             f"{url} answered with something other than JSON", kind="other", route=COMPACT.name

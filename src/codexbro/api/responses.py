@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from codexbro import textsafe
 from codexbro.api import events as ev
 from codexbro.api.classify import classify_failed, classify_status
 from codexbro.api.http import RouteHttp, describe_transport_error
@@ -38,6 +39,25 @@ def backoff_s(attempt: int, base_ms: float = 200.0) -> float:
     return base_ms * (2.0 ** (attempt - 1)) * random.uniform(0.9, 1.1) / 1000.0
 
 
+NOTE_WAITS_FROM_S = 2.0  # shorter waits go unannounced, as upstream's backoff does
+
+
+def retry_wait(asked: float | None, fallback: float, cap: float) -> tuple[float, str | None]:
+    """How long to wait before a retry, and what to tell the user about it: the server's ask
+    (``Retry-After``, or "try again in …") capped at ``cap`` seconds (``retry_wait_max_ms``;
+    upstream waits whatever the server asks, an hour included, silently); our own backoff otherwise."""
+    if asked is None:
+        return fallback, None
+    if asked > cap:
+        return cap, (
+            f"waiting {cap:g} s before retrying: the server asked for {asked:g} s, and one wait is "
+            "capped (`retry_wait_max_ms`)"
+        )
+    if asked >= NOTE_WAITS_FROM_S:
+        return asked, f"waiting {asked:g} s before retrying, as the server asked"
+    return asked, None
+
+
 class ResponsesClient:
     """Streams one response. Holds no conversation state."""
 
@@ -50,6 +70,7 @@ class ResponsesClient:
         request_max_retries: int = 4,
         idle_timeout_s: float = 300.0,
         sleep: Sleep = asyncio.sleep,
+        retry_wait_max_s: float = 60.0,
     ) -> None:
         self.http = http
         self.base_url = base_url
@@ -57,6 +78,8 @@ class ResponsesClient:
         self.request_max_retries = request_max_retries
         self.idle_timeout_s = idle_timeout_s
         self._sleep = sleep
+        self.retry_wait_max_s = retry_wait_max_s
+        self.on_wait: Callable[[str], None] | None = None  # told about long waits (the session: a warning)
 
     @property
     def url(self) -> str:
@@ -100,9 +123,10 @@ class ResponsesClient:
                         and response.status_code >= 500
                         and attempt < attempts
                     ):
-                        await self._sleep(
-                            error.retry_after if error.retry_after is not None else backoff_s(attempt)
-                        )
+                        delay, note = retry_wait(error.retry_after, backoff_s(attempt), self.retry_wait_max_s)
+                        if note is not None and self.on_wait is not None:
+                            self.on_wait(f"{note} (HTTP {response.status_code} from {RESPONSES.name})")
+                        await self._sleep(delay)
                         continue
                     raise error
                 limits = parse_rate_limits({k.lower(): v for k, v in response.headers.items()})
@@ -135,7 +159,7 @@ class ResponsesClient:
                     route=RESPONSES.name,
                 ) from None
             try:
-                data = json.loads(sse.data)
+                data = textsafe.loads(sse.data)
             except ValueError:
                 log.debug("skipping unparseable SSE data line (%d bytes)", len(sse.data))
                 continue

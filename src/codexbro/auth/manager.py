@@ -8,10 +8,17 @@
   (URL overridable with ``CODEXBRO_REFRESH_TOKEN_URL_OVERRIDE`` for tests and proxies).
 - A refresh token that expired, was reused or was revoked is a permanent error telling the user to
   log in again; other failures say the refresh can be retried.
+- Refresh tokens rotate: each is good for one refresh. Two codexbro processes refreshing the same
+  login at once would burn it (the second is "reused" and the login is dead), so the whole
+  read–refresh–write runs under an exclusive lock (``auth.json.lock`` beside auth.json, ``flock``);
+  whoever waited re-reads auth.json and finds the fresh tokens instead of refreshing again. Upstream
+  Codex sharing the home does not take this lock: a Codex and a codexbro refreshing in the same
+  instant can still collide (the re-read before refreshing narrows it to that instant).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -26,6 +33,7 @@ from codexbro.errors import AuthError
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 DEFAULT_ISSUER = "https://auth.openai.com"
+LOCK_TIMEOUT_S = 60.0  # a refresh takes well under a second; a holder this long is stuck
 TOKEN = route("oauth.token")
 PERMANENT = {
     "refresh_token_expired": "has expired",
@@ -101,6 +109,24 @@ class AuthManager:
         return False
 
     async def refresh(self, reason: str) -> None:
+        lock = await self._lock()
+        try:
+            await self._refresh_locked(reason)
+        finally:
+            storage.unlock(lock)
+
+    async def _lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> int:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (fd := storage.try_lock(self.home)) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AuthError(
+                    f"another process has held {self.home / storage.LOCK_NAME} for {timeout_s:.0f} s while "
+                    "refreshing the ChatGPT login; try again (or remove the file if no codexbro is running)"
+                )
+            await asyncio.sleep(0.05)
+        return fd
+
+    async def _refresh_locked(self, reason: str) -> None:
         import httpx
 
         current = storage.load(self.home) or self.auth

@@ -130,6 +130,32 @@ def save(home: Path, auth: AuthFile) -> Path:
     return path
 
 
+LOCK_NAME = "auth.json.lock"
+
+
+def try_lock(home: Path) -> int | None:
+    """Take the exclusive lock around read–refresh–write of auth.json without waiting: the file
+    descriptor holding it, or None when another process holds it. (A separate file: auth.json itself
+    is replaced by rename, so a lock on it would not outlive a save.)"""
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unlock(fd: int) -> None:
+    os.close(fd)  # closing the descriptor releases the flock
+
+
 def delete(home: Path) -> bool:
     try:
         auth_path(home).unlink()

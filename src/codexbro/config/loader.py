@@ -220,6 +220,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         model_context_window=merged.get("model_context_window"),
         model_auto_compact_token_limit=merged.get("model_auto_compact_token_limit"),
         tool_output_token_limit=merged.get("tool_output_token_limit"),
+        retry_wait_max_ms=merged.get("retry_wait_max_ms", 60_000),
         model_catalog_json=merged.get("model_catalog_json"),
         base_instructions_override=base_override,
         developer_instructions=merged.get("developer_instructions"),

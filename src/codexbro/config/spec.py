@@ -48,6 +48,7 @@ def _is_int(v: Any) -> bool:
 STR = Scalar("a string", lambda v: isinstance(v, str))
 INT = Scalar("an integer", _is_int)
 NONNEG_INT = Scalar("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+POS_INT = Scalar("a positive integer", lambda v: _is_int(v) and v > 0)
 BOOL = Scalar("true or false", lambda v: isinstance(v, bool))
 NUMBER = Scalar("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool))
 STR_LIST = Scalar("an array of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
@@ -140,6 +141,7 @@ _TOP: dict[str, Spec] = {
     "compaction_strategy": enum("auto", "remote", "inline", "local"),
     "experimental_compact_prompt_file": STR,
     "tool_output_token_limit": NONNEG_INT,
+    "retry_wait_max_ms": POS_INT,  # codexbro: the longest single wait before a retry
     "hide_agent_reasoning": BOOL,
     "show_raw_agent_reasoning": BOOL,
     "approval_policy": Scalar(

@@ -80,6 +80,7 @@ class Config:
     model_context_window: int | None = None
     model_auto_compact_token_limit: int | None = None
     tool_output_token_limit: int | None = None
+    retry_wait_max_ms: int = 60_000  # a server asking for longer (Retry-After) is told no, visibly
     model_catalog_json: str | None = None
     base_instructions_override: str | None = None
     developer_instructions: str | None = None

@@ -89,6 +89,7 @@ class ModelClient:
             query_params=provider.query_params,
             request_max_retries=provider.request_max_retries,
             idle_timeout_s=self.idle_timeout_s,
+            retry_wait_max_s=config.retry_wait_max_ms / 1000,
         )
         self.base_instructions = config.base_instructions_override or model.base_instructions or ""
 

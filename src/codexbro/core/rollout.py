@@ -9,6 +9,7 @@ skips a torn last line, and history normalization answers unanswered tool calls 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, NoReturn
 
 from codexbro.api.events import ResponseItem
-from codexbro.errors import UserError
+from codexbro.errors import CodexbroError, UserError
 
 # Event kinds persisted in upstream's default "limited" mode.
 PERSISTED_EVENTS = frozenset(
@@ -84,8 +85,20 @@ def _tail_state(path: Path) -> tuple[int | None, str, bool]:
     return ordinal, stamp, tail.endswith(b"\n") or not tail
 
 
+class RolloutWriteError(CodexbroError):
+    """The rollout could not be written (disk full, permissions): the turn stops here."""
+
+
 class RolloutRecorder:
     """Appends rollout lines; ``None`` path means ephemeral (nothing written).
+
+    A write that fails (disk full, a read-only or vanished directory) raises
+    :class:`RolloutWriteError` once and marks the recorder ``failed``: later writes are dropped (so
+    reporting the error cannot fail again) until :meth:`resync`, which appends a ``compacted``
+    record carrying the whole in-memory history — the file is consistent again, and resumable,
+    whatever was lost in between. Lines go out with one ``write`` of bytes each, unbuffered, so a
+    failed write is cut back off the file (a crash still tears at most the last line, which the
+    next write closes off).
 
     Appending to an existing file continues that file's own format, so a session shared with
     upstream Codex stays resumable by it: Codex 0.169 numbers every record (``ordinal``) and refuses
@@ -106,42 +119,82 @@ class RolloutRecorder:
                 / f"rollout-{time.strftime('%Y-%m-%dT%H-%M-%S', now)}-{thread_id}.jsonl"
             )
         self.path = path
-        self._fh: IO[str] | None = None
+        self._fd: int | None = None
+        self.failed: str | None = None  # why the last write failed; writes are dropped meanwhile
+        self._torn = False
         self._ordinal: int | None = None
         self._last_stamp = ""
         self.on_turn_end: list[Any] = []  # callbacks(recorder) after each task_complete (the Codex index)
         self.first_user_message = ""
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = False
         if self.path.exists() and self.path.stat().st_size:
             self._ordinal, self._last_stamp, ends_clean = _tail_state(self.path)
-            torn = not ends_clean
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fh = os.fdopen(fd, "a", encoding="utf-8")
-        if torn:  # keep a torn last line (a crash) on a line of its own
-            fh.write("\n")
-        return fh
+            self._torn = not ends_clean  # a crash tore the last line: the next line starts afresh
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def write(self, kind: str, payload: Any) -> None:
-        if not self.enabled:
+        if not self.enabled or self.failed is not None:
             return
-        if self._fh is None:
-            self._fh = self._open()
+        try:
+            if self._fd is None:  # first: continuing a file takes its ordinals and last timestamp
+                self._fd = self._open()
+        except OSError as exc:
+            self._fail(exc)
         stamp = max(_now_iso(), self._last_stamp)
-        self._last_stamp = stamp
         record: dict[str, Any] = {"timestamp": stamp}
         if self._ordinal is not None:
             record["ordinal"] = self._ordinal
         record["type"] = kind
         record["payload"] = payload
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        # One write call per line so a crash can tear at most the last line.
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate got this far: recorded as U+FFFD
+            from codexbro import textsafe
+
+            data = textsafe.clean(line).encode("utf-8")
+        try:
+            self._append(b"\n" + data + b"\n" if self._torn else data + b"\n")
+        except OSError as exc:
+            self._fail(exc)
+        self._torn = False
+        self._last_stamp = stamp
         if self._ordinal is not None:
             self._ordinal += 1
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        self.failed = f"{exc.strerror or exc} (os error {exc.errno})"
+        self.close()  # reopened on resync: the directory may have been recreated meanwhile
+        raise RolloutWriteError(
+            f"could not write the session file {self.path}: {self.failed}. The turn stops here; what "
+            "was recorded before is kept, and the session can be resumed once it can be written",
+            kind="rollout_write_failed",
+        ) from None
+
+    def _append(self, data: bytes) -> None:
+        """One ``write`` per line (a crash tears at most the last line); a short write goes on, and
+        a failed one is cut back off (``ftruncate``), so no partial line stays in the file."""
+        assert self._fd is not None
+        start = os.fstat(self._fd).st_size
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # if even that fails, the reopen finds the torn line
+                os.ftruncate(self._fd, start)
+            raise
+
+    def resync(self, history: list[ResponseItem]) -> None:
+        """After a failed write: record the whole history (a ``compacted`` record, as compaction
+        writes one), so a resume sees everything the session holds in memory. Raises
+        RolloutWriteError if the file still cannot be written."""
+        if self.failed is None:
+            return
+        self.failed = None
+        self.write("compacted", {"message": "", "replacement_history": history})
 
     @property
     def paginated(self) -> bool:
@@ -156,14 +209,14 @@ class RolloutRecorder:
             self.write("event_msg", msg)
         if kind == "user_message" and not self.first_user_message:
             self.first_user_message = str(msg.get("message") or "")
-        if kind == "task_complete" and self.enabled:
+        if kind == "task_complete" and self.enabled and self.failed is None:
             for callback in self.on_turn_end:
                 callback(self)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass

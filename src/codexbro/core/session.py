@@ -32,7 +32,7 @@ from codexbro.core.history import History, developer_message, output_item_for, u
 from codexbro.core.instructions import base_instructions, environment_context
 from codexbro.core.model_client import ModelClient
 from codexbro.core.project_doc import as_message_text, discover
-from codexbro.core.rollout import LoadedRollout, RolloutRecorder, new_thread_id
+from codexbro.core.rollout import LoadedRollout, RolloutRecorder, RolloutWriteError, new_thread_id
 from codexbro.core.turn import TurnContext, TurnState, run_turn
 from codexbro.errors import ApiError, AuthError, CodexbroError, UserError
 from codexbro.models.catalog import ModelInfo
@@ -89,6 +89,7 @@ class Session:
         self.history = history
         self.resumed = resumed
         self.stream_max_retries = client.provider.stream_max_retries
+        self.retry_wait_max_s = config.retry_wait_max_ms / 1000
         self.total_usage = TokenUsage()
         self.last_usage = TokenUsage()
         self.active: ActiveTurn | None = None
@@ -98,6 +99,7 @@ class Session:
         self._current_sub = "0"
         self._context_recorded = resumed
         self._closed = False
+        self._rollout_error: RolloutWriteError | None = None  # a failed write stopping the turn
         self.rules = rules
         self.approvals = ApprovalStore()
         self._pending_approvals: dict[str, asyncio.Future[str]] = {}
@@ -109,6 +111,7 @@ class Session:
         self._refresh_models_due = False
         self._models_refresh: asyncio.Task[None] | None = None
         client.http.observers.append(self._on_request)
+        client.responses.on_wait = lambda note: self.emit(p.Warning(note))
         self._emit_startup(warnings)
 
     # ---- construction ------------------------------------------------------------------------
@@ -277,12 +280,23 @@ class Session:
     # ---- the TurnHost protocol ---------------------------------------------------------------
 
     def emit(self, msg: p.EventMsg) -> None:
-        self.recorder.event(msg.to_dict())
         self._events.put_nowait(p.Event(self._current_sub, msg))
+        self._persist(self.recorder.event, msg.to_dict())
 
     def record(self, item: ResponseItem) -> None:
         self.history.append(item)
-        self.recorder.item(item)
+        self._persist(self.recorder.item, item)
+
+    def _persist(self, write: Callable[[Any], None], value: Any) -> None:
+        """Record through the rollout; when that fails the running turn stops (it is cancelled, and
+        ends with the error) — nothing goes on that the session file would not hold."""
+        try:
+            write(value)
+        except RolloutWriteError as err:
+            log.error("%s", err.message)
+            self._rollout_error = err
+            if self.active is not None and not self.active.task.done():
+                self.active.task.cancel()
 
     def add_usage(self, usage: TokenUsage, rate_limits: RateLimitSnapshot | None) -> None:
         self._compacted_since_response = False
@@ -487,7 +501,8 @@ class Session:
             )
             return False
         self.history.replace(result.history)
-        self.recorder.write("compacted", {"message": result.summary, "replacement_history": result.history})
+        self._persist(lambda v: self.recorder.write("compacted", v),
+                      {"message": result.summary, "replacement_history": result.history})  # fmt: skip
         self._compacted_since_response = True
         self.emit(p.ContextCompacted(result.strategy, reason, before, after))
         return True
@@ -504,7 +519,9 @@ class Session:
         if not trimmed:
             return False
         self.history.replace(items)
-        self.recorder.write("compacted", {"message": "", "replacement_history": items})
+        self._persist(
+            lambda v: self.recorder.write("compacted", v), {"message": "", "replacement_history": items}
+        )
         self._compacted_since_response = True
         self.emit(p.ContextCompacted("trim", reason, before, self.estimate_next_request(), trimmed))
         return True
@@ -517,6 +534,11 @@ class Session:
                 self.emit(p.Warning("nothing was compacted"))
         except asyncio.CancelledError:
             self.active = None
+            if self._rollout_error is not None:
+                failure, self._rollout_error = self._rollout_error, None
+                self.emit(p.Error(failure.message, failure.kind))
+                self.emit(p.TaskComplete(turn_id, None))
+                return
             self.emit(p.TurnAborted(turn_id, "interrupted"))
             return
         self.active = None
@@ -563,9 +585,20 @@ class Session:
             self._models_refresh = asyncio.get_running_loop().create_task(self._refresh_models())
         state = TurnState()
         cfg = self.config
+        if self.recorder.failed is not None:  # an earlier write failed: the file catches up first
+            try:
+                self.recorder.resync(self.history.items)
+                self._rollout_error = None
+            except RolloutWriteError as err:
+                self._rollout_error = None
+                self.active = None
+                self.emit(p.TaskStarted(ctx.turn_id, self._context_window()))
+                self.emit(p.Error(f"{err.message} (nothing was sent to the model)", err.kind))
+                self.emit(p.TaskComplete(ctx.turn_id, None))
+                return
         self.emit(p.TaskStarted(ctx.turn_id, self._context_window()))
-        self.recorder.write(
-            "turn_context",
+        self._persist(
+            lambda v: self.recorder.write("turn_context", v),
             {
                 "turn_id": ctx.turn_id,
                 "cwd": str(cfg.cwd),
@@ -584,12 +617,19 @@ class Session:
             self.record(item)
             self.emit(p.UserMessage(_first_text(item)))
         try:
+            if self._rollout_error is not None:
+                raise asyncio.CancelledError  # recording the turn's start already failed
             last = await run_turn(self, ctx, state)
         except asyncio.CancelledError:
             for call in self.history.pending_calls():
                 self.record(output_item_for(call, "aborted"))
-            self.record(user_message(TURN_ABORTED_NOTE))
             self.active = None
+            if self._rollout_error is not None:
+                failure, self._rollout_error = self._rollout_error, None
+                self.emit(p.Error(failure.message, failure.kind))
+                self.emit(p.TaskComplete(ctx.turn_id, None))
+                return
+            self.record(user_message(TURN_ABORTED_NOTE))
             self.emit(p.TurnAborted(ctx.turn_id, "interrupted"))
             return
         except ApiError as err:

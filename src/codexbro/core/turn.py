@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from codexbro.api import events as ev
-from codexbro.api.responses import backoff_s
+from codexbro.api.responses import backoff_s, retry_wait
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.core import protocol as p
 from codexbro.core.history import History, message_text, output_item_for, reasoning_text
 from codexbro.core.model_client import Prompt
 from codexbro.core.protocol import (
@@ -83,6 +84,7 @@ class ModelStream(Protocol):
 class TurnHost(Protocol):
     history: History
     stream_max_retries: int
+    retry_wait_max_s: float
 
     @property
     def client(self) -> ModelStream: ...
@@ -132,7 +134,7 @@ async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState
                 err.message = f"{err.message} (gave up after {attempts} attempt(s))"
                 err.args = (err.message,)
                 raise
-            delay = err.retry_after if err.retry_after is not None else backoff_s(retries)
+            delay, note = retry_wait(err.retry_after, backoff_s(retries), host.retry_wait_max_s)
             details = err.message
             if err.kind == "response_stream_disconnected":  # upstream's wording for a broken stream
                 details = f"stream disconnected before completion: {details}"
@@ -143,6 +145,8 @@ async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState
                     additional_details=details,
                 )
             )
+            if note is not None:
+                host.emit(p.Warning(note))
             await asyncio.sleep(delay)
 
 

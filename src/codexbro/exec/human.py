@@ -1,5 +1,11 @@
 """``exec`` without ``--json``: progress for people on stderr, the final message alone on stdout
-(so ``codexbro exec … > out.txt`` captures just the answer), as upstream's human mode."""
+(so ``codexbro exec … > out.txt`` captures just the answer), as upstream's human mode.
+
+Beyond upstream, what others wrote — the model's text, commands and their output, server messages
+— is printed with its terminal control characters made visible and harmless
+(``textsafe.for_terminal``): no screen clearing, title or clipboard writes, or text hidden behind a
+carriage return. The final message on stdout is written byte for byte when stdout is not a
+terminal (``> out.txt`` keeps the answer exactly)."""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Callable
 
 from codexbro import __version__
 from codexbro.core import protocol as p
+from codexbro.textsafe import for_terminal as safe
 from codexbro.tools.handlers.shell import display_command
 
 MAX_SHOWN_OUTPUT_LINES = 20
@@ -21,12 +28,14 @@ class HumanProcessor:
         color: bool,
         prompt: str,
         sandbox_note: str = "",
+        out_is_terminal: bool = True,
     ) -> None:
         self._err = err
         self._out = out
         self._color = color
         self._prompt = prompt
         self._sandbox_note = sandbox_note
+        self._out_is_terminal = out_is_terminal
         self._tokens = 0
         self._context: p.ContextUsage | None = None
         self.turn_error: str | None = None
@@ -41,7 +50,7 @@ class HumanProcessor:
             lines = [
                 f"codexbro v{__version__}",
                 "--------",
-                f"workdir: {msg.cwd}",
+                f"workdir: {safe(msg.cwd)}",
                 f"model: {msg.model}",
                 f"provider: {msg.model_provider_id}",
                 f"approval: {msg.approval_policy}",
@@ -53,11 +62,13 @@ class HumanProcessor:
             self._err("\n".join(lines))
         elif isinstance(msg, p.TaskStarted):
             # After the header and any start-up warnings (e.g. the offline-model banner).
-            self._err(self._style("user", "36") + "\n" + self._prompt)
+            self._err(self._style("user", "36") + "\n" + safe(self._prompt))
         elif isinstance(msg, p.AgentReasoning):
-            self._err(self._style("thinking", "35;3") + "\n" + msg.text)
+            self._err(self._style("thinking", "35;3") + "\n" + safe(msg.text))
         elif isinstance(msg, p.ExecCommandBegin):
-            self._err(self._style("exec", "35") + f"\n{display_command(msg.command)} in {msg.cwd}")
+            self._err(
+                self._style("exec", "35") + f"\n{safe(display_command(msg.command))} in {safe(msg.cwd)}"
+            )
         elif isinstance(msg, p.ExecCommandEnd):
             ok = msg.exit_code == 0
             verdict = (
@@ -65,7 +76,8 @@ class HumanProcessor:
                 if ok
                 else f" exited {msg.exit_code} in {msg.duration_ms}ms:"
             )
-            lines = msg.aggregated_output.rstrip("\n").splitlines()
+            lines = safe(msg.aggregated_output).rstrip("\n").split("\n")
+            lines = [] if lines == [""] else lines
             if len(lines) > MAX_SHOWN_OUTPUT_LINES:
                 hidden = len(lines) - MAX_SHOWN_OUTPUT_LINES
                 lines = [
@@ -76,7 +88,7 @@ class HumanProcessor:
             self._err(self._style(verdict, "32" if ok else "31") + ("\n" + "\n".join(lines) if lines else ""))
         elif isinstance(msg, p.AgentMessage):
             self.last_message = msg.message
-            self._err(self._style("codex", "35;1") + "\n" + msg.message)
+            self._err(self._style("codex", "35;1") + "\n" + safe(msg.message))
         elif isinstance(msg, p.TokenCount) and msg.info:
             self._tokens = int((msg.info.get("total_token_usage") or {}).get("total_tokens", 0))
         elif isinstance(msg, p.ContextUsage):
@@ -89,12 +101,12 @@ class HumanProcessor:
             ))  # fmt: skip
         elif isinstance(msg, p.StreamError):
             detail = f" ({msg.additional_details})" if msg.additional_details else ""
-            self._err(self._style(msg.message + detail, "33"))
+            self._err(self._style(safe(msg.message + detail), "33"))
         elif isinstance(msg, p.Warning):
-            self._err(self._style(f"warning: {msg.message}", "33"))
+            self._err(self._style(f"warning: {safe(msg.message)}", "33"))
         elif isinstance(msg, p.Error):
             self.turn_error = msg.message
-            self._err(self._style(f"ERROR: {msg.message}", "31"))
+            self._err(self._style(f"ERROR: {safe(msg.message)}", "31"))
         elif isinstance(msg, p.TurnAborted):
             self.turn_error = "turn interrupted by the user"
             self._err(self._style("turn interrupted", "31"))
@@ -105,4 +117,5 @@ class HumanProcessor:
                 fill = f" (last request ~{ctx.estimated_tokens} tokens, {100 * ctx.estimated_tokens // ctx.context_window}% of the window)"
             self._err(self._style("tokens used", "35;3") + f"\n{self._tokens}{fill}")
             if msg.last_agent_message is not None and self.turn_error is None:
-                self._out(msg.last_agent_message)
+                text = msg.last_agent_message
+                self._out(safe(text) if self._out_is_terminal else text)

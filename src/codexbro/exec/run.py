@@ -118,6 +118,18 @@ def _check_utf8(text: str, what: str) -> None:
         raise UserError(f"{what} is not valid UTF-8: convert it first, e.g. with iconv") from None
 
 
+def _check_output_file(value: str) -> str:
+    """``-o FILE`` is checked before the turn: a last message with nowhere to go is lost work."""
+    path = Path(os.path.abspath(Path(value).expanduser()))
+    if path.is_dir():
+        raise UserError(f"--output-last-message: {path} is a directory; name a file")
+    if not path.parent.is_dir():
+        raise UserError(f"--output-last-message: the directory {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UserError(f"--output-last-message: cannot create files in {path.parent} (permission denied)")
+    return str(path)
+
+
 def _in_git_repo(path: Path) -> bool:
     from codexbro.core.project_doc import is_git_marker
 
@@ -201,6 +213,8 @@ def _prepare(args: ExecArgs) -> Prepared:
     trusted = config.raw.get("projects", {}).get(str(config.cwd), {}).get("trust_level") == "trusted"
     if not args.skip_git_repo_check and not trusted and not _in_git_repo(config.cwd):
         raise UserError("Not inside a trusted directory and --skip-git-repo-check was not specified.")
+    if args.output_last_message:
+        args.output_last_message = _check_output_file(args.output_last_message)
     prompt = _read_prompt(args)
     schema = _load_schema(args.output_schema) if args.output_schema else None
     inputs = [p.UserInput("text", text=prompt)]
@@ -255,6 +269,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
             color=color,
             prompt=prompt,
             sandbox_note=note,
+            out_is_terminal=sys.stdout.isatty(),
         )
 
     tracer = None
@@ -320,7 +335,12 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
     if broken_pipe:
         return 141
     if args.output_last_message and processor.last_message is not None:
-        write_atomic(Path(args.output_last_message), processor.last_message)
+        try:
+            write_atomic(Path(args.output_last_message), processor.last_message)
+        except OSError as exc:  # it was writable before the turn; something changed since
+            print(f"Error: could not write the last message to {args.output_last_message}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)  # fmt: skip
+            return 1
     if aborted:
         return 130
     return 1 if processor.turn_error is not None else 0

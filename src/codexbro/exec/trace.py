@@ -13,9 +13,11 @@ before it is written. The file is created with mode 0600 and flushed line by lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,8 +46,10 @@ class Redactor:
 class TraceWriter:
     def __init__(self, path: Path, redactor: Redactor) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._fh: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+        self._fh: IO[str] = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
         self._redact = redactor
+        self._path = path
+        self._failed = False
         self._t0 = time.monotonic()
 
     def write(self, kind: str, **fields: Any) -> None:
@@ -55,11 +59,18 @@ class TraceWriter:
             "kind": kind,
             **fields,
         }
-        self._fh.write(self._redact(json.dumps(record, ensure_ascii=False)) + "\n")
-        self._fh.flush()
+        if self._failed:
+            return
+        try:
+            self._fh.write(self._redact(json.dumps(record, ensure_ascii=False)) + "\n")
+            self._fh.flush()
+        except OSError as exc:  # disk full: the trace stops, the session goes on
+            self._failed = True
+            print(f"warning: the trace {self._path} stopped: {exc.strerror or exc}", file=sys.stderr)
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):
+            self._fh.close()
 
     def process(self, event: p.Event) -> None:
         msg = event.msg

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from codexbro import textsafe
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
 from codexbro.core.protocol import EventMsg
 
@@ -136,7 +137,7 @@ def parse_arguments(call: ToolCall, schema: dict[str, Any]) -> dict[str, Any]:
     Messages name the field and what was expected, so the model can fix its next call.
     """
     try:
-        args = json.loads(call.arguments or "{}")
+        args = textsafe.loads(call.arguments or "{}")
     except ValueError as exc:
         raise RespondToModel(f"failed to parse function arguments: {exc}") from None
     if not isinstance(args, dict):

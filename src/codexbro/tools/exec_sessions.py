@@ -1,9 +1,9 @@
 """Long-lived processes for unified exec (``exec_command`` / ``write_stdin``), session-scoped.
 
 Each process runs in its own process group, on a PTY (``tty=true``: 24×80, stdin open) or on pipes
-(stdout and stderr merged, stdin closed). Output accumulates in a bounded buffer — up to 1 MiB,
-keeping the first half and a rolling tail — and each tool call drains what arrived since the
-previous one. At most 64 processes live at once; beyond that the least recently used is killed
+(stdout and stderr merged, stdin closed). Output accumulates in a bounded capture — up to 1 MiB,
+keeping the first half and a rolling tail, counting the middle (``capture.py``) — and each tool
+call drains what arrived since the previous one. At most 64 processes live at once; beyond that the least recently used is killed
 (exited ones first, the 8 most recent protected), as upstream.
 """
 
@@ -18,9 +18,10 @@ import random
 import struct
 import termios
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from codexbro.tools.capture import Capture, Captured
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,33 +32,6 @@ if TYPE_CHECKING:
 
 MAX_PROCESSES = 64
 PROTECTED_RECENT = 8
-BUFFER_BYTES = 1024 * 1024
-
-
-@dataclass
-class OutputBuffer:
-    """Bytes not yet returned to the model: head kept, tail rolling, the middle counted."""
-
-    head: bytearray = field(default_factory=bytearray)
-    tail: bytearray = field(default_factory=bytearray)
-    omitted: int = 0
-
-    def add(self, data: bytes) -> None:
-        room = BUFFER_BYTES // 2 - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            excess = len(self.tail) - BUFFER_BYTES // 2
-            if excess > 0:
-                del self.tail[:excess]
-                self.omitted += excess
-
-    def drain(self) -> tuple[bytes, int]:
-        data, omitted = bytes(self.head + self.tail), self.omitted
-        self.head, self.tail, self.omitted = bytearray(), bytearray(), 0
-        return data, omitted
 
 
 class ExecProcess:
@@ -71,8 +45,8 @@ class ExecProcess:
         self.tty = tty
         self.call_id = call_id  # the exec_command call that started it: its item, start to end
         self.emit = emit
-        self.buffer = OutputBuffer()  # what the next tool call returns
-        self.everything = OutputBuffer()  # what the process has printed, for its end event
+        self.buffer = Capture()  # what the next tool call returns
+        self.everything = Capture()  # what the process has printed, for its end event
         self.changed = asyncio.Event()
         self.exit_code: int | None = None
         self.last_used = time.monotonic()
@@ -125,9 +99,7 @@ class ExecProcess:
         self.changed.set()
 
     def aggregated_output(self) -> str:
-        head, tail, omitted = self.everything.head, self.everything.tail, self.everything.omitted
-        middle = f"\n[... {omitted} bytes omitted ...]\n".encode() if omitted else b""
-        return bytes(head + middle + tail).decode("utf-8", "replace")
+        return self.everything.result().marked()
 
     def report_end(self, formatted: str, *, killed: bool = False) -> None:
         """The end event of this process's item (once), under the call that started it."""
@@ -193,7 +165,7 @@ class ExecProcess:
                 continue
             view = view[written:]
 
-    async def collect(self, yield_s: float) -> tuple[bytes, int]:
+    async def collect(self, yield_s: float) -> Captured:
         """Wait until the process exits or ``yield_s`` passes, then drain the buffer."""
         deadline = time.monotonic() + yield_s
         while self.exit_code is None:

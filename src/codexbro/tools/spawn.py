@@ -2,8 +2,9 @@
 
 The child gets its own session (``start_new_session``) so a timeout or an interrupt kills the whole
 group — shells, pipelines and anything they started — not just the direct child. Output is read in
-8 KiB chunks and kept up to 1 MiB (upstream's ``EXEC_OUTPUT_MAX_BYTES``); after the child exits,
-pipes held open by stray background processes are drained for at most 2 s.
+8 KiB chunks into a 1 MiB capture per stream (upstream's ``EXEC_OUTPUT_MAX_BYTES``) that keeps the
+head *and* the tail with exact counts of the middle (``capture.py``; upstream keeps the head only);
+after the child exits, pipes held open by stray background processes are drained for at most 2 s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from codexbro.tools.capture import Capture, Captured
+
 if TYPE_CHECKING:
     from codexbro.sandbox.linux import Prepared
 
-MAX_CAPTURE_BYTES = 1024 * 1024
 READ_CHUNK = 8192
 DRAIN_AFTER_EXIT_S = 2.0
 TIMEOUT_EXIT_CODE = 124
@@ -34,15 +36,11 @@ OnOutput = Callable[[str, bytes], None]
 @dataclass(frozen=True)
 class ExecResult:
     exit_code: int
-    stdout: bytes
+    stdout: bytes  # head and tail (the middle of a huge output left out)
     stderr: bytes
-    aggregated: bytes
+    captured: Captured  # stdout and stderr as they interleaved
     duration_s: float
     timed_out: bool
-
-    @property
-    def aggregated_text(self) -> str:
-        return self.aggregated.decode("utf-8", "replace")
 
 
 class ToolProcess(Protocol):
@@ -149,16 +147,14 @@ async def run_process(
         argv, cwd=cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    stdout, stderr, aggregated = bytearray(), bytearray(), bytearray()
+    stdout, stderr, aggregated = Capture(), Capture(), Capture()
 
-    async def pump(stream: asyncio.StreamReader | None, name: str, sink: bytearray) -> None:
+    async def pump(stream: asyncio.StreamReader | None, name: str, sink: Capture) -> None:
         if stream is None:
             return
         while chunk := await stream.read(READ_CHUNK):
-            room = MAX_CAPTURE_BYTES - len(aggregated)
-            if room > 0:
-                sink += chunk[:room]
-                aggregated.extend(chunk[:room])
+            sink.add(chunk)
+            aggregated.add(chunk)
             if on_output is not None:
                 on_output(name, chunk)
 
@@ -198,5 +194,6 @@ async def run_process(
     elif code < 0:
         code = 128 - code  # killed by signal N → 128+N, as a shell reports it
     return ExecResult(
-        code, bytes(stdout), bytes(stderr), bytes(aggregated), time.monotonic() - started, timed_out
-    )
+        code, bytes(stdout.head + stdout.tail), bytes(stderr.head + stderr.tail), aggregated.result(),
+        time.monotonic() - started, timed_out,
+    )  # fmt: skip

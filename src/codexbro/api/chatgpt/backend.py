@@ -9,11 +9,11 @@ results cover the fields codexbro shows and keep the raw document for ``--json``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from codexbro import textsafe
 from codexbro.api.http import RouteHttp, describe_transport_error
 from codexbro.api.routes import route
 from codexbro.errors import ApiError, FatalApiError
@@ -126,7 +126,7 @@ class ChatGPTBackend:
                                 kind="unauthorized" if response.status_code == 401 else "other",
                                 status=response.status_code, route=name)  # fmt: skip
         try:
-            return json.loads(text) if text.strip() else {}
+            return textsafe.loads(text) if text.strip() else {}
         except ValueError:
             raise FatalApiError(f"{url} answered with {_describe(text)} instead of JSON", kind="other",
                                 status=response.status_code, route=name) from None  # fmt: skip
@@ -201,7 +201,7 @@ def _describe(text: str) -> str:
 
 def _error_detail(text: str) -> str:
     try:
-        doc = json.loads(text)
+        doc = textsafe.loads(text)
     except ValueError:
         return _describe(text)
     if isinstance(doc, dict):

@@ -138,16 +138,18 @@ class _ShellBase:
                 raise
 
         result = await spawn(sandboxed)
-        text = result.aggregated_text
-        denied = sandboxed and is_likely_denied(result.exit_code, text)
+        denied = sandboxed and is_likely_denied(result.exit_code, result.captured.text)
         if denied and await offer_retry(ctx, call.call_id, argv, cwd):
             result = await spawn(False)
-            text = result.aggregated_text
             denied = False
+        captured = result.captured
         if result.timed_out:
-            text = f"command timed out after {int(timeout)} milliseconds\n" + text
+            captured = captured.with_prefix(f"command timed out after {int(timeout)} milliseconds\n")
+        text = captured.marked()
         fmt = exec_output_structured if structured else exec_output_freeform
-        formatted = fmt(text, result.exit_code, result.duration_s, ctx.truncation_mode, ctx.truncation_limit)
+        formatted = fmt(
+            captured, result.exit_code, result.duration_s, ctx.truncation_mode, ctx.truncation_limit
+        )
         if denied:
             formatted += denial_note(ctx)
         ctx.emit(

@@ -28,11 +28,12 @@ from codexbro.tools.base import (
     function_spec,
     int_arg,
 )
+from codexbro.tools.capture import Captured
 from codexbro.tools.exec_env import build_env
 from codexbro.tools.exec_sessions import ExecProcess, ExecSessions
 from codexbro.tools.handlers.apply_patch import apply_patch_text
 from codexbro.tools.handlers.shell import user_shell
-from codexbro.tools.output import approx_tokens, formatted_truncate_text
+from codexbro.tools.output import formatted_truncate_text, total_tokens
 
 MIN_YIELD_MS, MAX_YIELD_MS, DEFAULT_YIELD_MS = 250, 30_000, 10_000
 WRITE_DEFAULT_YIELD_MS, MIN_EMPTY_YIELD_MS, MAX_EMPTY_YIELD_MS = 250, 5_000, 300_000
@@ -97,21 +98,17 @@ WRITE_STDIN = function_spec(
 )
 
 
-def format_chunk(proc: ExecProcess | None, data: bytes, omitted: int, seconds: float, max_tokens: int,
+def format_chunk(proc: ExecProcess | None, captured: Captured, seconds: float, max_tokens: int,
                  exit_code: int | None = None) -> str:  # fmt: skip
-    text = data.decode("utf-8", "replace")
-    if omitted:
-        half = len(text) // 2
-        text = text[:half] + f"\n[... {omitted} bytes omitted ...]\n" + text[half:]
     lines = [f"Chunk ID: {secrets.token_hex(3)}", f"Wall time: {seconds:.4f} seconds"]
     code = exit_code if exit_code is not None else (proc.exit_code if proc else None)
     if code is not None:
         lines.append(f"Process exited with code {code}")
     elif proc is not None:
         lines.append(f"Process running with session ID {proc.id}")
-    lines.append(f"Original token count: {approx_tokens(text)}")
+    lines.append(f"Original token count: {total_tokens(captured)}")
     lines.append("Output:")
-    lines.append(formatted_truncate_text(text, "tokens", max_tokens))
+    lines.append(formatted_truncate_text(captured, "tokens", max_tokens))
     return "\n".join(lines)
 
 
@@ -176,13 +173,13 @@ class ExecCommandHandler(FunctionTool):
             raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))
         try:
-            data, omitted = await proc.collect(yield_ms / 1000)
+            captured = await proc.collect(yield_ms / 1000)
         except asyncio.CancelledError:
             self.sessions.forget(proc.id)  # an interrupted turn takes its processes with it
             await asyncio.shield(proc.terminate())
             raise
-        text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
-        _finish(proc, self.sessions, data.decode("utf-8", "replace"))
+        text = format_chunk(proc, captured, time.monotonic() - started, max_tokens)
+        _finish(proc, self.sessions, captured.marked())
         return ToolOutput(text, success=proc.exit_code in (None, 0))
 
 
@@ -221,11 +218,11 @@ class WriteStdinHandler(FunctionTool):
                 MAX_EMPTY_YIELD_MS,
             )
         try:
-            data, omitted = await proc.collect(yield_ms / 1000)
+            captured = await proc.collect(yield_ms / 1000)
         except asyncio.CancelledError:
             self.sessions.forget(proc.id)
             await asyncio.shield(proc.terminate())
             raise
-        text = format_chunk(proc, data, omitted, time.monotonic() - started, max_tokens)
-        _finish(proc, self.sessions, data.decode("utf-8", "replace"))
+        text = format_chunk(proc, captured, time.monotonic() - started, max_tokens)
+        _finish(proc, self.sessions, captured.marked())
         return ToolOutput(text, success=proc.exit_code in (None, 0))

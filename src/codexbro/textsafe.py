@@ -1,0 +1,56 @@
+"""Text from outside — servers, the model, commands — that is unsafe to encode or to show.
+
+**Lone surrogates.**
+JSON may escape a surrogate on its own (``"\\ud800"``); Python decodes it into a ``str`` that no
+UTF-8 encoder accepts, so a model's reply or a tool call carrying one would fail wherever it is
+written next (the rollout, the terminal, the next request). Upstream's parser rejects such an event
+and drops its text; codexbro keeps the text and replaces each lone surrogate with U+FFFD (a proper
+pair, ``"\\ud83d\\ude00"``, is one character and stays).
+
+**Terminal control sequences.** A command's output or a model's reply printed as is could clear
+the screen, retitle the window, write the clipboard (OSC 52), or hide text behind a carriage
+return. ``for_terminal`` shows every control character except newline and tab as its Unicode
+"control picture" (ESC as ␛, CR as ␍) and C1 controls as U+FFFD, so what was sent stays visible
+and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_LONE = re.compile("[\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape, paired or not
+
+
+_TERMINAL = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
+_TERMINAL[0x7F] = 0x2421  # DEL → ␡
+_TERMINAL.update({c: 0xFFFD for c in range(0x80, 0xA0)})  # C1: CSI (0x9b), OSC (0x9d), …
+
+
+def for_terminal(text: str) -> str:
+    """``text`` safe to print on a terminal (``\r\n`` becomes ``\n`` first)."""
+    return text.replace("\r\n", "\n").translate(_TERMINAL)
+
+
+def clean(text: str) -> str:
+    return _LONE.sub("\ufffd", text)
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every string (keys too) cleaned."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, with lone surrogates replaced (only searched for when the text escapes one)."""
+    data = json.loads(text)
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return scrub(data) if _ESCAPED.search(raw) else data

@@ -1,0 +1,115 @@
+"""A command's output within a byte budget: its head and its tail, and exact counts of the rest.
+
+Upstream's shell capture keeps the first 1 MiB (``EXEC_OUTPUT_MAX_BYTES``) and drops the rest, so
+the last lines of a long build — the error — never reach the model, and the line count it reports
+is that of the first MiB. codexbro keeps the first half of the budget and a rolling last half,
+and counts everything that streamed through (bytes, characters, lines), so the model sees how a
+command ended and accurate figures for what was left out. ``Captured.text`` is the kept text with
+``seam`` marking where the dropped middle was; the truncation in ``output.py`` cuts there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BUDGET_BYTES = 1024 * 1024
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes: not a character of their own
+
+
+def char_count(data: bytes) -> int:
+    """Characters in UTF-8 ``data`` (C speed: 100 MB in ~0.1 s)."""
+    return len(data.translate(None, _CONTINUATION))
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a stream printed: ``text`` (head + tail), ``seam`` (where in ``text`` the omitted
+    middle was), and the totals of everything, kept or not."""
+
+    text: str
+    seam: int
+    omitted_bytes: int
+    omitted_chars: int
+    total_bytes: int
+    total_lines: int
+
+    @property
+    def whole(self) -> bool:
+        return self.omitted_bytes == 0
+
+    def with_prefix(self, prefix: str) -> Captured:
+        return Captured(prefix + self.text, self.seam + len(prefix), self.omitted_bytes, self.omitted_chars,
+                        self.total_bytes + len(prefix.encode()), self.total_lines + prefix.count("\n"))  # fmt: skip
+
+    def marked(self) -> str:
+        """The text with a marker where the middle was left out (event payloads, transcripts)."""
+        if self.whole:
+            return self.text
+        note = f"\n[... {self.omitted_bytes} bytes omitted ...]\n"
+        return self.text[: self.seam] + note + self.text[self.seam :]
+
+    @staticmethod
+    def of(text: str) -> Captured:
+        raw = text.encode("utf-8", "replace")
+        return Captured(text, len(text), 0, 0, len(raw), _lines(raw.count(b"\n"), raw[-1:]))
+
+
+def _lines(newlines: int, last: bytes) -> int:
+    return newlines + (1 if last and last != b"\n" else 0)
+
+
+@dataclass
+class Capture:
+    """Accumulates a stream: the first ``budget // 2`` bytes, a rolling last ``budget // 2``."""
+
+    budget: int = BUDGET_BYTES
+    head: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
+    omitted_bytes: int = 0
+    omitted_chars: int = 0
+    total_bytes: int = 0
+    newlines: int = 0
+    last: bytes = b""
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self.total_bytes += len(data)
+        self.newlines += data.count(b"\n")
+        self.last = data[-1:]
+        room = self.budget // 2 - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        keep = self.budget - self.budget // 2
+        if len(data) >= keep:  # a big chunk: everything in the tail so far, and its start, go
+            dropped = len(self.tail) + len(data) - keep
+            self.omitted_chars += char_count(bytes(self.tail)) + char_count(data[: len(data) - keep])
+            self.tail = bytearray(data[len(data) - keep :])
+        else:
+            self.tail += data
+            dropped = len(self.tail) - keep
+            if dropped > 0:
+                self.omitted_chars += char_count(bytes(self.tail[:dropped]))
+                del self.tail[:dropped]
+        self.omitted_bytes += max(0, dropped)
+
+    @property
+    def empty(self) -> bool:
+        return self.total_bytes == 0
+
+    def result(self) -> Captured:
+        head = bytes(self.head).decode("utf-8", "replace")
+        tail = bytes(self.tail).decode("utf-8", "replace")
+        return Captured(head + tail, len(head), self.omitted_bytes, self.omitted_chars, self.total_bytes,
+                        _lines(self.newlines, self.last))  # fmt: skip
+
+    def drain(self) -> Captured:
+        """The result, and start afresh (unified exec: each call returns what arrived since the last)."""
+        out = self.result()
+        self.head, self.tail = bytearray(), bytearray()
+        self.omitted_bytes = self.omitted_chars = self.total_bytes = self.newlines = 0
+        self.last = b""
+        return out
