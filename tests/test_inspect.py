@@ -170,3 +170,29 @@ def test_embedded_model_traffic_is_its_own_bucket(home: Path) -> None:
         "auth": "none (in-process)", "status": "used",
     }]  # fmt: skip
     assert "[in_process]" in run_cli("routes", "-c", 'model_provider="embedded"').stdout
+
+
+def test_every_layer_says_how_the_model_slug_resolved(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """Exact, prefix and fallback: `debug request`, the trace and exec's one-line note say which."""
+    write_config(home, fake.base_url, model="gpt-5.5-2027-01-01")
+    res = run_cli("debug", "request", "--json", "-C", str(workspace), "hi")
+    model = json.loads(res.stdout)["model"]
+    assert (model["match"], model["catalog_entry"]) == ("prefix", "gpt-5.5"), model
+    human = run_cli("debug", "request", "-C", str(workspace), "hi").stdout
+    assert "matched by prefix: the metadata of `gpt-5.5`" in human
+    fake.add(Reply(message_turn("ok")))
+    trace = workspace.parent / "trace.jsonl"
+    res = run_cli("exec", "--trace", str(trace), "hi", cwd=workspace)
+    assert res.code == 0, res.stderr
+    note = "note: model `gpt-5.5-2027-01-01` has no catalog entry of its own; using the metadata of `gpt-5.5`"
+    assert note in res.stderr
+    (record,) = [json.loads(x) for x in trace.read_text().splitlines() if '"model_resolution"' in x]
+    assert record["match"] == "prefix" and record["catalog_entry"] == "gpt-5.5"
+
+    write_config(home, fake.base_url, model="gpt-5.5")
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "hi", cwd=workspace)
+    assert res.code == 0 and "note: model" not in res.stderr, res.stderr
+    assert "matched exactly" in run_cli("debug", "request", "-C", str(workspace), "hi").stdout

@@ -38,7 +38,7 @@ def test_refresh_cache_etag_and_offline_listing(home: Path, fake: FakeResponsesS
     cache = json.loads((home / "models_cache.json").read_text())
     assert cache["etag"] == '"etag-1"' and cache["client_version"] == __version__
     listed = json.loads(res.stdout)
-    assert listed["default"] == "gpt-9-test" and len(listed["models"]) == 14
+    assert listed["default"] == "gpt-9-test" and len(listed["models"]) == 26  # 25 bundled + 1 live
     # Offline: the cache is used without a request.
     offline = run_cli("models", "show", "gpt-9-test")
     assert "GPT-9 Test" in offline.stdout and len(seen) == 1

@@ -50,21 +50,58 @@ def test_not_a_rollout(tmp_path: Path) -> None:
         load_rollout(path)
 
 
-def test_bundled_catalog_has_the_seed_slugs() -> None:
+CODEX_169 = Path(__file__).parent / "fixtures" / "codex-0.169" / "debug-models.json"
+
+
+def test_bundled_catalog_has_the_seed_slugs_and_upstreams() -> None:
     cat = ModelCatalog.bundled()
-    assert sorted(m.slug for m in cat.models) == sorted(SEED_SLUGS)
+    upstream = [m["slug"] for m in json.loads(CODEX_169.read_text())["models"]]
+    assert len(upstream) == 12 and "gpt-5.5" in upstream
+    assert sorted(m.slug for m in cat.models) == sorted([*SEED_SLUGS, *upstream])
     assert cat.resolve("gpt-5.1-codex-mini").info.apply_patch_tool_type == "freeform"
     assert cat.resolve("gpt-5").info.shell_type == "default"
     assert cat.resolve("gpt-oss-20b").info.apply_patch_tool_type == "function"
     assert cat.default_model().slug == "gpt-5.3-codex"
 
 
+def test_upstream_models_keep_their_metadata() -> None:
+    """`-m gpt-5.5` gets its own entry: upstream's fields as `codex debug models` printed them."""
+    cat = ModelCatalog.bundled()
+    by_slug = {m["slug"]: m for m in json.loads(CODEX_169.read_text())["models"]}
+    for slug in ("gpt-5.5", "gpt-6.1-terra", "gpt-6-astra"):
+        res = cat.resolve(slug)
+        up = by_slug[slug]
+        assert res.match == "exact" and res.entry == slug
+        info = res.info
+        assert info.context_window == up["context_window"] and info.shell_type == up["shell_type"]
+        assert info.default_reasoning_level == up["default_reasoning_level"]
+        assert list(info.supported_reasoning_levels) == [lv["effort"] for lv in up["supported_reasoning_levels"]]
+        assert info.truncation_mode == up["truncation_policy"]["mode"]
+        assert info.priority == up["priority"] and info.visibility == up["visibility"]
+        assert "base_instructions" not in info.raw and info.instructions_family == "gpt"
+
+
+def test_models_show_names_what_codexbro_ignores(home: Path) -> None:
+    from tests.conftest import run_cli
+
+    res = run_cli("models", "show", "gpt-6-astra")
+    assert res.code == 0, res.stderr
+    assert "resolved: `gpt-6-astra`: its own entry in the bundled catalog" in res.stdout
+    assert "tool_mode: code mode is not implemented" in res.stdout
+    assert "experimental_supported_tools: send_user_message_async, clock not implemented" in res.stdout
+    res = run_cli("models", "show", "gpt-5.5-2027-01-01")
+    assert "using `gpt-5.5`'s (longest prefix)" in res.stdout, res.stdout
+
+
 def test_lookup_longest_prefix_namespace_and_fallback() -> None:
     cat = ModelCatalog.bundled()
     hit = cat.resolve("gpt-5.1-codex-max-2026-01-01")
     assert hit.info.slug == "gpt-5.1-codex-max-2026-01-01" and hit.info.display_name == "GPT-5.1 Codex Max"
-    assert cat.resolve("openai/gpt-5.4").info.display_name == "GPT-5.4"
+    assert (hit.match, hit.entry) == ("prefix", "gpt-5.1-codex-max")
+    ns = cat.resolve("openai/gpt-5.4")
+    assert ns.info.display_name == "GPT-5.4" and (ns.match, ns.entry) == ("namespace", "gpt-5.4")
     miss = cat.resolve("llama3.2")
+    assert miss.match == "fallback" and miss.entry is None
     assert (
         miss.info.is_fallback and miss.warning and "Model metadata for `llama3.2` not found" in miss.warning
     )

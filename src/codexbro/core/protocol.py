@@ -104,6 +104,8 @@ class ModelResolved(EventMsg):
     model_source: str
     catalog: str
     warning: str | None
+    match: str  # exact | prefix | namespace | fallback (how the slug found its metadata)
+    catalog_entry: str | None  # the catalog slug whose metadata is used
     provider_id: str
     provider_source: str
     base_url: str

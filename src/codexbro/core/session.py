@@ -225,6 +225,8 @@ class Session:
             model_source=model_source,
             catalog=resolved.source,
             warning=resolved.warning,
+            match=resolved.match,
+            catalog_entry=resolved.entry,
             provider_id=provider.id,
             provider_source=config.origins.get("model_provider", "default"),
             base_url=client.base_url,

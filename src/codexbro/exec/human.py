@@ -60,6 +60,10 @@ class HumanProcessor:
                 "--------",
             ]
             self._err("\n".join(lines))
+        elif isinstance(msg, p.ModelResolved) and msg.match in ("prefix", "namespace"):
+            how = "longest prefix" if msg.match == "prefix" else "prefix after the namespace"
+            self._err(self._style(f"note: model `{safe(msg.model)}` has no catalog entry of its own; "
+                                  f"using the metadata of `{msg.catalog_entry}` ({how})", "33"))  # fmt: skip
         elif isinstance(msg, p.TaskStarted):
             # After the header and any start-up warnings (e.g. the offline-model banner).
             self._err(self._style("user", "36") + "\n" + safe(self._prompt))

@@ -25,7 +25,14 @@ def build(config: Config, prompt: str) -> dict[str, Any]:
         assert isinstance(session.client, EmbeddedClient)
         local = session.client.preview(Prompt(input=body.get("input") or [], tools=tools))
     return {
-        "model": {"slug": res.model, "why": res.model_source, "catalog": res.catalog, "warning": res.warning}
+        "model": {
+            "slug": res.model,
+            "why": res.model_source,
+            "catalog": res.catalog,
+            "warning": res.warning,
+            "match": res.match,
+            "catalog_entry": res.catalog_entry,
+        }
         if res
         else None,
         "provider": {"id": res.provider_id, "why": res.provider_source} if res else None,
@@ -55,6 +62,17 @@ def build(config: Config, prompt: str) -> dict[str, Any]:
     }
 
 
+def _match_text(m: dict[str, Any]) -> str:
+    match, entry = m.get("match"), m.get("catalog_entry")
+    if match == "exact":
+        return "exactly (its own catalog entry)"
+    if match == "prefix":
+        return f"by prefix: the metadata of `{entry}`"
+    if match == "namespace":
+        return f"by prefix after its namespace: the metadata of `{entry}`"
+    return "nothing: fallback metadata"
+
+
 def render(info: dict[str, Any]) -> str:
     def kb(n: int) -> str:
         return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
@@ -64,6 +82,7 @@ def render(info: dict[str, Any]) -> str:
         "codexbro debug request — the first request of a turn for this config (nothing is sent)",
         "",
         f"model        {m['slug']}  ({m['why']}; metadata: {m['catalog']})",
+        f"             matched {_match_text(m)}",
     ]
     if m["warning"]:
         lines.append(f"             warning: {m['warning']}")

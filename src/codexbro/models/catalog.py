@@ -2,6 +2,17 @@
 ``model_catalog_json`` that replaces it. Lookup by longest slug prefix; unknown slugs get fallback
 metadata and a visible warning, as upstream does.
 
+The bundled file holds the seed's 13 models and the 12 Codex 0.169 bundles (imported from
+``codex debug models`` by ``scripts/import_codex_models.py``, without their prompts: codexbro uses
+its own instruction families). Its ``default_model`` key keeps codexbro's default (upstream's
+rule — the lowest ``priority`` — would pick a newer model); a catalog without the key, and the
+bundled one merged with a live ``/models`` list, use that rule.
+
+Beyond upstream, which matches silently, every resolution says *how* it matched (``Resolved.match``:
+exact, prefix, namespace-stripped prefix, or fallback) and to which entry, for ``models show``,
+``debug request``, traces and exec's one-line note; and ``ignored_fields`` names what an entry asks
+for that codexbro does not implement.
+
 The live ``GET /models`` refresh and its cache belong to the model manager (issue 5).
 """
 
@@ -104,12 +115,63 @@ class Resolved:
     info: ModelInfo
     source: str  # where the entry came from: "bundled catalog", a file path, "fallback"
     warning: str | None = None
+    match: str = "exact"  # exact | prefix | namespace (prefix after dropping `ns/`) | fallback
+    entry: str | None = None  # the catalog slug whose metadata is used
+
+    def describe(self) -> str:
+        """One line: how the slug resolved."""
+        slug = self.info.slug
+        if self.match == "exact":
+            return f"`{slug}`: its own entry in the {self.source}"
+        if self.match == "prefix":
+            return f"`{slug}` has no entry of its own: using `{self.entry}`'s (longest prefix) from the {self.source}"
+        if self.match == "namespace":
+            return (f"`{slug}` has no entry of its own: using `{self.entry}`'s (prefix after the namespace) "
+                    f"from the {self.source}")  # fmt: skip
+        return f"`{slug}` is in no catalog: fallback metadata (272k context, no reasoning parameters)"
+
+
+# Catalog fields codexbro acts on; the rest of an entry is kept (``raw``) and listed by ``models show``.
+USED_FIELDS = frozenset({
+    "slug", "display_name", "description", "default_reasoning_level", "supported_reasoning_levels",
+    "shell_type", "visibility", "supported_in_api", "priority", "instructions_family", "base_instructions",
+    "supports_reasoning_summaries", "default_reasoning_summary", "support_verbosity", "default_verbosity",
+    "apply_patch_tool_type", "truncation_policy", "supports_parallel_tool_calls", "context_window",
+    "auto_compact_token_limit", "effective_context_window_percent", "experimental_supported_tools",
+    "input_modalities", "tool_menu", "use_responses_lite",
+})  # fmt: skip
+IMPLEMENTED_EXPERIMENTAL_TOOLS = frozenset({"read_file", "list_dir", "grep_files"})
+_WHY_IGNORED = {
+    "tool_mode": "code mode is not implemented: the model gets codexbro's usual tools",
+    "model_messages": "upstream's per-model messages are not bundled: codexbro's instruction family is used",
+    "max_context_window": "codexbro uses context_window (set model_context_window for more)",
+    "service_tiers": "service_tier is sent as configured; tiers are not offered per model",
+    "additional_speed_tiers": "speed tiers are not offered",
+    "web_search_tool_type": "web_search is the plain hosted tool",
+}
+
+
+def ignored_fields(info: ModelInfo) -> list[str]:
+    """What the entry specifies that codexbro does not act on, one line each."""
+    notes = []
+    for key in sorted(k for k in info.raw if k not in USED_FIELDS):
+        value = info.raw[key]
+        if value in (None, False, [], {}, ""):
+            continue
+        notes.append(f"{key}: {_WHY_IGNORED.get(key, 'not implemented; ignored')}")
+    missing = [t for t in info.experimental_supported_tools if t not in IMPLEMENTED_EXPERIMENTAL_TOOLS]
+    if missing:
+        notes.append(f"experimental_supported_tools: {', '.join(missing)} not implemented; not offered")
+    if info.raw.get("use_responses_lite"):
+        notes.append("use_responses_lite: the lite request format is not implemented; the full one is sent")
+    return notes
 
 
 class ModelCatalog:
-    def __init__(self, models: list[ModelInfo], source: str) -> None:
+    def __init__(self, models: list[ModelInfo], source: str, default_slug: str | None = None) -> None:
         self.models = sorted(models, key=lambda m: (m.priority, m.slug))
         self.source = source
+        self.default_slug = default_slug  # a catalog's own `default_model`, else the lowest priority
 
     @classmethod
     def bundled(cls) -> ModelCatalog:
@@ -134,9 +196,14 @@ class ModelCatalog:
         entries = doc.get("models") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
             raise ConfigError(f'{source}: expected an object with a "models" array')
-        return cls([ModelInfo.from_json(e, source) for e in entries if isinstance(e, dict)], source)
+        default = doc.get("default_model")
+        return cls([ModelInfo.from_json(e, source) for e in entries if isinstance(e, dict)], source,
+                   default if isinstance(default, str) else None)  # fmt: skip
 
     def default_model(self, *, api_key_auth: bool = True) -> ModelInfo:
+        for m in self.models:
+            if m.slug == self.default_slug and (m.supported_in_api or not api_key_auth):
+                return m
         for m in self.models:
             if m.visibility == "list" and (m.supported_in_api or not api_key_auth):
                 return m
@@ -154,12 +221,14 @@ class ModelCatalog:
                 if candidate.startswith(m.slug) and (best is None or len(m.slug) > len(best.slug)):
                     best = m
             if best is not None:
-                return Resolved(replace(best, slug=slug), self.source)
+                match = "exact" if best.slug == slug else ("prefix" if candidate == slug else "namespace")
+                return Resolved(replace(best, slug=slug), self.source, match=match, entry=best.slug)
         return Resolved(
             fallback_model(slug),
             "fallback",
             f"Model metadata for `{slug}` not found. Defaulting to fallback metadata; this can "
             "degrade performance and cause issues.",
+            match="fallback",
         )
 
 

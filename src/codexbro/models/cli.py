@@ -51,12 +51,13 @@ def list_models(config: Config, as_json: bool) -> str:
         return json.dumps({"source": catalog.source, "default": default,
                            "models": [_public(m) for m in catalog.models], "embedded": embedded}, indent=2)  # fmt: skip
     lines = [f"models ({catalog.source}); default: {default}", ""]
-    lines.append(f"  {'slug':<20} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility")
+    w = max([20, *(len(m.slug) for m in catalog.models)])
+    lines.append(f"  {'slug':<{w}} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility")
     for m in catalog.models:
         mark = "*" if m.slug == default else " "
         lines.append(
-            f"{mark} {m.slug:<20} {m.context_window or 0:>8}  {m.default_reasoning_level or '-':<7} {m.shell_type:<14} "
-            f"{m.apply_patch_tool_type or '-':<11} {m.visibility}"
+            f"{mark} {m.slug:<{w}} {m.context_window or 0:>8}  {m.default_reasoning_level or '-':<7} "
+            f"{m.shell_type:<14} {m.apply_patch_tool_type or '-':<11} {m.visibility}"
         )
     lines += ["", "embedded models (in-process, no key: --oss --local-provider embedded -m SLUG)", ""]
     lines += [f"  {e['slug']:<20} {e['context_window']:>8}  {e['status']}" for e in embedded]
@@ -64,10 +65,16 @@ def list_models(config: Config, as_json: bool) -> str:
 
 
 def show_model(config: Config, slug: str) -> str:
+    from codexbro.models.catalog import ignored_fields
+
     resolved = catalog_for(config).resolve(slug)
-    lines = [f"{slug}  (metadata from {resolved.source})"]
+    lines = [f"{slug}  (metadata from {resolved.source})", f"resolved: {resolved.describe()}"]
     if resolved.warning:
         lines.append(f"warning: {resolved.warning}")
     for key, value in _public(resolved.info).items():
         lines.append(f"  {key:<34} {value}")
+    ignored = ignored_fields(resolved.info)
+    if ignored:
+        lines += ["", "in the entry but not implemented by codexbro (ignored):"]
+        lines += [f"  {note}" for note in ignored]
     return "\n".join(lines)

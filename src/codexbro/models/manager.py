@@ -68,6 +68,7 @@ def merged(bundled: ModelCatalog, remote: list[dict[str, Any]], source: str) -> 
     for entry in remote:
         info = ModelInfo.from_json(entry, source)
         by_slug[info.slug] = info
+    # The live list's priorities choose the default (upstream's rule), not the bundled file's key.
     return ModelCatalog(list(by_slug.values()), f"bundled catalog + {source}")
 
 
