@@ -75,7 +75,9 @@ def test_upstream_models_keep_their_metadata() -> None:
         info = res.info
         assert info.context_window == up["context_window"] and info.shell_type == up["shell_type"]
         assert info.default_reasoning_level == up["default_reasoning_level"]
-        assert list(info.supported_reasoning_levels) == [lv["effort"] for lv in up["supported_reasoning_levels"]]
+        assert list(info.supported_reasoning_levels) == [
+            lv["effort"] for lv in up["supported_reasoning_levels"]
+        ]
         assert info.truncation_mode == up["truncation_policy"]["mode"]
         assert info.priority == up["priority"] and info.visibility == up["visibility"]
         assert "base_instructions" not in info.raw and info.instructions_family == "gpt"

@@ -52,7 +52,9 @@ def list_models(config: Config, as_json: bool) -> str:
                            "models": [_public(m) for m in catalog.models], "embedded": embedded}, indent=2)  # fmt: skip
     lines = [f"models ({catalog.source}); default: {default}", ""]
     w = max([20, *(len(m.slug) for m in catalog.models)])
-    lines.append(f"  {'slug':<{w}} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility")
+    lines.append(
+        f"  {'slug':<{w}} {'context':>8}  {'effort':<7} {'shell':<14} {'apply_patch':<11} visibility"
+    )
     for m in catalog.models:
         mark = "*" if m.slug == default else " "
         lines.append(
