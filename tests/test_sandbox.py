@@ -28,6 +28,7 @@ def ws(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
     (ws / ".git" / "config").write_text("[core]\n")
+    (ws / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     return ws
 
 

@@ -44,6 +44,7 @@ def box(tmp_path: Path) -> dict[str, Path]:
     ws, outside = tmp_path / "ws", tmp_path / "outside"
     (ws / ".git" / "hooks").mkdir(parents=True)
     (ws / ".git" / "config").write_text("[core]\n")
+    (ws / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (ws / "a.txt").write_text("alpha\n")
     (outside / "sub").mkdir(parents=True)
     (outside / "target.txt").write_text("original\n")
@@ -57,7 +58,7 @@ def untouched(box: dict[str, Path]) -> bool:
     git = sorted(str(p.relative_to(box["ws"])) for p in (box["ws"] / ".git").rglob("*"))
     return (
         names == ["sub", "sub/victim.txt", "target.txt"]
-        and git == [".git/config", ".git/hooks"]
+        and git == [".git/HEAD", ".git/config", ".git/hooks"]
         and (out / "target.txt").read_text() == "original\n"
         and (out / "sub" / "victim.txt").read_text() == "victim\n"
         and (box["ws"] / ".git" / "config").read_text() == "[core]\n"

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +87,9 @@ def doctor(as_json: bool) -> int:
         choice_note = ""
     except SandboxUnavailable as exc:
         chosen, choice_note = None, str(exc)
-    bwrap = shutil.which("bwrap")
+    from codexbro.sandbox.linux import bwrap_path
+
+    bwrap = bwrap_path()
     bwrap_version = ""
     if bwrap:
         out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False)

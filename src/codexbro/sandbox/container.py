@@ -106,7 +106,7 @@ class Container:
         self.view = view
         self._config = {
             "writable": list(view.writable), "protected": list(view.protected),
-            "hidden_dirs": list(view.hidden_dirs), "hidden_files": list(view.hidden_files),
+            "hidden_dirs": list(view.hidden_dirs), "pinned": list(view.pinned),
             "network": view.network, "landlock_writable": landlock_writable, "landlock_abi": landlock_abi,
         }  # fmt: skip
         self._sock: socket.socket | None = None

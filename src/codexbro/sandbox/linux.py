@@ -36,13 +36,10 @@ if TYPE_CHECKING:
 
 from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.sandbox import launch, placeholders
-from codexbro.sandbox.policy import (
-    agent_install,
-    hidden_paths,
-    protected_paths,
-    unprotectable,
-    writable_roots,
-)
+from codexbro.sandbox.layout import Layout, SandboxUnavailable, layout
+from codexbro.sandbox.policy import physical, writable_roots
+
+__all__ = ["Layout", "SandboxUnavailable", "layout"]
 
 BACKENDS = ("namespaces", "bubblewrap", "landlock")
 # Devices a sandboxed command may open for writing (Landlock rules). The namespace view's /dev is
@@ -50,10 +47,6 @@ BACKENDS = ("namespaces", "bubblewrap", "landlock")
 # user's terminals are the same user's files). A command's own terminal is open already: unaffected.
 DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
 PRIVATE_DEVICES = ("/dev/ptmx", "/dev/pts", "/dev/shm")
-
-
-class SandboxUnavailable(Exception):
-    """No backend can enforce the policy on this machine; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -149,51 +142,11 @@ def spawn_args(
     return Spawn(argv, env, launch.preexec(launch.Plan(controlling_tty=tty)))
 
 
-# ---- what each spawn protects --------------------------------------------------------------------
+# ---- the backends ------------------------------------------------------------------------------
 
 
-@dataclass
-class Layout:
-    """Existing paths the sandbox must arrange (placeholders made for missing protected names)."""
-
-    writable: list[str]
-    protected: list[str]
-    hidden_dirs: list[str]
-    hidden_files: list[str]
-
-
-def layout(spec: SandboxSpec) -> Layout:
-    roots = [Path(r) for r in spec.writable if os.path.isdir(r)]
-    problems = unprotectable(roots)
-    if problems:
-        raise SandboxUnavailable(
-            f"{problems[0]}: the sandbox can keep what exists read-only, but not a link (a command "
-            "could re-point it) or a path that does not exist yet (a command could create it) — at stake, "
-            "a `.git` with hooks or a `.codex` with config. Make it a real directory (or a `gitdir:` file "
-            "naming a real directory), or use --sandbox read-only"
-        )
-    protected: list[str] = []
-    for path in protected_paths(roots):
-        if path.is_symlink():
-            protected.append(str(path))  # its target is in the list too
-        elif path.is_dir() or (not path.exists() and path.parent in roots):
-            if placeholders.hold(str(path)):
-                protected.append(str(path))
-        elif path.exists():
-            protected.append(str(path))
-    protected += [str(p) for p in agent_install(roots) if str(p) not in protected]
-    cwd = roots[0] if roots else Path.cwd()
-    dirs, files = hidden_paths(Path(spec.home) if spec.home else None, roots, cwd)
-    # A protected or hidden path deeper inside a root (a git directory, codexbro's venv, the home):
-    # the directory under the root that leads to it is made read-only too, or renaming it would
-    # carry the path out from under its cover.
-    for deep in (*(Path(p) for p in list(protected)), *dirs, *files):
-        for root in roots:
-            rel = deep.relative_to(root).parts if root in deep.parents else ()
-            if len(rel) > 1 and str(root / rel[0]) not in protected:
-                protected.append(str(root / rel[0]))
-    return Layout([str(r) for r in roots], list(dict.fromkeys(protected)), [str(d) for d in dirs],
-                  [str(f) for f in files])  # fmt: skip
+def _within(path: Path, top: Path) -> bool:
+    return path == top or top in path.parents
 
 
 def _identity(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
@@ -211,11 +164,11 @@ def prepare_namespaces(spec: SandboxSpec) -> Prepared:
     from codexbro.sandbox import namespaces
     from codexbro.sandbox.container import container_for
 
-    lay = layout(spec)
+    lay = layout(spec.writable, spec.home)
     protected = tuple(p for p in lay.protected if not os.path.islink(p))
     view = namespaces.View(
-        tuple(lay.writable), protected, tuple(lay.hidden_dirs), tuple(lay.hidden_files), spec.network,
-        os.getuid(), os.getgid(), _identity(protected),
+        tuple(lay.writable), protected, tuple(lay.pinned), tuple(lay.hidden_dirs), spec.network,
+        os.getuid(), os.getgid(), _identity((*protected, *lay.pinned, *lay.hidden_dirs)),
     )  # fmt: skip
     container = container_for(
         spec.owner, view, [*lay.writable, *DEVICE_WRITABLE, *PRIVATE_DEVICES], landlock_abi()
@@ -238,11 +191,19 @@ def prepare_landlock(spec: SandboxSpec) -> Prepared:
     abi = landlock_abi()
     if abi <= 0:
         raise SandboxUnavailable("the kernel has no Landlock support (or it is disabled)")
-    lay = layout(spec)
+    lay = layout(spec.writable, spec.home)
+    if spec.home and any(_within(physical(spec.home), Path(r)) for r in lay.writable):
+        raise SandboxUnavailable(
+            f"the agent's home {spec.home} lies inside a writable root, and the landlock backend cannot "
+            "keep a command from writing it (its config and rules decide what runs unsandboxed); set "
+            "CODEXBRO_HOME elsewhere, or use a namespace backend or --sandbox read-only"
+        )
     filt = seccomp.build_filter(spec.network)
     last_cap = syscalls.last_capability()
+    # The host's terminals are the same user's files: without a private devpts, reading them is
+    # withheld (a command's own terminal is open already and unaffected).
     ruleset = landlock.build_ruleset(
-        [*lay.writable, *DEVICE_WRITABLE], hidden=[*lay.hidden_dirs, *lay.hidden_files], abi=abi
+        [*lay.writable, *DEVICE_WRITABLE], hidden=[*lay.hidden_dirs, "/dev/pts"], abi=abi
     )
 
     def setup() -> None:
@@ -276,27 +237,51 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str, lay: Layout, seccomp_fd: int, cwd:
     for name in ("sys", "sysrq-trigger", "irq", "bus"):
         argv += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
     # bwrap applies read-only to a bind and all below it: a protected directory that holds a
-    # writable root (the one leading to a hidden home) goes first, so the root is bound over it.
+    # writable root goes first, so the root is bound over it.
     holders = [p for p in lay.protected if any(w.startswith(p.rstrip("/") + "/") for w in lay.writable)]
     for path in holders:
         argv += ["--ro-bind", path, path]
     for root in lay.writable:
-        argv += ["--bind", root, root]
-    for path in lay.protected:
-        if path not in holders and not os.path.islink(path):
-            argv += ["--ro-bind", path, path]
+        argv += _bwrap_root(root, lay, holders)
     for path in lay.hidden_dirs:
-        argv += ["--perms", "0755", "--tmpfs", path, "--remount-ro", path]
-    for path in lay.hidden_files:
-        argv += ["--ro-bind", "/dev/null", path]
+        inner = lay.inside(path)
+        argv += ["--perms", "0755", "--tmpfs", path]
+        for root in inner:  # mount points for the roots inside, made before the cover turns read-only
+            argv += ["--dir", root]
+        argv += ["--remount-ro", path]
+        for root in inner:
+            argv += _bwrap_root(root, lay, holders)
     return [*argv, "--seccomp", str(seccomp_fd), "--chdir", cwd, "--"]
+
+
+def _bwrap_root(root: str, lay: Layout, holders: list[str]) -> list[str]:
+    """A writable root, the directories pinned in it, the protected paths in it."""
+    prefix = root.rstrip("/") + "/"
+    argv = ["--bind", root, root]
+    for path in lay.pinned:
+        if path.startswith(prefix):
+            argv += ["--bind", path, path]
+    for path in lay.protected:
+        if path.startswith(prefix) and path not in holders and not os.path.islink(path):
+            argv += ["--ro-bind", path, path]
+    return argv
+
+
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@cache
+def bwrap_path() -> str | None:
+    """``bwrap`` from the system directories only: never one a command planted on the agent's PATH
+    (an activated project venv, ``node_modules/.bin``), which would run unsandboxed."""
+    return shutil.which("bwrap", path=SYSTEM_PATH)
 
 
 @cache
 def _bwrap_help() -> str:
     import subprocess
 
-    bwrap = shutil.which("bwrap")
+    bwrap = bwrap_path()
     if bwrap is None:
         return ""
     try:
@@ -312,10 +297,10 @@ def _bwrap_supports(flag: str) -> bool:
 def prepare_bubblewrap(spec: SandboxSpec) -> Prepared:
     from codexbro.sandbox import seccomp
 
-    bwrap = shutil.which("bwrap")
+    bwrap = bwrap_path()
     if bwrap is None:
-        raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed")
-    lay = layout(spec)
+        raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed (looked in {SYSTEM_PATH})")
+    lay = layout(spec.writable, spec.home)
     raw = seccomp.build_filter(spec.network).raw
     fd = os.memfd_create("codexbro-seccomp", 0)
     os.write(fd, raw)

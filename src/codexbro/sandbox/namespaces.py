@@ -6,7 +6,9 @@ command (``server.py``, ``container.py``):
   no capability over the host, and all capabilities are dropped before the command runs);
 - a new **mount namespace** in which every mount is read-only, the writable roots are bind-mounted
   writable (``nodev``, ``nosuid``), the protected paths inside them read-only again, the agent's
-  home (credentials, sessions) covered by an empty read-only tmpfs, ``/dev`` a private tmpfs with
+  home (credentials, sessions) covered by an empty read-only tmpfs (roots inside it bound again on
+  top), the directories leading to deeper protected paths pinned (bound onto themselves: a mount
+  point cannot be renamed away), ``/dev`` a private tmpfs with
   null, zero, full, random, urandom and tty bound in, its own ``devpts`` and a private ``/dev/shm``;
 - a new **PID namespace** with its own ``/proc``: the agent and every other host process are
   invisible and unreachable; its init is tied to the agent (parent-death signals), and when it dies
@@ -31,7 +33,6 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
-EMPTY_FILE = "/dev/.codexbro-empty"
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,12 @@ class View:
 
     writable: tuple[str, ...]
     protected: tuple[str, ...]
+    pinned: tuple[str, ...]
     hidden_dirs: tuple[str, ...]
-    hidden_files: tuple[str, ...]
     network: bool
     uid: int
     gid: int
-    # (device, inode) of each protected path: a directory replaced on the host makes a new view
+    # (device, inode) of each protected, pinned and hidden path: one replaced on the host makes a new view
     identity: tuple[tuple[int, int], ...] = ()
 
 
@@ -127,7 +128,6 @@ def _private_dev(host_dev: int) -> None:
     sc.mount("tmpfs", "/dev/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
     for name, target in DEV_LINKS:
         os.symlink(target, f"/dev/{name}")
-    os.close(os.open(EMPTY_FILE, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o444))
 
 
 def enter(view: View) -> None:
@@ -143,6 +143,8 @@ def enter(view: View) -> None:
     try:
         for path in view.writable:
             sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        for path in view.pinned:  # mount points: they can be neither renamed nor removed
+            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
         for path in view.protected:
             sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
         set_tree("/", read_only=True)
@@ -157,17 +159,28 @@ def enter(view: View) -> None:
     finally:
         os.close(host_dev)
     for path in view.hidden_dirs:
-        sc.mount(
-            "tmpfs",
-            path,
-            "tmpfs",
-            sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY,
-            "size=4k,mode=0755",
-        )
-    for path in view.hidden_files:
-        sc.mount(EMPTY_FILE, path, None, sc.MS_BIND)
-        set_tree(path, read_only=True, harden=True, recursive=False)
+        _cover(path, view.writable)
     set_tree("/dev", read_only=True, recursive=False)
+
+
+def _cover(path: str, writable: tuple[str, ...]) -> None:
+    """An empty read-only tmpfs over ``path``; writable roots inside it (already arranged, with
+    their pinned and protected mounts) are bound again on top, from descriptors opened before."""
+    prefix = path.rstrip("/") + "/"
+    inner = [w for w in writable if w.startswith(prefix)]
+    inner = [w for w in inner if not any(w.startswith(o.rstrip("/") + "/") for o in inner if o != w)]
+    held = [(w, os.open(w, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)) for w in inner]
+    try:
+        flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+        sc.mount("tmpfs", path, "tmpfs", flags, "size=16k,mode=0755")
+        for root, _fd in held:
+            os.makedirs(root, 0o755, exist_ok=True)
+        sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+        for root, fd in held:
+            sc.mount(f"/proc/self/fd/{fd}", root, None, sc.MS_BIND | sc.MS_REC)
+    finally:
+        for _root, fd in held:
+            os.close(fd)
 
 
 def mount_proc() -> None:

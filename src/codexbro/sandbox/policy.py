@@ -125,27 +125,19 @@ def agent_install(roots: list[Path]) -> list[Path]:
     return found
 
 
-def hidden_paths(home: Path | None, roots: list[Path], cwd: Path) -> tuple[list[Path], list[Path]]:
-    """(directories, files) sandboxed commands must not read: the agent home as a whole — unless
-    the workspace or a writable root lies inside it, then only its credential files — and the
-    credential files of upstream Codex's home."""
+def hidden_dirs(home: Path | None) -> list[Path]:
+    """Directories sandboxed commands must not read: the agent's home and upstream Codex's, each as
+    a whole (credentials, sessions, logs, config). Writable roots inside one stay reachable: the
+    backends bind them again over the cover. A directory is covered, not each credential file — a
+    file cover would not survive the file being replaced by rename (as a token refresh saves it)."""
     dirs: list[Path] = []
-    files: list[Path] = []
-    if home is not None:
-        home = physical(home)
-        inside = [p for p in (cwd, *roots) if _within(physical(p), home)]
-        if home.is_dir() and not inside:
-            dirs.append(home)
-        else:
-            files += [home / name for name in CREDENTIAL_FILES if (home / name).is_file()]
-    codex_home = physical(Path.home() / ".codex")
-    if codex_home not in dirs:
-        files += [
-            codex_home / n
-            for n in CREDENTIAL_FILES
-            if (codex_home / n).is_file() and codex_home / n not in files
-        ]
-    return dirs, files
+    for candidate in (home, Path.home() / ".codex"):
+        if candidate is None:
+            continue
+        path = physical(candidate)
+        if path.is_dir() and path not in dirs:
+            dirs.append(path)
+    return dirs
 
 
 def _within(path: Path, top: Path) -> bool:

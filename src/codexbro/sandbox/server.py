@@ -60,8 +60,8 @@ class Server:
     def __init__(self, config: dict[str, Any]) -> None:
         self.sock = socket.socket(fileno=int(config["control_fd"]))
         self.view = namespaces.View(
-            tuple(config["writable"]), tuple(config["protected"]), tuple(config["hidden_dirs"]),
-            tuple(config["hidden_files"]), bool(config["network"]), os.getuid(), os.getgid(),
+            tuple(config["writable"]), tuple(config["protected"]), tuple(config["pinned"]),
+            tuple(config["hidden_dirs"]), bool(config["network"]), os.getuid(), os.getgid(),
         )  # fmt: skip
         self.landlock_writable: list[str] = config["landlock_writable"]
         self.abi = int(config["landlock_abi"])
