@@ -137,7 +137,7 @@ def test_models_command_is_offline(home: Path) -> None:
     assert res.code == 0
     doc = json.loads(res.stdout)
     assert (
-        len(doc["models"]) == 13 and doc["default"] == "gpt-5.3-codex" and doc["source"] == "bundled catalog"
+        len(doc["models"]) == 25 and doc["default"] == "gpt-5.3-codex" and doc["source"] == "bundled catalog"
     )
     shown = run_cli("models", "show", "gpt-5-codex-2025-09")
     assert (

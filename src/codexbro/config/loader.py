@@ -213,6 +213,11 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
             exclude=tuple(sep.get("exclude", ())),
             set=dict(sep.get("set", {})),
             include_only=tuple(sep.get("include_only", ())),
+            credential_vars=tuple(
+                sorted(
+                    {v for p in providers.values() for v in (p.env_key, *p.env_http_headers.values()) if v}
+                )
+            ),
         ),
         model_reasoning_effort=merged.get("model_reasoning_effort"),
         model_reasoning_summary=merged.get("model_reasoning_summary"),

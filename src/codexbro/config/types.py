@@ -59,6 +59,9 @@ class ShellEnvironmentPolicy:
     exclude: tuple[str, ...] = ()
     set: dict[str, str] = field(default_factory=dict)
     include_only: tuple[str, ...] = ()
+    # The variables the agent reads its own credentials from (every provider's `env_key` and
+    # `env_http_headers` sources): dropped whatever the policy says, whatever their names.
+    credential_vars: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

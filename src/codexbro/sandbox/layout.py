@@ -69,7 +69,9 @@ def link_guards(paths: list[str], roots: list[Path]) -> tuple[list[Path], list[s
             if root is None:
                 continue
             if holder == root:
-                problems.append(f"{raw} goes through the symbolic link {step}, directly in the writable root {root}")
+                problems.append(
+                    f"{raw} goes through the symbolic link {step}, directly in the writable root {root}"
+                )
             elif holder not in protect:
                 protect.append(holder)
     return protect, problems

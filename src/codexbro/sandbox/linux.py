@@ -192,7 +192,8 @@ def prepare_landlock(spec: SandboxSpec) -> Prepared:
     if abi <= 0:
         raise SandboxUnavailable("the kernel has no Landlock support (or it is disabled)")
     lay = layout(spec.writable, spec.home)
-    if spec.home and any(_within(physical(spec.home), Path(r)) for r in lay.writable):
+    home_paths = (physical(spec.home), Path(os.path.abspath(spec.home))) if spec.home else ()
+    if any(_within(h, Path(r)) for h in home_paths for r in lay.writable):
         raise SandboxUnavailable(
             f"the agent's home {spec.home} lies inside a writable root, and the landlock backend cannot "
             "keep a command from writing it (its config and rules decide what runs unsandboxed); set "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass
 
 from codexbro.sandbox import syscalls as sc
@@ -61,17 +62,23 @@ def _map_ids(uid: int, gid: int) -> None:
 _OPTION_FLAGS = {"nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV, "noexec": sc.MS_NOEXEC}
 
 
+def _unescape(field: bytes) -> str:
+    """A mountinfo path: spaces, tabs, newlines and backslashes come as ``\\ooo`` octal escapes;
+    every other byte is the path's own (non-ASCII names stay intact)."""
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field))
+
+
 def _mounts_below(path: str) -> list[tuple[str, int]]:
     """(mount point, locked per-mount flags) of ``path`` and every mount beneath it."""
     prefix = path.rstrip("/") + "/"
     found = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+    with open("/proc/self/mountinfo", "rb") as fh:
         for line in fh:
             fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")
+            point = _unescape(fields[4])
             if point == path or point.startswith(prefix) or path == "/":
                 flags = 0
-                for opt in fields[5].split(","):
+                for opt in fields[5].decode("ascii", "replace").split(","):
                     flags |= _OPTION_FLAGS.get(opt, 0)
                 found.append((point, flags))
     return found
@@ -104,7 +111,7 @@ def set_tree(path: str, *, read_only: bool, harden: bool = False, recursive: boo
         try:
             sc.mount(None, point, None, flags)
         except OSError:
-            if point == path:
+            if point == path or read_only:  # a mount left writable would be a hole: fail closed
                 raise
 
 

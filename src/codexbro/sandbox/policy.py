@@ -8,6 +8,7 @@ a ``..`` after it, so ``link/../file`` means "the parent of the link's target", 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,26 +17,55 @@ from codexbro.config.types import SandboxWorkspaceWrite
 
 # Inside a writable root these stay read-only (agent metadata and version control), existing or not.
 PROTECTED_NAMES = (".git", ".codex", ".codexbro", ".agents")
+log = logging.getLogger(__name__)
 # Files in an agent home that hold credentials.
 CREDENTIAL_FILES = ("auth.json", ".credentials.json")
 
 
 def writable_roots(mode: str, sww: SandboxWorkspaceWrite, cwd: Path) -> list[Path]:
-    """The roots a ``workspace-write`` sandbox lets the agent write; ``[]`` for read-only."""
+    """The roots a ``workspace-write`` sandbox lets the agent write; ``[]`` for read-only.
+
+    Computed again at every turn, so a root is only what it is *now*: one that does not exist is left
+    out (a command could create it as a link to anywhere), and so is one whose path goes through a
+    symbolic link that lies in another root (a command could re-point the link — `TMPDIR` inside
+    the workspace, a configured root reached through a link there). Both are logged."""
     if mode != "workspace-write":
         return []
-    roots = [cwd, *(Path(r) for r in sww.writable_roots)]
+    extra = [Path(r) for r in sww.writable_roots]
     if not sww.exclude_slash_tmp:
-        roots.append(Path("/tmp"))
+        extra.append(Path("/tmp"))
     tmpdir = os.environ.get("TMPDIR")
     if tmpdir and not sww.exclude_tmpdir_env_var:
-        roots.append(Path(tmpdir))
-    out: list[Path] = []
-    for root in roots:
+        extra.append(Path(tmpdir))
+    base = physical(cwd)
+    lexical = [Path(os.path.normpath(os.path.join(os.getcwd(), r))) for r in extra]
+    candidates = [base, *(physical(r) for r in lexical if os.path.isdir(r))]
+    out = [base]
+    for raw, root in zip(extra, lexical, strict=True):
         resolved = physical(root)
-        if resolved not in out:
-            out.append(resolved)
+        if resolved in out:
+            continue
+        if not resolved.is_dir():
+            log.info("writable root %s does not exist: left out", raw)
+            continue
+        link = _link_in(root, [c for c in candidates if c != resolved])
+        if link is not None:
+            log.warning(
+                "writable root %s goes through the link %s inside another writable root: left out", raw, link
+            )
+            continue
+        out.append(resolved)
     return out
+
+
+def _link_in(path: Path, roots: list[Path]) -> Path | None:
+    """The first symbolic link on ``path`` that lies in one of ``roots`` (a command could re-point it)."""
+    step = Path(path.parts[0])
+    for part in path.parts[1:]:
+        step = step / part
+        if step.is_symlink() and any(_within(physical(step.parent), r) for r in roots):
+            return step
+    return None
 
 
 def physical(path: Path | str) -> Path:

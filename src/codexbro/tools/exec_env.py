@@ -35,6 +35,8 @@ def build_env(policy: ShellEnvironmentPolicy, parent: Mapping[str, str] | None =
         env = {k: v for k, v in env.items() if not _matches(k, DEFAULT_EXCLUDES)}
     if policy.exclude:
         env = {k: v for k, v in env.items() if not _matches(k, policy.exclude)}
+    for name in policy.credential_vars:
+        env.pop(name, None)
     env.update(policy.set)
     if policy.include_only:
         env = {k: v for k, v in env.items() if _matches(k, policy.include_only)}

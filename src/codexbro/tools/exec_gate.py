@@ -8,12 +8,14 @@ the command again outside the sandbox (only under ``on-failure`` / ``untrusted``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from codexbro.core.protocol import ExecApprovalRequest, ToolDecision, Warning
 from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
 from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
 from codexbro.tools.base import RespondToModel, ToolContext
+from codexbro.tools.exec_env import build_env
 
 APPROVED = ("approved", "approved_for_session", "approved_for_workspace")
 
@@ -39,6 +41,24 @@ async def ask(
     return True
 
 
+def writable_program(argv: list[str], ctx: ToolContext) -> Path | None:
+    """The file ``argv[0]`` runs, when it lies inside a writable root of the turn's sandbox."""
+    import os
+    import shutil
+
+    from codexbro.sandbox.policy import physical, writable_roots
+
+    if not argv:
+        return None
+    env_path = build_env(ctx.env_policy).get("PATH", os.defpath)
+    found = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env_path)
+    if found is None:
+        return None
+    program = physical(Path(ctx.cwd, found))
+    roots = writable_roots("workspace-write", ctx.sandbox_workspace_write, ctx.cwd)
+    return program if any(program == r or r in program.parents for r in roots) else None
+
+
 async def gate_command(
     ctx: ToolContext, call_id: str, argv: list[str], cwd: Path, *, escalate: bool,
     justification: str | None = None, prefix_rule: list[str] | None = None, tool: str = "shell",
@@ -48,6 +68,14 @@ async def gate_command(
         argv, cwd=cwd, approval=ctx.approval_policy, mode=ctx.sandbox_mode, escalate=escalate,
         rules=list(ctx.rules), store=ctx.approvals or ApprovalStore(),
     )  # fmt: skip
+    planted = writable_program(argv, ctx) if not decision.sandboxed and ctx.sandbox is not None else None
+    if planted is not None and decision.verdict != "reject":
+        # What runs outside the sandbox is a file sandboxed commands can change: never on a rule or
+        # an earlier "for the session", and the question says which file it is.
+        note = f"`{argv[0]}` is {planted}, inside a writable root: a file sandboxed commands can change"
+        reason = f"{decision.reason} — {note}" if decision.verdict == "ask" and decision.reason else note
+        decision = replace(decision, verdict="ask", reason=reason)
+        justification = f"{justification} ({note})" if justification else None
     sandboxed = decision.sandboxed and ctx.sandbox is not None
     backend = ctx.sandbox_backend if sandboxed else "none"
     if decision.verdict == "reject":
@@ -125,10 +153,12 @@ async def offer_retry(ctx: ToolContext, call_id: str, argv: list[str], cwd: Path
     """After a sandbox denial: True when the user approved running it again unsandboxed."""
     if ctx.approval_policy not in ("on-failure", "untrusted") or ctx.request_approval is None:
         return False
+    reason = "command failed; retry without sandbox?"
+    planted = writable_program(argv, ctx)
+    if planted is not None:
+        reason += f" (`{argv[0]}` is {planted}, inside a writable root: a file sandboxed commands can change)"
     try:
-        return await ask(
-            ctx, call_id, argv, cwd, "command failed; retry without sandbox?", proposed_prefix(argv)
-        )
+        return await ask(ctx, call_id, argv, cwd, reason, proposed_prefix(argv))
     except RespondToModel:
         return False
 
