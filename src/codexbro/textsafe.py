@@ -10,8 +10,8 @@ pair, ``"\\ud83d\\ude00"``, is one character and stays).
 **Terminal control sequences.** A command's output or a model's reply printed as is could clear
 the screen, retitle the window, write the clipboard (OSC 52), or hide text behind a carriage
 return. ``for_terminal`` shows every control character except newline and tab as its Unicode
-"control picture" (ESC as ␛, CR as ␍) and C1 controls as U+FFFD, so what was sent stays visible
-and does nothing.
+"control picture" (ESC as ␛, CR as ␍) and C1 controls and bidirectional overrides as
+U+FFFD, so what was sent stays visible and does nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ _ESCAPED = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape, paired or not
 _TERMINAL = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
 _TERMINAL[0x7F] = 0x2421  # DEL → ␡
 _TERMINAL.update({c: 0xFFFD for c in range(0x80, 0xA0)})  # C1: CSI (0x9b), OSC (0x9d), …
+# Bidirectional overrides and isolates: they reorder what is shown (a command that reads as another)
+_TERMINAL.update(
+    {c: 0xFFFD for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+)
 
 
 def for_terminal(text: str) -> str:
@@ -39,14 +43,28 @@ def clean(text: str) -> str:
 
 
 def scrub(value: Any) -> Any:
-    """``value`` with every string (keys too) cleaned."""
+    """``value`` with every string (keys too) cleaned; ``value`` itself when nothing needed it."""
     if isinstance(value, str):
-        return clean(value)
+        return clean(value) if _LONE.search(value) else value
     if isinstance(value, dict):
-        return {scrub(k): scrub(v) for k, v in value.items()}
+        pairs = [(scrub(k), scrub(v)) for k, v in value.items()]
+        if all(k2 is k and v2 is v for (k2, v2), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
     if isinstance(value, list):
-        return [scrub(v) for v in value]
+        items = [scrub(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON for a request body; a lone surrogate that reached the value (a non-UTF-8
+    path or argument, an old rollout) is sent as U+FFFD instead of failing the request."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return clean(text).encode("utf-8")
 
 
 def loads(text: str | bytes) -> Any:

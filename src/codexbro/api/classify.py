@@ -6,7 +6,6 @@ with what delay. Messages are upstream's where users know them.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -114,11 +113,7 @@ def classify_status(status: int, body: bytes, headers: dict[str, str], url: str,
     if status == 429:
         if err_type == "usage_limit_reached":
             resets = err.get("resets_at")
-            when = (
-                f" Try again at {time.strftime('%Y-%m-%d %H:%M', time.localtime(resets))}."
-                if isinstance(resets, int)
-                else ""
-            )
+            when = f" Try again at {local_time(resets)}." if isinstance(resets, int) else ""
             return FatalApiError(
                 f"You've hit your usage limit.{when}", kind="usage_limit_exceeded", status=status, route=route
             )
@@ -152,9 +147,19 @@ def classify_status(status: int, body: bytes, headers: dict[str, str], url: str,
     return RetryableApiError(details, kind="other", status=status, route=route, retry_after=retry_after)
 
 
-def _json_or_none(body: bytes) -> Any:
+def local_time(epoch: float) -> str:
+    """``YYYY-MM-DD HH:MM`` local time of a server-sent timestamp; one out of range says so."""
     try:
-        return json.loads(body)
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"(an impossible time: {epoch!r})"
+
+
+def _json_or_none(body: bytes) -> Any:
+    from codexbro import textsafe
+
+    try:
+        return textsafe.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -95,11 +95,11 @@ class RouteHttp:
     ) -> AsyncIterator[httpx.Response]:
         """Open a streaming request. The record is emitted once the status is known (or it failed)."""
         self._check(url)
+        if json_body is not None:
+            content, headers = _json_content(json_body, headers)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
-        request = self._client.build_request(
-            route.method, url, headers=headers, json=json_body, content=content
-        )
+        request = self._client.build_request(route.method, url, headers=headers, content=content)
         try:
             response = await self._client.send(request, stream=True)
         except self._httpx.HTTPError as exc:
@@ -129,6 +129,9 @@ class RouteHttp:
     ) -> httpx.Response:
         """A unary request (JSON APIs). Transport errors propagate as ``httpx.HTTPError``."""
         self._check(url)
+        content = None
+        if json_body is not None:
+            content, headers = _json_content(json_body, headers)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
         try:
@@ -136,7 +139,7 @@ class RouteHttp:
                 route.method,
                 url,
                 headers=headers,
-                json=json_body,
+                content=content,
                 data=data,
                 files=files,
                 timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
@@ -155,3 +158,11 @@ class RouteHttp:
 def describe_transport_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
+
+
+def _json_content(value: Any, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    from codexbro import textsafe
+
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "content-type": "application/json"}
+    return textsafe.json_bytes(value), headers

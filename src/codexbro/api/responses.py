@@ -14,8 +14,8 @@ This module knows nothing of sessions or turns: it takes a body and headers and 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -46,11 +46,12 @@ def retry_wait(asked: float | None, fallback: float, cap: float) -> tuple[float,
     """How long to wait before a retry, and what to tell the user about it: the server's ask
     (``Retry-After``, or "try again in …") capped at ``cap`` seconds (``retry_wait_max_ms``;
     upstream waits whatever the server asks, an hour included, silently); our own backoff otherwise."""
-    if asked is None:
+    if asked is None or math.isnan(asked) or asked < 0:  # nothing usable: our own backoff
         return fallback, None
     if asked > cap:
+        wanted = f"{asked:.0f} s" if math.isfinite(asked) else "an unlimited time"
         return cap, (
-            f"waiting {cap:g} s before retrying: the server asked for {asked:g} s, and one wait is "
+            f"waiting {cap:g} s before retrying: the server asked for {wanted}, and one wait is "
             "capped (`retry_wait_max_ms`)"
         )
     if asked >= NOTE_WAITS_FROM_S:
@@ -90,7 +91,7 @@ class ResponsesClient:
 
         url = self.url
         headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        payload = textsafe.json_bytes(body)
         attempts = self.request_max_retries + 1
         for attempt in range(1, attempts + 1):
             stack = AsyncExitStack()

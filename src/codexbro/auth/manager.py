@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import replace
@@ -33,6 +34,7 @@ from codexbro.errors import AuthError
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 DEFAULT_ISSUER = "https://auth.openai.com"
+log = logging.getLogger(__name__)
 LOCK_TIMEOUT_S = 60.0  # a refresh takes well under a second; a holder this long is stuck
 TOKEN = route("oauth.token")
 PERMANENT = {
@@ -117,7 +119,11 @@ class AuthManager:
 
     async def _lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> int:
         deadline = asyncio.get_running_loop().time() + timeout_s
+        told = False
         while (fd := storage.try_lock(self.home)) is None:
+            if not told:
+                log.info("waiting for another process refreshing the ChatGPT login (%s)", storage.LOCK_NAME)
+                told = True
             if asyncio.get_running_loop().time() > deadline:
                 raise AuthError(
                     f"another process has held {self.home / storage.LOCK_NAME} for {timeout_s:.0f} s while "

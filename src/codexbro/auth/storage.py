@@ -139,8 +139,15 @@ def try_lock(home: Path) -> int | None:
     is replaced by rename, so a lock on it would not outlive a save.)"""
     import fcntl
 
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = home / LOCK_NAME
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise AuthError(
+            f"cannot open the login's lock file {path}: {exc.strerror or exc} — it must be a file you can "
+            "write (remove it if no codexbro is running, e.g. one left by `sudo codexbro`)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -65,7 +65,9 @@ def run(command: str, action: str | None, args: list[str], as_json: bool, overri
             lines = [f"plan: {usage.plan_type or 'unknown'}"]
             for w in usage.windows:
                 hours = f"{w.window_seconds / 3600:g}h window" if w.window_seconds else "window"
-                reset = time.strftime("%Y-%m-%d %H:%M", time.localtime(w.resets_at)) if w.resets_at else "-"
+                from codexbro.api.classify import local_time
+
+                reset = local_time(w.resets_at) if w.resets_at else "-"
                 lines.append(f"  {w.name:<22} {w.used_percent:5.1f}% used  ({hours}, resets {reset})")
             if usage.credits:
                 lines.append(f"credits: {json.dumps(usage.credits)}")
@@ -92,7 +94,9 @@ def run(command: str, action: str | None, args: list[str], as_json: bool, overri
         print("Error: cloud show TASK_ID | cloud create ENVIRONMENT_ID PROMPT", file=sys.stderr)
         return 2
     try:
-        print(asyncio.run(_with_backend(go, overrides)))
+        from codexbro.textsafe import for_terminal
+
+        print(for_terminal(asyncio.run(_with_backend(go, overrides))))  # titles, names: others' text
     except CodexbroError as err:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1

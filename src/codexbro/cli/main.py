@@ -255,6 +255,7 @@ def _split_globals(argv: list[str]) -> tuple[list[str], list[str], str | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """One error path for every command: codexbro's errors are one line on stderr and exit 1;
     Ctrl-C exits 130; a closed stdout (`codexbro … | head`) exits 141, without a traceback."""
+    import contextlib
     import os
 
     from codexbro.errors import CodexbroError
@@ -263,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a module the agent imports later (sqlite3.py, …) must never be that module.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
+    for stream in (sys.stdout, sys.stderr):  # text that cannot be encoded is shown, not a traceback
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         code = _main(list(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()
@@ -352,8 +356,9 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
             from pathlib import Path
 
             from codexbro.inspect.trace_view import show
+            from codexbro.textsafe import for_terminal
 
-            print(show(Path(ns.file), ns.html))
+            print(for_terminal(show(Path(ns.file), ns.html)))  # commands and messages the model chose
             return 0
         from pathlib import Path
 

@@ -57,7 +57,8 @@ _CONSTRAINT = re.compile(
 
 
 def estimate_tokens(items: list[ResponseItem], extra: str = "") -> int:
-    return (len(json.dumps(items, ensure_ascii=False).encode()) + len(extra.encode()) + 3) // 4
+    text = json.dumps(items, ensure_ascii=False)  # an estimate: a stray surrogate counts, never raises
+    return (len(text.encode("utf-8", "surrogatepass")) + len(extra.encode("utf-8", "surrogatepass")) + 3) // 4
 
 
 def is_real_user_message(item: ResponseItem) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -20,8 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from codexbro import textsafe
 from codexbro.api.events import ResponseItem
 from codexbro.errors import CodexbroError, UserError
+
+log = logging.getLogger(__name__)
 
 # Event kinds persisted in upstream's default "limited" mode.
 PERSISTED_EVENTS = frozenset(
@@ -124,6 +128,10 @@ class RolloutRecorder:
         self._torn = False
         self._ordinal: int | None = None
         self._last_stamp = ""
+        self._meta: Any = None  # the session_meta payload: a file recreated on resync starts with it
+        self._turn_context: Any = None
+        # The session's whole history, for a file recreated after it was deleted mid-session.
+        self.snapshot: Any = None  # Callable[[], list[ResponseItem]] | None
         self.on_turn_end: list[Any] = []  # callbacks(recorder) after each task_complete (the Codex index)
         self.first_user_message = ""
 
@@ -140,20 +148,44 @@ class RolloutRecorder:
         try:
             if self._fd is None:  # first: continuing a file takes its ordinals and last timestamp
                 self._fd = self._open()
+            elif os.fstat(self._fd).st_nlink == 0:
+                self._recreate(payload if kind == "response_item" else None)
         except OSError as exc:
             self._fail(exc)
+        self._record(kind, payload)
+
+    def _recreate(self, in_flight: Any) -> None:
+        """The file (or its directory) was deleted while the session ran — a user freeing space:
+        a new file with the session's meta, its whole history so far, and its turn context, so
+        nothing is lost and it stays resumable."""
+        log.warning("the session file %s was deleted: writing it again", self.path)
+        self.close()
+        self._fd = self._open()
+        self._ordinal = 0 if self._ordinal is not None else None
+        if self._meta is not None:
+            self._record("session_meta", self._meta)
+        history = list(self.snapshot()) if self.snapshot is not None else []
+        if history and in_flight is not None and history[-1] is in_flight:
+            history.pop()  # written next, by the write that noticed
+        self._record("compacted", {"message": "", "replacement_history": history})
+        if self._turn_context is not None:
+            self._record("turn_context", self._turn_context)
+
+    def _record(self, kind: str, payload: Any) -> None:
         stamp = max(_now_iso(), self._last_stamp)
         record: dict[str, Any] = {"timestamp": stamp}
         if self._ordinal is not None:
             record["ordinal"] = self._ordinal
         record["type"] = kind
         record["payload"] = payload
+        if kind == "session_meta":
+            self._meta = payload
+        elif kind == "turn_context":
+            self._turn_context = payload
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         try:
             data = line.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate got this far: recorded as U+FFFD
-            from codexbro import textsafe
-
             data = textsafe.clean(line).encode("utf-8")
         try:
             self._append(b"\n" + data + b"\n" if self._torn else data + b"\n")
@@ -194,7 +226,16 @@ class RolloutRecorder:
         if self.failed is None:
             return
         self.failed = None
+        try:
+            fresh = os.stat(self.path).st_size == 0
+        except OSError:
+            fresh = True
+        if fresh and self._meta is not None:  # the file went: a new one, readable on its own
+            self._ordinal = 0 if self._ordinal is not None else None
+            self.write("session_meta", self._meta)
         self.write("compacted", {"message": "", "replacement_history": history})
+        if fresh and self._turn_context is not None:
+            self.write("turn_context", self._turn_context)
 
     @property
     def paginated(self) -> bool:
@@ -215,7 +256,8 @@ class RolloutRecorder:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
             self._fd = None
 
 
@@ -236,7 +278,7 @@ def read_lines(path: Path) -> Iterator[dict[str, Any] | None]:
             if not raw:
                 continue
             try:
-                doc = json.loads(raw)
+                doc = textsafe.loads(raw)  # an escaped lone surrogate becomes U+FFFD
             except ValueError:
                 yield None
                 continue

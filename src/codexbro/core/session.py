@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codexbro import __version__
+from codexbro import __version__, textsafe
 from codexbro.api.events import RateLimitSnapshot, ResponseItem, TokenUsage
 from codexbro.api.http import RequestRecord
 from codexbro.api.routes import bucket_for, route
@@ -110,6 +110,7 @@ class Session:
         self._compacted_since_response = False  # never compact twice without a model response between
         self._refresh_models_due = False
         self._models_refresh: asyncio.Task[None] | None = None
+        recorder.snapshot = lambda: self.history.items
         client.http.observers.append(self._on_request)
         client.responses.on_wait = lambda note: self.emit(p.Warning(note))
         self._emit_startup(warnings)
@@ -201,12 +202,20 @@ class Session:
             }
             if options.fork is not None:
                 meta["forked_from_id"] = options.fork.thread_id
-            recorder.write("session_meta", meta)
-            if options.fork is not None:  # the copy starts with the whole earlier conversation
-                for item in options.fork.history:
-                    recorder.item(item)
-                if options.fork.last_turn_context is not None:
-                    recorder.write("turn_context", options.fork.last_turn_context)
+            try:
+                recorder.write("session_meta", meta)
+                if options.fork is not None:  # the copy starts with the whole earlier conversation
+                    for item in options.fork.history:
+                        recorder.item(item)
+                    if options.fork.last_turn_context is not None:
+                        recorder.write("turn_context", options.fork.last_turn_context)
+            except RolloutWriteError:
+                # No session exists yet: leave nothing behind that `resume --last` would pick up.
+                with contextlib.suppress(OSError):
+                    recorder.path.unlink()
+                raise UserError(
+                    f"could not create the session file {recorder.path}: {recorder.failed}"
+                ) from None
         if recorder.enabled:
             _index_in_codex_home(recorder, config, thread_id, provider.id, model.slug, client.originator,
                                  options.source)  # fmt: skip
@@ -286,6 +295,9 @@ class Session:
         self._persist(self.recorder.event, msg.to_dict())
 
     def record(self, item: ResponseItem) -> None:
+        # A lone surrogate (a path or output that is not UTF-8) never enters the history: every
+        # request, estimate and file write after this point could not encode it.
+        item = textsafe.scrub(item)
         self.history.append(item)
         self._persist(self.recorder.item, item)
 
@@ -296,9 +308,11 @@ class Session:
             write(value)
         except RolloutWriteError as err:
             log.error("%s", err.message)
-            self._rollout_error = err
             if self.active is not None and not self.active.task.done():
+                self._rollout_error = err
                 self.active.task.cancel()
+            else:  # between turns (a turn's last events): said now, the next turn catches up
+                self._events.put_nowait(p.Event(self._current_sub, p.Error(err.message, err.kind)))
 
     def add_usage(self, usage: TokenUsage, rate_limits: RateLimitSnapshot | None) -> None:
         self._compacted_since_response = False
@@ -611,6 +625,7 @@ class Session:
                 "summary": cfg.model_reasoning_summary or self.model.default_reasoning_summary,
             },
         )
+        mark, had_context = len(self.history.items), self._context_recorded
         if not self._context_recorded:
             for item in self._initial_context():
                 self.record(item)
@@ -620,7 +635,11 @@ class Session:
             self.emit(p.UserMessage(_first_text(item)))
         try:
             if self._rollout_error is not None:
-                raise asyncio.CancelledError  # recording the turn's start already failed
+                # Recording the turn's start failed: nothing was sent, so nothing of it stays in
+                # the history either (the next turn must not carry this prompt along unasked).
+                self.history.replace(self.history.items[:mark])
+                self._context_recorded = had_context
+                raise asyncio.CancelledError
             last = await run_turn(self, ctx, state)
         except asyncio.CancelledError:
             for call in self.history.pending_calls():

@@ -51,7 +51,7 @@ class HumanProcessor:
                 f"codexbro v{__version__}",
                 "--------",
                 f"workdir: {safe(msg.cwd)}",
-                f"model: {msg.model}",
+                f"model: {safe(msg.model)}",
                 f"provider: {msg.model_provider_id}",
                 f"approval: {msg.approval_policy}",
                 f"sandbox: {msg.sandbox_policy}{self._sandbox_note}",

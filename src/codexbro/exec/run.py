@@ -125,6 +125,10 @@ def _check_output_file(value: str) -> str:
         raise UserError(f"--output-last-message: {path} is a directory; name a file")
     if not path.parent.is_dir():
         raise UserError(f"--output-last-message: the directory {path.parent} does not exist; create it first")
+    if _written_through(path):  # /dev/stdout, a FIFO, a link: written as it is, not replaced
+        if not os.access(path, os.W_OK):
+            raise UserError(f"--output-last-message: cannot write {path} (permission denied)")
+        return str(path)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise UserError(f"--output-last-message: cannot create files in {path.parent} (permission denied)")
     return str(path)
@@ -148,7 +152,17 @@ def _load_schema(path: str) -> dict[str, Any]:
     return doc
 
 
+def _written_through(path: Path) -> bool:
+    return path.is_symlink() or (path.exists() and not path.is_file())
+
+
 def write_atomic(path: Path, text: str) -> None:
+    """A regular file is replaced atomically; a link, a FIFO or a device (``-o /dev/stdout``) is
+    written through, as upstream's plain write does — never replaced by a file."""
+    if _written_through(path):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

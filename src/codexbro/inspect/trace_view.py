@@ -20,13 +20,38 @@ def load(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            doc = json.loads(line)
         except ValueError:
             raise UserError(f"{path}:{n}: not a JSON line (is this a codexbro --trace file?)") from None
+        if not isinstance(doc, dict):
+            raise UserError(
+                f"{path}:{n}: not a trace record (a JSON object) — is this a codexbro --trace file?"
+            )
+        records.append(doc)
     return records
 
 
 def summary(r: dict[str, Any]) -> str:
+    """One line for a record; a record missing fields (hand-edited, another version's) is shown
+    whole rather than failing the listing."""
+    try:
+        return _summary(r)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "(fields missing) " + _rest(r)
+
+
+def _rest(r: dict[str, Any]) -> str:
+    return json.dumps(
+        {key: v for key, v in r.items() if key not in ("t", "time", "kind")}, ensure_ascii=False
+    )
+
+
+def _when(r: dict[str, Any]) -> str:
+    t = r.get("t", 0)
+    return f"{t:>8.3f}s" if isinstance(t, int | float) else f"{str(t)[:8]:>8} "
+
+
+def _summary(r: dict[str, Any]) -> str:
     k = r.get("kind")
     if k == "model_resolution":
         return (f"{r['model']} via provider {r['provider_id']} → {r['base_url']} [{r['bucket']}]; "
@@ -69,11 +94,11 @@ def summary(r: dict[str, Any]) -> str:
         return f"turn {r['turn_id']} completed ({r['last_message_chars']} chars of final message)"
     if k == "turn_aborted":
         return f"turn {r['turn_id']} aborted: {r['reason']}"
-    return json.dumps({key: v for key, v in r.items() if key not in ("t", "time", "kind")})
+    return _rest(r)
 
 
 def render_text(records: list[dict[str, Any]]) -> str:
-    return "\n".join(f"{r.get('t', 0):>8.3f}s  {r.get('kind', '?'):<16} {summary(r)}" for r in records)
+    return "\n".join(f"{_when(r)}  {r.get('kind', '?')!s:<16} {summary(r)}" for r in records)
 
 
 _COLORS = {"request": "#2563eb", "command": "#059669", "patch": "#059669", "tool_decision": "#7c3aed",
@@ -86,7 +111,7 @@ def render_html(records: list[dict[str, Any]], title: str) -> str:
         color = _COLORS.get(str(r.get("kind")), "#374151")
         detail = html.escape(json.dumps(r, indent=2, ensure_ascii=False))
         rows.append(
-            f"<tr><td class=t>{r.get('t', 0):.3f}s</td><td><span class=k style='color:{color}'>"
+            f"<tr><td class=t>{html.escape(_when(r).strip())}</td><td><span class=k style='color:{color}'>"
             f"{html.escape(str(r.get('kind')))}</span></td><td>{html.escape(summary(r))}"
             f"<details><summary>record</summary><pre>{detail}</pre></details></td></tr>"
         )

@@ -285,7 +285,7 @@ class ListDirHandler(FunctionTool):
         window = sorted(entries[offset - 1 : offset - 1 + limit], key=lambda e: e[0])
         lines = [f"Absolute path: {path}"]
         for rel, level, suffix in window:
-            name = _cap(rel.rsplit("/", 1)[-1].encode())
+            name = _cap(rel.rsplit("/", 1)[-1].encode("utf-8", "surrogateescape"))
             lines.append(f"{'  ' * level}{name}{suffix}")
         if offset - 1 + limit < len(entries):
             lines.append(f"More than {limit} entries found")
