@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from codexbro import protocol as p
+from codexbro.composition import SessionOptions, start_session
 from codexbro.config.loader import Overrides, load_config
-from codexbro.core import protocol as p
-from codexbro.core.session import Session, SessionOptions
+from codexbro.core.session import Session
 from tests.conftest import write_config
 from tests.fakes.events import ev_completed, ev_created, ev_custom_tool_call, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
@@ -27,7 +28,7 @@ def session(
     cfg = load_config(Overrides(cwd=ws, flags={"approval_policy": approval, "sandbox_mode": sandbox},
                                 cli_overrides=["sandbox_workspace_write.exclude_slash_tmp=true",
                                                "sandbox_workspace_write.exclude_tmpdir_env_var=true"]))  # fmt: skip
-    return Session.create(cfg, SessionOptions(ephemeral=True))
+    return start_session(cfg, SessionOptions(ephemeral=True))
 
 
 Answer = Callable[[p.EventMsg], str | None]

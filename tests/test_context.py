@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codexbro import protocol as p
+from codexbro.composition import SessionOptions, start_session
 from codexbro.config.loader import Overrides, load_config
-from codexbro.core import protocol as p
 from codexbro.core.compact import COMPACT_PROMPT, SUMMARY_PREFIX, TRIMMED, constraint_sentences
 from codexbro.core.project_doc import discover
 from codexbro.core.rollout import load_rollout
-from codexbro.core.session import Session, SessionOptions
+from codexbro.core.session import Session
 from tests.conftest import write_config
 from tests.fakes.events import (
     check_invariants,
@@ -40,7 +41,7 @@ def make(
     cfg = load_config(
         Overrides(cwd=ws, flags={"approval_policy": "never", "sandbox_mode": "danger-full-access"})
     )
-    return Session.create(cfg, SessionOptions(ephemeral=ephemeral))
+    return start_session(cfg, SessionOptions(ephemeral=ephemeral))
 
 
 async def turn(sess: Session, text: str) -> list[p.EventMsg]:
@@ -292,7 +293,7 @@ async def test_never_twice_in_a_row_and_never_larger(
     sess = make(home, fake, workspace, extra="model_auto_compact_token_limit = 6000")
     events = await turn(sess, TASK)
     await sess.close()
-    warnings = [e.message for e in events if isinstance(e, p.Warning)]
+    warnings = [e.message for e in events if isinstance(e, p.WarningEvent)]
     assert any("compaction discarded: it would not shrink the context" in w for w in warnings)
     assert [e.strategy for e in events if isinstance(e, p.ContextCompacted)] == ["trim"]
     assert len(fake.requests) == 3  # one summary attempt, then trimming — no second compaction request

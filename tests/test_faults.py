@@ -121,8 +121,8 @@ SESSION_SCRIPT = textwrap.dedent(
     import asyncio, json, os, sys
     from pathlib import Path
     from codexbro.config.loader import Overrides, load_config
-    from codexbro.core import protocol as p
-    from codexbro.core.session import Session, SessionOptions
+    from codexbro import protocol as p
+    from codexbro.composition import SessionOptions, start_session
 
     async def turn(session, text):
         session.submit(p.UserTurn((p.UserInput("text", text=text),)))
@@ -136,7 +136,7 @@ SESSION_SCRIPT = textwrap.dedent(
     async def main():
         filler = Path(sys.argv[1])
         config = load_config(Overrides(cwd=Path.cwd(), flags={"approval_policy": "never", "sandbox_mode": "read-only"}))
-        session = Session.create(config, SessionOptions())
+        session = start_session(config, SessionOptions())
         report = {"path": None}
         report["one"] = await turn(session, "turn one")           # fits
         with open(filler, "wb") as fh:                            # the disk fills up
@@ -173,7 +173,9 @@ def test_an_interactive_session_stops_while_the_disk_is_full_and_catches_up_afte
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["one"][-1].startswith("TaskComplete")
-    assert any(e.startswith("Error:could not write the session file") for e in report["two"]), report["two"]
+    assert any(e.startswith("ErrorEvent:could not write the session file") for e in report["two"]), report[
+        "two"
+    ]
     assert report["two"][-1].startswith("TaskComplete")
     assert any("nothing was sent to the model" in e for e in report["three"]), report["three"]
     assert len(fake.bodies()) == 3  # turn three never reached the model

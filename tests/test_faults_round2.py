@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from codexbro import protocol as p
+from codexbro.composition import SessionOptions, start_session
 from codexbro.config.loader import Overrides, load_config
-from codexbro.core import protocol as p
 from codexbro.core.rollout import RolloutRecorder, load_rollout
-from codexbro.core.session import Session, SessionOptions
+from codexbro.core.session import Session
 from tests.conftest import run_cli, write_config
 from tests.fakes.events import (
     check_invariants,
@@ -122,7 +123,7 @@ def test_a_working_directory_whose_name_is_not_utf8_works(
 def _session(home: Path, fake: FakeResponsesServer, cwd: Path) -> Session:
     write_config(home, fake.base_url)
     config = load_config(Overrides(cwd=cwd, flags={"approval_policy": "never", "sandbox_mode": "read-only"}))
-    return Session.create(config, SessionOptions())
+    return start_session(config, SessionOptions())
 
 
 async def _turn(session: Session, text: str) -> list[p.EventMsg]:
@@ -146,7 +147,7 @@ async def test_a_session_file_deleted_mid_session_is_written_again_whole(
     await _turn(session, "turn one")
     shutil.rmtree(home / "sessions")
     events = await _turn(session, "turn two")
-    assert isinstance(events[-1], p.TaskComplete) and not [e for e in events if isinstance(e, p.Error)]
+    assert isinstance(events[-1], p.TaskComplete) and not [e for e in events if isinstance(e, p.ErrorEvent)]
     await session.close()
     assert path.exists()
     loaded = load_rollout(path)
@@ -186,7 +187,7 @@ async def test_a_failed_write_of_the_turns_end_is_said(
     events = await _turn(session, "turn one")
     assert isinstance(events[-1], p.TaskComplete)
     after = (await asyncio.wait_for(session.next_event(), 10)).msg
-    assert isinstance(after, p.Error) and "could not write the session file" in after.message, after
+    assert isinstance(after, p.ErrorEvent) and "could not write the session file" in after.message, after
     await session.close()
 
 
@@ -230,7 +231,7 @@ async def test_a_turn_whose_start_was_not_saved_is_not_carried_into_the_next(
     await _turn(session, "turn one")
     _fail_writes_of(monkeypatch, b'"turn_context"')
     refused = await _turn(session, "turn two SECRET-PLAN")
-    errors = [e.message for e in refused if isinstance(e, p.Error)]
+    errors = [e.message for e in refused if isinstance(e, p.ErrorEvent)]
     assert any("could not write the session file" in m for m in errors), refused
     assert len(fake.bodies()) == 1
     await _turn(session, "turn three")

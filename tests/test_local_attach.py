@@ -1,10 +1,10 @@
-"""The embedded model sees small files its request names (local/attach.py): real files in a temp dir."""
+"""The embedded model sees small files its request names (embedded/attach.py): real files in a temp dir."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from codexbro.local.attach import MAX_FILE_BYTES, attachment, named_files
+from codexbro.embedded.attach import MAX_FILE_BYTES, attachment, named_files
 
 
 def test_named_small_text_files_inside_the_workspace(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from codexbro.api.model_client import Prompt
 from codexbro.config.loader import load_config
-from codexbro.core.model_client import Prompt
-from codexbro.local.engine import EmbeddedModel, to_messages
-from codexbro.local.grammar import tool_grammar
-from codexbro.local.parse import ParsedCall, parse_output
-from codexbro.local.weights import smollm2_path
+from codexbro.embedded.engine import EmbeddedModel, to_messages
+from codexbro.embedded.grammar import tool_grammar
+from codexbro.embedded.parse import ParsedCall, parse_output
+from codexbro.embedded.weights import smollm2_path
 from codexbro.models.catalog import ModelCatalog
 from codexbro.tools.base import ToolCall, parse_arguments
 from codexbro.tools.menu import build_router
@@ -222,7 +222,7 @@ def test_kv_prefix_is_kept_between_processes(home: Path, workspace: Path) -> Non
 
 
 def test_repetition_detector() -> None:
-    from codexbro.local.engine import looping
+    from codexbro.embedded.engine import looping
 
     assert looping([1, 2, 3] * 4) and looping([9, 8, *([5, 6, 7, 8] * 4)])
     assert not looping([1, 2, 3] * 3) and not looping(list(range(300)))
@@ -235,7 +235,7 @@ def test_repetition_detector() -> None:
 
 
 def test_streamed_answer_text_from_a_partial_call() -> None:
-    from codexbro.local.engine import answer_so_far
+    from codexbro.embedded.engine import answer_so_far
 
     head = '<tool_call>\n{"name": "answer", "arguments": {"text": "'
     assert answer_so_far(head + 'Two files: a.txt and \\"b.txt\\"') == 'Two files: a.txt and "b.txt"'
@@ -246,7 +246,7 @@ def test_streamed_answer_text_from_a_partial_call() -> None:
 
 
 def test_repeated_and_unfinished_calls_are_refused() -> None:
-    from codexbro.local.provider import _calls_this_turn, _refused
+    from codexbro.embedded.provider import _calls_this_turn, _refused
 
     def call(command: str, **extra: object) -> dict[str, object]:
         return {"type": "function_call", "name": "shell_command", "call_id": "c",
@@ -268,7 +268,7 @@ def test_repeated_and_unfinished_calls_are_refused() -> None:
 def test_answer_grammar_keeps_prose_from_looking_like_a_call() -> None:
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from codexbro.local.engine import ANSWER_TOOL
+    from codexbro.embedded.engine import ANSWER_TOOL
 
     grammar = tool_grammar([ANSWER_TOOL], allow_text=False, required_only=True, tagged=True)
     assert 'answer-args-obj ::= "{" ws "\\"text\\"" ws ":" ws prose ws "}"' in grammar

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from codexbro.embedded.weights import WEIGHTS, WeightsSpec, assemble
 from codexbro.errors import UserError
-from codexbro.local.weights import WEIGHTS, WeightsSpec, assemble
 
 
 def make_chunks(site: Path, prefix: str, chunks: list[bytes]) -> tuple[str, ...]:

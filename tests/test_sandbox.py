@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from codexbro.core.protocol import EventMsg, Warning
+from codexbro.protocol import EventMsg, WarningEvent
 from codexbro.sandbox import probes
 from codexbro.sandbox.linux import BACKENDS
 from tests.sandbox_support import FULL, REPORTS, WORKING, backend_params, ctx_for, end_session, sh
@@ -146,7 +146,7 @@ async def test_weaker_backend_is_announced_once(ws: Path) -> None:
     ctx = type(ctx)(**{**ctx.__dict__, "emit": seen.append})
     await sh(ctx, "true")
     await sh(ctx, "true")
-    warnings = [m.message for m in seen if isinstance(m, Warning)]
+    warnings = [m.message for m in seen if isinstance(m, WarningEvent)]
     assert len(warnings) == 1 and "does not enforce: writes" in warnings[0], warnings
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from codexbro import protocol as p
 from codexbro.api.routes import ROUTES, bucket_for_url
+from codexbro.composition import SessionOptions, start_session
 from codexbro.config.loader import Overrides, load_config
-from codexbro.core import protocol as p
-from codexbro.core.session import Session, SessionOptions
+from codexbro.core.session import Session
 from tests.conftest import live_processes_with, write_config
 from tests.fakes.events import (
     check_invariants,
@@ -32,7 +33,7 @@ def make_session(home: Path, fake: FakeResponsesServer, cwd: Path, *, provider_e
                  model: str = "gpt-5.1-codex", sandbox: str = "workspace-write") -> Session:  # fmt: skip
     write_config(home, fake.base_url, provider_extra=provider_extra, model=model)
     config = load_config(Overrides(cwd=cwd, flags={"approval_policy": "never", "sandbox_mode": sandbox}))
-    return Session.create(config, SessionOptions(ephemeral=True))
+    return start_session(config, SessionOptions(ephemeral=True))
 
 
 async def run_turn(session: Session, prompt: str, *, timeout: float = 30) -> list[p.EventMsg]:
@@ -90,7 +91,7 @@ async def test_persistent_500_fails_after_both_layers(
     session = make_session(home, fake, workspace)
     events = await run_turn(session, "hi")
     await session.close()
-    (err,) = of(p.Error, events)
+    (err,) = of(p.ErrorEvent, events)
     assert "server error 500" in err.message and "gave up after 2 attempt(s)" in err.message  # type: ignore[attr-defined]
     assert len(fake.requests) == 4  # (1 + request_max_retries) × (1 + stream_max_retries)
 
@@ -145,7 +146,7 @@ async def test_malformed_sse_line_is_skipped(home: Path, fake: FakeResponsesServ
     session = make_session(home, fake, workspace)
     events = await run_turn(session, "hi")
     await session.close()
-    assert of(p.Error, events) == [] and of(p.StreamError, events) == []
+    assert of(p.ErrorEvent, events) == [] and of(p.StreamError, events) == []
     assert of(p.TaskComplete, events)[0].last_agent_message == "survived"  # type: ignore[attr-defined]
 
 
@@ -162,7 +163,7 @@ async def test_fatal_response_failed_not_retried(code: str, fragment: str, kind:
     session = make_session(home, fake, workspace)
     events = await run_turn(session, "hi")
     await session.close()
-    (err,) = of(p.Error, events)
+    (err,) = of(p.ErrorEvent, events)
     assert fragment in err.message and err.codex_error_info == kind  # type: ignore[attr-defined]
     assert len(fake.requests) == 1
 
@@ -244,7 +245,7 @@ async def test_local_shell_call_for_shell_type_local(home: Path, fake: FakeRespo
         Reply(message_turn("k")),
     )
     write_config(home, fake.base_url, model="mini-local", extra=f'model_catalog_json = "{catalog}"')
-    session = Session.create(load_config(Overrides(cwd=workspace)), SessionOptions(ephemeral=True))
+    session = start_session(load_config(Overrides(cwd=workspace)), SessionOptions(ephemeral=True))
     await run_turn(session, "hi")
     await session.close()
     first, second = fake.bodies()
@@ -289,7 +290,7 @@ async def test_every_request_goes_through_the_route_table(home: Path, fake: Fake
     fake.add(Reply([ev_created(), ev_shell_command("c", "true"), ev_completed()]), Reply(message_turn("x")))
     session = make_session(home, fake, workspace)
     records = []
-    session.client.http.observers.append(records.append)
+    session.client.http.observers.append(records.append)  # type: ignore[attr-defined]
     await run_turn(session, "hi")
     await session.close()
     known = {r.name for r in ROUTES}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
-from codexbro.core.protocol import EventMsg, ExecCommandEnd
+from codexbro.protocol import EventMsg, ExecCommandEnd
 from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.exec_env import build_env
 from codexbro.tools.handlers.shell import ShellCommandHandler, ShellHandler

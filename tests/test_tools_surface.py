@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from codexbro.config.loader import Overrides, load_config
-from codexbro.core.protocol import EventMsg, ExecCommandEnd, PlanUpdate
 from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.protocol import EventMsg, ExecCommandEnd, PlanUpdate
 from codexbro.tools.base import ToolCall
 from codexbro.tools.exec_sessions import ExecSessions
 from codexbro.tools.handlers.files import ListDirHandler, ReadFileHandler

@@ -8,12 +8,23 @@
     │   └── AuthError                  missing / unusable credentials (message names the fix)
     └── ApiError                       the model-facing service said no, or could not be reached
         ├── RetryableApiError          worth another attempt (stream drop, idle timeout, 5xx, 429, …)
-        │   └── (retry_after: seconds the server asked for, or None)
+        │   ├── (retry_after: seconds the server asked for, or None)
+        │   └── TransportError         no HTTP answer: refused, reset, TLS, timeout (mapped once, in
+        │                              ``api/http.py``; nothing above it sees an ``httpx`` exception)
         └── FatalApiError              retrying cannot help (quota, context overflow, bad request, …)
             └── ContextWindowExceeded  the conversation no longer fits the model's window
+    (RolloutWriteError, core/rollout.py: the session file could not be written)
 
 Every error carries a ``kind`` (upstream's ``CodexErrorInfo`` names where one exists) so front ends
 and traces can classify it without string matching. Messages never contain credentials.
+
+Signals that never leave their layer (each is turned into one of the above, or into what the model
+reads, where it is caught): ``PatchError`` (apply_patch: a patch that does not parse or apply →
+the tool's output), ``NotExplicit`` (apply_patch: a command that is not a patch), ``RespondToModel``
+(tools: bad arguments → the tool's output), ``ReadRefused`` (tools: a read the policy refuses),
+``RulesError`` (sandbox: an approval-rules file → ``UserError``), ``SandboxUnavailable``,
+``LandlockError`` and ``ContainerError`` (sandbox: a backend that cannot run here → the next
+backend or a clear refusal).
 """
 
 from __future__ import annotations
@@ -87,3 +98,14 @@ class ContextWindowExceeded(FatalApiError):
     """The conversation no longer fits in the model's context window."""
 
     kind = "context_window_exceeded"
+
+
+class TransportError(RetryableApiError):
+    """The request got no HTTP answer, or its body stopped arriving: ``detail`` names the cause
+    (``ConnectError: …``, ``ReadTimeout: …``)."""
+
+    kind = "http_connection_failed"
+
+    def __init__(self, detail: str, *, route: str | None = None) -> None:
+        super().__init__(detail, route=route)
+        self.detail = detail

@@ -10,9 +10,9 @@ from typing import Any
 
 from codexbro import textsafe
 from codexbro.api.classify import classify_status
-from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
-from codexbro.errors import FatalApiError, RetryableApiError
+from codexbro.errors import FatalApiError, RetryableApiError, TransportError
 
 COMPACT = route("responses.compact")
 
@@ -24,16 +24,14 @@ async def compact_remote(
     body: dict[str, Any],
     headers: dict[str, str],
 ) -> list[dict[str, Any]]:
-    import httpx
-
     url = COMPACT.url(base_url, query or None)
     try:
         response = await http.request(
             COMPACT, url, headers={"content-type": "application/json", **headers}, json_body=body
         )
-    except httpx.HTTPError as exc:
+    except TransportError as exc:
         raise RetryableApiError(
-            f"could not reach {url}: {describe_transport_error(exc)}",
+            f"could not reach {url}: {exc.detail}",
             kind="http_connection_failed",
             route=COMPACT.name,
         ) from None

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Wire items stay plain JSON objects: the model's own format is the most faithful representation,
-# and it round-trips to rollouts and follow-up requests byte for byte.
-ResponseItem = dict[str, Any]
+from codexbro.protocol.items import ResponseItem as ResponseItem  # items are the protocol's
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from codexbro.api.routes import Route, bucket_for
+from codexbro.errors import TransportError
 
 if TYPE_CHECKING:
     import httpx
@@ -93,7 +94,8 @@ class RouteHttp:
         json_body: Any = None,
         content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
-        """Open a streaming request. The record is emitted once the status is known (or it failed)."""
+        """Open a streaming request. The record is emitted once the status is known (or it failed).
+        No answer — or a body that stops arriving while it is read — raises ``TransportError``."""
         self._check(url)
         if json_body is not None:
             content, headers = _json_content(json_body, headers)
@@ -106,7 +108,8 @@ class RouteHttp:
             record.error = describe_transport_error(exc)
             record.duration_ms = (time.monotonic() - started) * 1000
             self._emit(record)
-            raise
+            raise TransportError(record.error, route=route.name) from None
+        response.stream = _mapped(self._httpx, response.stream, route.name)
         record.status = response.status_code
         record.duration_ms = (time.monotonic() - started) * 1000
         self._emit(record)
@@ -127,7 +130,7 @@ class RouteHttp:
         attempt: int = 1,
         timeout_s: float | None = None,
     ) -> httpx.Response:
-        """A unary request (JSON APIs). Transport errors propagate as ``httpx.HTTPError``."""
+        """A unary request (JSON APIs), its body read; no answer raises ``TransportError``."""
         self._check(url)
         content = None
         if json_body is not None:
@@ -148,11 +151,39 @@ class RouteHttp:
             record.error = describe_transport_error(exc)
             record.duration_ms = (time.monotonic() - started) * 1000
             self._emit(record)
-            raise
+            raise TransportError(record.error, route=route.name) from None
         record.status = response.status_code
         record.duration_ms = (time.monotonic() - started) * 1000
         self._emit(record)
         return response
+
+
+_MAPPED: Any = None
+
+
+def _mapped(lib: Any, inner: Any, route: str) -> httpx.AsyncByteStream:
+    """``inner`` (a response body stream) with its transport failures raised as ``TransportError``.
+    The class is made on first use: subclassing httpx's stream type at import would load httpx at
+    start-up."""
+    global _MAPPED
+    if _MAPPED is None:
+
+        class Mapped(lib.AsyncByteStream):  # type: ignore[misc]
+            def __init__(self, inner: Any, route: str) -> None:
+                self._inner, self._route = inner, route
+
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in self._inner:
+                        yield chunk
+                except lib.HTTPError as exc:
+                    raise TransportError(describe_transport_error(exc), route=self._route) from None
+
+            async def aclose(self) -> None:
+                await self._inner.aclose()
+
+        _MAPPED = Mapped
+    return cast("httpx.AsyncByteStream", _MAPPED(inner, route))
 
 
 def describe_transport_error(exc: BaseException) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 from codexbro import textsafe
 from codexbro.api import events as ev
 from codexbro.api.classify import classify_failed, classify_status
-from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
-from codexbro.errors import FatalApiError, RetryableApiError
+from codexbro.errors import FatalApiError, RetryableApiError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,6 @@ class ResponsesClient:
         return RESPONSES.url(self.base_url, self.query_params or None)
 
     async def stream(self, body: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[ev.ResponseEvent]:
-        import httpx
-
         url = self.url
         headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
         payload = textsafe.json_bytes(body)
@@ -99,13 +97,13 @@ class ResponsesClient:
                 response = await stack.enter_async_context(
                     self.http.stream(RESPONSES, url, attempt=attempt, headers=headers, content=payload)
                 )
-            except httpx.HTTPError as exc:
+            except TransportError as exc:
                 await stack.aclose()
                 if attempt < attempts:
                     await self._sleep(backoff_s(attempt))
                     continue
                 raise RetryableApiError(
-                    f"could not reach {url} after {attempt} attempt(s): {describe_transport_error(exc)}",
+                    f"could not reach {url} after {attempt} attempt(s): {exc.detail}",
                     kind="http_connection_failed",
                     route=RESPONSES.name,
                 ) from None
@@ -138,7 +136,6 @@ class ResponsesClient:
                 return
 
     async def _events(self, response: Any) -> AsyncIterator[ev.ResponseEvent]:
-        import httpx
         from httpx_sse import EventSource, SSEError
 
         source = EventSource(response).aiter_sse()
@@ -153,9 +150,9 @@ class ResponsesClient:
                 raise RetryableApiError(
                     "idle timeout waiting for SSE", kind="response_stream_disconnected", route=RESPONSES.name
                 ) from None
-            except (httpx.HTTPError, SSEError) as exc:
+            except (TransportError, SSEError) as exc:
                 raise RetryableApiError(
-                    f"stream disconnected before completion: {describe_transport_error(exc)}",
+                    f"stream disconnected before completion: {_cause(exc)}",
                     kind="response_stream_disconnected",
                     route=RESPONSES.name,
                 ) from None
@@ -252,3 +249,7 @@ def _maybe_int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _cause(exc: Exception) -> str:
+    return exc.detail if isinstance(exc, TransportError) else f"{type(exc).__name__}: {exc}"

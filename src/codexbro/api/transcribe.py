@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
-from codexbro.errors import ApiError, FatalApiError
+from codexbro.errors import ApiError, FatalApiError, TransportError
 
 DEFAULT_MODEL = "gpt-4o-transcribe"
 
@@ -17,15 +17,13 @@ async def transcribe(
     http: RouteHttp, *, chatgpt: bool, base_url: str, headers: dict[str, str], audio: bytes,
     filename: str = "audio.wav", mime: str = "audio/wav", model: str = DEFAULT_MODEL,
 ) -> str:  # fmt: skip
-    import httpx
-
     r = route("transcribe" if chatgpt else "audio.transcriptions")
     url = r.url(base_url)
     data = {} if chatgpt else {"model": model}
     try:
         resp = await http.request(r, url, headers=headers, data=data, files={"file": (filename, audio, mime)})
-    except httpx.HTTPError as exc:
-        raise ApiError(f"could not reach {url}: {describe_transport_error(exc)}", kind="http_connection_failed",
+    except TransportError as exc:
+        raise ApiError(f"could not reach {url}: {exc.detail}", kind="http_connection_failed",
                        route=r.name) from None  # fmt: skip
     if resp.status_code != 200:
         raise FatalApiError(f"transcription failed: HTTP {resp.status_code} from {url}", kind="other",

@@ -26,7 +26,7 @@ from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
 from codexbro.auth import storage
 from codexbro.auth.manager import CLIENT_ID, DEFAULT_ISSUER
-from codexbro.errors import AuthError
+from codexbro.errors import AuthError, TransportError
 
 SCOPE = "openid profile email offline_access api.connectors.read api.connectors.invoke"
 SUCCESS_PAGE = b"<!doctype html><title>codexbro</title><p>Signed in to codexbro. You can close this tab.</p>"
@@ -73,16 +73,14 @@ def _tokens_to_auth(doc: dict[str, Any]) -> storage.AuthFile:
 async def exchange_code(
     http: RouteHttp, base: str, code: str, redirect_uri: str, verifier: str
 ) -> storage.AuthFile:
-    import httpx
-
     token = route("oauth.token")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "client_id": CLIENT_ID,
             "code_verifier": verifier}  # fmt: skip
     try:
         resp = await http.request(token, token.url(base), headers={"content-type": "application/x-www-form-urlencoded"},
                                   data=form)  # fmt: skip
-    except httpx.HTTPError as exc:
-        raise AuthError(f"could not reach the login server at {base}: {type(exc).__name__}") from None
+    except TransportError as exc:
+        raise AuthError(f"could not reach the login server at {base}: {exc.detail}") from None
     if resp.status_code != 200:
         raise AuthError(f"the login server refused the code exchange (HTTP {resp.status_code})")
     try:
@@ -205,8 +203,6 @@ async def browser_login(home: Path, *, open_browser: bool, timeout_s: float = 60
 
 
 async def device_login(home: Path, *, timeout_s: float = 900) -> Path:
-    import httpx
-
     base = issuer()
     http = RouteHttp(timeout_s=30.0)
     try:
@@ -214,8 +210,8 @@ async def device_login(home: Path, *, timeout_s: float = 900) -> Path:
         try:
             resp = await http.request(start, start.url(base), headers={"content-type": "application/json"},
                                       json_body={"client_id": CLIENT_ID})  # fmt: skip
-        except httpx.HTTPError as exc:
-            raise AuthError(f"could not reach the login server at {base}: {type(exc).__name__}") from None
+        except TransportError as exc:
+            raise AuthError(f"could not reach the login server at {base}: {exc.detail}") from None
         if resp.status_code == 404:
             raise AuthError(
                 "Device code login is not enabled for this server; use `codexbro login` in a browser"

@@ -30,7 +30,7 @@ from pathlib import Path
 from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
 from codexbro.auth import storage
-from codexbro.errors import AuthError
+from codexbro.errors import AuthError, TransportError
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 DEFAULT_ISSUER = "https://auth.openai.com"
@@ -133,8 +133,6 @@ class AuthManager:
         return fd
 
     async def _refresh_locked(self, reason: str) -> None:
-        import httpx
-
         current = storage.load(self.home) or self.auth
         if current is None or current.tokens is None:
             raise AuthError("not logged in with ChatGPT: run `codexbro login`")
@@ -153,9 +151,9 @@ class AuthManager:
             response = await self.http.request(
                 TOKEN, url, headers={"content-type": "application/json"}, json_body=body
             )
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise AuthError(
-                f"could not refresh the ChatGPT token ({url} unreachable: {type(exc).__name__}); try again"
+                f"could not refresh the ChatGPT token ({url} unreachable: {exc.detail}); try again"
             ) from None
         try:
             doc = json.loads(response.content)

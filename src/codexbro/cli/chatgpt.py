@@ -15,35 +15,10 @@ from codexbro.errors import CodexbroError
 
 
 async def _with_backend(fn: Callable[[Any], Awaitable[str]], overrides: list[str]) -> str:
-    from codexbro.api.chatgpt.backend import ChatGPTBackend
-    from codexbro.api.http import RouteHttp
-    from codexbro.auth import storage
-    from codexbro.auth.manager import AuthManager
-    from codexbro.errors import AuthError
+    from codexbro.composition.chatgpt import chatgpt_backend
 
-    config = load_config(Overrides(cli_overrides=overrides))
-    auth = storage.load(config.codexbro_home)
-    if auth is None or auth.tokens is None:
-        raise AuthError(
-            "this needs a ChatGPT login (auth.json with ChatGPT tokens); an API key is not enough"
-        )
-    http = RouteHttp(timeout_s=30.0)
-    manager = AuthManager(config.codexbro_home, http)
-
-    async def headers() -> dict[str, str]:
-        await manager.ensure_fresh()
-        out = {"authorization": f"Bearer {manager.access_token}"}
-        if manager.account_id:
-            out["chatgpt-account-id"] = manager.account_id
-        return out
-
-    async def refresh() -> bool:
-        return await manager.recover_unauthorized(1)
-
-    try:
-        return await fn(ChatGPTBackend(http, config.chatgpt_base_url, headers, refresh))
-    finally:
-        await http.aclose()
+    async with chatgpt_backend(load_config(Overrides(cli_overrides=overrides))) as backend:
+        return await fn(backend)
 
 
 def _ago(ts: float | None) -> str:

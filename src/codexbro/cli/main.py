@@ -319,11 +319,11 @@ def _main(argv: list[str]) -> int:
     if ns.command in ("exec", "e"):
         return _exec(ns, resume=False)
     if ns.command == "login":
-        from codexbro.auth.cli import login
+        from codexbro.cli.login import login
 
         return login(ns.action == "status", ns.with_api_key, ns.device_auth, not ns.no_browser)
     if ns.command == "logout":
-        from codexbro.auth.cli import logout
+        from codexbro.cli.login import logout
 
         return logout()
     if ns.command in ("usage", "cloud", "connectors"):
@@ -334,7 +334,7 @@ def _main(argv: list[str]) -> int:
     if ns.command in ("routes", "debug", "trace", "models"):
         return _inspect(parser, ns)
     if ns.command == "sandbox":
-        from codexbro.sandbox import cli as sandbox_cli
+        from codexbro.cli import sandbox as sandbox_cli
 
         if ns.sandbox_command == "linux":
             cmd = ns.cmd[1:] if ns.cmd[:1] == ["--"] else ns.cmd
@@ -355,7 +355,7 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
                 parser.parse_args(["trace", "--help"])
             from pathlib import Path
 
-            from codexbro.inspect.trace_view import show
+            from codexbro.inspection.trace_view import show
             from codexbro.textsafe import for_terminal
 
             print(for_terminal(show(Path(ns.file), ns.html)))  # commands and messages the model chose
@@ -381,7 +381,7 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
             Overrides(cli_overrides=ns.config_overrides, profile=ns.profile, flags=flags, cwd=cwd)
         )
         if ns.command == "models":
-            from codexbro.models import cli as models_cli
+            from codexbro.cli import models as models_cli
 
             if ns.refresh:
                 import asyncio
@@ -396,15 +396,16 @@ def _inspect(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
                 print(models_cli.list_models(config, ns.json))
             return 0
         if ns.command == "routes":
-            from codexbro.inspect.routes import render
+            from codexbro.inspection.routes import render
 
             print(render(config, ns.json))
             return 0
+        import asyncio
         import json
 
-        from codexbro.inspect import debug_request
+        from codexbro.inspection import debug_request
 
-        info = debug_request.build(config, ns.prompt)
+        info = asyncio.run(debug_request.build(config, ns.prompt))
         print(json.dumps(info, indent=2, ensure_ascii=False) if ns.json else debug_request.render(info))
         return 0
     except CodexbroError as err:

@@ -19,6 +19,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codexbro import __version__
+
+if TYPE_CHECKING:
+    from codexbro.config.types import Config
+    from codexbro.core.rollout import RolloutRecorder
 
 STATE_DB = "state_5.sqlite"
 REQUIRED = ("id", "rollout_path", "created_at", "updated_at", "source", "model_provider", "cwd", "title",
@@ -97,3 +104,26 @@ def record(home: Path, row: ThreadRow) -> None:
             )
     except sqlite3.Error as exc:
         log.warning("could not record the session in %s: %s", home / STATE_DB, exc)
+
+
+def index_after_turns(
+    recorder: RolloutRecorder, config: Config, thread_id: str, provider: str, model: str, originator: str,
+    source: str,
+) -> None:  # fmt: skip
+    """In a home shared with upstream Codex, list this session in Codex's index after each turn."""
+    if not applies(config.codexbro_home):
+        return
+    started = time.time()
+
+    def index(rec: RolloutRecorder) -> None:
+        record(
+            config.codexbro_home,
+            ThreadRow(
+                thread_id=thread_id, rollout_path=str(rec.path), cwd=str(config.cwd), source=source,
+                model_provider=provider, model=model, sandbox_mode=config.sandbox_mode,
+                approval_policy=config.approval_policy, cli_version=__version__, originator=originator,
+                first_user_message=rec.first_user_message, paginated=rec.paginated, created_at=started,
+            ),
+        )  # fmt: skip
+
+    recorder.on_turn_end.append(index)

@@ -27,8 +27,8 @@ from typing import Any
 
 from codexbro.api import events as ev
 from codexbro.api.events import ResponseItem
-from codexbro.core.history import message_text, user_message
 from codexbro.errors import FatalApiError
+from codexbro.protocol.items import message_text, user_message
 
 COMPACT_PROMPT = """\
 The conversation is about to be compacted: everything above will be replaced by what you write now. \

@@ -7,54 +7,26 @@ for text-only models, and internal item kinds never reach the wire.
 
 from __future__ import annotations
 
-from typing import Any
+from codexbro.protocol.items import (
+    CALL_TYPES,
+    OUTPUT_TYPES,
+    WIRE_TYPES,
+    ResponseItem,
+    developer_message,
+    message_text,
+    output_item_for,
+    reasoning_text,
+    user_message,
+)
 
-from codexbro.api.events import ResponseItem
-
-CALL_TYPES = {
-    "function_call": "function_call_output",
-    "custom_tool_call": "custom_tool_call_output",
-    "local_shell_call": "function_call_output",
-}
-OUTPUT_TYPES = {"function_call_output", "custom_tool_call_output"}
-WIRE_TYPES = {
-    "message", "reasoning", "function_call", "function_call_output", "custom_tool_call",
-    "custom_tool_call_output", "local_shell_call", "web_search_call", "image_generation_call",
-    "tool_search_call", "tool_search_output", "compaction",
-}  # fmt: skip
-
-
-def user_message(text: str) -> ResponseItem:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-
-
-def developer_message(text: str) -> ResponseItem:
-    return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
-
-
-def message_text(item: ResponseItem) -> str:
-    """Concatenated text of a message item (input_text / output_text parts)."""
-    parts = item.get("content") or []
-    if isinstance(parts, str):
-        return parts
-    return "".join(
-        str(p.get("text") or "")
-        for p in parts
-        if isinstance(p, dict) and p.get("type") in ("input_text", "output_text", "text")
-    )
-
-
-def reasoning_text(item: ResponseItem) -> str:
-    summary = item.get("summary") or []
-    return "\n\n".join(str(s.get("text") or "") for s in summary if isinstance(s, dict))
-
-
-def output_item_for(call: ResponseItem, output: str | list[dict[str, Any]]) -> ResponseItem:
-    kind = CALL_TYPES.get(str(call.get("type")), "function_call_output")
-    item: ResponseItem = {"type": kind, "call_id": call.get("call_id"), "output": output}
-    if kind == "custom_tool_call_output" and call.get("name"):
-        item["name"] = call["name"]
-    return item
+__all__ = [
+    "History",
+    "developer_message",
+    "message_text",
+    "output_item_for",
+    "reasoning_text",
+    "user_message",
+]
 
 
 class History:
@@ -88,6 +60,25 @@ class History:
             if kind in CALL_TYPES and item.get("call_id") not in answered:
                 out.append(output_item_for(item, "aborted"))
         return out
+
+
+def is_user_turn(item: ResponseItem) -> bool:
+    """A message the user typed (the start of a turn) — not context codexbro added in the user's
+    role (environment context, AGENTS.md, a turn-aborted note, a compaction summary)."""
+    from codexbro.core.compact import CONTEXT_MARKERS
+
+    if item.get("type") != "message" or item.get("role") != "user":
+        return False
+    return not message_text(item).lstrip().startswith(CONTEXT_MARKERS)
+
+
+def drop_last_turns(items: list[ResponseItem], count: int) -> list[ResponseItem] | None:
+    """``items`` without the last ``count`` user turns (each from its user message on); ``None``
+    when there are fewer turns than that (upstream: ``thread_rollback_failed``)."""
+    starts = [i for i, item in enumerate(items) if is_user_turn(item)]
+    if count < 1 or count > len(starts):
+        return None
+    return items[: starts[-count]]
 
 
 def _strip_images(item: ResponseItem) -> ResponseItem:

@@ -54,7 +54,7 @@ OSS_INSTRUCTIONS = """You are codexbro, a coding agent in the user's terminal. U
 
 
 # For the in-process embedded models (1.5B parameters): short, concrete, and built around the
-# `answer` pseudo-tool their grammar ends every turn with (local/engine.py). Measured with
+# `answer` pseudo-tool their grammar ends every turn with (embedded/engine.py). Measured with
 # bench/embedded.py; small wording changes move the task score.
 EMBEDDED_INSTRUCTIONS = """You are codexbro, a coding assistant working in the user's project on their machine. You act only by calling tools: every reply is one tool call.
 - shell_command runs one bash command in the project directory: to look around (with commands such as ls, cat, grep -rn, wc -l, git log, python3 --version), to run programs and tests, to create or delete files (echo with >, rm, mkdir).

@@ -114,6 +114,8 @@ class RolloutRecorder:
 
     def __init__(self, home: Path, thread_id: str, *, path: Path | None = None, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.home = home
+        self.thread_id = thread_id
         if path is None:
             now = time.localtime()
             path = (
@@ -271,6 +273,32 @@ class LoadedRollout:
     skipped_lines: int = 0
 
 
+def fork_file(source: RolloutRecorder, history: list[ResponseItem]) -> tuple[str, Path | None]:
+    """A new thread holding ``history``: its own session file (``session_meta`` naming the thread
+    it came from, the items, the last turn context), as ``codex fork`` writes one. The path is
+    ``None`` for a session that records nothing."""
+    thread_id = new_thread_id()
+    if not source.enabled:
+        return thread_id, None
+    meta = dict(source._meta or {})
+    meta.update(id=thread_id, timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                forked_from_id=source.thread_id)  # fmt: skip
+    fork = RolloutRecorder(source.home, thread_id)
+    try:
+        fork.write("session_meta", meta)
+        for item in history:
+            fork.item(item)
+        if source._turn_context is not None:
+            fork.write("turn_context", source._turn_context)
+    except RolloutWriteError:
+        with contextlib.suppress(OSError):
+            fork.path.unlink()
+        raise
+    finally:
+        fork.close()
+    return thread_id, fork.path
+
+
 def read_lines(path: Path) -> Iterator[dict[str, Any] | None]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         for raw in fh:
@@ -306,6 +334,14 @@ def load_rollout(path: Path) -> LoadedRollout:
                 history = [i for i in replacement if isinstance(i, dict)]
         elif kind == "turn_context" and isinstance(payload, dict):
             turn_context = payload
+        elif (
+            kind == "event_msg" and isinstance(payload, dict) and payload.get("type") == "thread_rolled_back"
+        ):
+            from codexbro.core.history import drop_last_turns
+
+            count = payload.get("num_turns")
+            kept = drop_last_turns(history, count) if isinstance(count, int) else None
+            history = kept if kept is not None else history
     if meta is None or not isinstance(meta.get("id"), str):
         raise UserError(f"{path} is not a codexbro/Codex rollout (no session_meta line)")
     return LoadedRollout(path, meta["id"], meta, history, turn_context, skipped)

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codexbro import protocol as p
 from codexbro.api import events as ev
+from codexbro.api.model_client import Prompt
 from codexbro.api.responses import backoff_s, retry_wait
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
-from codexbro.core import protocol as p
 from codexbro.core.history import History, message_text, output_item_for, reasoning_text
-from codexbro.core.model_client import Prompt
-from codexbro.core.protocol import (
+from codexbro.errors import ContextWindowExceeded, RetryableApiError
+from codexbro.models.catalog import ModelInfo
+from codexbro.protocol import (
     AgentMessage,
     AgentMessageDelta,
     AgentReasoning,
@@ -35,8 +37,6 @@ from codexbro.core.protocol import (
     WebSearchBegin,
     WebSearchEnd,
 )
-from codexbro.errors import ContextWindowExceeded, RetryableApiError
-from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.router import ToolRouter
 
@@ -66,6 +66,7 @@ class TurnContext:
     rules: tuple[PrefixRule, ...] = ()
     home: Path | None = None
     request_approval: Callable[[EventMsg], Awaitable[str]] | None = None
+    ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
 
 
 @dataclass
@@ -146,7 +147,7 @@ async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState
                 )
             )
             if note is not None:
-                host.emit(p.Warning(note))
+                host.emit(p.WarningEvent(note))
             await asyncio.sleep(delay)
 
 
@@ -174,6 +175,7 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
         approvals=ctx.approvals,
         rules=ctx.rules,
         home=ctx.home,
+        ask_user=ctx.ask_user,
     )
     calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
     needs_follow_up = False

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from codexbro import __version__
-from codexbro.core import protocol as p
+from codexbro import protocol as p
+from codexbro.protocol.display import display_command
 from codexbro.textsafe import for_terminal as safe
-from codexbro.tools.handlers.shell import display_command
 
 MAX_SHOWN_OUTPUT_LINES = 20
 
@@ -106,9 +106,9 @@ class HumanProcessor:
         elif isinstance(msg, p.StreamError):
             detail = f" ({msg.additional_details})" if msg.additional_details else ""
             self._err(self._style(safe(msg.message + detail), "33"))
-        elif isinstance(msg, p.Warning):
+        elif isinstance(msg, p.WarningEvent):
             self._err(self._style(f"warning: {safe(msg.message)}", "33"))
-        elif isinstance(msg, p.Error):
+        elif isinstance(msg, p.ErrorEvent):
             self.turn_error = msg.message
             self._err(self._style(f"ERROR: {safe(msg.message)}", "31"))
         elif isinstance(msg, p.TurnAborted):

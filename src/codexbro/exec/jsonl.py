@@ -22,8 +22,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from codexbro.core import protocol as p
-from codexbro.tools.handlers.shell import display_command
+from codexbro import protocol as p
+from codexbro.protocol.display import display_command
 
 
 class JsonlProcessor:
@@ -122,9 +122,9 @@ class JsonlProcessor:
         elif isinstance(msg, p.StreamError):
             text = msg.message + (f" ({msg.additional_details})" if msg.additional_details else "")
             self._emit({"type": "error", "message": text})
-        elif isinstance(msg, p.Warning):
+        elif isinstance(msg, p.WarningEvent):
             self._item("item.completed", {"id": self._id(), "type": "error", "message": msg.message})
-        elif isinstance(msg, p.Error):
+        elif isinstance(msg, p.ErrorEvent):
             self.turn_error = msg.message
             self._emit({"type": "error", "message": msg.message})
         elif isinstance(msg, p.TokenCount) and msg.info:

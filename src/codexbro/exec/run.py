@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codexbro import protocol as p
 from codexbro.config.loader import Overrides, load_config
 from codexbro.config.types import Config
-from codexbro.core import protocol as p
 from codexbro.core.rollout import LoadedRollout, find_rollout, latest_rollout, load_rollout
 from codexbro.errors import UserError
 
@@ -251,13 +251,14 @@ def _prepare(args: ExecArgs) -> Prepared:
 
 
 async def _run(args: ExecArgs, prep: Prepared) -> int:
-    from codexbro.core.session import Session, SessionOptions
+    from codexbro.composition import SessionOptions, open_session, resolve
     from codexbro.exec.human import HumanProcessor
     from codexbro.exec.jsonl import JsonlProcessor
 
     config, prompt, inputs, schema, resume = prep.config, prep.prompt, prep.inputs, prep.schema, prep.resume
-    session = Session.create(
-        config,
+    resolution = resolve(config, earlier=resume or prep.fork)
+    session = open_session(
+        resolution,
         SessionOptions(
             ephemeral=args.ephemeral,
             resume=resume,
@@ -291,7 +292,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         from codexbro.exec.trace import Redactor, TraceWriter
 
         try:
-            tracer = TraceWriter(Path(args.trace), Redactor([session.client.auth.token or ""]))
+            tracer = TraceWriter(Path(args.trace), Redactor([resolution.auth.token or ""]))
         except OSError as exc:
             await session.close()
             raise UserError(f"--trace: cannot write {args.trace}: {exc.strerror}") from None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from codexbro.core import protocol as p
+from codexbro import protocol as p
 
 _SECRET_NAME = re.compile(r"(?i)(key|token|secret|passw|credential|auth)")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|sig|signature)=)[^&#\s\"]+")
@@ -120,9 +120,9 @@ class TraceWriter:
         elif isinstance(msg, p.ToolCallEnd):
             self.write("tool", call_id=msg.call_id, tool=msg.tool, success=msg.success,
                        duration_ms=msg.duration_ms, output_bytes=msg.output_bytes)  # fmt: skip
-        elif isinstance(msg, p.Error):
+        elif isinstance(msg, p.ErrorEvent):
             self.write("error", message=msg.message, error_kind=msg.codex_error_info)
-        elif isinstance(msg, p.Warning):
+        elif isinstance(msg, p.WarningEvent):
             self.write("warning", message=msg.message)
         elif isinstance(msg, p.TaskComplete):
             self.write("turn_completed", turn_id=msg.turn_id,

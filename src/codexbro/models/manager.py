@@ -21,7 +21,7 @@ from typing import Any
 from codexbro import __version__
 from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
-from codexbro.errors import ApiError, ConfigError
+from codexbro.errors import ApiError, ConfigError, TransportError
 from codexbro.models.catalog import ModelCatalog, ModelInfo
 
 TTL_S = 300
@@ -91,8 +91,6 @@ async def refresh(
     http: RouteHttp, base_url: str, headers: dict[str, str], home: Path, timeout_s: float = 5.0
 ) -> int:
     """Fetch the live list into the cache; returns how many models came back (0 on 304)."""
-    import httpx
-
     cache = read_cache(home)
     url = MODELS.url(base_url, {"client_version": __version__})
     req_headers = {"accept": "application/json", **headers}
@@ -100,8 +98,8 @@ async def refresh(
         req_headers["if-none-match"] = str(cache["etag"])
     try:
         resp = await http.request(MODELS, url, headers=req_headers, timeout_s=timeout_s)
-    except httpx.HTTPError as exc:
-        raise ApiError(f"could not refresh the model list from {url}: {type(exc).__name__}", kind="http_connection_failed",
+    except TransportError as exc:
+        raise ApiError(f"could not refresh the model list from {url}: {exc.detail}", kind="http_connection_failed",
                        route=MODELS.name) from None  # fmt: skip
     if resp.status_code == 304 and cache:
         write_cache(home, cache["models"], cache.get("etag"))

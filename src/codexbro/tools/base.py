@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from codexbro import textsafe
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
-from codexbro.core.protocol import EventMsg
+from codexbro.protocol import EventMsg
 
 if TYPE_CHECKING:
     from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
@@ -83,6 +83,8 @@ class ToolContext:
     approvals: ApprovalStore | None = None
     rules: tuple[PrefixRule, ...] = ()
     home: Path | None = None
+    # Ask the user questions (``request_user_input``): only where a front end can answer.
+    ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
 
     def resolve_path(self, path: str | None) -> Path:
         if not path:

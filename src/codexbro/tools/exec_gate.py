@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from codexbro.core.protocol import ExecApprovalRequest, ToolDecision, Warning
+from codexbro.protocol import ExecApprovalRequest, ToolDecision, WarningEvent
 from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
 from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
 from codexbro.tools.base import RespondToModel, ToolContext
@@ -138,7 +138,7 @@ async def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
         missing = report.not_enforced()
         if missing:
             ctx.emit(
-                Warning(
+                WarningEvent(
                     f"sandbox ({prepared.backend}) does not enforce: {', '.join(missing)} — "
                     "see `codexbro sandbox doctor`"
                 )

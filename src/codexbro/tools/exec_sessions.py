@@ -26,7 +26,7 @@ from codexbro.tools.capture import Capture, Captured
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from codexbro.core.protocol import EventMsg
+    from codexbro.protocol import EventMsg
     from codexbro.sandbox.linux import Prepared
     from codexbro.tools.spawn import ToolProcess
 
@@ -106,7 +106,7 @@ class ExecProcess:
         if self.end_reported or self.emit is None:
             return
         self.end_reported = True
-        from codexbro.core.protocol import ExecCommandEnd
+        from codexbro.protocol import ExecCommandEnd
 
         code = self.exit_code if self.exit_code is not None and not killed else -1
         self.emit(

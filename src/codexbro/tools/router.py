@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codexbro.core.protocol import ToolCallEnd
+from codexbro.protocol import ToolCallEnd
 from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolHandler, ToolOutput
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codexbro import textsafe
-from codexbro.api.http import RouteHttp, describe_transport_error
+from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
-from codexbro.errors import ApiError, FatalApiError
+from codexbro.errors import ApiError, FatalApiError, TransportError
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,14 @@ class ChatGPTBackend:
     async def call(
         self, name: str, *, query: dict[str, str] | None = None, body: Any = None, **params: str
     ) -> Any:
-        import httpx
-
         r = route(name)
         url = r.url(self.base_url, query, **params)
         for attempt in (1, 2):
             headers = {"accept": "application/json", **await self._headers()}
             try:
                 response = await self.http.request(r, url, headers=headers, json_body=body, attempt=attempt)
-            except httpx.HTTPError as exc:
-                raise ApiError(f"could not reach {url}: {describe_transport_error(exc)}", kind="http_connection_failed",
+            except TransportError as exc:
+                raise ApiError(f"could not reach {url}: {exc.detail}", kind="http_connection_failed",
                                route=name) from None  # fmt: skip
             if (
                 response.status_code == 401

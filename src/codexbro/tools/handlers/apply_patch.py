@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codexbro.core.protocol import ApplyPatchApprovalRequest, PatchApplyBegin, PatchApplyEnd
+from codexbro.protocol import ApplyPatchApprovalRequest, PatchApplyBegin, PatchApplyEnd
 from codexbro.tools.base import (
     RespondToModel,
     ToolCall,

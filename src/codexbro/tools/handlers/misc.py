@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from codexbro.core.protocol import PlanUpdate
+from codexbro.protocol import PlanUpdate
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

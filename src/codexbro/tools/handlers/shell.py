@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
-from codexbro.core.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
+from codexbro.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
 from codexbro.tools.base import (
     RespondToModel,
     ToolCall,
@@ -263,8 +262,3 @@ class ShellCommandHandler(_ShellBase):
             justification=args.get("justification"),
             prefix_rule=args.get("prefix_rule"),
         )
-
-
-def display_command(argv: list[str]) -> str:
-    """Shell-joined form for people (``/bin/bash -lc 'echo hi'``), as ``codex exec --json`` shows."""
-    return shlex.join(argv)

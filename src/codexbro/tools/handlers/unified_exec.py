@@ -18,7 +18,7 @@ import asyncio
 import secrets
 import time
 
-from codexbro.core.protocol import ExecCommandBegin
+from codexbro.protocol import ExecCommandBegin
 from codexbro.tools.base import (
     FunctionTool,
     RespondToModel,

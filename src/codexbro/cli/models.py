@@ -17,17 +17,22 @@ def catalog_for(config: Config) -> ModelCatalog:
 
 async def refresh_now(config: Config) -> str:
     """``models --refresh``: the one models command that uses the network (explicitly)."""
-    from codexbro.core.session import Session, SessionOptions
+    from codexbro.api.responses_client import ResponsesModelClient
+    from codexbro.composition import open_model_client, resolve
+    from codexbro.core.rollout import new_thread_id
     from codexbro.models.manager import refresh
 
     if config.model_catalog_json:
         return f"model_catalog_json is set ({config.model_catalog_json}): nothing to refresh"
-    session = Session.create(config, SessionOptions(ephemeral=True))
+    resolution = resolve(config)
+    if resolution.embedded:
+        return "the embedded provider has no live model list: nothing to refresh"
+    client = open_model_client(resolution, new_thread_id())
+    assert isinstance(client, ResponsesModelClient)
     try:
-        client = session.client
         count = await refresh(client.http, client.base_url, client.build_headers(), config.codexbro_home)
     finally:
-        await session.close()
+        await client.aclose()
     return (
         f"refreshed from {client.base_url}: {count} models"
         if count
@@ -42,7 +47,7 @@ def _public(info: ModelInfo) -> dict[str, object]:
 
 
 def list_models(config: Config, as_json: bool) -> str:
-    from codexbro.local.provider import embedded_status
+    from codexbro.embedded.provider import embedded_status
 
     catalog = catalog_for(config)
     default = catalog.default_model().slug

@@ -1,5 +1,8 @@
-"""``ModelClient``: session-scoped. Knows the provider, the credential, the model and the thread id;
-turns a ``Prompt`` into upstream's request body and headers and streams the answer.
+"""``ResponsesModelClient``: the ``ModelClient`` for any Responses endpoint (OpenAI's public API,
+the ChatGPT Codex backend, Azure, a local server). Session-scoped: knows the provider, the
+credential, the model and the thread id; builds upstream's request body and headers from a
+``Prompt`` and streams the answer over SSE. The base URL a config leads to is decided here too
+(``resolve_base_url``), once, by the composition root.
 
 Body fields and order follow upstream (reference model-side §1.1, 2025–mid-2026 form with a
 top-level ``instructions``), headers follow §1.5 (0.169's hyphenated session/thread ids).
@@ -9,30 +12,23 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from codexbro import __version__
-from codexbro.api.events import ResponseEvent, ResponseItem
+from codexbro.api.events import ResponseEvent
 from codexbro.api.http import RouteHttp
+from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.api.responses import ResponsesClient
 from codexbro.auth.resolve import ProviderAuth
 from codexbro.config.loader import CHATGPT_CODEX_BASE, OPENAI_API_BASE
 from codexbro.config.types import Config, ModelProviderInfo
 from codexbro.errors import FatalApiError
 from codexbro.models.catalog import ModelInfo
+from codexbro.protocol.items import ResponseItem
 
 if TYPE_CHECKING:
     from codexbro.auth.manager import AuthManager
-
-
-@dataclass(frozen=True)
-class Prompt:
-    input: list[ResponseItem]
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    parallel_tool_calls: bool = False
-    output_schema: dict[str, Any] | None = None
 
 
 def resolve_base_url(config: Config, provider: ModelProviderInfo, auth: ProviderAuth) -> tuple[str, str]:
@@ -55,7 +51,14 @@ def user_agent(originator: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 else "_" for c in ua)
 
 
-class ModelClient:
+def originator_for(default: str) -> str:
+    """The ``originator`` header: ``CODEXBRO_ORIGINATOR`` when set (as upstream's override)."""
+    return os.environ.get("CODEXBRO_ORIGINATOR", default)
+
+
+class ResponsesModelClient:
+    """A ``ModelClient`` over HTTP + SSE; with a ChatGPT login it refreshes the token as needed."""
+
     def __init__(
         self,
         *,
@@ -64,20 +67,23 @@ class ModelClient:
         auth: ProviderAuth,
         model: ModelInfo,
         thread_id: str,
+        base_url: str,
         originator: str = "codex_exec",
-        http: RouteHttp | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.config = config
         self.provider = provider
         self.auth = auth
         self.model = model
         self.thread_id = thread_id
-        self.originator = os.environ.get("CODEXBRO_ORIGINATOR", originator)
-        self.base_url, self.base_url_reason = resolve_base_url(config, provider, auth)
+        self.originator = originator_for(originator)
+        self.base_url = base_url
         self.idle_timeout_s = provider.stream_idle_timeout_ms / 1000
         # A ChatGPT login refreshes tokens at https://auth.openai.com even when the model is local.
         tls = not self.base_url.startswith("http://") or auth.mode == "chatgpt"
-        self.http = http or RouteHttp(read_timeout_s=self.idle_timeout_s + 5, tls=tls)
+        self.http = RouteHttp(read_timeout_s=self.idle_timeout_s + 5, tls=tls)
+        if request_log is not None:
+            self.http.observers.append(request_log)
         self.auth_manager: AuthManager | None = None
         if auth.mode == "chatgpt":
             from codexbro.auth.manager import AuthManager
@@ -92,6 +98,18 @@ class ModelClient:
             retry_wait_max_s=config.retry_wait_max_ms / 1000,
         )
         self.base_instructions = config.base_instructions_override or model.base_instructions or ""
+
+    @property
+    def on_wait(self) -> Callable[[str], None] | None:
+        return self.responses.on_wait
+
+    @on_wait.setter
+    def on_wait(self, value: Callable[[str], None] | None) -> None:
+        self.responses.on_wait = value
+
+    def preview(self, prompt: Prompt) -> RequestPreview:
+        headers = {"accept": "text/event-stream", "content-type": "application/json", **self.build_headers()}
+        return RequestPreview(self.responses.url, self.build_body(prompt), headers)
 
     async def aclose(self) -> None:
         await self.http.aclose()

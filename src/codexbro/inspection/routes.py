@@ -40,26 +40,14 @@ class Row:
 
 
 def current_model_base(config: Config) -> tuple[str, str]:
-    """(base URL, auth description) the current config's model traffic would use."""
-    from codexbro.auth.resolve import resolve_auth
-    from codexbro.core.model_client import resolve_base_url
-    from codexbro.errors import AuthError
+    """(base URL, credential) the current config's model traffic would use — as exec resolves it
+    (nothing configured and no credential: the embedded model)."""
+    from codexbro.composition import resolve
 
-    provider = config.model_provider
-    try:
-        auth = resolve_auth(provider, config.codexbro_home)
-    except AuthError as exc:
-        from codexbro.auth.resolve import ProviderAuth
-        from codexbro.local.provider import offline_fallback
-
-        try:  # as exec would: nothing configured and no credential → the embedded model
-            config = offline_fallback(config, exc)[0]
-            provider = config.model_provider
-            auth = resolve_auth(provider, config.codexbro_home)
-        except AuthError:
-            auth = ProviderAuth("none", None, "no credentials found")
-    base, _reason = resolve_base_url(config, provider, auth)
-    return base, auth.source
+    resolution = resolve(config, allow_missing_auth=True)
+    if resolution.embedded:  # the provider's address, not one weights file's
+        return resolution.provider.base_url or resolution.base_url, resolution.auth.source
+    return resolution.base_url, resolution.auth.source
 
 
 def _config_uses(route: Route, config: Config | None) -> bool:

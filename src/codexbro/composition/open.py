@@ -1,0 +1,175 @@
+"""``open_session(resolution, options)``: builds a session's collaborators — the model client,
+the rollout recorder (writing the session's first lines), the approval rules, the tool resources —
+and hands them to ``Session``. ``open_model_client`` is the same client on its own (``models
+--refresh``, ``debug request``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from codexbro import __version__
+from codexbro.api.model_client import ModelClient, RequestLog
+from codexbro.composition.resolve import Resolution
+from codexbro.config.types import Config
+from codexbro.core.history import History
+from codexbro.core.rollout import LoadedRollout, RolloutRecorder, RolloutWriteError, new_thread_id
+from codexbro.core.session import Session
+from codexbro.errors import ApiError, UserError
+from codexbro.sandbox.exec_policy import PrefixRule
+from codexbro.tools.resources import ToolResources
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    originator: str = "codex_exec"
+    source: str = "exec"
+    ephemeral: bool = False
+    resume: LoadedRollout | None = None
+    fork: LoadedRollout | None = None  # a copy of that session under a new id (exec fork)
+    ignore_rules: bool = False
+    notice: Callable[[str], None] | None = None  # front end's one-line progress notes (e.g. weights)
+
+
+def open_model_client(
+    resolution: Resolution, thread_id: str, *, originator: str = "codex_exec", request_log: RequestLog | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> ModelClient:  # fmt: skip
+    """The model client a resolution leads to. The embedded model's weights are assembled here
+    (once, with ``notice`` told), so this may write under ``~/.codexbro/models``."""
+    config = resolution.config
+    if resolution.embedded:
+        from codexbro.embedded.provider import EmbeddedClient, weights_path
+
+        path = weights_path(resolution.model.slug, config, notice)
+        return EmbeddedClient(config=config, model=resolution.model, model_path=path, request_log=request_log)
+    from codexbro.api.responses_client import ResponsesModelClient
+
+    return ResponsesModelClient(
+        config=config, provider=resolution.provider, auth=resolution.auth, model=resolution.model,
+        thread_id=thread_id, base_url=resolution.base_url, originator=originator, request_log=request_log,
+    )  # fmt: skip
+
+
+def open_session(resolution: Resolution, options: SessionOptions | None = None) -> Session:
+    """A session for ``resolution``: raises ``UserError`` with a fix when its file or its approval
+    rules cannot be set up."""
+    options = options or SessionOptions()
+    config = resolution.config
+    resume = options.resume
+    earlier = resume or options.fork  # the session whose history this one starts from
+    thread_id = resume.thread_id if resume else new_thread_id()
+    rules = _load_rules(resolution) if not options.ignore_rules else ()
+    log = RequestLog()
+    client = open_model_client(
+        resolution, thread_id, originator=options.originator, request_log=log, notice=options.notice
+    )
+    recorder = RolloutRecorder(
+        config.codexbro_home,
+        thread_id,
+        path=resume.path if resume else None,
+        enabled=not options.ephemeral and config.history_persistence != "none",
+    )
+    if not resume:
+        _start_file(recorder, resolution, client, thread_id, options)
+    if recorder.enabled:
+        from codexbro.core import codex_index
+
+        originator = getattr(client, "originator", options.originator)
+        codex_index.index_after_turns(recorder, config, thread_id, resolution.provider.id, resolution.model.slug,
+                                      originator, options.source)  # fmt: skip
+    return Session(
+        config=config,
+        model=resolution.model,
+        client=client,
+        request_log=log,
+        thread_id=thread_id,
+        recorder=recorder,
+        history=History(earlier.history if earlier else None),
+        resumed=earlier is not None,
+        warnings=list(resolution.warnings),
+        rules=rules,
+        resolution=resolution.event(),
+        tool_resources=ToolResources(thread_id),  # exec processes and js_repl outlive turns, not the session
+        first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
+    )
+
+
+def start_session(config: Config, options: SessionOptions | None = None) -> Session:
+    """``open_session(resolve(config))`` — the usual way in: a resumed or forked session keeps
+    its last model unless the config names one."""
+    from codexbro.composition.resolve import resolve
+
+    options = options or SessionOptions()
+    return open_session(resolve(config, earlier=options.resume or options.fork), options)
+
+
+def _load_rules(resolution: Resolution) -> tuple[PrefixRule, ...]:
+    home = resolution.config.codexbro_home
+    if not (home / "rules").is_dir():
+        return ()
+    from codexbro.sandbox.exec_policy import RulesError, load_rules
+
+    try:
+        return tuple(load_rules(home))
+    except (RulesError, OSError) as exc:
+        raise UserError(f"approval rules: {exc}") from None
+
+
+def _start_file(
+    recorder: RolloutRecorder,
+    resolution: Resolution,
+    client: ModelClient,
+    thread_id: str,
+    options: SessionOptions,
+) -> None:
+    meta: dict[str, Any] = {
+        "id": thread_id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cwd": str(resolution.config.cwd),
+        "originator": getattr(client, "originator", options.originator),
+        "cli_version": __version__,
+        "source": options.source,
+        "model_provider": resolution.provider.id,
+        "base_instructions": {"text": client.base_instructions},
+    }
+    if options.fork is not None:
+        meta["forked_from_id"] = options.fork.thread_id
+    try:
+        recorder.write("session_meta", meta)
+        if options.fork is not None:  # the copy starts with the whole earlier conversation
+            for item in options.fork.history:
+                recorder.item(item)
+            if options.fork.last_turn_context is not None:
+                recorder.write("turn_context", options.fork.last_turn_context)
+    except RolloutWriteError:
+        # No session exists yet: leave nothing behind that `resume --last` would pick up.
+        with contextlib.suppress(OSError):
+            recorder.path.unlink()
+        raise UserError(f"could not create the session file {recorder.path}: {recorder.failed}") from None
+
+
+def _catalog_refresh(resolution: Resolution, client: ModelClient) -> Callable[[], Awaitable[None]] | None:
+    """Upstream refreshes the live catalog only for ChatGPT logins; it lands in the cache for the
+    next session and never delays this one."""
+    from codexbro.api.responses_client import ResponsesModelClient
+
+    if not isinstance(client, ResponsesModelClient):
+        return None
+
+    async def refresh() -> None:
+        import logging
+
+        from codexbro.models.manager import refresh
+
+        try:
+            await refresh(
+                client.http, client.base_url, client.build_headers(), resolution.config.codexbro_home
+            )
+        except ApiError as exc:
+            logging.getLogger(__name__).info("model list refresh failed: %s", exc.message)
+
+    return refresh

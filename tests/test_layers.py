@@ -1,0 +1,129 @@
+"""The layering is a test (issue 15.9): every import in the package — function-level ones
+included, ``TYPE_CHECKING`` blocks aside — points down the layer order of docs/architecture.md,
+and no module grows past 600 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "codexbro"
+MAX_LINES = 600
+
+# Bottom to top. A module belongs to the layer of the longest prefix that names it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("protocol", ("codexbro.protocol", "codexbro.textsafe")),
+    ("base", ("codexbro", "codexbro.errors", "codexbro.logs", "codexbro.config", "codexbro.apply_patch")),
+    ("transport", ("codexbro.api.http", "codexbro.api.routes", "codexbro.api.classify")),
+    ("foundation", ("codexbro.auth", "codexbro.models")),
+    ("model clients", ("codexbro.api", "codexbro.embedded")),
+    ("tools", ("codexbro.sandbox", "codexbro.tools")),
+    ("core", ("codexbro.core",)),
+    ("front ends", ("codexbro.composition", "codexbro.cli", "codexbro.exec", "codexbro.inspection",
+                    "codexbro.__main__")),
+]  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    best, best_len = -1, -1
+    for index, (_name, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    assert best >= 0, f"{module} is in no layer: add it to LAYERS and docs/architecture.md"
+    return best
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    me = module_name(path)
+    package = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if node.module is None or target == "codexbro":  # `from codexbro import textsafe`
+                found += [(f"{target}.{alias.name}", node.lineno) for alias in node.names]
+            else:
+                found.append((target, node.lineno))
+    return [(m, line) for m, line in found if m == "codexbro" or m.startswith("codexbro.")]
+
+
+def _resolve(module: str) -> str:
+    """``codexbro.x.y`` as the module it names (``codexbro.x`` when ``y`` is a name in it)."""
+    parts = module.split(".")
+    while parts:
+        candidate = PACKAGE.parent.joinpath(*parts)
+        if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+            return ".".join(parts)
+        parts.pop()
+    return module
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_walker_sees_function_level_imports(tmp_path: Path) -> None:
+    """The control: an upward import hidden in a function is found."""
+    probe = PACKAGE / "tools" / "_layer_probe.py"
+    probe.write_text("def f():\n    from codexbro.core import session\n    return session\n")
+    try:
+        (target, line), = imports_of(probe)  # fmt: skip
+        assert target == "codexbro.core" and line == 2
+        assert layer_of(_resolve("codexbro.core.session")) > layer_of(module_name(probe))
+    finally:
+        probe.unlink()
+
+
+def test_every_import_points_down() -> None:
+    upward = []
+    for path in SOURCES:
+        me = module_name(path)
+        mine = layer_of(me)
+        for target, line in imports_of(path):
+            theirs = layer_of(_resolve(target))
+            if theirs > mine:
+                upward.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({LAYERS[mine][0]}) imports "
+                    f"{target} ({LAYERS[theirs][0]})"
+                )
+    assert not upward, "imports pointing up the layers:\n" + "\n".join(upward)
+
+
+def test_front_ends_never_import_tool_handlers() -> None:
+    front = [p for p in SOURCES if LAYERS[layer_of(module_name(p))][0] == "front ends"]
+    offenders = [
+        f"{p.relative_to(PACKAGE.parent)}:{line}: {target}"
+        for p in front
+        for target, line in imports_of(p)
+        if target.startswith("codexbro.tools.handlers")
+    ]
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_600_lines(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by idea"
