@@ -5,6 +5,7 @@ python scripts/gen_cli_docs.py
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -12,21 +13,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from codexbro.cli.commands.exec_cmd import build_resume_parser  # noqa: E402
+
+
+def _walk(title: str, parser: argparse.ArgumentParser, sections: list[tuple[str, str]]) -> None:
+    """``parser``'s help, then each of its subcommands' (aliases once), depth first."""
+    sections.append((title, parser.format_help()))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen: set[int] = set()
+            for name, child in action.choices.items():
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    _walk(f"{title} {name}", child, sections)
+                    if (
+                        title == "codexbro" and name == "exec"
+                    ):  # exec's own subcommands, found before argparse
+                        for kind in ("resume", "fork"):
+                            sections.append(
+                                (f"codexbro exec {kind}", build_resume_parser(kind).format_help())
+                            )
+
 
 def render() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: pin it for a stable file
-    from codexbro.cli.main import build_parser, build_resume_parser
+    from codexbro.cli.main import build_parser
 
-    parser = build_parser()
-    sections = [("codexbro", parser.format_help())]
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    seen = set()
-    for name, child in sub.choices.items():  # type: ignore[union-attr]
-        if id(child) in seen:
-            continue
-        seen.add(id(child))
-        sections.append((f"codexbro {name}", child.format_help()))
-    sections.append(("codexbro exec resume", build_resume_parser().format_help()))
+    sections: list[tuple[str, str]] = []
+    _walk("codexbro", build_parser(), sections)
     out = [
         "# CLI reference",
         "",

@@ -32,6 +32,7 @@ class SessionOptions:
     fork: LoadedRollout | None = None  # a copy of that session under a new id (exec fork)
     ignore_rules: bool = False
     notice: Callable[[str], None] | None = None  # front end's one-line progress notes (e.g. weights)
+    interactive: bool = False  # a person answers the model's questions (TUI, app server), not exec
 
 
 def open_model_client(
@@ -95,6 +96,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         resolution=resolution.event(),
         tool_resources=ToolResources(thread_id),  # exec processes and js_repl outlive turns, not the session
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
+        can_ask_user=options.interactive,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
 from codexbro.protocol import PlanUpdate
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
@@ -142,7 +143,10 @@ REQUEST_USER_INPUT = function_spec(
 
 
 class RequestUserInputHandler(FunctionTool):
-    """Headless sessions have nobody to ask; upstream answers the same way outside Plan mode."""
+    """Asks the user through the front end (``request_user_input`` event, answered with the
+    ``user_input_answer`` Op) where one can answer; headless sessions have nobody to ask and say so
+    as upstream does outside Plan mode. The answer reaches the model as upstream's JSON:
+    ``{"answers": {"<question id>": {"answers": ["<label or the user's words>"]}}}``."""
 
     name = "request_user_input"
     supports_parallel = False
@@ -150,6 +154,18 @@ class RequestUserInputHandler(FunctionTool):
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
         args = self.args(call)
-        if not 1 <= len(args["questions"]) <= 3:
+        questions = args["questions"]
+        if not 1 <= len(questions) <= 3:
             raise RespondToModel("ask between one and three questions")
-        return ToolOutput("request_user_input is unavailable in Default mode", success=False)
+        if ctx.ask_user is None:
+            return ToolOutput("request_user_input is unavailable in Default mode", success=False)
+        from codexbro.protocol import RequestUserInput
+
+        answers = await ctx.ask_user(RequestUserInput(call.call_id, ctx.turn_id, questions))
+        ids = [str(q.get("id")) for q in questions]
+        chosen = {
+            qid: {"answers": [str(answers[qid])]}
+            for qid in ids
+            if isinstance(answers, dict) and qid in answers
+        }
+        return ToolOutput(json.dumps({"answers": chosen}, ensure_ascii=False))
