@@ -156,3 +156,47 @@ def test_oss_builtins_and_env_override(home: Path, monkeypatch: pytest.MonkeyPat
     assert load_config().model_providers["ollama"].base_url == "http://localhost:11434/v1"
     monkeypatch.setenv("CODEXBRO_OSS_PORT", "9999")
     assert load_config().model_providers["lmstudio"].base_url == "http://localhost:9999/v1"
+
+
+# ---- one declaration per key (issue 15.6) -----------------------------------------------------------
+
+
+def test_every_key_is_declared_once_and_drives_validation_and_defaults(tmp_path: Path) -> None:
+    import dataclasses
+    import typing
+
+    from codexbro.config import values
+    from codexbro.config.keys import KEYS, root_spec
+    from codexbro.config.spec import Scalar, Table
+    from codexbro.config.types import Config
+
+    paths = [k.path for k in KEYS]
+    assert len(paths) == len(set(paths)), "a key is declared twice"
+    root = root_spec()
+    for key in KEYS:  # every declared key is in the validation tree, with its declared check
+        head, *rest = key.path.split(".")
+        node = root.fields[head]
+        if rest:
+            assert isinstance(node, Table)
+            node = node.fields[rest[0]]
+        assert node is key.spec, key.path
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    for key in KEYS:  # a field's default is its key's default
+        if key.field is not None and fields[key.field].default is not dataclasses.MISSING:
+            assert fields[key.field].default == key.default, key.path
+    # a Literal-typed key allows exactly the Literal's values
+    mode = next(k for k in KEYS if k.path == "sandbox_mode").spec
+    assert isinstance(mode, Scalar)
+    assert all(mode.check(v) for v in typing.get_args(values.SandboxMode)) and not mode.check("read-onyl")
+
+
+def test_a_value_outside_a_literal_names_the_allowed_ones(tmp_path: Path) -> None:
+    from codexbro.config.loader import Overrides, load_config
+    from codexbro.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_config(Overrides(cli_overrides=["sandbox_mode=read-onyl"], cwd=tmp_path))
+    assert err.value.message == (
+        '-c sandbox_mode=read-onyl: `sandbox_mode` must be one of "read-only", "workspace-write", '
+        "\"danger-full-access\", found a string ('read-onyl')"
+    )

@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv in (["-V"], ["--version"]):  # answered before any command's parser is built
+        print(f"codexbro {__version__}")
+        return 0
     overrides, argv, profile = _split_globals(argv)
     if argv and argv[0] == "apply-patch" and "-h" not in argv[1:2] and "--help" not in argv[1:2]:
         from codexbro.cli.commands.apply_patch import run_raw

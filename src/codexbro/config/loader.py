@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from codexbro import __version__
 from codexbro.config.spec import validate
@@ -26,6 +26,7 @@ from codexbro.config.types import (
     SandboxWorkspaceWrite,
     ShellEnvironmentPolicy,
 )
+from codexbro.config.values import ApprovalPolicy
 from codexbro.errors import ConfigError
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -179,8 +180,6 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
             f"add a [model_providers.{provider_id}] table to {config_path}"
         )
 
-    sww = merged.get("sandbox_workspace_write", {})
-    sep = merged.get("shell_environment_policy", {})
     base_override = None
     instr_file = merged.get("model_instructions_file") or merged.get("experimental_instructions_file")
     if instr_file:
@@ -192,71 +191,60 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
     elif isinstance(merged.get("instructions"), str):
         base_override = merged["instructions"]
 
+    from codexbro.config.keys import KEYS, lookup
+
+    direct = {k.field: _as_field(lookup(merged, k.path)) for k in KEYS if k.field is not None}
     return Config(
         codexbro_home=home,
         cwd=cwd,
-        model=merged.get("model"),
         model_provider_id=provider_id,
         model_providers=providers,
-        approval_policy=_approval(merged.get("approval_policy", "on-request")),
-        sandbox_mode=merged.get("sandbox_mode", "read-only"),
+        approval_policy=_approval(lookup(merged, "approval_policy")),
         sandbox_workspace_write=SandboxWorkspaceWrite(
-            writable_roots=tuple(sww.get("writable_roots", ()))
+            writable_roots=tuple(lookup(merged, "sandbox_workspace_write.writable_roots"))
             + tuple(str((cwd / d).resolve()) for d in overrides.add_dirs),
-            network_access=sww.get("network_access", False),
-            exclude_tmpdir_env_var=sww.get("exclude_tmpdir_env_var", False),
-            exclude_slash_tmp=sww.get("exclude_slash_tmp", False),
+            network_access=lookup(merged, "sandbox_workspace_write.network_access"),
+            exclude_tmpdir_env_var=lookup(merged, "sandbox_workspace_write.exclude_tmpdir_env_var"),
+            exclude_slash_tmp=lookup(merged, "sandbox_workspace_write.exclude_slash_tmp"),
         ),
         shell_environment_policy=ShellEnvironmentPolicy(
-            inherit=sep.get("inherit", "all"),
-            ignore_default_excludes=sep.get("ignore_default_excludes", False),
-            exclude=tuple(sep.get("exclude", ())),
-            set=dict(sep.get("set", {})),
-            include_only=tuple(sep.get("include_only", ())),
+            inherit=lookup(merged, "shell_environment_policy.inherit"),
+            ignore_default_excludes=lookup(merged, "shell_environment_policy.ignore_default_excludes"),
+            exclude=tuple(lookup(merged, "shell_environment_policy.exclude")),
+            set=dict(lookup(merged, "shell_environment_policy.set")),
+            include_only=tuple(lookup(merged, "shell_environment_policy.include_only")),
             credential_vars=tuple(
                 sorted(
                     {v for p in providers.values() for v in (p.env_key, *p.env_http_headers.values()) if v}
                 )
             ),
         ),
-        model_reasoning_effort=merged.get("model_reasoning_effort"),
-        model_reasoning_summary=merged.get("model_reasoning_summary"),
-        model_verbosity=merged.get("model_verbosity"),
-        model_context_window=merged.get("model_context_window"),
-        model_auto_compact_token_limit=merged.get("model_auto_compact_token_limit"),
-        tool_output_token_limit=merged.get("tool_output_token_limit"),
-        retry_wait_max_ms=merged.get("retry_wait_max_ms", 60_000),
-        model_catalog_json=merged.get("model_catalog_json"),
         base_instructions_override=base_override,
-        developer_instructions=merged.get("developer_instructions"),
-        openai_base_url=merged.get("openai_base_url"),
-        chatgpt_base_url=merged.get("chatgpt_base_url", "https://chatgpt.com/backend-api/"),
-        service_tier=merged.get("service_tier"),
-        project_doc_max_bytes=merged.get("project_doc_max_bytes", 32 * 1024),
-        project_doc_fallback_filenames=tuple(merged.get("project_doc_fallback_filenames", ())),
-        hide_agent_reasoning=merged.get("hide_agent_reasoning", False),
-        show_raw_agent_reasoning=merged.get("show_raw_agent_reasoning", False),
-        history_persistence=merged.get("history", {}).get("persistence", "save-all"),
-        notify=tuple(merged.get("notify", ())),
-        features=dict(merged.get("features", {})),
-        tools=dict(merged.get("tools", {})),
+        history_persistence=lookup(merged, "history.persistence"),
         profile=profile_name,
-        sandbox_backend=merged.get("sandbox_backend", "auto"),
-        compaction_strategy=merged.get("compaction_strategy", "auto"),
-        embedded_model=merged.get("embedded_model"),
-        offline_fallback=merged.get("offline_fallback", True),
-        compact_prompt=merged.get("compact_prompt"),
-        project_root_markers=tuple(merged.get("project_root_markers", (".git",))),
         origins=origins,
         raw=merged,
         warnings=tuple(warnings),
+        **direct,
     )
 
 
-def _approval(value: Any) -> str:
+def _as_field(value: Any) -> Any:
+    """TOML arrays become tuples and tables are copied: a Config never shares the merged doc."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _approval(value: Any) -> ApprovalPolicy:
     # Granular approval tables (2026 upstream) are accepted; until they are modelled they behave
     # like on-request, the interactive default.
-    return value if isinstance(value, str) else "on-request"
+    for policy in get_args(ApprovalPolicy):
+        if value == policy:
+            return policy  # type: ignore[no-any-return]
+    return "on-request"
 
 
 def builtin_providers(env: Mapping[str, str]) -> dict[str, ModelProviderInfo]:

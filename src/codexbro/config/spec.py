@@ -1,4 +1,5 @@
-"""What a config.toml may contain: one table of keys and their types, used to validate every layer.
+"""How a config value is checked: the value kinds (``Scalar``, ``Table``, ``MapOf``) and the walk
+that validates a layer against the tree ``keys.KEYS`` declares.
 
 A wrong type is an error naming the source (file or ``-c``), the dotted key and what was expected.
 An unknown key is a warning, reported once per process, so a config written for a newer upstream
@@ -64,10 +65,6 @@ def enum(*values: str) -> Scalar:
     return Scalar(f"one of {listed}", lambda v: isinstance(v, str) and v in values)
 
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
-APPROVAL_POLICIES = ("untrusted", "on-failure", "on-request", "never")
-SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
-
 PROVIDER = Table(
     {
         "name": STR,
@@ -92,144 +89,19 @@ PROVIDER = Table(
 )
 
 # Keys a profile may set (upstream's [profiles.NAME] tables): the model/policy subset.
-_PROFILE_KEYS = (
-    "model",
-    "model_provider",
-    "approval_policy",
-    "sandbox_mode",
-    "model_reasoning_effort",
-    "model_reasoning_summary",
-    "model_verbosity",
-    "model_catalog_json",
-    "developer_instructions",
-    "model_instructions_file",
-    "service_tier",
-    "oss_provider",
-    "tools",
-    "features",
-    "sandbox_workspace_write",
-    "shell_environment_policy",
-    "model_context_window",
-    "model_auto_compact_token_limit",
-)
-
-_TOP: dict[str, Spec] = {
-    "model": STR,
-    "review_model": STR,
-    "model_provider": STR,
-    "model_providers": MapOf(PROVIDER),
-    "profile": STR,
-    "openai_base_url": STR,
-    "chatgpt_base_url": STR,
-    "oss_provider": STR,
-    "embedded_model": STR,
-    "offline_fallback": BOOL,
-    "model_context_window": NONNEG_INT,
-    "model_auto_compact_token_limit": INT,
-    "model_reasoning_effort": enum(*EFFORTS),
-    "plan_mode_reasoning_effort": enum(*EFFORTS),
-    "model_reasoning_summary": enum("auto", "concise", "detailed", "none"),
-    "model_verbosity": enum("low", "medium", "high"),
-    "model_supports_reasoning_summaries": BOOL,
-    "service_tier": STR,
-    "model_catalog_json": STR,
-    "model_instructions_file": STR,
-    "experimental_instructions_file": STR,
-    "developer_instructions": STR,
-    "instructions": STR,
-    "compact_prompt": STR,
-    "compaction_strategy": enum("auto", "remote", "inline", "local"),
-    "experimental_compact_prompt_file": STR,
-    "tool_output_token_limit": NONNEG_INT,
-    "retry_wait_max_ms": POS_INT,  # codexbro: the longest single wait before a retry
-    "hide_agent_reasoning": BOOL,
-    "show_raw_agent_reasoning": BOOL,
-    "approval_policy": Scalar(
-        "one of " + ", ".join(f'"{v}"' for v in APPROVAL_POLICIES) + " or a granular table",
-        lambda v: (isinstance(v, str) and v in APPROVAL_POLICIES) or isinstance(v, dict),
-    ),
-    "sandbox_mode": enum(*SANDBOX_MODES),
-    "sandbox_backend": enum("auto", "namespaces", "bubblewrap", "landlock"),
-    "sandbox_workspace_write": Table(
-        {
-            "writable_roots": STR_LIST,
-            "network_access": BOOL,
-            "exclude_tmpdir_env_var": BOOL,
-            "exclude_slash_tmp": BOOL,
-        }
-    ),
-    "shell_environment_policy": Table(
-        {
-            "inherit": enum("all", "core", "none"),
-            "ignore_default_excludes": BOOL,
-            "exclude": STR_LIST,
-            "set": STR_MAP,
-            "include_only": STR_LIST,
-            "experimental_use_profile": BOOL,
-        }
-    ),
-    "project_doc_max_bytes": NONNEG_INT,
-    "project_doc_fallback_filenames": STR_LIST,
-    "project_root_markers": STR_LIST,
-    "history": Table({"persistence": enum("save-all", "none"), "max_bytes": NONNEG_INT}),
-    "notify": STR_LIST,
-    "features": Table({}, open=True),  # any name is kept (upstream's); FEATURES are the ones acted on
-    "tools": Table({}, open=True),
-    "projects": MapOf(Table({"trust_level": enum("trusted", "untrusted")})),
-    "mcp_servers": MapOf(Table({}, open=True)),
-    "file_opener": STR,
-    "background_terminal_max_timeout": NONNEG_INT,
-    "log_dir": STR,
-    "cli_auth_credentials_store": enum("file", "keyring", "auto", "ephemeral"),
-    "forced_login_method": enum("chatgpt", "api"),
-    "forced_chatgpt_workspace_id": STR,
-    "allow_login_shell": BOOL,
-    # Known upstream keys codexbro accepts but does not act on yet.
-    **{
-        k: ANY
-        for k in (
-            "tui",
-            "otel",
-            "analytics",
-            "agents",
-            "realtime",
-            "audio",
-            "skills",
-            "check_for_update_on_startup",
-            "suppress_unstable_features_warning",
-            "disable_response_storage",
-            "include_permissions_instructions",
-            "include_apps_instructions",
-            "include_environment_context",
-            "include_environment_context_time",
-            "include_collaboration_mode_instructions",
-            "mcp_oauth_credentials_store",
-            "mcp_oauth_callback_port",
-            "mcp_oauth_callback_url",
-            "responses_api_metadata",
-            "windows_wsl_setup_acknowledged",
-            "sqlite_home",
-            "personality",
-            "web_search",
-            "experimental_realtime_ws_base_url",
-            "experimental_realtime_ws_model",
-            "model_auto_compact_token_limit_scope",
-            "model_post_turn_compact_threshold_percent",
-            "approvals_reviewer",
-            "default_permissions",
-            "permissions",
-            "notice",
-        )
-    },
-}
-_TOP["profiles"] = MapOf(Table({k: _TOP[k] for k in _PROFILE_KEYS}))
-
-ROOT = Table(_TOP)
+_ROOT: list[Table] = []
 
 
-def validate(doc: dict[str, Any], source: str, *, root: Table = ROOT) -> list[str]:
-    """Check ``doc`` against the spec. Raises ConfigError on a wrong type; returns the unknown keys
-    as messages (the loader warns once per process, or fails under ``--strict-config``)."""
+def validate(doc: dict[str, Any], source: str, *, root: Table | None = None) -> list[str]:
+    """Check ``doc`` against the spec (by default the tree ``keys.KEYS`` declares). Raises
+    ConfigError on a wrong type; returns the unknown keys as messages (the loader warns once per
+    process, or fails under ``--strict-config``)."""
+    if root is None:
+        if not _ROOT:
+            from codexbro.config.keys import root_spec
+
+            _ROOT.append(root_spec())
+        root = _ROOT[0]
     unknown: list[str] = []
     _walk(doc, root, [], source, unknown)
     return unknown

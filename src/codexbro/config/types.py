@@ -6,6 +6,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codexbro.config.keys import FIELD_DEFAULTS as _D
+from codexbro.config.values import (
+    ApprovalPolicy,
+    CompactionStrategy,
+    EnvInherit,
+    HistoryPersistence,
+    ReasoningEffort,
+    ReasoningSummary,
+    SandboxBackend,
+    SandboxMode,
+    Verbosity,
+)
+
 DEFAULT_REQUEST_MAX_RETRIES = 4
 DEFAULT_STREAM_MAX_RETRIES = 5
 DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
@@ -52,7 +65,7 @@ class SandboxWorkspaceWrite:
 class ShellEnvironmentPolicy:
     """``[shell_environment_policy]``; applied to every process a tool spawns."""
 
-    inherit: str = "all"
+    inherit: EnvInherit = "all"
     # Upstream 0.169 stopped applying the *KEY*/*SECRET*/*TOKEN* default excludes unless asked;
     # codexbro keeps the older, safer default (excludes on) — see docs/config.md.
     ignore_default_excludes: bool = False
@@ -73,38 +86,39 @@ class Config:
     model: str | None
     model_provider_id: str
     model_providers: dict[str, ModelProviderInfo]
-    approval_policy: str
-    sandbox_mode: str
+    approval_policy: ApprovalPolicy
+    sandbox_mode: SandboxMode
     sandbox_workspace_write: SandboxWorkspaceWrite
     shell_environment_policy: ShellEnvironmentPolicy
-    model_reasoning_effort: str | None = None
-    model_reasoning_summary: str | None = None
-    model_verbosity: str | None = None
-    model_context_window: int | None = None
-    model_auto_compact_token_limit: int | None = None
-    tool_output_token_limit: int | None = None
-    retry_wait_max_ms: int = 60_000  # a server asking for longer (Retry-After) is told no, visibly
-    model_catalog_json: str | None = None
-    base_instructions_override: str | None = None
-    developer_instructions: str | None = None
-    openai_base_url: str | None = None
-    chatgpt_base_url: str = "https://chatgpt.com/backend-api/"
-    service_tier: str | None = None
-    project_doc_max_bytes: int = 32 * 1024
-    project_doc_fallback_filenames: tuple[str, ...] = ()
-    hide_agent_reasoning: bool = False
-    show_raw_agent_reasoning: bool = False
-    history_persistence: str = "save-all"
-    notify: tuple[str, ...] = ()
+    # The rest default to what config/keys.py declares for their keys.
+    model_reasoning_effort: ReasoningEffort | None = _D["model_reasoning_effort"]
+    model_reasoning_summary: ReasoningSummary | None = _D["model_reasoning_summary"]
+    model_verbosity: Verbosity | None = _D["model_verbosity"]
+    model_context_window: int | None = _D["model_context_window"]
+    model_auto_compact_token_limit: int | None = _D["model_auto_compact_token_limit"]
+    tool_output_token_limit: int | None = _D["tool_output_token_limit"]
+    retry_wait_max_ms: int = _D["retry_wait_max_ms"]  # a server asking for longer is told no, visibly
+    model_catalog_json: str | None = _D["model_catalog_json"]
+    base_instructions_override: str | None = None  # model_instructions_file's text, or `instructions`
+    developer_instructions: str | None = _D["developer_instructions"]
+    openai_base_url: str | None = _D["openai_base_url"]
+    chatgpt_base_url: str = _D["chatgpt_base_url"]
+    service_tier: str | None = _D["service_tier"]
+    project_doc_max_bytes: int = _D["project_doc_max_bytes"]
+    project_doc_fallback_filenames: tuple[str, ...] = _D["project_doc_fallback_filenames"]
+    hide_agent_reasoning: bool = _D["hide_agent_reasoning"]
+    show_raw_agent_reasoning: bool = _D["show_raw_agent_reasoning"]
+    history_persistence: HistoryPersistence = "save-all"
+    notify: tuple[str, ...] = _D["notify"]
     features: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, Any] = field(default_factory=dict)
     profile: str | None = None
-    sandbox_backend: str = "auto"
-    compaction_strategy: str = "auto"
-    embedded_model: str | None = None
-    offline_fallback: bool = True  # no credentials at all → the embedded model (when installed)
-    compact_prompt: str | None = None
-    project_root_markers: tuple[str, ...] = (".git",)
+    sandbox_backend: SandboxBackend = _D["sandbox_backend"]
+    compaction_strategy: CompactionStrategy = _D["compaction_strategy"]
+    embedded_model: str | None = _D["embedded_model"]
+    offline_fallback: bool = _D["offline_fallback"]  # no credentials at all → the embedded model
+    compact_prompt: str | None = _D["compact_prompt"]
+    project_root_markers: tuple[str, ...] = _D["project_root_markers"]
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):
     # inspection shows it so nobody has to guess why a model or provider was chosen.
     origins: dict[str, str] = field(default_factory=dict)

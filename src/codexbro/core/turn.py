@@ -24,6 +24,7 @@ from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt
 from codexbro.api.responses import backoff_s, retry_wait
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.config.values import ApprovalPolicy, SandboxMode
 from codexbro.core.history import History, message_text, output_item_for, reasoning_text
 from codexbro.errors import ContextWindowExceeded, RetryableApiError
 from codexbro.models.catalog import ModelInfo
@@ -52,8 +53,8 @@ class TurnContext:
     turn_id: str
     cwd: Path
     model: ModelInfo
-    approval_policy: str
-    sandbox_mode: str
+    approval_policy: ApprovalPolicy
+    sandbox_mode: SandboxMode
     sandbox_workspace_write: SandboxWorkspaceWrite
     env_policy: ShellEnvironmentPolicy
     router: ToolRouter

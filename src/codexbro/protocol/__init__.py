@@ -173,7 +173,7 @@ class ToolDecision(EventMsg):
 
     call_id: str
     tool: str
-    verdict: str  # run | ask | reject
+    verdict: Literal["run", "ask", "reject"]
     sandbox: str  # landlock | bubblewrap | none
     approval: str | None
     reason: str

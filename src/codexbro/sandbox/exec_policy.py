@@ -19,6 +19,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from codexbro.config.values import CommandVerdict
+
 SAFE_COMMANDS = frozenset(
     [
         "cat",
@@ -242,7 +244,7 @@ def append_rule(home: Path, prefix: list[str], workspace: Path, note: str = "") 
 
 @dataclass(frozen=True)
 class ExecDecision:
-    verdict: str  # run | ask | reject
+    verdict: CommandVerdict
     sandboxed: bool = True
     reason: str = ""
 

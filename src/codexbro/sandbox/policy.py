@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codexbro.config.types import SandboxWorkspaceWrite
+from codexbro.config.values import PatchVerdict
 
 # Inside a writable root these stay read-only (agent metadata and version control), existing or not.
 PROTECTED_NAMES = (".git", ".codex", ".codexbro", ".agents")
@@ -197,7 +198,7 @@ def is_writable(path: Path, roots: list[Path], home: Path | None = None) -> bool
 
 @dataclass(frozen=True)
 class PatchDecision:
-    verdict: str  # auto | ask | reject
+    verdict: PatchVerdict
     reason: str = ""
 
 

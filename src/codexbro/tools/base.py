@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from codexbro import textsafe
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.config.values import ApprovalPolicy, SandboxMode
 from codexbro.protocol import EventMsg
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ class ToolOutput:
 class ToolContext:
     cwd: Path
     turn_id: str
-    sandbox_mode: str
-    approval_policy: str
+    sandbox_mode: SandboxMode
+    approval_policy: ApprovalPolicy
     sandbox_workspace_write: SandboxWorkspaceWrite
     env_policy: ShellEnvironmentPolicy
     truncation_mode: str = "bytes"

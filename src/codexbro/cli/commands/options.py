@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-SANDBOX_MODES = ["read-only", "workspace-write", "danger-full-access"]
+from codexbro.config import values
+
+SANDBOX_MODES = list(values.SANDBOX_MODES)  # the choices of -s / --sandbox: the config's own values
 LOCAL_PROVIDERS = ["ollama", "lmstudio", "embedded"]
 
 
