@@ -127,3 +127,33 @@ def test_front_ends_never_import_tool_handlers() -> None:
 def test_no_module_is_over_600_lines(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by idea"
+
+
+def test_httpx_is_only_known_to_the_transport() -> None:
+    """Transport errors are mapped once (api/http.py); nothing above catches an httpx exception."""
+    offenders = []
+    for path in SOURCES:
+        if path.relative_to(PACKAGE).as_posix() == "api/http.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "httpx" or n.startswith("httpx.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize(
+    "noun",
+    ["core.session.Session", "api.model_client.ModelClient", "tools.router.ToolRouter", "tools.base.ToolContext",
+     "core.turn.TurnContext", "core.history.History", "core.rollout.RolloutRecorder", "composition.resolve.Resolution",
+     "api.responses_client.ResponsesModelClient", "embedded.provider.EmbeddedClient", "auth.manager.AuthManager",
+     "models.catalog.ModelCatalog", "api.http.RouteHttp", "config.types.Config"],
+)  # fmt: skip
+def test_the_public_nouns_say_what_they_are(noun: str) -> None:
+    import importlib
+
+    module, name = noun.rsplit(".", 1)
+    assert (getattr(importlib.import_module(f"codexbro.{module}"), name).__doc__ or "").strip(), noun

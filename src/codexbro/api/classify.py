@@ -1,6 +1,6 @@
 """Turn HTTP statuses, ``response.failed`` payloads and transport failures into typed errors.
 
-Follows upstream's table (reference model-side §2.4): which codes are fatal, which are retried and
+Follows upstream's table: which codes are fatal, which are retried and
 with what delay. Messages are upstream's where users know them.
 """
 
@@ -47,7 +47,7 @@ def retry_after_header(value: str | None) -> float | None:
 
 
 def classify_failed(error: dict[str, Any] | None, route: str) -> ApiError:
-    """Map ``response.failed``'s ``response.error`` to an error (upstream §2.4)."""
+    """Map ``response.failed``'s ``response.error`` to an error."""
     error = error or {}
     code = str(error.get("code") or "")
     message = str(error.get("message") or "")

@@ -1,6 +1,6 @@
 """``POST {base}/responses`` with SSE streaming: the main model request.
 
-Two retry layers, as upstream (reference model-side §2.5):
+Two retry layers, as upstream:
 
 1. Here, per HTTP request: up to ``request_max_retries`` more attempts on 5xx and transport
    failures *before any byte of the stream was used*, with 200 ms × 2^(k-1) × jitter backoff, or the

@@ -4,8 +4,7 @@ credential, the model and the thread id; builds upstream's request body and head
 ``Prompt`` and streams the answer over SSE. The base URL a config leads to is decided here too
 (``resolve_base_url``), once, by the composition root.
 
-Body fields and order follow upstream (reference model-side §1.1, 2025–mid-2026 form with a
-top-level ``instructions``), headers follow §1.5 (0.169's hyphenated session/thread ids).
+Body fields and order follow upstream Codex; headers follow 0.169 (hyphenated session/thread ids).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The route map: every outbound request codexbro can make, with its bucket (seed §2.2).
+"""The route map: every outbound request codexbro can make, with its bucket.
 
 Clients never build URLs by hand: they look a route up here and call ``route.url(base)``, so
 inspection (``codexbro routes``, traces) and the wire layer can never disagree.

@@ -1,4 +1,4 @@
-"""Speech to text (seed §4.6, §5): ``POST /backend-api/transcribe`` with a ChatGPT login, or
+"""Speech to text: ``POST /backend-api/transcribe`` with a ChatGPT login, or
 ``POST /v1/audio/transcriptions`` (model ``gpt-4o-transcribe``) with an API key; multipart with the
 audio as ``file``; the answer is ``{"text": …}``."""
 

@@ -1,4 +1,4 @@
-"""Apply parsed hunks to files (reference tool-side §2.3–§2.4).
+"""Apply parsed hunks to files.
 
 Two entry points, as upstream:
 

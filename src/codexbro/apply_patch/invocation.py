@@ -1,5 +1,5 @@
 """Recognise apply_patch invoked through a shell tool, so the runtime can apply it itself
-(reference tool-side §2.5): ``["apply_patch", PATCH]`` or a shell running exactly one statement
+: ``["apply_patch", PATCH]`` or a shell running exactly one statement
 ``[cd DIR &&] apply_patch <<'EOF' … EOF``. Anything else (pipes, ``;``, extra commands, arguments)
 is an ordinary command.
 """

@@ -1,4 +1,4 @@
-"""Parse the apply_patch format (upstream's lenient parser; reference tool-side §2.1–§2.2).
+"""Parse the apply_patch format (upstream's lenient parser).
 
 ::
 

@@ -1,5 +1,5 @@
 """ChatGPT login: browser (OAuth PKCE with a local callback server) and device code
-(reference model-side §6.3–§6.4). The issuer (default ``https://auth.openai.com``) and the callback
+. The issuer (default ``https://auth.openai.com``) and the callback
 port (default 1455) can be changed with ``CODEXBRO_LOGIN_ISSUER`` / ``CODEXBRO_LOGIN_PORT`` (tests,
 proxies). Tokens are exchanged through the route table and stored with ``storage.save`` (0600).
 """

@@ -1,4 +1,4 @@
-"""ChatGPT token lifecycle: refresh before expiry and on 401 (reference model-side §2.8, §6.6).
+"""ChatGPT token lifecycle: refresh before expiry and on 401.
 
 - Before a request: refresh when the access token's ``exp`` is past (or within a minute), or, when it
   has none, when ``last_refresh`` is older than 8 days.
@@ -68,6 +68,8 @@ def needs_refresh(auth: storage.AuthFile, *, now: float | None = None) -> bool:
 
 
 class AuthManager:
+    """A ChatGPT login's tokens: refreshed before they expire and after a 401, under a cross-process lock."""
+
     def __init__(self, home: Path, http: RouteHttp, issuer: str = DEFAULT_ISSUER) -> None:
         self.home = home
         self.http = http

@@ -5,8 +5,8 @@ Order for providers with ``requires_openai_auth`` (the built-in ``openai``):
 ``OPENAI_API_KEY``. Upstream 0.169 ignores ``OPENAI_API_KEY`` for requests; codexbro accepts it last,
 because a user who has one set expects it to work (documented in docs/config.md).
 
-Login flows, token refresh and auth.json writing are the auth manager's job (issue 5); this module
-only reads.
+Login flows are in ``login.py``, token refresh in ``manager.py``, auth.json writing in
+``storage.py``; this module only reads.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from codexbro.errors import AuthError
 
 @dataclass(frozen=True)
 class ProviderAuth:
+    """The credential a provider uses, and where it came from (never shown: the token)."""
+
     mode: str  # "apikey" | "chatgpt" | "env_key" | "bearer" | "none"
     token: str | None
     source: str

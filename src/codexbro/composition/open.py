@@ -25,6 +25,8 @@ from codexbro.tools.resources import ToolResources
 
 @dataclass(frozen=True)
 class SessionOptions:
+    """How a front end wants its session: new, resumed or forked; recorded or not; interactive or not."""
+
     originator: str = "codex_exec"
     source: str = "exec"
     ephemeral: bool = False

@@ -36,6 +36,8 @@ def one_of(literal: Any) -> Scalar:
 
 @dataclass(frozen=True)
 class Key:
+    """One config key's declaration."""
+
     path: str  # dotted TOML path
     spec: Spec
     doc: str

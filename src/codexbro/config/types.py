@@ -55,6 +55,8 @@ class ModelProviderInfo:
 
 @dataclass(frozen=True)
 class SandboxWorkspaceWrite:
+    """``[sandbox_workspace_write]``."""
+
     writable_roots: tuple[str, ...] = ()
     network_access: bool = False
     exclude_tmpdir_env_var: bool = False

@@ -30,6 +30,8 @@ __all__ = [
 
 
 class History:
+    """The conversation as wire items, append-only; ``for_prompt`` is what a request sends."""
+
     def __init__(self, items: list[ResponseItem] | None = None) -> None:
         self.items: list[ResponseItem] = list(items or [])
 

@@ -2,8 +2,8 @@
 
 The environment context is a user-role ``<environment_context>`` message, shaped like upstream's
 2025 form (cwd, approval policy, sandbox mode, network access, shell) plus 0.169's date and
-timezone, so models trained on Codex transcripts recognise it. AGENTS.md discovery and per-family
-prompts grow here (issue 6).
+timezone, so models trained on Codex transcripts recognise it. AGENTS.md discovery is in
+``project_doc.py``; each instruction family's text is below.
 """
 
 from __future__ import annotations

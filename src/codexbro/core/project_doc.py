@@ -1,4 +1,4 @@
-"""AGENTS.md discovery (reference model-side §8.5): from the project root down to the cwd, the first
+"""AGENTS.md discovery: from the project root down to the cwd, the first
 of ``AGENTS.override.md``, ``AGENTS.md`` and the configured fallback names in each directory,
 joined root-first and capped at ``project_doc_max_bytes`` (default 32 KiB; 0 disables). A global
 ``$CODEXBRO_HOME/AGENTS.md`` comes first. The result is one user message shaped as upstream's.

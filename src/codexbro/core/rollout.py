@@ -265,6 +265,8 @@ class RolloutRecorder:
 
 @dataclass
 class LoadedRollout:
+    """A session file read back: its meta, its rebuilt history and its last turn context."""
+
     path: Path
     thread_id: str
     meta: dict[str, Any]

@@ -80,10 +80,14 @@ class TurnState:
 
 
 class ModelStream(Protocol):
+    """The one model-client method the turn loop calls."""
+
     def stream(self, prompt: Prompt) -> AsyncIterator[ev.ResponseEvent]: ...
 
 
 class TurnHost(Protocol):
+    """What the turn loop needs from its session (the ``Session`` implements it)."""
+
     history: History
     stream_max_retries: int
     retry_wait_max_s: float

@@ -257,6 +257,8 @@ _DONE = object()
 
 
 class EmbeddedModel:
+    """llama.cpp in this process: renders the prompt, samples under the tool grammar, streams wire events."""
+
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, threads: int | None = None,
                  max_tokens: int = 512, kv_store: KvStore | None = None) -> None:  # fmt: skip
         self.model_path = model_path
@@ -341,7 +343,7 @@ class EmbeddedModel:
         tools = [t for t in prompt.tools if t.get("type") == "function"]
         if self.native:
             # The template's own tool format; every reply is a tagged call, plain answers through
-            # the `answer` pseudo-tool (reference embedded-model.md §4: the best of the modes tried).
+            # the `answer` pseudo-tool (the best of the modes measured; see docs/embedded.md).
             answer = answer_tool(prompt.output_schema)
             tools = [*tools, answer]
             allowed = [answer] if answer_only else tools

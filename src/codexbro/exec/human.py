@@ -20,6 +20,8 @@ MAX_SHOWN_OUTPUT_LINES = 20
 
 
 class HumanProcessor:
+    """Shows events for people: progress on stderr, the final message on stdout."""
+
     def __init__(
         self,
         err: Callable[[str], None],

@@ -27,6 +27,8 @@ from codexbro.protocol.display import display_command
 
 
 class JsonlProcessor:
+    """Turns events into upstream's ``exec --json`` lines."""
+
     def __init__(self, write: Callable[[str], None]) -> None:
         self._write = write
         self._next_id = 0

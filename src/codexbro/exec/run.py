@@ -25,6 +25,8 @@ from codexbro.errors import UserError
 
 @dataclass
 class ExecArgs:
+    """``codexbro exec``'s parsed command line."""
+
     prompt: str | None
     json: bool = False
     model: str | None = None

@@ -30,6 +30,8 @@ _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|sig|
 
 
 class Redactor:
+    """Replaces known secrets (the credential, planted environment values) in trace text."""
+
     def __init__(self, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         env = dict(os.environ) if env is None else env
         values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}
@@ -44,6 +46,8 @@ class Redactor:
 
 
 class TraceWriter:
+    """Writes the ``--trace`` JSONL file (0600), secrets redacted."""
+
     def __init__(self, path: Path, redactor: Redactor) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._fh: IO[str] = os.fdopen(fd, "w", encoding="utf-8", errors="replace")

@@ -1,4 +1,4 @@
-"""``codexbro routes``: the route map (seed §2.2, §4, §5) printed from the table the wire layer uses."""
+"""``codexbro routes``: the route map printed from the table the wire layer uses."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 ``model_catalog_json`` that replaces it. Lookup by longest slug prefix; unknown slugs get fallback
 metadata and a visible warning, as upstream does.
 
-The bundled file holds the seed's 13 models and the 12 Codex 0.169 bundles (imported from
+The bundled file holds the 13 models codexbro's design names and the 12 Codex 0.169 bundles (imported from
 ``codex debug models`` by ``scripts/import_codex_models.py``, without their prompts: codexbro uses
 its own instruction families). Its ``default_model`` key keeps codexbro's default (upstream's
 rule — the lowest ``priority`` — would pick a newer model); a catalog without the key, and the
@@ -13,7 +13,7 @@ exact, prefix, namespace-stripped prefix, or fallback) and to which entry, for `
 ``debug request``, traces and exec's one-line note; and ``ignored_fields`` names what an entry asks
 for that codexbro does not implement.
 
-The live ``GET /models`` refresh and its cache belong to the model manager (issue 5).
+The live ``GET /models`` refresh and its cache are in ``manager.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from codexbro.errors import ConfigError
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """One model's metadata (upstream's catalog fields) as codexbro uses it."""
+
     slug: str
     display_name: str = ""
     description: str = ""
@@ -112,6 +114,8 @@ def fallback_model(slug: str) -> ModelInfo:
 
 @dataclass(frozen=True)
 class Resolved:
+    """How a slug resolved: the metadata used, the match kind and entry, a warning when it fell back."""
+
     info: ModelInfo
     source: str  # where the entry came from: "bundled catalog", a file path, "fallback"
     warning: str | None = None
@@ -168,6 +172,8 @@ def ignored_fields(info: ModelInfo) -> list[str]:
 
 
 class ModelCatalog:
+    """The models codexbro knows: bundled, merged with the live list, or a file; resolves slugs."""
+
     def __init__(self, models: list[ModelInfo], source: str, default_slug: str | None = None) -> None:
         self.models = sorted(models, key=lambda m: (m.priority, m.slug))
         self.source = source

@@ -1,5 +1,5 @@
 """The live catalog: ``GET {base}/models?client_version=X`` merged over the bundled catalog, cached in
-``$CODEXBRO_HOME/models_cache.json`` (upstream's shape) for 300 s (reference model-side §5.3).
+``$CODEXBRO_HOME/models_cache.json`` (upstream's shape) for 300 s.
 
 - ``model_catalog_json`` wins over everything and disables refresh and cache.
 - The cache is valid only for the same ``client_version`` and within its TTL; a remote entry

@@ -41,11 +41,15 @@ class UserTurn:
 
 @dataclass(frozen=True)
 class Interrupt:
+    """Stop the running turn (running commands are killed, unanswered calls answered ``aborted``)."""
+
     kind: ClassVar[str] = "interrupt"
 
 
 @dataclass(frozen=True)
 class ExecApproval:
+    """The answer to an ``exec_approval_request``."""
+
     id: str
     decision: ReviewDecision
     kind: ClassVar[str] = "exec_approval"
@@ -53,6 +57,8 @@ class ExecApproval:
 
 @dataclass(frozen=True)
 class PatchApproval:
+    """The answer to an ``apply_patch_approval_request``."""
+
     id: str
     decision: ReviewDecision
     kind: ClassVar[str] = "patch_approval"
@@ -60,6 +66,8 @@ class PatchApproval:
 
 @dataclass(frozen=True)
 class Shutdown:
+    """Stop the turn, close the session, then ``shutdown_complete``."""
+
     kind: ClassVar[str] = "shutdown"
 
 
@@ -108,6 +116,8 @@ Op = (
 
 @dataclass(eq=False, repr=False)
 class EventMsg:
+    """Base of every event the core emits; ``to_dict`` gives upstream's tagged JSON."""
+
     type: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
@@ -373,6 +383,8 @@ class StreamError(EventMsg):
 
 @dataclass(eq=False, repr=False)
 class ErrorEvent(EventMsg):
+    """A failure the front end must show (the turn still ends with task_complete)."""
+
     message: str
     codex_error_info: str = "other"
     type: ClassVar[str] = "error"
@@ -380,6 +392,8 @@ class ErrorEvent(EventMsg):
 
 @dataclass(eq=False, repr=False)
 class WarningEvent(EventMsg):
+    """Something worth knowing that did not stop anything."""
+
     message: str
     type: ClassVar[str] = "warning"
 
@@ -414,6 +428,8 @@ class ShutdownComplete(EventMsg):
 
 @dataclass(frozen=True)
 class Event:
+    """An event and the submission that caused it."""
+
     id: str  # the submission id that caused it
     msg: EventMsg
 

@@ -1,4 +1,4 @@
-"""Should a command run, run sandboxed, need approval, or be refused? (reference tool-side §4.2, §4.5)
+"""Should a command run, run sandboxed, need approval, or be refused?
 
 1. Prefix rules (``$CODEXBRO_HOME/rules/*.rules``, upstream's ``prefix_rule(...)`` syntax plus an
    optional ``workspace="/abs/path"`` scope) — strictest match wins: forbidden > prompt > allow.
@@ -244,6 +244,8 @@ def append_rule(home: Path, prefix: list[str], workspace: Path, note: str = "") 
 
 @dataclass(frozen=True)
 class ExecDecision:
+    """What the policy decided for one command, and why."""
+
     verdict: CommandVerdict
     sandboxed: bool = True
     reason: str = ""

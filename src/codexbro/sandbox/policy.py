@@ -1,5 +1,5 @@
 """Sandbox policy as data: writable roots, protected and hidden paths, and the patch-safety decision
-(reference tool-side §2.6, §3.1). The enforcement for spawned processes is in ``linux.py``; this
+. The enforcement for spawned processes is in ``linux.py``; this
 module is what it, and apply_patch's approval decision, consult.
 
 Paths are resolved the way the kernel resolves them (``physical``): a symlink is followed *before*
@@ -198,6 +198,8 @@ def is_writable(path: Path, roots: list[Path], home: Path | None = None) -> bool
 
 @dataclass(frozen=True)
 class PatchDecision:
+    """What the policy decided for one patch, and why."""
+
     verdict: PatchVerdict
     reason: str = ""
 

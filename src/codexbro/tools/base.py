@@ -67,6 +67,8 @@ class ToolOutput:
 
 @dataclass(frozen=True)
 class ToolContext:
+    """What a tool call may use: the turn's cwd and policies, the sandbox, the approval channel, the event sink."""
+
     cwd: Path
     turn_id: str
     sandbox_mode: SandboxMode
@@ -95,6 +97,8 @@ class ToolContext:
 
 
 class ToolHandler(Protocol):
+    """One tool: its spec for the menu and the coroutine that handles a call."""
+
     name: str
     supports_parallel: bool
 

@@ -1,4 +1,4 @@
-"""Which tools a turn offers, from the model's catalog entry and the config (reference tool-side §1.1).
+"""Which tools a turn offers, from the model's catalog entry and the config.
 
 - Shell family by ``shell_type``: ``default`` → ``shell``; ``shell_command``; ``local`` →
   ``local_shell``; ``unified_exec`` → ``exec_command`` + ``write_stdin``; ``disabled`` → none.

@@ -1,4 +1,4 @@
-"""Shaping tool output for the model, as upstream does (reference tool-side §1.2, §1.3, §1.21).
+"""Shaping tool output for the model, as upstream does.
 
 Budgets are bytes or tokens (4 bytes per token). Truncation keeps the head and the tail with a
 marker in between, on UTF-8 boundaries; it never drops the start or the end of an output.

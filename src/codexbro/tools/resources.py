@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 
 class ToolResources:
+    """What outlives a turn but not the session: unified-exec processes, the js_repl kernel."""
+
     def __init__(self, owner: str = "") -> None:
         self.owner = owner  # the session: its sandbox containers are its own
         self._exec: ExecSessions | None = None

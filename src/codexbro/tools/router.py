@@ -49,11 +49,15 @@ class RWLock:
 
 @dataclass(frozen=True)
 class DispatchResult:
+    """A call's output item and whether it succeeded."""
+
     output: ToolOutput
     duration_ms: int
 
 
 class ToolRouter:
+    """Builds a turn's tool menu and dispatches each call to its handler; always returns an output item, never raises into the turn (parallel-capable tools overlap, the rest take a lock)."""
+
     def __init__(self, handlers: Sequence[ToolHandler]) -> None:
         self.handlers = {h.name: h for h in handlers}
         self._lock = RWLock()

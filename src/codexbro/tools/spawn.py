@@ -35,6 +35,8 @@ OnOutput = Callable[[str, bytes], None]
 
 @dataclass(frozen=True)
 class ExecResult:
+    """A finished command: exit code, captured output, timing, whether the sandbox denied it."""
+
     exit_code: int
     stdout: bytes  # head and tail (the middle of a huge output left out)
     stderr: bytes

@@ -1,4 +1,4 @@
-"""Clients for the ChatGPT backend ecosystem (seed §4): wham (usage, tasks, requirements,
+"""Clients for the ChatGPT backend ecosystem: wham (usage, tasks, requirements,
 environments, apps), the connectors directory, plugins and transcription.
 
 Every call goes by route name through the route table; responses are JSON checked for shape. The

@@ -216,6 +216,8 @@ def _prepared(prepared: Prepared | None) -> Prepared:
 
 
 class ApplyPatchHandler:
+    """``apply_patch`` (freeform or JSON): verified against the policy, written in the sandbox."""
+
     name = "apply_patch"
     supports_parallel = False
 

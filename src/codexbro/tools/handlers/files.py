@@ -1,4 +1,4 @@
-"""``read_file`` and ``list_dir``: upstream's experimental file tools (reference tool-side §1.7–§1.8).
+"""``read_file`` and ``list_dir``: upstream's experimental file tools.
 
 Both take absolute paths, number their output from 1, and cap each line or name at 500 bytes.
 """

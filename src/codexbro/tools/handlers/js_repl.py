@@ -1,5 +1,5 @@
 """``js_repl`` / ``js_repl_poll`` / ``js_repl_reset``: JavaScript in a persistent Node kernel
-(reference tool-side §1.13). Declarations persist between calls and top-level ``await`` works.
+. Declarations persist between calls and top-level ``await`` works.
 
 ``js_repl`` is freeform: the input is raw JavaScript, optionally starting with a pragma line
 ``// codex-js-repl: timeout_ms=15000 poll=true``. With ``poll=true`` the call returns at once with an

@@ -2,8 +2,8 @@
 ``local_shell`` (Responses ``local_shell_call`` items). Schemas and output formats follow upstream;
 descriptions are our own.
 
-Sandbox enforcement is issue 4: until it lands, commands run with the user's permissions and the
-front ends say so. Escalation requests are already refused when the approval policy is ``never``.
+Every command goes through ``tools/exec_gate.py`` (policy, approval, sandbox) and starts in
+``tools/spawn.py``; an escalation request is refused when the approval policy is ``never``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``exec_command`` and ``write_stdin`` (unified exec; reference tool-side §1.5, §5).
+"""``exec_command`` and ``write_stdin`` (unified exec, as upstream).
 
 ``exec_command`` starts a process and waits up to ``yield_time_ms`` (250–30 000 ms, default 10 000);
 if it is still running the answer carries a session id for ``write_stdin``, which sends characters
@@ -121,6 +121,8 @@ def _finish(proc: ExecProcess, sessions: ExecSessions, text: str) -> None:
 
 
 class ExecCommandHandler(FunctionTool):
+    """``exec_command``: starts a process (a PTY if asked) and returns what it printed so far."""
+
     name = "exec_command"
     SPEC = EXEC_COMMAND
 
@@ -184,6 +186,8 @@ class ExecCommandHandler(FunctionTool):
 
 
 class WriteStdinHandler(FunctionTool):
+    """``write_stdin``: writes to a running process and returns what it printed since."""
+
     name = "write_stdin"
     supports_parallel = False
     SPEC = WRITE_STDIN
