@@ -112,3 +112,13 @@ def test_a_prompt_that_is_not_utf8_is_a_clear_error(
                           input=b"caf\xe9\n", capture_output=True, timeout=30)  # fmt: skip
     assert proc.returncode == 1 and b"the input on stdin is not valid UTF-8" in proc.stderr
     assert fake.requests == []
+
+
+def test_config_options_after_a_nested_subcommand_still_apply(home: Path) -> None:
+    """`-c`/`-p` work before and after `models show` (the subcommands became nested parsers)."""
+    shown = run_cli("models", "show", "gpt-5.1-codex", "-c", "model_verbosity=low")
+    assert shown.code == 0 and "gpt-5.1-codex" in shown.stdout, shown.stderr
+    missing = run_cli("models", "-c", "model_verbosity=low", "show", "gpt-5.1-codex", "-p", "nope")
+    assert missing.code == 1 and "profile `nope` not found" in missing.stderr, missing.stderr
+    bad = run_cli("models", "list", "-c", "sandbox_mode=read-onyl")
+    assert bad.code == 1 and "`sandbox_mode` must be one of" in bad.stderr, bad.stderr

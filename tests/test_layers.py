@@ -30,7 +30,10 @@ def layer_of(module: str) -> int:
     best, best_len = -1, -1
     for index, (_name, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+            # `codexbro` itself (the package's __init__) is not a prefix: a new top-level package
+            # must be placed in a layer on purpose.
+            under = module.startswith(prefix + ".") and prefix != "codexbro"
+            if (module == prefix or under) and len(prefix) > best_len:
                 best, best_len = index, len(prefix)
     assert best >= 0, f"{module} is in no layer: add it to LAYERS and docs/architecture.md"
     return best
@@ -43,12 +46,20 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def imports_of(path: Path) -> list[tuple[str, int]]:
-    """(imported module, line) for every import outside ``if TYPE_CHECKING:`` blocks."""
+    """(imported module, line) for every import outside ``if TYPE_CHECKING:`` bodies — statements,
+    ``importlib.import_module("codexbro…")`` calls (an f-string counts by its constant start), and
+    ``codexbro.x.y`` attribute chains after a bare ``import codexbro``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
             skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     me = module_name(path)
     package = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
@@ -68,6 +79,27 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
                 found += [(f"{target}.{alias.name}", node.lineno) for alias in node.names]
             else:
                 found.append((target, node.lineno))
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+            )
+        ):
+            arg = node.args[0]
+            if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                arg = arg.values[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append((arg.value.rstrip("."), node.lineno))
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            chain = []
+            inner: ast.expr = node
+            while isinstance(inner, ast.Attribute):
+                chain.append(inner.attr)
+                inner = inner.value
+            if isinstance(inner, ast.Name) and inner.id == "codexbro":
+                found.append(("codexbro." + ".".join(reversed(chain)), node.lineno))
     return [(m, line) for m, line in found if m == "codexbro" or m.startswith("codexbro.")]
 
 
@@ -95,6 +127,30 @@ def test_the_walker_sees_function_level_imports(tmp_path: Path) -> None:
         assert layer_of(_resolve("codexbro.core.session")) > layer_of(module_name(probe))
     finally:
         probe.unlink()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "if not TYPE_CHECKING:\n    from codexbro.core import session\n",
+        "import importlib\nimportlib.import_module('codexbro.core.session')\n",
+        "import importlib\nname = 'session'\nimportlib.import_module(f'codexbro.core.{name}')\n",
+        "import codexbro\nx = codexbro.core.session\n",
+    ],
+)
+def test_the_walker_sees_disguised_imports(body: str) -> None:
+    probe = PACKAGE / "tools" / "_layer_probe2.py"
+    probe.write_text("from typing import TYPE_CHECKING\n" + body)
+    try:
+        targets = [_resolve(t) for t, _line in imports_of(probe)]
+        assert any(layer_of(t) > layer_of(module_name(probe)) for t in targets), targets
+    finally:
+        probe.unlink()
+
+
+def test_a_new_top_level_package_must_be_placed() -> None:
+    with pytest.raises(AssertionError, match="is in no layer"):
+        layer_of("codexbro.tuiapp")
 
 
 def test_every_import_points_down() -> None:

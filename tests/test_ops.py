@@ -230,3 +230,175 @@ def test_resolve_reads_only_through_its_readers_and_writes_nothing(home: Path, w
     assert resolution.base_url.startswith("https://chatgpt.com/backend-api/codex")
     assert resolution.base_url_reason == "ChatGPT login → ChatGPT Codex backend"
     assert resolution.bucket == "codex_backend" and resolution.event().model == resolution.model.slug
+
+
+# ---- found by review: the turn lifecycle's edges --------------------------------------------------------
+
+
+async def test_shutdown_drops_queued_turns(workspace: Path) -> None:
+    gate = asyncio.Event()
+    session, client = scripted_session(workspace, [(gate, [says("one")]), [says("never")]])
+    session.submit(turn("first"))
+    while not client.prompts:
+        await asyncio.sleep(0.01)
+    session.submit(turn("queued second", when="queue"))
+    session.submit(p.Shutdown())
+    seen: list[p.EventMsg] = []
+    async with asyncio.timeout(30):
+        while not seen or not isinstance(seen[-1], p.ShutdownComplete):
+            seen.append((await session.next_event()).msg)
+    assert len(client.prompts) == 1
+    assert not any(isinstance(e, p.UserMessage) and e.message == "queued second" for e in seen)
+
+
+async def test_interrupt_drops_what_waited_behind_the_turn_and_the_session_goes_on(workspace: Path) -> None:
+    gate = asyncio.Event()
+    session, client = scripted_session(workspace, [(gate, [says("never")]), [says("fresh")]])
+    session.submit(turn("first"))
+    while not client.prompts:
+        await asyncio.sleep(0.01)
+    session.submit(turn("queued", when="queue"))
+    session.submit(turn("steered"))
+    session.submit(p.Interrupt())
+    seen = await events_until(session)
+    assert isinstance(seen[-1], p.TurnAborted)
+    session.submit(turn("again"))
+    seen = await events_until(session)
+    await session.close()
+    assert isinstance(seen[-1], p.TaskComplete) and seen[-1].last_agent_message == "fresh"
+    assert len(client.prompts) == 2
+    sent = user_texts(client.prompts[1].input)
+    assert sent[-1] == "again" and "queued" not in sent and "steered" not in sent
+
+
+async def test_an_interrupt_before_the_turn_ran_at_all_ends_it(workspace: Path) -> None:
+    session, _client = scripted_session(workspace, [[says("after")]])
+    session.submit(turn("started and stopped at once"))
+    session.submit(p.Interrupt())  # the task has not run a single step yet
+    seen = await events_until(session, timeout=10)
+    assert isinstance(seen[-1], p.TurnAborted) and session.active is None
+    session.submit(turn("next"))
+    seen = await events_until(session, timeout=10)
+    await session.close()
+    assert isinstance(seen[-1], p.TaskComplete) and seen[-1].last_agent_message == "after"
+
+
+async def test_input_steered_too_late_for_the_turn_gets_a_turn_of_its_own(workspace: Path) -> None:
+    gate = asyncio.Event()
+    session, client = scripted_session(workspace, [(gate, [says("answer one")]), [says("answer two")]])
+    session.submit(turn("first"))
+    while not client.prompts:
+        await asyncio.sleep(0.01)
+    session.submit(turn("one more thing"))  # the turn's last request is already under way
+    gate.set()
+    seen = await events_until(session, done=2)
+    await session.close()
+    assert [e.last_agent_message for e in seen if isinstance(e, p.TaskComplete)] == [
+        "answer one",
+        "answer two",
+    ]
+    assert user_texts(client.prompts[1].input)[-1] == "one more thing"
+
+
+async def test_a_compaction_that_fails_unexpectedly_still_ends(workspace: Path) -> None:
+    session, _client = scripted_session(workspace, [[says("a")]], overrides=("compaction_strategy=remote",))
+    session.submit(turn("something to compact"))
+    await events_until(session)
+    session.submit(p.Compact())
+    seen = await events_until(session, timeout=10)
+    await session.close()
+    errors = [e.message for e in seen if isinstance(e, p.ErrorEvent)]
+    assert isinstance(seen[-1], p.TaskComplete) and any("compaction failed" in m for m in errors), seen
+
+
+async def test_an_answer_of_the_wrong_kind_does_not_resolve_a_request(workspace: Path) -> None:
+    session, client = scripted_session(
+        workspace, [[calls("request_user_input", QUESTION, call_id="q1")], [says("ok")]],
+        interactive=True, overrides=("features.collaboration_modes=true",),
+    )  # fmt: skip
+    session.submit(turn("ask me"))
+    seen: list[p.EventMsg] = []
+    async with asyncio.timeout(30):
+        while not isinstance(seen[-1:] and seen[-1], p.TaskComplete):
+            msg = (await session.next_event()).msg
+            seen.append(msg)
+            if isinstance(msg, p.RequestUserInput):
+                session.submit(p.ExecApproval("q1", "approved"))  # the wrong kind: refused
+                session.submit(p.UserInputAnswer("q1", {"color": "Red (Recommended)"}))
+    await session.close()
+    assert any(
+        isinstance(e, p.WarningEvent) and "no pending approval request with id `q1`" in e.message
+        for e in seen
+    )
+    output = next(i["output"] for i in client.prompts[1].input if i["type"] == "function_call_output")
+    assert json.loads(output)["answers"]["color"]["answers"] == ["Red (Recommended)"]
+
+
+async def test_an_ephemeral_session_cannot_be_forked(workspace: Path) -> None:
+    session, _client = scripted_session(workspace, [])
+    session.recorder.enabled = False
+    session.drain_events()
+    session.submit(p.ForkThread())
+    msg = (await asyncio.wait_for(session.next_event(), 10)).msg
+    await session.close()
+    assert isinstance(msg, p.ErrorEvent) and "not recorded" in msg.message
+
+
+def test_rollback_never_reaches_into_a_compaction() -> None:
+    from codexbro.core.compact import SUMMARY_PREFIX
+    from codexbro.core.history import drop_last_turns
+    from codexbro.protocol.items import user_message
+
+    compacted = [user_message("<environment_context>x</environment_context>"), user_message("u1"),
+                 user_message("u2"), user_message(SUMMARY_PREFIX + "\n\nnotes"), user_message("u3"),
+                 says("a3")]  # fmt: skip
+    assert drop_last_turns(compacted, 1) == compacted[:4]
+    assert drop_last_turns(compacted, 2) is None  # u1 and u2 live on in the summary
+
+
+async def test_a_fork_of_a_resumed_session_keeps_its_meta(
+    home: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codexbro.composition import SessionOptions, start_session
+
+    session, _client = scripted_session(workspace, [[says("a1")]])
+    session.submit(turn("one"))
+    await events_until(session)
+    await session.close()
+    monkeypatch.setenv("CODEXBRO_API_KEY", "sk-test")
+    config = load_config(Overrides(cwd=workspace))
+    resumed = start_session(config, SessionOptions(resume=load_rollout(session.recorder.path)))
+    resumed.drain_events()
+    resumed.submit(p.ForkThread())
+    forked = (await asyncio.wait_for(resumed.next_event(), 10)).msg
+    await resumed.close()
+    assert isinstance(forked, p.ThreadForked) and forked.rollout_path
+    copy = load_rollout(Path(forked.rollout_path))
+    assert copy.meta["cwd"] == str(workspace) and copy.meta["forked_from_id"] == session.thread_id
+    assert copy.last_turn_context is not None and copy.last_turn_context["model"] == "gpt-5.1-codex"
+
+
+async def test_a_body_that_does_not_decode_is_a_retryable_transport_error() -> None:
+    from codexbro.api.http import RouteHttp
+    from codexbro.api.responses import ResponsesClient
+    from codexbro.errors import TransportError
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"\x1f\x8b\x08\x00not gzip at all" * 3
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+                     b"content-length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = RouteHttp(tls=False)
+    client = ResponsesClient(http, base_url=f"http://127.0.0.1:{port}/v1", request_max_retries=0)
+    try:
+        with pytest.raises(TransportError, match="DecodingError"):
+            async for _event in client.stream({"model": "m"}, {}):
+                pass
+    finally:
+        await http.aclose()
+        server.close()

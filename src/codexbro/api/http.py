@@ -115,6 +115,8 @@ class RouteHttp:
         self._emit(record)
         try:
             yield response
+        except self._httpx.HTTPError as exc:  # raised above the raw stream: a body that does not decode
+            raise TransportError(describe_transport_error(exc), route=route.name) from None
         finally:
             await response.aclose()
 

@@ -93,9 +93,10 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     if hasattr(ns, "config_overrides"):
-        ns.config_overrides = overrides + ns.global_overrides + ns.config_overrides
+        leaf = getattr(ns, "leaf_overrides", [])  # given after a nested subcommand: the most specific
+        ns.config_overrides = overrides + ns.global_overrides + ns.config_overrides + leaf
     if hasattr(ns, "profile"):
-        ns.profile = ns.profile or ns.global_profile or profile
+        ns.profile = getattr(ns, "leaf_profile", None) or ns.profile or ns.global_profile or profile
     run = getattr(ns, "run", None)
     if run is None:
         parser.print_help()

@@ -76,7 +76,9 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         path=resume.path if resume else None,
         enabled=not options.ephemeral and config.history_persistence != "none",
     )
-    if not resume:
+    if resume:
+        recorder.adopt(resume.meta, resume.last_turn_context)
+    else:
         _start_file(recorder, resolution, client, thread_id, options)
     if recorder.enabled:
         from codexbro.core import codex_index

@@ -76,8 +76,17 @@ def is_user_turn(item: ResponseItem) -> bool:
 
 def drop_last_turns(items: list[ResponseItem], count: int) -> list[ResponseItem] | None:
     """``items`` without the last ``count`` user turns (each from its user message on); ``None``
-    when there are fewer turns than that (upstream: ``thread_rollback_failed``)."""
-    starts = [i for i, item in enumerate(items) if is_user_turn(item)]
+    when there are fewer turns than that (upstream: ``thread_rollback_failed``). Turns before the
+    last compaction are not turns any more — their messages live on in its summary — so a
+    rollback never reaches into it."""
+    from codexbro.core.compact import SUMMARY_PREFIX
+
+    floor = max(
+        (i for i, item in enumerate(items)
+         if item.get("type") == "compaction" or (item.get("type") == "message" and message_text(item).startswith(SUMMARY_PREFIX))),
+        default=-1,
+    )  # fmt: skip
+    starts = [i for i, item in enumerate(items) if i > floor and is_user_turn(item)]
     if count < 1 or count > len(starts):
         return None
     return items[: starts[-count]]

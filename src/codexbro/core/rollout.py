@@ -156,6 +156,12 @@ class RolloutRecorder:
             self._fail(exc)
         self._record(kind, payload)
 
+    def adopt(self, meta: dict[str, Any], turn_context: dict[str, Any] | None) -> None:
+        """A resumed session's file already holds its meta and last turn context: remembered, so a
+        file written again (deleted mid-session) or a fork of it starts with them."""
+        self._meta = meta
+        self._turn_context = turn_context
+
     def _recreate(self, in_flight: Any) -> None:
         """The file (or its directory) was deleted while the session ran — a user freeing space:
         a new file with the session's meta, its whole history so far, and its turn context, so

@@ -81,11 +81,12 @@ class Session:
         self.rollout_error: RolloutWriteError | None = None  # a failed write stopping the turn
         self._pending_input: list[ResponseItem] = []  # steered into the running turn
         self._queued: list[tuple[str, ResponseItem, dict[str, Any] | None]] = []  # turns waiting their go
-        self._pending: dict[str, asyncio.Future[Any]] = {}  # approvals and questions, by call id
+        self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # call id → (kind, answer)
         self._events: asyncio.Queue[p.Event] = asyncio.Queue()
         self._sub_ids = itertools.count(1)
         self._current_sub = "0"
-        self._closed = False
+        self._closed = False  # no new turn starts (shutting down)
+        self._released = False  # close() ran
         self._first_turn_job = first_turn_job
         self._background: asyncio.Task[None] | None = None
         recorder.snapshot = lambda: self.history.items
@@ -168,10 +169,12 @@ class Session:
         return await self.context.on_context_overflow(ctx)
 
     async def ask(self, request: p.EventMsg) -> Any:
-        """Emit an approval request or a question and wait for the front end's answer (an Op)."""
+        """Emit an approval request or a question and wait for the front end's answer (an Op of
+        the matching kind: a question is not answered by an approval, nor the reverse)."""
         key = str(getattr(request, "call_id", ""))
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = fut
+        kind = "question" if isinstance(request, p.RequestUserInput) else "approval request"
+        self._pending[key] = (kind, fut)
         self.emit(request)
         try:
             return await fut
@@ -196,6 +199,9 @@ class Session:
                 self._pending_input.append(item)  # steer the running turn
         elif isinstance(op, p.Interrupt):
             if self.active is not None:
+                # What waited behind the turn goes too: the user stopped; the front end still has it.
+                self._queued.clear()
+                self._pending_input.clear()
                 self.active.task.cancel()
         elif isinstance(op, p.ExecApproval | p.PatchApproval | p.UserInputAnswer):
             self._answer(op)
@@ -204,7 +210,7 @@ class Session:
         elif isinstance(op, p.Compact):
             self._current_sub = sub_id
             turn_id = new_thread_id()
-            self.active = ActiveTurn(turn_id, self._spawn(turn_task.run_compact(self, turn_id)))
+            self.active = ActiveTurn(turn_id, self._spawn_turn(turn_task.run_compact(self, turn_id)))
         elif isinstance(op, p.ThreadRollback):
             self._current_sub = sub_id
             self._rollback(op.num_turns)
@@ -216,9 +222,9 @@ class Session:
         return sub_id
 
     def _answer(self, op: p.ExecApproval | p.PatchApproval | p.UserInputAnswer) -> None:
-        fut = self._pending.get(op.id)
-        if fut is None or fut.done():
-            what = "question" if isinstance(op, p.UserInputAnswer) else "approval request"
+        what = "question" if isinstance(op, p.UserInputAnswer) else "approval request"
+        kind, fut = self._pending.get(op.id, ("", None))
+        if fut is None or fut.done() or kind != what:
             self.emit(p.WarningEvent(f"no pending {what} with id `{op.id}`"))
             return
         fut.set_result(op.answers if isinstance(op, p.UserInputAnswer) else op.decision)
@@ -229,17 +235,37 @@ class Session:
         if self._first_turn_job is not None:
             job, self._first_turn_job = self._first_turn_job, None
             self._background = asyncio.get_running_loop().create_task(_run_job(job))
-        ctx = turn_task.turn_context(self, output_schema)
-        self.active = ActiveTurn(ctx.turn_id, self._spawn(turn_task.run(self, ctx, [item])))
+        self._start_items([item], output_schema)
+
+    def _spawn_turn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self._spawn(work)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task[None]) -> None:
+        """A turn task cancelled before its first step never ran its own ending: end it here, so
+        the session does not wait forever on a task that is gone."""
+        if self.active is not None and self.active.task is task:
+            self.turn_ended(p.TurnAborted(self.active.turn_id, "interrupted"))
 
     def turn_ended(self, final: p.EventMsg | None) -> None:
-        """The active turn is over: its last event, then the next queued turn, if any, starts."""
+        """The active turn is over: its last event; then input steered too late for it (it arrived
+        after the turn's last request) starts a turn of its own, then the next queued turn."""
         self.active = None
         if final is not None:
             self.emit(final)
-        if self._queued and not self._closed:
+        if self._closed:
+            return
+        late = self.drain_pending_input()
+        if late:
+            self._start_items(late, None)
+        elif self._queued:
             self._current_sub, item, schema = self._queued.pop(0)
             self._start(item, schema)
+
+    def _start_items(self, items: list[ResponseItem], output_schema: dict[str, Any] | None) -> None:
+        ctx = turn_task.turn_context(self, output_schema)
+        self.active = ActiveTurn(ctx.turn_id, self._spawn_turn(turn_task.run(self, ctx, items)))
 
     def _rollback(self, count: int) -> None:
         kept = drop_last_turns(self.history.items, count)
@@ -254,6 +280,9 @@ class Session:
         self.emit(p.ThreadRolledBack(count))  # recorded: a resumed session drops them too
 
     def _fork(self, drop_turns: int) -> None:
+        if not self.recorder.enabled:
+            self.emit(p.ErrorEvent("this session is not recorded (ephemeral): there is no file to fork from"))
+            return
         items = self.history.items if drop_turns == 0 else drop_last_turns(self.history.items, drop_turns)
         if items is None:
             self.emit(
@@ -297,6 +326,8 @@ class Session:
         return asyncio.get_running_loop().create_task(work)
 
     async def _shutdown(self) -> None:
+        self._closed = True  # nothing queued starts while the running turn winds down
+        self._queued.clear()
         if self.active is not None:
             self.active.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -305,9 +336,9 @@ class Session:
         self.emit(p.ShutdownComplete())
 
     async def close(self) -> None:
-        if self._closed:
+        if self._released:
             return
-        self._closed = True
+        self._closed = self._released = True
         self._queued.clear()
         if self.active is not None and not self.active.task.done():
             # Never leave a turn (and its child processes) running behind a closed session.

@@ -57,14 +57,8 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
     """The turn, up to its last event (``task_complete`` or ``turn_aborted``), which is returned:
     the session emits it once the turn is no longer active."""
     window = session.context.context_window()
-    if session.recorder.failed is not None:  # an earlier write failed: the file catches up first
-        session.rollout_error = None
-        try:
-            session.recorder.resync(session.history.items)
-        except RolloutWriteError as err:
-            session.emit(p.TaskStarted(ctx.turn_id, window))
-            session.emit(p.ErrorEvent(f"{err.message} (nothing was sent to the model)", err.kind))
-            return p.TaskComplete(ctx.turn_id, None)
+    if not _catch_up(session, ctx.turn_id):
+        return p.TaskComplete(ctx.turn_id, None)
     session.emit(p.TaskStarted(ctx.turn_id, window))
     cfg, model = session.config, session.model
     session.persist(lambda v: session.recorder.write("turn_context", v), {
@@ -105,9 +99,27 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
     return p.TaskComplete(ctx.turn_id, last)
 
 
+def _catch_up(session: Session, turn_id: str) -> bool:
+    """An earlier write failed: the file catches up (the whole history again) before anything new
+    happens; False (said, with the task's start) when it still cannot be written."""
+    session.rollout_error = None
+    if session.recorder.failed is None:
+        return True
+    try:
+        session.recorder.resync(session.history.items)
+        return True
+    except RolloutWriteError as err:
+        session.emit(p.TaskStarted(turn_id, session.context.context_window()))
+        session.emit(p.ErrorEvent(f"{err.message} (nothing was sent to the model)", err.kind))
+        return False
+
+
 async def run_compact(session: Session, turn_id: str) -> None:
     final: p.EventMsg | None = None
     try:
+        if not _catch_up(session, turn_id):
+            final = p.TaskComplete(turn_id, None)
+            return
         session.emit(p.TaskStarted(turn_id, session.context.context_window()))
         router = build_router(session.model, session.config, session.tool_resources)
         try:
@@ -117,6 +129,10 @@ async def run_compact(session: Session, turn_id: str) -> None:
         except asyncio.CancelledError:
             failed = _rollout_failure(session)
             final = p.TaskComplete(turn_id, None) if failed else p.TurnAborted(turn_id, "interrupted")
+        except Exception as err:  # a bug, or a provider without this compaction: said, and the task ends
+            log.exception("compaction failed")
+            session.emit(p.ErrorEvent(f"compaction failed: {type(err).__name__}: {err}", "other"))
+            final = p.TaskComplete(turn_id, None)
     finally:
         session.turn_ended(final)
 

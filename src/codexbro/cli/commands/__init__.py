@@ -21,6 +21,16 @@ def subcommands(parser: argparse.ArgumentParser, dest: str) -> Any:
     return parser.add_subparsers(dest=dest, metavar="SUBCOMMAND")
 
 
+def leaf_config_options(parser: argparse.ArgumentParser) -> None:
+    """``-c``/``-p`` after a nested subcommand too (``models show X -c k=v``): kept apart and added
+    after the parent's by ``main``, so neither replaces the other."""
+    parser.add_argument("-c", "--config", dest="leaf_overrides", action="append", default=argparse.SUPPRESS,
+                        metavar="KEY=VALUE", help="override a config value")  # fmt: skip
+    parser.add_argument(
+        "-p", "--profile", dest="leaf_profile", default=argparse.SUPPRESS, help="config profile to apply"
+    )
+
+
 def leaf_flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
     """A flag accepted both before and after a nested subcommand (``models --json show X`` and
     ``models show X --json``): on the leaf it only overrides when given."""

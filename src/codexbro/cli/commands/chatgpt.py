@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from codexbro.cli.commands import leaf_flag, subcommands
+from codexbro.cli.commands import leaf_config_options, leaf_flag, subcommands
 from codexbro.cli.commands.options import add_config_options
 
 
@@ -21,6 +21,7 @@ def _parent(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 def _leaf(nested: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     leaf: argparse.ArgumentParser = nested.add_parser(name, help=help_text)
     leaf_flag(leaf, "--json", action="store_true", help="the server's JSON instead of a table")
+    leaf_config_options(leaf)
     leaf.set_defaults(action=name)
     return leaf
 

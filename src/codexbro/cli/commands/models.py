@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from codexbro.cli.commands import leaf_flag, subcommands
+from codexbro.cli.commands import leaf_config_options, leaf_flag, subcommands
 from codexbro.cli.commands.options import add_config_options
 
 
@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     for leaf in (listing, show):
         leaf_flag(leaf, "--json", action="store_true", help="JSON instead of a table")
         leaf_flag(leaf, "--refresh", action="store_true", help="fetch the live list first")
+        leaf_config_options(leaf)
 
 
 def run(ns: argparse.Namespace) -> int:
