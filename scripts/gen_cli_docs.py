@@ -37,9 +37,13 @@ def _walk(title: str, parser: argparse.ArgumentParser, sections: list[tuple[str,
 
 def render() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: pin it for a stable file
+    from codexbro.cli.commands import tui
     from codexbro.cli.main import build_parser
 
-    sections: list[tuple[str, str]] = []
+    sections: list[tuple[str, str]] = [
+        ("codexbro [PROMPT] (the interactive agent)", tui.build_parser().format_help())
+    ]
+    sections += [(f"codexbro {kind}", tui.build_parser(kind).format_help()) for kind in ("resume", "fork")]
     _walk("codexbro", build_parser(), sections)
     out = [
         "# CLI reference",

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tools", ("codexbro.sandbox", "codexbro.tools")),
     ("core", ("codexbro.core",)),
     ("front ends", ("codexbro.composition", "codexbro.cli", "codexbro.exec", "codexbro.inspection",
-                    "codexbro.__main__")),
+                    "codexbro.tui", "codexbro.__main__")),
 ]  # fmt: skip
 
 

@@ -73,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def _main(argv: list[str]) -> int:
     if argv in (["-V"], ["--version"]):  # answered before any command's parser is built
         print(f"codexbro {__version__}")
@@ -91,6 +98,10 @@ def _main(argv: list[str]) -> int:
         if handled is not None:
             argv = handled
     parser = build_parser()
+    if not argv or (argv[0] not in _command_names(parser) and argv[0] not in ("-h", "--help")):
+        from codexbro.cli.commands import tui  # no subcommand: the interactive agent
+
+        return tui.run(argv, overrides, profile)
     ns = parser.parse_args(argv)
     if hasattr(ns, "config_overrides"):
         leaf = getattr(ns, "leaf_overrides", [])  # given after a nested subcommand: the most specific

@@ -386,3 +386,44 @@ def latest_rollout(home: Path, cwd: Path | None) -> Path:
             return path
     where = "" if cwd is None else f" started in {cwd} (use --all to look everywhere)"
     raise UserError(f"no previous session{where} under {root}")
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One session on disk, for a picker: its file, id, first message and when it last changed."""
+
+    path: Path
+    thread_id: str
+    first_message: str
+    modified: float
+
+
+def list_sessions(home: Path, cwd: Path | None, limit: int = 50) -> list[SessionSummary]:
+    """Sessions started in ``cwd`` (every one when None), newest first; only each file's first
+    lines are read."""
+    root = home / "sessions"
+    files = sorted(root.glob("*/*/*/rollout-*.jsonl"), reverse=True) if root.is_dir() else []
+    out: list[SessionSummary] = []
+    for path in files:
+        meta: dict[str, Any] | None = None
+        first = ""
+        for n, doc in enumerate(read_lines(path)):
+            if doc is None or n > 400:
+                break
+            payload = doc.get("payload")
+            if not isinstance(payload, dict):
+                continue
+            if doc.get("type") == "session_meta" and meta is None:
+                meta = payload
+            elif doc.get("type") == "event_msg" and payload.get("type") == "user_message":
+                first = str(payload.get("message") or "")
+                break
+        if meta is None or not isinstance(meta.get("id"), str):
+            continue
+        if cwd is not None and meta.get("cwd") != str(cwd):
+            continue
+        with contextlib.suppress(OSError):
+            out.append(SessionSummary(path, meta["id"], first, path.stat().st_mtime))
+        if len(out) >= limit:
+            break
+    return out

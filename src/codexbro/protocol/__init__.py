@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
-ReviewDecision = Literal["approved", "approved_for_session", "denied", "abort"]
+ReviewDecision = Literal["approved", "approved_for_session", "approved_for_workspace", "denied", "abort"]
 
 # ---- Ops (front end → core) -------------------------------------------------------------------
 

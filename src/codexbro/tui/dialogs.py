@@ -1,0 +1,108 @@
+"""Modal dialogs: approving a command or a patch, answering the model's questions."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from codexbro.protocol.display import display_command
+from codexbro.textsafe import for_terminal
+
+CHOICES = (
+    ("y", "approved", "yes, this once"),
+    ("a", "approved_for_session", "yes, and don't ask again for this in this session"),
+    ("w", "approved_for_workspace", "yes, and don't ask again in this workspace (saved as a rule)"),
+    ("n", "denied", "no (the model is told)"),
+    ("x", "abort", "no, and stop the turn"),
+)
+
+
+class ApprovalScreen(ModalScreen[str]):
+    """A command or a patch waiting for the user's decision; dismissed with the decision."""
+
+    DEFAULT_CSS = """
+    ApprovalScreen { align: center middle; }
+    ApprovalScreen > Vertical { width: 90%; max-width: 110; height: auto; border: thick $warning;
+                                background: $surface; padding: 1 2; }
+    ApprovalScreen .what { margin: 1 0; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(key, f"decide('{decision}')", label, show=False) for key, decision, label in CHOICES),
+        Binding("escape", "decide('denied')", "deny", show=False),
+    ]
+
+    def __init__(self, title: str, what: Any, reason: str | None) -> None:
+        super().__init__()
+        self.title_text, self.what, self.reason = title, what, reason
+
+    def compose(self) -> Any:
+        with Vertical():
+            yield Static(Text(self.title_text, style="bold"))
+            yield Static(self.what, classes="what")
+            if self.reason:
+                yield Static(Text("why: " + for_terminal(self.reason), style="italic"))
+            yield Static(Text("\n".join(f"[{key}] {label}" for key, _d, label in CHOICES) + "\n[esc] no"))
+
+    def action_decide(self, decision: str) -> None:
+        self.dismiss(decision)
+
+
+def command_approval(command: list[str], cwd: str, reason: str | None) -> ApprovalScreen:
+    what = Text(f"$ {for_terminal(display_command(command))}\nin {for_terminal(cwd)}")
+    return ApprovalScreen("Run this command?", what, reason)
+
+
+def patch_approval(changes: dict[str, dict[str, Any]], reason: str | None) -> ApprovalScreen:
+    from codexbro.tui.cells import render_changes
+
+    return ApprovalScreen("Apply this patch?", render_changes(changes, "change"), reason)
+
+
+class QuestionScreen(ModalScreen[dict[str, str]]):
+    """The model's questions (``request_user_input``), one at a time: a digit picks an option."""
+
+    DEFAULT_CSS = """
+    QuestionScreen { align: center middle; }
+    QuestionScreen > Vertical { width: 80%; height: auto; border: thick $accent; background: $surface;
+                                padding: 1 2; }
+    """
+
+    def __init__(self, questions: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.questions = questions
+        self.index = 0
+        self.answers: dict[str, str] = {}
+        self.body = Static()
+
+    def compose(self) -> Any:
+        with Vertical():
+            yield self.body
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        q = self.questions[self.index]
+        options = q.get("options") or []
+        lines = [f"{for_terminal(str(q.get('header', '')))}: {for_terminal(str(q.get('question', '')))}", ""]
+        lines += [f"[{n}] {for_terminal(str(o.get('label')))} — {for_terminal(str(o.get('description', '')))}"
+                  for n, o in enumerate(options, 1)]  # fmt: skip
+        self.body.update(Text("\n".join(lines)))
+
+    def on_key(self, event: Any) -> None:
+        options = self.questions[self.index].get("options") or []
+        if event.character and event.character.isdigit() and 1 <= int(event.character) <= len(options):
+            event.stop()
+            self.answers[str(self.questions[self.index].get("id"))] = str(
+                options[int(event.character) - 1]["label"]
+            )
+            self.index += 1
+            if self.index == len(self.questions):
+                self.dismiss(self.answers)
+            else:
+                self._show()

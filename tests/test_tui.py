@@ -1,0 +1,250 @@
+"""The interactive TUI (issue 16), driven by Textual's pilot against the loopback fake server:
+streaming, tool calls with an approval approved and one denied, interrupt, a slash command; and the
+real binary refusing to start without a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("textual", reason="textual (a base dependency) is not installed")
+
+from codexbro.composition import SessionOptions, start_session
+from codexbro.config.loader import Overrides, load_config
+from codexbro.tui import cells
+from codexbro.tui.app import CodexbroApp
+from codexbro.tui.dialogs import ApprovalScreen
+from tests.conftest import run_cli, write_config
+from tests.fakes.events import (
+    ev_completed,
+    ev_created,
+    ev_message,
+    ev_shell_command,
+    ev_text_delta,
+    message_turn,
+)
+from tests.fakes.responses_server import FakeResponsesServer, Reply
+
+
+def make_app(home: Path, fake: FakeResponsesServer, cwd: Path, **flags: Any) -> CodexbroApp:
+    write_config(home, fake.base_url)
+    config = load_config(Overrides(cwd=cwd, flags={"sandbox_mode": "workspace-write", **flags}))
+    return CodexbroApp(start_session(config, SessionOptions(interactive=True)))
+
+
+async def until(pilot: Any, check: Any, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await pilot.pause(0.05)
+
+
+def texts(app: CodexbroApp, kind: type) -> list[Any]:
+    return list(app.query(kind))
+
+
+async def test_a_streamed_answer_is_shown_as_markdown(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(Reply([ev_created(), ev_text_delta("Here is **the"), ev_text_delta(" plan**:\n\n- one"),
+                    ev_message("Here is **the plan**:\n\n- one"), ev_completed()]))  # fmt: skip
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"say hi", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+        (user,) = texts(app, cells.UserCell)
+        (agent,) = texts(app, cells.AgentCell)
+        assert user.text == "say hi" and agent.text == "Here is **the plan**:\n\n- one"
+        assert "ready" in str(app.query_one("#status").render())
+    await app.session.close()
+    assert fake.bodies()[0]["input"][-1]["content"][0]["text"] == "say hi"
+
+
+@pytest.mark.parametrize(("key", "ran"), [("y", True), ("n", False)])
+async def test_a_command_waits_for_approval(
+    key: str, ran: bool, home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(
+        Reply([ev_created(), ev_shell_command("c1", "touch made-by-agent.txt", login=False), ev_completed()]),
+        Reply(message_turn("done")),
+    )
+    app = make_app(home, fake, workspace, approval_policy="untrusted")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"make a file", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press(key)
+        await until(pilot, lambda: not app.running and texts(app, cells.AgentCell))
+        if ran:
+            (tool,) = texts(app, cells.ToolCell)
+            assert tool.exit_code == 0
+    await app.session.close()
+    assert (workspace / "made-by-agent.txt").exists() is ran
+    output = next(i for i in fake.bodies()[1]["input"] if i["type"] == "function_call_output")["output"]
+    assert ran or "reject" in output.lower() or "denied" in output.lower() or "declined" in output.lower(), (
+        output
+    )
+
+
+async def test_ctrl_c_interrupts_a_running_turn(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(Reply([ev_created(), ev_shell_command("c1", "sleep 30", login=False), ev_completed()]),
+             Reply(message_turn("after")))  # fmt: skip
+    app = make_app(home, fake, workspace, approval_policy="never", sandbox_mode="danger-full-access")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"wait", "enter")
+        await until(pilot, lambda: texts(app, cells.ToolCell))
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.running)
+        notes = [str(n.render()) for n in texts(app, cells.NoteCell)]
+        assert any("interrupted" in n for n in notes), notes
+        await pilot.press(*"again", "enter")
+        await until(pilot, lambda: any(a.text == "after" for a in texts(app, cells.AgentCell)))
+    await app.session.close()
+
+
+async def test_slash_status_shows_the_session(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    app = make_app(home, fake, workspace)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"/status", "enter")
+        await until(pilot, lambda: texts(app, cells.NoteCell))
+        shown = str(texts(app, cells.NoteCell)[-1].render())
+        assert app.session.thread_id in shown and "gpt-5.1-codex" in shown and "third_party" in shown
+    await app.session.close()
+    assert fake.bodies() == []  # a slash command is not sent to the model
+
+
+async def test_quit_ends_the_app(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    app = make_app(home, fake, workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(*"/quit", "enter")
+        await until(pilot, lambda: app.return_value is not None)
+    assert app.return_value == 0
+    await app.session.close()
+
+
+async def test_a_resumed_conversation_is_shown_and_goes_on(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    from codexbro.core.rollout import list_sessions, load_rollout
+
+    fake.add(Reply(message_turn("first answer")), Reply(message_turn("second answer")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"first question", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+    await app.session.close()
+    (summary,) = list_sessions(home, workspace)
+    assert summary.first_message == "first question" and summary.thread_id == app.session.thread_id
+    config = load_config(Overrides(cwd=workspace, flags={"approval_policy": "on-request"}))
+    again = CodexbroApp(
+        start_session(config, SessionOptions(interactive=True, resume=load_rollout(summary.path)))
+    )
+    async with again.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: texts(again, cells.AgentCell))
+        assert [u.text for u in texts(again, cells.UserCell)] == ["first question"]
+        assert [a.text for a in texts(again, cells.AgentCell)] == ["first answer"]
+        await pilot.press(*"second question", "enter")
+        await until(pilot, lambda: len(texts(again, cells.AgentCell)) == 2 and not again.running)
+    await again.session.close()
+    sent = [c["text"] for i in fake.bodies()[-1]["input"] if i.get("role") == "user" for c in i["content"]]
+    assert "first question" in sent and sent[-1] == "second question"
+
+
+async def test_esc_recalls_the_last_message_and_esc_again_rolls_it_back(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(
+        Reply(message_turn("answer one")), Reply(message_turn("answer two")), Reply(message_turn("answer 2b"))
+    )
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        for text in ("one", "two"):
+            await pilot.press(*text, "enter")
+            await until(
+                pilot, lambda n=text: any(u.text == n for u in texts(app, cells.UserCell)) and not app.running
+            )
+        await until(pilot, lambda: len(texts(app, cells.AgentCell)) == 2)
+        await pilot.press("escape")
+        assert app.query_one("#composer").text == "two"
+        await pilot.press("escape")
+        await until(pilot, lambda: [u.text for u in texts(app, cells.UserCell)] == ["one"])
+        assert [a.text for a in texts(app, cells.AgentCell)] == ["answer one"]
+        app.query_one("#composer").text = ""
+        await pilot.press(*"two again", "enter")
+        await until(pilot, lambda: len(texts(app, cells.AgentCell)) == 2 and not app.running)
+    await app.session.close()
+    sent = [c["text"] for i in fake.bodies()[-1]["input"] if i.get("role") == "user" for c in i["content"]]
+    assert "one" in sent and "two" not in sent and sent[-1] == "two again"
+
+
+def test_without_a_terminal_it_points_to_exec(home: Path, workspace: Path) -> None:
+    res = run_cli("fix the bug", cwd=workspace)
+    assert res.code == 1 and "needs a terminal" in res.stderr and "codexbro exec" in res.stderr, res.stderr
+
+
+TMUX = __import__("shutil").which("tmux")
+
+
+@pytest.mark.skipif(TMUX is None, reason="needs tmux")
+def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    """End to end, as a user sees it: the binary in a tmux pane, a prompt, an approval with `y`,
+    the answer on screen and the file on disk."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    assert TMUX is not None
+    write_config(home, fake.base_url)
+    fake.add(
+        Reply([ev_created(), ev_shell_command("c1", "touch from-the-tui.txt", login=False), ev_completed()]),
+        Reply(message_turn("All done, the file is there.")),
+    )
+    sock = f"cbtest{os.getpid()}"
+    env = [f"-e{k}={v}" for k, v in os.environ.items() if k.startswith(("CODEXBRO", "FAKE_", "HOME", "PATH"))]
+    cmd = f"{sys.executable} -m codexbro -a untrusted 'make the file'; sleep 5"
+    subprocess.run([TMUX, "-L", sock, "new-session", "-d", "-x", "110", "-y", "32", *env, "-c", str(workspace), cmd],
+                   check=True)  # fmt: skip
+
+    def screen() -> str:
+        return subprocess.run([TMUX, "-L", sock, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    def wait_for(text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = screen()
+            if text in shown:
+                return shown
+            time.sleep(0.2)
+        raise AssertionError(f"never saw {text!r}:\n{screen()}")
+
+    try:
+        wait_for("Run this command?")
+        subprocess.run([TMUX, "-L", sock, "send-keys", "y"], check=True)
+        shown = wait_for("All done, the file is there.")
+        assert "touch from-the-tui.txt" in shown
+        assert (workspace / "from-the-tui.txt").exists()
+        subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
+        subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
+        wait_for("codexbro exec resume")  # the app left; the terminal is back to normal text
+    finally:
+        subprocess.run([TMUX, "-L", sock, "kill-server"], capture_output=True)
+
+
+def test_version_and_exec_never_import_textual(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    write_config(home, fake.base_url)
+    fake.add(Reply(message_turn("fine")))
+    for args in (("--version",), ("exec", "hi")):
+        res = run_cli(*args, cwd=workspace, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert res.code == 0, res.stderr[-2000:]
+        imported = [
+            line.rsplit("|", 1)[-1].strip()
+            for line in res.stderr.splitlines()
+            if line.startswith("import time:")
+        ]
+        assert imported and not [m for m in imported if m.split(".")[0] in ("textual", "rich")], args
