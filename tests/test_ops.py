@@ -402,3 +402,28 @@ async def test_a_body_that_does_not_decode_is_a_retryable_transport_error() -> N
     finally:
         await http.aclose()
         server.close()
+
+
+async def test_override_turn_context_checks_and_applies(workspace: Path) -> None:
+    session, client = scripted_session(workspace, [[says("ok")]])
+    session.drain_events()
+    session.submit(p.OverrideTurnContext(approval_policy="sometimes"))
+    bad = (await asyncio.wait_for(session.next_event(), 10)).msg
+    session.submit(p.OverrideTurnContext(model="gpt-5.4"))
+    fixed = (await asyncio.wait_for(session.next_event(), 10)).msg  # no lookup given: the model stays
+    session.submit(
+        p.OverrideTurnContext(approval_policy="untrusted", sandbox_mode="workspace-write", effort="low")
+    )
+    good = (await asyncio.wait_for(session.next_event(), 10)).msg
+    session.submit(turn("go"))
+    await events_until(session)
+    await session.close()
+    assert isinstance(bad, p.ErrorEvent) and "`sometimes` is not a valid approval_policy" in bad.message
+    assert isinstance(fixed, p.ErrorEvent) and "cannot change" in fixed.message
+    assert isinstance(good, p.SessionConfigured)
+    assert (good.approval_policy, good.sandbox_policy, good.reasoning_effort) == (
+        "untrusted",
+        "workspace-write",
+        "low",
+    )
+    assert "workspace-write" in json.dumps(client.prompts[0].input)

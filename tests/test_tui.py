@@ -5,6 +5,7 @@ real binary refusing to start without a terminal."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,118 @@ async def test_esc_recalls_the_last_message_and_esc_again_rolls_it_back(
     await app.session.close()
     sent = [c["text"] for i in fake.bodies()[-1]["input"] if i.get("role") == "user" for c in i["content"]]
     assert "one" in sent and "two" not in sent and sent[-1] == "two again"
+
+
+async def test_trace_new_and_an_image_on_the_first_message(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    import base64
+
+    png = workspace / "dot.png"
+    png.write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))  # fmt: skip
+    fake.add(Reply(message_turn("a dot")))
+    write_config(home, fake.base_url)
+    config = load_config(Overrides(cwd=workspace, flags={"approval_policy": "on-request"}))
+
+    def fresh() -> Any:
+        return start_session(config, SessionOptions(interactive=True))
+
+    app = CodexbroApp(fresh(), "what is this?", images=(str(png),), new_session=fresh)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+        await pilot.press(*"/trace", "enter")
+        await until(
+            pilot, lambda: any("responses.create" in str(n.render()) for n in texts(app, cells.NoteCell))
+        )
+        first = app.session.thread_id
+        await pilot.press(*"/new", "enter")
+        await until(pilot, lambda: app.session.thread_id != first and texts(app, cells.NoteCell))
+        assert not texts(app, cells.AgentCell)  # a fresh transcript
+    await app.session.close()
+    content = fake.bodies()[0]["input"][-1]["content"]
+    assert content[0]["text"] == "what is this?" and content[1]["image_url"].startswith(
+        "data:image/png;base64,"
+    )
+
+
+async def test_the_trust_answer_is_remembered_in_config(home: Path, tmp_path: Path) -> None:
+    from codexbro.tui.trust import TrustPrompt, remember
+
+    folder = tmp_path / 'not "git"'
+    folder.mkdir()
+    (home / "config.toml").write_text('model = "gpt-5.1-codex"\n')
+    prompt = TrustPrompt(folder)
+    async with prompt.run_test() as pilot:
+        await pilot.press("y")
+    assert prompt.return_value is True
+    remember(home / "config.toml", folder, "trusted")
+    remember(home / "config.toml", folder, "untrusted")  # an entry already there is left alone
+    config = load_config(Overrides(cwd=folder))
+    assert config.raw["projects"][str(folder)]["trust_level"] == "trusted" and config.model == "gpt-5.1-codex"
+
+
+def test_fuzzy_file_matching_prefers_names() -> None:
+    from codexbro.tui.mentions import best, score
+
+    files = ["src/codexbro/tui/app.py", "docs/tui.md", "tests/test_tui.py", "src/codexbro/core/session.py"]
+    assert best("tuiap", files)[0] == "src/codexbro/tui/app.py"
+    assert best("session", files) == ["src/codexbro/core/session.py"]
+    assert score("zzz", "src/app.py") is None
+
+
+async def test_an_at_mention_inserts_a_workspace_file(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    (workspace / "src").mkdir()
+    (workspace / "src" / "parser.py").write_text("x = 1\n")
+    (workspace / "ignored.log").write_text("noise\n")
+    (workspace / ".gitignore").write_text("*.log\n")
+    fake.add(Reply(message_turn("read it")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"look at @pars")
+        await until(pilot, lambda: "src/parser.py" in str(app.query_one("#mentions").render()))
+        await pilot.press("tab")
+        assert app.query_one("#composer").text == "look at src/parser.py "
+        await pilot.press(*"@ignored")
+        await until(pilot, lambda: "no matching file" in str(app.query_one("#mentions").render()))
+    await app.session.close()
+
+
+async def test_model_and_approvals_change_the_next_turns(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    from codexbro.tui.choose import ChoiceScreen
+
+    fake.add(Reply(message_turn("on the new model")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(110, 40)) as pilot:
+        await pilot.press(*"/approvals", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("up", "up", "up", "enter")  # the first preset: read-only
+        await until(pilot, lambda: app.session.config.sandbox_mode == "read-only")
+        await pilot.press(*"/model", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        screen = app.screen
+        assert isinstance(screen, ChoiceScreen)
+        target = next(i for i, (slug, _label) in enumerate(screen.options) if slug == "gpt-5.4")
+        screen.query_one("OptionList").highlighted = target  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen) and app.screen is not screen)
+        efforts = app.screen.options  # type: ignore[attr-defined]
+        app.screen.query_one("OptionList").highlighted = [e for e, _ in efforts].index("high")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: app.session.model.slug == "gpt-5.4")
+        await pilot.press(*"go", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+    await app.session.close()
+    body = fake.bodies()[0]
+    assert body["model"] == "gpt-5.4" and body["reasoning"]["effort"] == "high"
+    assert "read-only" in json.dumps(body["input"])  # the environment context says so
 
 
 def test_without_a_terminal_it_points_to_exec(home: Path, workspace: Path) -> None:

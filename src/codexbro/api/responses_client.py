@@ -98,6 +98,11 @@ class ResponsesModelClient:
         )
         self.base_instructions = config.base_instructions_override or model.base_instructions or ""
 
+    def retarget(self, model: ModelInfo, config: Config) -> None:
+        """Following requests use ``model`` and ``config``'s settings (``/model``: effort too)."""
+        self.model, self.config = model, config
+        self.base_instructions = config.base_instructions_override or model.base_instructions or ""
+
     @property
     def on_wait(self) -> Callable[[str], None] | None:
         return self.responses.on_wait

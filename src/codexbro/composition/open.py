@@ -13,7 +13,7 @@ from typing import Any
 
 from codexbro import __version__
 from codexbro.api.model_client import ModelClient, RequestLog
-from codexbro.composition.resolve import Resolution
+from codexbro.composition.resolve import Resolution, model_lookup
 from codexbro.config.types import Config
 from codexbro.core.history import History
 from codexbro.core.rollout import LoadedRollout, RolloutRecorder, RolloutWriteError, new_thread_id
@@ -101,6 +101,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         tool_resources=ToolResources(thread_id),  # exec processes and js_repl outlive turns, not the session
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
         can_ask_user=options.interactive,
+        model_lookup=None if resolution.embedded else model_lookup(config),
     )
 
 

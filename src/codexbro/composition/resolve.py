@@ -161,6 +161,22 @@ def resolve(
     )
 
 
+def model_lookup(config: Config, readers: Readers | None = None) -> Callable[[str], ModelInfo]:
+    """``slug → ModelInfo`` as ``resolve`` does it (catalog match, base instructions, a configured
+    context window), for a session switching models (``/model``)."""
+    catalog = (readers or Readers()).catalog(config.codexbro_home, config.model_catalog_json)[0]
+
+    def lookup(slug: str) -> ModelInfo:
+        model = catalog.resolve(slug).info
+        if model.base_instructions is None:
+            model = replace(model, base_instructions=base_instructions(model.instructions_family))
+        if config.model_context_window:
+            model = replace(model, context_window=config.model_context_window)
+        return model
+
+    return lookup
+
+
 def _model_source(config: Config, earlier: LoadedRollout | None, slug: str) -> str:
     if config.model is not None:
         origin = config.origins.get("model", "config")

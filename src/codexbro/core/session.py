@@ -25,9 +25,9 @@ from codexbro.api.events import RateLimitSnapshot, TokenUsage
 from codexbro.api.http import RequestRecord
 from codexbro.api.model_client import ModelClient, Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
-from codexbro.core import turn_task
+from codexbro.core import thread_ops, turn_task
 from codexbro.core.context_policy import ContextPolicy
-from codexbro.core.history import History, drop_last_turns
+from codexbro.core.history import History
 from codexbro.core.initial_context import initial_context
 from codexbro.core.rollout import RolloutRecorder, RolloutWriteError, new_thread_id
 from codexbro.core.turn import TurnContext
@@ -57,7 +57,7 @@ class Session:
         history: History, resumed: bool, warnings: list[str], request_log: RequestLog | None = None,
         rules: tuple[PrefixRule, ...] = (), resolution: p.ModelResolved | None = None,
         tool_resources: ToolResources | None = None, first_turn_job: Callable[[], Awaitable[None]] | None = None,
-        can_ask_user: bool = False,
+        can_ask_user: bool = False, model_lookup: Callable[[str], ModelInfo] | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.model = model
@@ -70,6 +70,7 @@ class Session:
         self.resolution = resolution
         self.tool_resources = tool_resources or ToolResources(thread_id)
         self.can_ask_user = can_ask_user  # an interactive front end answers request_user_input
+        self.model_lookup = model_lookup  # slug → metadata, for OverrideTurnContext (None: fixed model)
         self.stream_max_retries = config.model_provider.stream_max_retries
         self.retry_wait_max_s = config.retry_wait_max_ms / 1000
         self.total_usage = TokenUsage()
@@ -96,6 +97,13 @@ class Session:
         self._emit_startup(warnings)
 
     def _emit_startup(self, warnings: list[str]) -> None:
+        self.emit_configured()
+        if self.resolution is not None:
+            self.emit(self.resolution)
+        for warning in warnings:
+            self.emit(p.WarningEvent(warning))
+
+    def emit_configured(self) -> None:
         cfg = self.config
         self.emit(
             p.SessionConfigured(
@@ -105,10 +113,6 @@ class Session:
                 rollout_path=str(self.recorder.path) if self.recorder.enabled else None, resumed=self.resumed,
             )
         )  # fmt: skip
-        if self.resolution is not None:
-            self.emit(self.resolution)
-        for warning in warnings:
-            self.emit(p.WarningEvent(warning))
 
     def _on_request(self, record: RequestRecord) -> None:
         self.emit(
@@ -213,10 +217,13 @@ class Session:
             self.active = ActiveTurn(turn_id, self._spawn_turn(turn_task.run_compact(self, turn_id)))
         elif isinstance(op, p.ThreadRollback):
             self._current_sub = sub_id
-            self._rollback(op.num_turns)
+            thread_ops.rollback(self, op.num_turns)
         elif isinstance(op, p.ForkThread):
             self._current_sub = sub_id
-            self._fork(op.drop_turns)
+            thread_ops.fork(self, op.drop_turns)
+        elif isinstance(op, p.OverrideTurnContext):
+            self._current_sub = sub_id
+            thread_ops.override(self, op)
         elif isinstance(op, p.Shutdown):
             self._spawn(self._shutdown())
         return sub_id
@@ -266,37 +273,6 @@ class Session:
     def _start_items(self, items: list[ResponseItem], output_schema: dict[str, Any] | None) -> None:
         ctx = turn_task.turn_context(self, output_schema)
         self.active = ActiveTurn(ctx.turn_id, self._spawn_turn(turn_task.run(self, ctx, items)))
-
-    def _rollback(self, count: int) -> None:
-        kept = drop_last_turns(self.history.items, count)
-        if kept is None:
-            self.emit(
-                p.ErrorEvent(
-                    f"cannot roll back {count} turn(s): the thread has fewer", "thread_rollback_failed"
-                )
-            )
-            return
-        self.history.replace(kept)
-        self.emit(p.ThreadRolledBack(count))  # recorded: a resumed session drops them too
-
-    def _fork(self, drop_turns: int) -> None:
-        if not self.recorder.enabled:
-            self.emit(p.ErrorEvent("this session is not recorded (ephemeral): there is no file to fork from"))
-            return
-        items = self.history.items if drop_turns == 0 else drop_last_turns(self.history.items, drop_turns)
-        if items is None:
-            self.emit(
-                p.ErrorEvent(f"cannot fork without the last {drop_turns} turn(s): the thread has fewer")
-            )
-            return
-        from codexbro.core.rollout import fork_file
-
-        try:
-            thread_id, path = fork_file(self.recorder, items)
-        except RolloutWriteError as err:
-            self.emit(p.ErrorEvent(f"could not fork the thread: {err.message}", err.kind))
-            return
-        self.emit(p.ThreadForked(thread_id, str(path) if path is not None else None))
 
     def preview_request(self, text: str) -> RequestPreview:
         """The exact first request a turn with ``text`` would send. Nothing is sent or recorded."""

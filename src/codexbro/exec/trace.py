@@ -48,9 +48,11 @@ class Redactor:
 class TraceWriter:
     """Writes the ``--trace`` JSONL file (0600), secrets redacted."""
 
-    def __init__(self, path: Path, redactor: Redactor) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._fh: IO[str] = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+    def __init__(self, path: Path, redactor: Redactor, *, sink: IO[str] | None = None) -> None:
+        if sink is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            sink = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+        self._fh: IO[str] = sink
         self._redact = redactor
         self._path = path
         self._failed = False
@@ -71,6 +73,20 @@ class TraceWriter:
         except OSError as exc:  # disk full: the trace stops, the session goes on
             self._failed = True
             print(f"warning: the trace {self._path} stopped: {exc.strerror or exc}", file=sys.stderr)
+
+    @classmethod
+    def in_memory(cls, redactor: Redactor) -> TraceWriter:
+        """A trace kept in memory (the TUI's ``/trace``); ``records()`` reads it back."""
+        import io
+
+        return cls(Path("<memory>"), redactor, sink=io.StringIO())
+
+    def records(self) -> list[dict[str, Any]]:
+        import io
+
+        if not isinstance(self._fh, io.StringIO):
+            return []
+        return [json.loads(line) for line in self._fh.getvalue().splitlines() if line.strip()]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -79,6 +79,18 @@ class Compact:
 
 
 @dataclass(frozen=True)
+class OverrideTurnContext:
+    """Settings for the turns that follow (``/model``, ``/approvals``): each given one replaces the
+    session's; answered with a fresh ``session_configured``."""
+
+    model: str | None = None
+    effort: str | None = None
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    kind: ClassVar[str] = "override_turn_context"
+
+
+@dataclass(frozen=True)
 class ThreadRollback:
     """Drop the last ``num_turns`` user turns (each from the user's message on) from the history;
     recorded, so a resumed session has them dropped too. Only between turns."""
@@ -108,7 +120,7 @@ class ForkThread:
 
 Op = (
     UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact | ThreadRollback | UserInputAnswer
-    | ForkThread
+    | ForkThread | OverrideTurnContext
 )  # fmt: skip
 
 # ---- Events (core → front end) ----------------------------------------------------------------

@@ -6,6 +6,7 @@ user does becomes an ``Op``. Nothing else connects them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -26,11 +27,23 @@ MARKDOWN_TAIL = 30  # of those, the last ones rendered as Markdown
 
 SLASH_COMMANDS = {
     "/status": "model, provider, sandbox, tokens, session id and file",
+    "/model": "choose the model and its reasoning effort for the next turns",
+    "/approvals": "choose the sandbox and when to ask",
     "/compact": "summarise the conversation to free context",
     "/diff": "the workspace's git diff",
+    "/trace": "this session's trace: every request, decision and tool call, and why",
+    "/init": "ask the agent to write an AGENTS.md for this project",
+    "/mention": "mention a file: starts an @ search in the composer",
+    "/new": "start a new conversation (this one stays resumable)",
+    "/logout": "remove the stored credentials",
     "/quit": "leave (the session can be resumed)",
     "/help": "this list",
 }
+INIT_PROMPT = (
+    "Write an AGENTS.md at the root of this project for coding agents working here: how to set it up, "
+    "build and test it, the layout of the code, its conventions, and anything surprising. Read the "
+    "project first; keep it short and concrete. If an AGENTS.md exists, improve it instead."
+)
 
 
 class Composer(TextArea):
@@ -42,12 +55,41 @@ class Composer(TextArea):
             super().__init__()
             self.text = text
 
+    class Mention(Message):
+        """The word being typed starts with ``@`` (``query`` without it), or stopped (None)."""
+
+        def __init__(self, query: str | None) -> None:
+            super().__init__()
+            self.query = query
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, **kwargs)
         self.sent: list[str] = []
         self._browse = 0
+        self.suggestions: list[str] = []  # set by the app while an @ mention is being typed
+
+    def mention_query(self) -> str | None:
+        row, col = self.cursor_location
+        before = self.document.get_line(row)[:col]
+        word = before.rsplit(maxsplit=1)[-1] if before.strip() and not before.endswith(" ") else ""
+        return word[1:] if word.startswith("@") else None
+
+    def accept(self, path: str) -> None:
+        query = self.mention_query()
+        if query is None:
+            return
+        row, col = self.cursor_location
+        self.replace(path + " ", (row, col - len(query) - 1), (row, col))
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.post_message(self.Mention(self.mention_query()))
 
     async def _on_key(self, event: events.Key) -> None:
+        if event.key in ("tab", "enter") and self.suggestions and self.mention_query() is not None:
+            event.stop()
+            event.prevent_default()
+            self.accept(self.suggestions[0])
+            return
         if event.key == "enter":
             event.stop()
             event.prevent_default()
@@ -86,15 +128,22 @@ class CodexbroApp(App[int]):
     #transcript { height: 1fr; padding: 0 1; }
     #composer { height: auto; max-height: 10; min-height: 3; border: round $accent; }
     #status { height: 1; color: $text-muted; padding: 0 1; }
+    #mentions { height: auto; max-height: 10; display: none; color: $text-muted; padding: 0 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "interrupt_or_quit", "interrupt / quit", priority=True)
     ]
 
-    def __init__(self, session: Session, prompt: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, session: Session, prompt: str | None = None, *, images: tuple[str, ...] = (),
+        new_session: Callable[[], Session] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.session = session
         self.first_prompt = prompt
+        self.first_images = images
+        self.new_session = new_session  # /new opens one through the composition root
+        self.trace = _trace(session)
         self.running = False
         self.tokens = 0
         self.context_left: str = ""
@@ -102,15 +151,33 @@ class CodexbroApp(App[int]):
         self._tools: dict[str, cells.ToolCell] = {}
         self._quit_armed = False
         self._recalled: cells.UserCell | None = None  # Esc pressed once: the message recalled
+        self._files: list[str] | None = None  # the workspace's files, listed at the first @
         self.info: dict[str, Any] = {}
 
     def compose(self) -> Any:
         yield VerticalScroll(id="transcript")
+        yield Static(id="mentions")
         yield Composer(id="composer")
         yield Static(id="status")
 
+    async def on_composer_mention(self, message: Composer.Mention) -> None:
+        from codexbro.tui.mentions import best, workspace_files
+
+        composer, box = self.query_one(Composer), self.query_one("#mentions", Static)
+        if message.query is None:
+            composer.suggestions = []
+            box.display = False
+            return
+        if self._files is None:
+            self._files = workspace_files(self.session.config.cwd)
+        composer.suggestions = best(message.query, self._files) if message.query else self._files[:8]
+        box.update(Text("\n".join(composer.suggestions) + "\n(tab: insert the first)" if composer.suggestions
+                        else "no matching file"))  # fmt: skip
+        box.display = True
+
     async def on_mount(self) -> None:
         for event in self.session.drain_events():
+            self.trace.process(event)
             await self.show(event.msg)
         if self.session.resumed:
             await self.replay()
@@ -118,7 +185,7 @@ class CodexbroApp(App[int]):
         self.query_one(Composer).focus()
         self._status()
         if self.first_prompt:
-            await self.send(self.first_prompt)
+            await self.send(self.first_prompt, self.first_images)
 
     # ---- events → cells ---------------------------------------------------------------------
 
@@ -148,8 +215,10 @@ class CodexbroApp(App[int]):
 
     @work(exclusive=True, group="events")
     async def pump(self) -> None:
+        session = self.session
         while True:
-            event = await self.session.next_event()
+            event = await session.next_event()
+            self.trace.process(event)
             await self.show(event.msg)
             if isinstance(event.msg, p.ShutdownComplete):
                 self.exit(0)
@@ -162,7 +231,7 @@ class CodexbroApp(App[int]):
 
     async def show(self, msg: p.EventMsg) -> None:
         if isinstance(msg, p.SessionConfigured):
-            self.info.update(model=msg.model, provider=msg.model_provider_id, sandbox=msg.sandbox_policy,
+            self.info.update(effort=msg.reasoning_effort,model=msg.model, provider=msg.model_provider_id, sandbox=msg.sandbox_policy,
                              approval=msg.approval_policy, session_id=msg.session_id, rollout=msg.rollout_path)  # fmt: skip
         elif isinstance(msg, p.ModelResolved):
             self.info.update(base_url=msg.base_url, bucket=msg.bucket, auth=msg.auth)
@@ -247,14 +316,15 @@ class CodexbroApp(App[int]):
     async def on_composer_submitted(self, message: Composer.Submitted) -> None:
         await self.send(message.text)
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, images: tuple[str, ...] = ()) -> None:
         self._quit_armed = False
         self._recalled = None
         if text.startswith("/") and text.split()[0] in SLASH_COMMANDS:
             await self.slash(text.split()[0])
             return
+        inputs = (p.UserInput("text", text=text), *(p.UserInput("local_image", path=i) for i in images))
         # Typed during a turn: queued, sent as the next turn.
-        self.session.submit(p.UserTurn((p.UserInput("text", text=text),), when="queue"))
+        self.session.submit(p.UserTurn(inputs, when="queue"))
 
     async def slash(self, command: str) -> None:
         if command == "/quit":
@@ -274,6 +344,48 @@ class CodexbroApp(App[int]):
             await self.add(cells.NoteCell("\n".join(lines), "info"))
         elif command == "/diff":
             await self.add(cells.PatchCell(await _git_diff(self.session.config.cwd), "diff"))
+        elif command == "/trace":
+            from codexbro.inspection.trace_view import render_text
+
+            lines = render_text(self.trace.records()).splitlines()
+            await self.add(cells.NoteCell("\n".join(lines[-80:]) or "(nothing yet)", "info"))
+        elif command == "/model":
+            self.pick_model()
+        elif command == "/approvals":
+            from codexbro.tui.choose import APPROVAL_PRESETS, ChoiceScreen
+
+            current = next((name for name, box, ask, _ in APPROVAL_PRESETS
+                            if box == self.session.config.sandbox_mode and ask == self.session.config.approval_policy), None)  # fmt: skip
+            options = [(name, f"{name:<12} {why}") for name, _box, _ask, why in APPROVAL_PRESETS]
+
+            def chosen(name: str | None) -> None:
+                for preset, box, ask, _why in APPROVAL_PRESETS:
+                    if preset == name:
+                        self.session.submit(p.OverrideTurnContext(sandbox_mode=box, approval_policy=ask))
+
+            self.push_screen(ChoiceScreen("Sandbox and approvals", options, current), chosen)
+        elif command == "/mention":
+            composer = self.query_one(Composer)
+            composer.insert("@")
+            composer.focus()
+        elif command == "/init":
+            self.session.submit(p.UserTurn((p.UserInput("text", text=INIT_PROMPT),), when="queue"))
+        elif command == "/new" and self.new_session is not None:
+            await self.session.close()
+            self.session = self.new_session()
+            self.trace = _trace(self.session)
+            await self.query_one("#transcript", VerticalScroll).remove_children()
+            self._agent, self._tools, self.running = None, {}, False
+            for event in self.session.drain_events():
+                self.trace.process(event)
+                await self.show(event.msg)
+            self.pump()  # exclusive: the old session's reader stops
+            await self.add(cells.NoteCell("new conversation", "info"))
+        elif command == "/logout":
+            from codexbro.auth import storage
+
+            gone = storage.delete(self.session.config.codexbro_home)
+            await self.add(cells.NoteCell("logged out" if gone else "not logged in", "info"))
         else:
             await self.add(
                 cells.NoteCell("\n".join(f"{k:<9} {v}" for k, v in SLASH_COMMANDS.items()), "info")
@@ -301,6 +413,26 @@ class CodexbroApp(App[int]):
             await transcript.remove_children(list(doomed))
         event.stop()
 
+    @work(group="pickers")
+    async def pick_model(self) -> None:
+        from codexbro.models.manager import cached_catalog
+        from codexbro.tui.choose import ChoiceScreen
+
+        config = self.session.config
+        catalog = cached_catalog(config.codexbro_home, config.model_catalog_json)[0]
+        listed = [m for m in catalog.models if m.visibility == "list"]
+        slug = await self.push_screen_wait(ChoiceScreen(
+            "Model for the next turns", [(m.slug, f"{m.slug:<24} {m.description or ''}"[:90]) for m in listed],
+            self.session.model.slug))  # fmt: skip
+        if slug is None:
+            return
+        levels = catalog.resolve(slug).info.supported_reasoning_levels
+        effort = None
+        if levels:
+            effort = await self.push_screen_wait(ChoiceScreen(f"Reasoning effort for {slug}", [(x, x) for x in levels],
+                                                              config.model_reasoning_effort))  # fmt: skip
+        self.session.submit(p.OverrideTurnContext(model=slug, effort=effort))
+
     def action_interrupt_or_quit(self) -> None:
         if self.running:
             self.session.submit(p.Interrupt())
@@ -310,6 +442,12 @@ class CodexbroApp(App[int]):
             return
         self._quit_armed = True
         self.notify("press ctrl+c again to quit", timeout=3)
+
+
+def _trace(session: Session) -> Any:
+    from codexbro.exec.trace import Redactor, TraceWriter
+
+    return TraceWriter.in_memory(Redactor())
 
 
 async def _git_diff(cwd: Any) -> dict[str, dict[str, Any]]:

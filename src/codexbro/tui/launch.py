@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,13 @@ from typing import Any
 from codexbro.errors import UserError
 
 
-def _flags(ns: argparse.Namespace, cwd: Path) -> dict[str, Any]:
-    """Upstream's interactive defaults: in a git workspace workspace-write + on-request; elsewhere
-    read-only + on-request (until a trust prompt lets the user mark the directory trusted)."""
-    trusted = any((d / ".git").exists() for d in (cwd, *cwd.parents))
+def _in_git(cwd: Path) -> bool:
+    return any((d / ".git").exists() for d in (cwd, *cwd.parents))
+
+
+def _flags(ns: argparse.Namespace, trusted: bool) -> dict[str, Any]:
+    """Upstream's interactive defaults: in a trusted workspace (a git one, or one the user trusted)
+    workspace-write + on-request; elsewhere read-only + on-request."""
     flags: dict[str, Any] = {"model": ns.model, "approval_policy": ns.ask_for_approval}
     if trusted and ns.sandbox is None:
         flags["sandbox_mode"] = "workspace-write"
@@ -50,14 +54,16 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
         )
         return 1
     from codexbro.composition import SessionOptions, open_session, resolve
-    from codexbro.config.loader import Overrides, load_config
     from codexbro.logs import setup_file_logging
 
     cwd = Path(ns.cd).expanduser() if ns.cd else Path.cwd()
     if not cwd.is_dir():
         raise UserError(f"-C {cwd}: not a directory")
-    flags = _flags(ns, cwd.resolve())
-    config = load_config(Overrides(ns.config_overrides, ns.profile, flags, cwd, tuple(ns.add_dirs)))
+    for image in ns.images:
+        if not Path(image).is_file():
+            raise UserError(f"-i {image}: no such file")
+    ns.images = [str(Path(i).resolve()) for i in ns.images]
+    config = _config(ns, cwd)
     setup_file_logging(config.codexbro_home)
     prompt = ns.prompt
 
@@ -72,7 +78,17 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
             originator="codex_cli_rs", source="cli", interactive=True, resume=resume, fork=fork
         )
         session = open_session(resolve(config, earlier=earlier), options)
-        app = CodexbroApp(session, prompt)
+
+        def fresh() -> Any:
+            return open_session(
+                resolve(config), SessionOptions(originator="codex_cli_rs", source="cli", interactive=True)
+            )
+
+        app = CodexbroApp(session, prompt, images=tuple(ns.images), new_session=fresh)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT):
+            # The app leaves the way it does on /quit: the terminal is restored, the session closed.
+            loop.add_signal_handler(sig, app.exit, 128 + sig)
         try:
             code = await app.run_async(inline=ns.no_alt_screen)
         finally:
@@ -83,6 +99,29 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
 
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
     return asyncio.run(main())
+
+
+def _config(ns: argparse.Namespace, cwd: Path) -> Any:
+    """The config, with the workspace's trust decided: a git workspace is trusted; elsewhere the
+    user is asked once (unless a sandbox was chosen on the command line) and the answer kept."""
+    from codexbro.config.loader import Overrides, load_config
+
+    def load(trusted: bool) -> Any:
+        return load_config(
+            Overrides(ns.config_overrides, ns.profile, _flags(ns, trusted), cwd, tuple(ns.add_dirs))
+        )
+
+    where = cwd.resolve()
+    config = load(False)
+    level = ((config.raw.get("projects") or {}).get(str(where)) or {}).get("trust_level")
+    chosen = ns.sandbox or ns.full_auto or ns.yolo
+    if level is None and not chosen and not _in_git(where):
+        from codexbro.tui.trust import TrustPrompt, remember
+
+        level = "trusted" if asyncio.run(TrustPrompt(where).run_async()) else "untrusted"
+        remember(config.codexbro_home / "config.toml", where, level)
+    trusted = level == "trusted" or (level is None and _in_git(where))
+    return load(trusted) if trusted else config
 
 
 async def _earlier(kind: str, ns: argparse.Namespace, home: Path, cwd: Path) -> Any:
