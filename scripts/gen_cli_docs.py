@@ -36,7 +36,18 @@ def _walk(title: str, parser: argparse.ArgumentParser, sections: list[tuple[str,
 
 
 def render() -> str:
+    before = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: pin it for a stable file
+    try:
+        return _render()
+    finally:
+        if before is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = before
+
+
+def _render() -> str:
     from codexbro.cli.commands import tui
     from codexbro.cli.main import build_parser
 

@@ -107,14 +107,32 @@ async def test_ctrl_c_interrupts_a_running_turn(
 
 
 async def test_slash_status_shows_the_session(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    limits = {"x-codex-primary-used-percent": "42", "x-codex-primary-window-minutes": "300"}
+    fake.add(Reply(message_turn("hi"), headers=limits))
     app = make_app(home, fake, workspace)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press(*"/status", "enter")
         await until(pilot, lambda: texts(app, cells.NoteCell))
         shown = str(texts(app, cells.NoteCell)[-1].render())
         assert app.session.thread_id in shown and "gpt-5.1-codex" in shown and "third_party" in shown
+        assert "(none reported yet)" in shown
+        assert fake.bodies() == []  # a slash command is not sent to the model
+        await pilot.press(*"hello", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+        await pilot.press(*"/status", "enter")
+        await until(pilot, lambda: "primary 42% used (5 h)" in str(texts(app, cells.NoteCell)[-1].render()))
+        await pilot.resize_terminal(80, 24)  # resizes live
+        await pilot.pause(0.1)
+        assert app.size.width == 80 and app.query_one("#status").size.width <= 80
     await app.session.close()
-    assert fake.bodies() == []  # a slash command is not sent to the model
+
+
+def test_no_color_is_respected(
+    home: Path, fake: FakeResponsesServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(home, fake, workspace)
+    assert app.no_color
 
 
 async def test_quit_ends_the_app(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
@@ -293,24 +311,116 @@ async def test_model_and_approvals_change_the_next_turns(
     assert "read-only" in json.dumps(body["input"])  # the environment context says so
 
 
+async def test_resume_inside_the_app_and_feedback_instead_of_approval(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    from codexbro.core.rollout import load_rollout
+    from codexbro.tui.choose import ChoiceScreen
+
+    fake.add(
+        Reply(message_turn("earlier answer")),
+        Reply([ev_created(), ev_shell_command("c1", "touch nope.txt", login=False), ev_completed()]),
+        Reply(message_turn("understood")),
+    )
+    write_config(home, fake.base_url)
+    config = load_config(Overrides(cwd=workspace, flags={"approval_policy": "untrusted"}))
+
+    def fresh() -> Any:
+        return start_session(config, SessionOptions(interactive=True))
+
+    def resumed(path: Path) -> Any:
+        return start_session(config, SessionOptions(interactive=True, resume=load_rollout(path)))
+
+    app = CodexbroApp(fresh(), new_session=fresh, resume_session=resumed)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"an earlier topic", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+        earlier_id = app.session.thread_id
+        await pilot.press(*"/new", "enter")
+        await until(pilot, lambda: app.session.thread_id != earlier_id)
+        await pilot.press(*"/resume", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.session.thread_id == earlier_id and texts(app, cells.AgentCell))
+        assert [u.text for u in texts(app, cells.UserCell)] == ["an earlier topic"]
+        await pilot.press(*"make a file", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("d")  # no: tell the agent what to do instead
+        await until(pilot, lambda: not app.running)
+        await pilot.press(*"just explain it", "enter")
+        await until(pilot, lambda: any(a.text == "understood" for a in texts(app, cells.AgentCell)))
+    await app.session.close()
+    assert not (workspace / "nope.txt").exists()
+    sent = [
+        c.get("text") for i in fake.bodies()[-1]["input"] if i.get("role") == "user" for c in i["content"]
+    ]
+    assert sent[-1] == "just explain it" and "an earlier topic" in sent
+
+
+async def test_a_typed_image_path_is_attached_and_shift_enter_is_a_new_line(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    import base64
+
+    (workspace / "shot.png").write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))  # fmt: skip
+    fake.add(Reply(message_turn("seen")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"look", "shift+enter", *"at shot.png", "enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+    await app.session.close()
+    content = fake.bodies()[0]["input"][-1]["content"]
+    assert content[0]["text"] == "look\nat shot.png" and content[1]["type"] == "input_image"
+
+
 def test_without_a_terminal_it_points_to_exec(home: Path, workspace: Path) -> None:
     res = run_cli("fix the bug", cwd=workspace)
     assert res.code == 1 and "needs a terminal" in res.stderr and "codexbro exec" in res.stderr, res.stderr
 
 
 TMUX = __import__("shutil").which("tmux")
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def matches_snapshot(name: str, shown: str, workspace: Path) -> None:
+    """The screen as a user sees it (tmux's pane text), against tests/snapshots/tui-NAME.txt; what
+    changes from run to run (paths, durations, ids) is masked. UPDATE_SNAPSHOTS=1 rewrites them."""
+    import os
+    import re
+
+    text = shown.replace(str(workspace), "<ws>")
+    text = re.sub(r"\d+\.\d s", "N.N s", text)
+    text = re.sub(r"\d+ tokens", "N tokens", text)  # usage may arrive just before or after the dialog
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", text)
+    lines = [
+        ("  <a line naming the workspace>" if "<ws>" in line else line.rstrip())
+        for line in text.rstrip().splitlines()
+    ]
+    text = "\n".join(lines) + "\n"
+    path = SNAPSHOTS / f"tui-{name}.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"the {name} screen changed:\n{text}"
 
 
 @pytest.mark.skipif(TMUX is None, reason="needs tmux")
-def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer) -> None:
     """End to end, as a user sees it: the binary in a tmux pane, a prompt, an approval with `y`,
-    the answer on screen and the file on disk."""
+    the answer on screen and the file on disk. The workspace has a fixed path, so the screens can
+    be compared with their snapshots line for line."""
     import os
+    import shutil
     import subprocess
     import sys
     import time
 
     assert TMUX is not None
+    workspace = Path("/tmp/codexbro-tui-snapshot/ws")
+    shutil.rmtree(workspace.parent, ignore_errors=True)
+    (workspace / ".git").mkdir(parents=True)
+    (workspace / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     write_config(home, fake.base_url)
     fake.add(
         Reply([ev_created(), ev_shell_command("c1", "touch from-the-tui.txt", login=False), ev_completed()]),
@@ -318,7 +428,8 @@ def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer, wo
     )
     sock = f"cbtest{os.getpid()}"
     env = [f"-e{k}={v}" for k, v in os.environ.items() if k.startswith(("CODEXBRO", "FAKE_", "HOME", "PATH"))]
-    cmd = f"{sys.executable} -m codexbro -a untrusted 'make the file'; sleep 5"
+    # The pane's own size, whatever COLUMNS/LINES the test process has.
+    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m codexbro -a untrusted 'make the file'; sleep 5"
     subprocess.run([TMUX, "-L", sock, "new-session", "-d", "-x", "110", "-y", "32", *env, "-c", str(workspace), cmd],
                    check=True)  # fmt: skip
 
@@ -334,15 +445,65 @@ def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer, wo
             time.sleep(0.2)
         raise AssertionError(f"never saw {text!r}:\n{screen()}")
 
+    def steady() -> str:
+        """The screen once it stopped changing (two captures 0.3 s apart agree)."""
+        last = screen()
+        for _ in range(50):
+            time.sleep(0.3)
+            now = screen()
+            if now == last:
+                return now
+            last = now
+        return last
+
     try:
         wait_for("Run this command?")
+        matches_snapshot("approval", steady(), workspace)
         subprocess.run([TMUX, "-L", sock, "send-keys", "y"], check=True)
-        shown = wait_for("All done, the file is there.")
+        wait_for("All done, the file is there.")
+        shown = steady()
+        matches_snapshot("answered", shown, workspace)
         assert "touch from-the-tui.txt" in shown
         assert (workspace / "from-the-tui.txt").exists()
         subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
         subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
         wait_for("codexbro exec resume")  # the app left; the terminal is back to normal text
+    finally:
+        subprocess.run([TMUX, "-L", sock, "kill-server"], capture_output=True)
+
+
+@pytest.mark.skipif(TMUX is None, reason="needs tmux")
+@pytest.mark.parametrize("signame", ["TERM", "HUP", "QUIT"])
+def test_a_signal_leaves_the_terminal_usable(
+    signame: str, home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    assert TMUX is not None
+    write_config(home, fake.base_url)
+    sock = f"cbsig{os.getpid()}{signame}"
+    env = [f"-e{k}={v}" for k, v in os.environ.items() if k.startswith(("CODEXBRO", "FAKE_", "HOME", "PATH"))]
+    pidfile = workspace / "pid"
+    cmd = f"sh -c 'echo $$ > {pidfile}; exec env -u COLUMNS -u LINES {sys.executable} -m codexbro'; stty -a | head -1; echo SHELL-IS-BACK; sleep 5"
+    subprocess.run([TMUX, "-L", sock, "new-session", "-d", "-x", "100", "-y", "30", *env, "-c", str(workspace), cmd],
+                   check=True)  # fmt: skip
+
+    def screen() -> str:
+        return subprocess.run([TMUX, "-L", sock, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    try:
+        deadline = time.monotonic() + 30
+        while "tokens" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(int(pidfile.read_text()), getattr(__import__("signal"), f"SIG{signame}"))
+        while "SHELL-IS-BACK" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shown = screen()
+        assert "SHELL-IS-BACK" in shown, shown
+        assert "-icanon" not in shown and "-echo " not in shown, shown  # the terminal is cooked again
     finally:
         subprocess.run([TMUX, "-L", sock, "kill-server"], capture_output=True)
 

@@ -35,6 +35,7 @@ SLASH_COMMANDS = {
     "/init": "ask the agent to write an AGENTS.md for this project",
     "/mention": "mention a file: starts an @ search in the composer",
     "/new": "start a new conversation (this one stays resumable)",
+    "/resume": "continue an earlier conversation of this workspace",
     "/logout": "remove the stored credentials",
     "/quit": "leave (the session can be resumed)",
     "/help": "this list",
@@ -100,7 +101,7 @@ class Composer(TextArea):
                 self.clear()
                 self.post_message(self.Submitted(text))
             return
-        if event.key == "ctrl+j":
+        if event.key in ("ctrl+j", "shift+enter"):
             event.stop()
             event.prevent_default()
             self.insert("\n")
@@ -136,13 +137,15 @@ class CodexbroApp(App[int]):
 
     def __init__(
         self, session: Session, prompt: str | None = None, *, images: tuple[str, ...] = (),
-        new_session: Callable[[], Session] | None = None, **kwargs: Any,
+        new_session: Callable[[], Session] | None = None, resume_session: Callable[[Any], Session] | None = None,
+        **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.session = session
         self.first_prompt = prompt
         self.first_images = images
         self.new_session = new_session  # /new opens one through the composition root
+        self.resume_session = resume_session  # /resume: a session file → its session
         self.trace = _trace(session)
         self.running = False
         self.tokens = 0
@@ -176,6 +179,8 @@ class CodexbroApp(App[int]):
         box.display = True
 
     async def on_mount(self) -> None:
+        if _light_background():
+            self.theme = "textual-light"
         for event in self.session.drain_events():
             self.trace.process(event)
             await self.show(event.msg)
@@ -295,6 +300,8 @@ class CodexbroApp(App[int]):
         elif isinstance(msg, p.TokenCount):
             total = (msg.info or {}).get("total_token_usage") or {}
             self.tokens = int(total.get("total_tokens") or 0)
+            if msg.rate_limits:
+                self.info["limits"] = msg.rate_limits
         elif isinstance(msg, p.ContextUsage) and msg.context_window:
             left = max(0, 100 - 100 * msg.estimated_tokens // msg.context_window)
             self.context_left = f"{left}% context left"
@@ -302,6 +309,11 @@ class CodexbroApp(App[int]):
 
     def _ask(self, screen: Any, op: Any) -> None:
         def decided(decision: Any) -> None:
+            if decision == "abort:feedback":  # the user's next message says what to do instead
+                self.session.submit(op("abort"))
+                self.query_one(Composer).focus()
+                self.notify("type what the agent should do instead, then Enter", timeout=5)
+                return
             self.session.submit(op(decision or "denied"))
 
         self.push_screen(screen, decided)
@@ -322,6 +334,7 @@ class CodexbroApp(App[int]):
         if text.startswith("/") and text.split()[0] in SLASH_COMMANDS:
             await self.slash(text.split()[0])
             return
+        images = (*images, *_image_paths(text, self.session.config.cwd))
         inputs = (p.UserInput("text", text=text), *(p.UserInput("local_image", path=i) for i in images))
         # Typed during a turn: queued, sent as the next turn.
         self.session.submit(p.UserTurn(inputs, when="queue"))
@@ -338,6 +351,7 @@ class CodexbroApp(App[int]):
                 f"auth       {info.get('auth')}",
                 f"sandbox    {info.get('sandbox')}  approvals {info.get('approval')}",
                 f"tokens     {self.tokens}  {self.context_left}",
+                f"limits     {_limits(info.get('limits'))}",
                 f"session    {info.get('session_id')}",
                 f"file       {info.get('rollout') or '(not recorded)'}",
             ]  # fmt: skip
@@ -371,16 +385,10 @@ class CodexbroApp(App[int]):
         elif command == "/init":
             self.session.submit(p.UserTurn((p.UserInput("text", text=INIT_PROMPT),), when="queue"))
         elif command == "/new" and self.new_session is not None:
-            await self.session.close()
-            self.session = self.new_session()
-            self.trace = _trace(self.session)
-            await self.query_one("#transcript", VerticalScroll).remove_children()
-            self._agent, self._tools, self.running = None, {}, False
-            for event in self.session.drain_events():
-                self.trace.process(event)
-                await self.show(event.msg)
-            self.pump()  # exclusive: the old session's reader stops
+            await self.switch(self.new_session())
             await self.add(cells.NoteCell("new conversation", "info"))
+        elif command == "/resume" and self.resume_session is not None:
+            self.pick_session()
         elif command == "/logout":
             from codexbro.auth import storage
 
@@ -413,6 +421,44 @@ class CodexbroApp(App[int]):
             await transcript.remove_children(list(doomed))
         event.stop()
 
+    async def switch(self, session: Session) -> None:
+        """Another conversation in place of this one (which stays resumable)."""
+        await self.session.close()
+        self.session = session
+        self.trace = _trace(session)
+        await self.query_one("#transcript", VerticalScroll).remove_children()
+        self._agent, self._tools, self.running, self._recalled = None, {}, False, None
+        for event in session.drain_events():
+            self.trace.process(event)
+            await self.show(event.msg)
+        if session.resumed:
+            await self.replay()
+        self.pump()  # exclusive: the old session's reader stops
+
+    @work(group="pickers")
+    async def pick_session(self) -> None:
+        import time
+
+        from codexbro.core.rollout import list_sessions
+        from codexbro.tui.choose import ChoiceScreen
+        from codexbro.tui.picker import age
+
+        config = self.session.config
+        earlier = [
+            s
+            for s in list_sessions(config.codexbro_home, config.cwd)
+            if s.thread_id != self.session.thread_id
+        ]
+        if not earlier:
+            await self.add(cells.NoteCell("no earlier conversation in this workspace", "info"))
+            return
+        now = time.time()
+        options = [(str(i), f"{age(now - s.modified):>9}  {(s.first_message.splitlines() or ['(no message)'])[0][:80]}")
+                   for i, s in enumerate(earlier)]  # fmt: skip
+        chosen = await self.push_screen_wait(ChoiceScreen("Continue which conversation?", options))
+        if chosen is not None and self.resume_session is not None:
+            await self.switch(self.resume_session(earlier[int(chosen)].path))
+
     @work(group="pickers")
     async def pick_model(self) -> None:
         from codexbro.models.manager import cached_catalog
@@ -442,6 +488,46 @@ class CodexbroApp(App[int]):
             return
         self._quit_armed = True
         self.notify("press ctrl+c again to quit", timeout=3)
+
+
+def _limits(limits: Any) -> str:
+    """The rate-limit windows the server reported (the ChatGPT backend sends them), or why none."""
+    if not isinstance(limits, dict):
+        return "(none reported yet)"
+    parts = []
+    for name in ("primary", "secondary"):
+        window = limits.get(name)
+        if isinstance(window, dict):
+            minutes = window.get("window_minutes")
+            span = f"{minutes / 60:g} h" if isinstance(minutes, int | float) else "window"
+            parts.append(f"{name} {window.get('used_percent', 0):.0f}% used ({span})")
+    return ", ".join(parts) or "(none reported yet)"
+
+
+def _light_background() -> bool:
+    """The terminal says its background is light (``COLORFGBG`` as rxvt, xterm and others set it)."""
+    import os
+
+    parts = os.environ.get("COLORFGBG", "").split(";")
+    return len(parts) >= 2 and parts[-1].isdigit() and int(parts[-1]) in (7, 15)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+def _image_paths(text: str, cwd: Any) -> list[str]:
+    """Image files named in a message (typed or pasted paths, quoted or not): attached to it."""
+    from pathlib import Path
+
+    found = []
+    for word in text.split():
+        word = word.strip("'\"")
+        if word.lower().endswith(IMAGE_SUFFIXES):
+            path = Path(word).expanduser()
+            path = path if path.is_absolute() else Path(cwd) / path
+            if path.is_file():
+                found.append(str(path))
+    return found
 
 
 def _trace(session: Session) -> Any:

@@ -19,6 +19,7 @@ CHOICES = (
     ("w", "approved_for_workspace", "yes, and don't ask again in this workspace (saved as a rule)"),
     ("n", "denied", "no (the model is told)"),
     ("x", "abort", "no, and stop the turn"),
+    ("d", "abort:feedback", "no, and tell the agent what to do instead (stops the turn; type it below)"),
 )
 
 

@@ -84,7 +84,14 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
                 resolve(config), SessionOptions(originator="codex_cli_rs", source="cli", interactive=True)
             )
 
-        app = CodexbroApp(session, prompt, images=tuple(ns.images), new_session=fresh)
+        def resumed(path: Path) -> Any:
+            from codexbro.core.rollout import load_rollout
+
+            loaded = load_rollout(path)
+            options = SessionOptions(originator="codex_cli_rs", source="cli", interactive=True, resume=loaded)
+            return open_session(resolve(config, earlier=loaded), options)
+
+        app = CodexbroApp(session, prompt, images=tuple(ns.images), new_session=fresh, resume_session=resumed)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT):
             # The app leaves the way it does on /quit: the terminal is restored, the session closed.
