@@ -289,7 +289,10 @@ async def test_model_and_approvals_change_the_next_turns(
     async with app.run_test(size=(110, 40)) as pilot:
         await pilot.press(*"/approvals", "enter")
         await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        await pilot.press("up", "up", "up", "enter")  # the first preset: read-only
+        presets = app.screen.query_one("OptionList")
+        assert presets.highlighted == 1  # type: ignore[attr-defined]  # the preset in use (auto) is highlighted
+        presets.highlighted = 0  # type: ignore[attr-defined]  # read-only
+        await pilot.press("enter")
         await until(pilot, lambda: app.session.config.sandbox_mode == "read-only")
         await pilot.press(*"/model", "enter")
         await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -303,6 +306,8 @@ async def test_model_and_approvals_change_the_next_turns(
         app.screen.query_one("OptionList").highlighted = [e for e, _ in efforts].index("high")  # type: ignore[attr-defined]
         await pilot.press("enter")
         await until(pilot, lambda: app.session.model.slug == "gpt-5.4")
+        notes = [str(n.render()) for n in texts(app, cells.NoteCell)]
+        assert any("next turns: model gpt-5.4 (effort high)" in n for n in notes), notes
         await pilot.press(*"go", "enter")
         await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
     await app.session.close()
@@ -374,6 +379,71 @@ async def test_a_typed_image_path_is_attached_and_shift_enter_is_a_new_line(
     assert content[0]["text"] == "look\nat shot.png" and content[1]["type"] == "input_image"
 
 
+async def test_a_large_paste_lands_whole_in_the_composer(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    from textual import events
+
+    pasted = "\n".join(f"line {n}: some pasted log output" for n in range(2000))
+    fake.add(Reply(message_turn("read it all")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = app.query_one("#composer")
+        app.post_message(events.Paste(pasted))  # as the driver delivers it: to the app, then the focus
+        await until(pilot, lambda: composer.text == pasted)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: texts(app, cells.AgentCell) and not app.running)
+    await app.session.close()
+    assert fake.bodies()[0]["input"][-1]["content"][0]["text"] == pasted
+
+
+async def test_composer_history_keeps_the_draft_and_typing_anywhere_lands_in_it(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(Reply(message_turn("a")), Reply(message_turn("b")))
+    app = make_app(home, fake, workspace, approval_policy="on-request")
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = app.query_one("#composer")
+        for text in ("first", "second"):
+            await pilot.press(*text, "enter")
+            await until(
+                pilot, lambda n=text: any(u.text == n for u in texts(app, cells.UserCell)) and not app.running
+            )
+        await pilot.press(*"my draft", "down")
+        assert composer.text == "my draft"  # type: ignore[attr-defined]  # Down at the newest keeps it
+        await pilot.press("up", "up")
+        assert composer.text == "first"  # type: ignore[attr-defined]
+        await pilot.press("down", "down")
+        assert composer.text == "my draft"  # type: ignore[attr-defined]  # the draft comes back
+        await pilot.press("up", *" again")
+        assert composer.text == "second again"  # type: ignore[attr-defined]  # the cursor was at the end
+        app.query_one("#transcript").focus()
+        await pilot.press(*"!?")
+        assert composer.text == "second again!?" and app.focused is composer  # type: ignore[attr-defined]
+        composer.text = ""  # type: ignore[attr-defined]
+        await pilot.press(*"/stauts", "enter")
+        await until(
+            pilot,
+            lambda: any("unknown command /stauts" in str(n.render()) for n in texts(app, cells.NoteCell)),
+        )
+    await app.session.close()
+    assert len(fake.bodies()) == 2  # the typo never reached the model
+
+
+async def test_an_interrupt_closes_the_dialog_and_the_command_cell(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    fake.add(Reply([ev_created(), ev_shell_command("c1", "touch never.txt", login=False), ev_completed()]))
+    app = make_app(home, fake, workspace, approval_policy="untrusted")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"do it", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.running and not isinstance(app.screen, ApprovalScreen))
+    await app.session.close()
+    assert not (workspace / "never.txt").exists()
+
+
 def test_without_a_terminal_it_points_to_exec(home: Path, workspace: Path) -> None:
     res = run_cli("fix the bug", cwd=workspace)
     assert res.code == 1 and "needs a terminal" in res.stderr and "codexbro exec" in res.stderr, res.stderr
@@ -434,7 +504,9 @@ def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer) ->
                    check=True)  # fmt: skip
 
     def screen() -> str:
-        return subprocess.run([TMUX, "-L", sock, "capture-pane", "-p"], capture_output=True, text=True).stdout
+        return subprocess.run(
+            [TMUX, "-L", sock, "capture-pane", "-p", "-J"], capture_output=True, text=True
+        ).stdout
 
     def wait_for(text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -467,7 +539,7 @@ def test_the_real_binary_in_a_terminal(home: Path, fake: FakeResponsesServer) ->
         assert (workspace / "from-the-tui.txt").exists()
         subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
         subprocess.run([TMUX, "-L", sock, "send-keys", "C-c"], check=True)
-        wait_for("codexbro exec resume")  # the app left; the terminal is back to normal text
+        wait_for("continues it")  # the app left; the terminal is back to normal text
     finally:
         subprocess.run([TMUX, "-L", sock, "kill-server"], capture_output=True)
 

@@ -14,13 +14,14 @@ from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.widgets import Static, TextArea
+from textual.widgets import Static
 
 from codexbro import protocol as p
 from codexbro.core.session import Session
 from codexbro.tui import cells
-from codexbro.tui.dialogs import QuestionScreen, command_approval, patch_approval
+from codexbro.tui.composer import Composer, Transcript
+from codexbro.tui.dialogs import ApprovalScreen, QuestionScreen, command_approval, patch_approval
+from codexbro.tui.helpers import git_diff, image_paths, light_background, limits_text, memory_trace
 
 REPLAY = 400  # messages of a resumed conversation shown
 MARKDOWN_TAIL = 30  # of those, the last ones rendered as Markdown
@@ -45,79 +46,6 @@ INIT_PROMPT = (
     "build and test it, the layout of the code, its conventions, and anything surprising. Read the "
     "project first; keep it short and concrete. If an AGENTS.md exists, improve it instead."
 )
-
-
-class Composer(TextArea):
-    """Multi-line input: Enter sends, Ctrl+J adds a line; Up/Down on the first/last line walk the
-    history of what was sent."""
-
-    class Submitted(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
-    class Mention(Message):
-        """The word being typed starts with ``@`` (``query`` without it), or stopped (None)."""
-
-        def __init__(self, query: str | None) -> None:
-            super().__init__()
-            self.query = query
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(soft_wrap=True, show_line_numbers=False, **kwargs)
-        self.sent: list[str] = []
-        self._browse = 0
-        self.suggestions: list[str] = []  # set by the app while an @ mention is being typed
-
-    def mention_query(self) -> str | None:
-        row, col = self.cursor_location
-        before = self.document.get_line(row)[:col]
-        word = before.rsplit(maxsplit=1)[-1] if before.strip() and not before.endswith(" ") else ""
-        return word[1:] if word.startswith("@") else None
-
-    def accept(self, path: str) -> None:
-        query = self.mention_query()
-        if query is None:
-            return
-        row, col = self.cursor_location
-        self.replace(path + " ", (row, col - len(query) - 1), (row, col))
-
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        self.post_message(self.Mention(self.mention_query()))
-
-    async def _on_key(self, event: events.Key) -> None:
-        if event.key in ("tab", "enter") and self.suggestions and self.mention_query() is not None:
-            event.stop()
-            event.prevent_default()
-            self.accept(self.suggestions[0])
-            return
-        if event.key == "enter":
-            event.stop()
-            event.prevent_default()
-            text = self.text.strip()
-            if text:
-                self.sent.append(self.text)
-                self._browse = len(self.sent)
-                self.clear()
-                self.post_message(self.Submitted(text))
-            return
-        if event.key in ("ctrl+j", "shift+enter"):
-            event.stop()
-            event.prevent_default()
-            self.insert("\n")
-            return
-        if event.key in ("up", "down") and self.sent:
-            row = self.cursor_location[0]
-            if (event.key == "up" and row == 0) or (
-                event.key == "down" and row == self.document.line_count - 1
-            ):
-                event.stop()
-                event.prevent_default()
-                step = -1 if event.key == "up" else 1
-                self._browse = max(0, min(len(self.sent), self._browse + step))
-                self.text = self.sent[self._browse] if self._browse < len(self.sent) else ""
-                return
-        await super()._on_key(event)
 
 
 class CodexbroApp(App[int]):
@@ -146,7 +74,7 @@ class CodexbroApp(App[int]):
         self.first_images = images
         self.new_session = new_session  # /new opens one through the composition root
         self.resume_session = resume_session  # /resume: a session file → its session
-        self.trace = _trace(session)
+        self.trace = memory_trace(session)
         self.running = False
         self.tokens = 0
         self.context_left: str = ""
@@ -158,7 +86,7 @@ class CodexbroApp(App[int]):
         self.info: dict[str, Any] = {}
 
     def compose(self) -> Any:
-        yield VerticalScroll(id="transcript")
+        yield Transcript(id="transcript")
         yield Static(id="mentions")
         yield Composer(id="composer")
         yield Static(id="status")
@@ -179,7 +107,7 @@ class CodexbroApp(App[int]):
         box.display = True
 
     async def on_mount(self) -> None:
-        if _light_background():
+        if light_background():
             self.theme = "textual-light"
         for event in self.session.drain_events():
             self.trace.process(event)
@@ -236,6 +164,12 @@ class CodexbroApp(App[int]):
 
     async def show(self, msg: p.EventMsg) -> None:
         if isinstance(msg, p.SessionConfigured):
+            if self.info.get("session_id") == msg.session_id:  # settings changed (/model, /approvals)
+                full = msg.sandbox_policy == "danger-full-access"
+                await self.add(cells.NoteCell(
+                    f"next turns: model {msg.model} (effort {msg.reasoning_effort or 'default'}), sandbox "
+                    f"{msg.sandbox_policy}, approvals {msg.approval_policy}"
+                    + (" — FULL ACCESS: no sandbox" if full else ""), "warning" if full else "info"))  # fmt: skip
             self.info.update(effort=msg.reasoning_effort,model=msg.model, provider=msg.model_provider_id, sandbox=msg.sandbox_policy,
                              approval=msg.approval_policy, session_id=msg.session_id, rollout=msg.rollout_path)  # fmt: skip
         elif isinstance(msg, p.ModelResolved):
@@ -270,6 +204,13 @@ class CodexbroApp(App[int]):
         elif isinstance(msg, p.PatchApplyEnd):
             title = "edited" if msg.success else "patch failed"
             await self.add(cells.PatchCell(msg.changes, title))
+        elif isinstance(msg, p.ContextCompacted):
+            await self.add(
+                cells.NoteCell(
+                    f"context compacted ({msg.strategy}): ~{msg.tokens_before} → ~{msg.tokens_after} tokens",
+                    "info",
+                )
+            )
         elif isinstance(msg, p.PlanUpdate):
             await self.add(cells.PlanCell(msg.plan, msg.explanation))
         elif isinstance(msg, p.ExecApprovalRequest):
@@ -295,6 +236,11 @@ class CodexbroApp(App[int]):
         elif isinstance(msg, p.TaskComplete | p.TurnAborted):
             self.running = False
             self._agent = None
+            while len(self.screen_stack) > 1 and isinstance(self.screen, ApprovalScreen | QuestionScreen):
+                self.pop_screen()  # the turn that asked is over: nothing to answer any more
+            for cell in self._tools.values():
+                cell.finish(-1, 0, "", "interrupted")
+            self._tools.clear()
             if isinstance(msg, p.TurnAborted):
                 await self.add(cells.NoteCell("interrupted", "warning"))
         elif isinstance(msg, p.TokenCount):
@@ -331,10 +277,16 @@ class CodexbroApp(App[int]):
     async def send(self, text: str, images: tuple[str, ...] = ()) -> None:
         self._quit_armed = False
         self._recalled = None
-        if text.startswith("/") and text.split()[0] in SLASH_COMMANDS:
-            await self.slash(text.split()[0])
+        word = text.split()[0]
+        if word.startswith("/") and word in SLASH_COMMANDS:
+            await self.slash(word)
             return
-        images = (*images, *_image_paths(text, self.session.config.cwd))
+        if word.startswith("/") and word[1:].isalpha():  # a typo, not a path like /etc/hosts
+            await self.add(cells.NoteCell(f"unknown command {word} (/help lists them)", "warning"))
+            return
+        if self.running:
+            await self.add(cells.NoteCell(f"queued: {text.splitlines()[0][:80]}", "info"))
+        images = (*images, *image_paths(text, self.session.config.cwd))
         inputs = (p.UserInput("text", text=text), *(p.UserInput("local_image", path=i) for i in images))
         # Typed during a turn: queued, sent as the next turn.
         self.session.submit(p.UserTurn(inputs, when="queue"))
@@ -351,13 +303,13 @@ class CodexbroApp(App[int]):
                 f"auth       {info.get('auth')}",
                 f"sandbox    {info.get('sandbox')}  approvals {info.get('approval')}",
                 f"tokens     {self.tokens}  {self.context_left}",
-                f"limits     {_limits(info.get('limits'))}",
+                f"limits     {limits_text(info.get('limits'))}",
                 f"session    {info.get('session_id')}",
                 f"file       {info.get('rollout') or '(not recorded)'}",
             ]  # fmt: skip
             await self.add(cells.NoteCell("\n".join(lines), "info"))
         elif command == "/diff":
-            await self.add(cells.PatchCell(await _git_diff(self.session.config.cwd), "diff"))
+            await self.add(cells.PatchCell(await git_diff(self.session.config.cwd), "diff"))
         elif command == "/trace":
             from codexbro.inspection.trace_view import render_text
 
@@ -425,9 +377,10 @@ class CodexbroApp(App[int]):
         """Another conversation in place of this one (which stays resumable)."""
         await self.session.close()
         self.session = session
-        self.trace = _trace(session)
+        self.trace = memory_trace(session)
         await self.query_one("#transcript", VerticalScroll).remove_children()
         self._agent, self._tools, self.running, self._recalled = None, {}, False, None
+        self.tokens, self.context_left = 0, ""
         for event in session.drain_events():
             self.trace.process(event)
             await self.show(event.msg)
@@ -466,7 +419,8 @@ class CodexbroApp(App[int]):
 
         config = self.session.config
         catalog = cached_catalog(config.codexbro_home, config.model_catalog_json)[0]
-        listed = [m for m in catalog.models if m.visibility == "list"]
+        keep = {self.session.model.slug, config.model or ""}
+        listed = [m for m in catalog.models if m.visibility == "list" or m.slug in keep]
         slug = await self.push_screen_wait(ChoiceScreen(
             "Model for the next turns", [(m.slug, f"{m.slug:<24} {m.description or ''}"[:90]) for m in listed],
             self.session.model.slug))  # fmt: skip
@@ -488,75 +442,3 @@ class CodexbroApp(App[int]):
             return
         self._quit_armed = True
         self.notify("press ctrl+c again to quit", timeout=3)
-
-
-def _limits(limits: Any) -> str:
-    """The rate-limit windows the server reported (the ChatGPT backend sends them), or why none."""
-    if not isinstance(limits, dict):
-        return "(none reported yet)"
-    parts = []
-    for name in ("primary", "secondary"):
-        window = limits.get(name)
-        if isinstance(window, dict):
-            minutes = window.get("window_minutes")
-            span = f"{minutes / 60:g} h" if isinstance(minutes, int | float) else "window"
-            parts.append(f"{name} {window.get('used_percent', 0):.0f}% used ({span})")
-    return ", ".join(parts) or "(none reported yet)"
-
-
-def _light_background() -> bool:
-    """The terminal says its background is light (``COLORFGBG`` as rxvt, xterm and others set it)."""
-    import os
-
-    parts = os.environ.get("COLORFGBG", "").split(";")
-    return len(parts) >= 2 and parts[-1].isdigit() and int(parts[-1]) in (7, 15)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-
-
-def _image_paths(text: str, cwd: Any) -> list[str]:
-    """Image files named in a message (typed or pasted paths, quoted or not): attached to it."""
-    from pathlib import Path
-
-    found = []
-    for word in text.split():
-        word = word.strip("'\"")
-        if word.lower().endswith(IMAGE_SUFFIXES):
-            path = Path(word).expanduser()
-            path = path if path.is_absolute() else Path(cwd) / path
-            if path.is_file():
-                found.append(str(path))
-    return found
-
-
-def _trace(session: Session) -> Any:
-    from codexbro.exec.trace import Redactor, TraceWriter
-
-    return TraceWriter.in_memory(Redactor())
-
-
-async def _git_diff(cwd: Any) -> dict[str, dict[str, Any]]:
-    import asyncio
-
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        "diff",
-        "--no-color",
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await proc.communicate()
-    text = out.decode("utf-8", "replace")
-    if not text.strip():
-        return {"(no changes)": {"type": "update", "unified_diff": ""}}
-    files: dict[str, dict[str, Any]] = {}
-    current = ""
-    for line in text.splitlines(keepends=True):
-        if line.startswith("diff --git "):
-            current = line.split(" b/", 1)[-1].strip()
-            files[current] = {"type": "update", "unified_diff": ""}
-        elif current:
-            files[current]["unified_diff"] += line
-    return files

@@ -16,8 +16,16 @@ from codexbro.textsafe import for_terminal
 FOLD_LINES = 6  # output lines shown at each end of a folded command output
 
 
+FOLD_CHARS = 2_000  # characters shown at each end of a very long output (one huge line included)
+
+
 def fold(output: str, keep: int = FOLD_LINES) -> str:
-    """``output`` with its middle left out when it is long: head, a count, tail."""
+    """``output`` with its middle left out when it is long: head, a count, tail — by lines, and by
+    characters for output that is long without being many lines."""
+    if len(output) > 2 * FOLD_CHARS:
+        output = (
+            f"{output[:FOLD_CHARS]}\n… {len(output) - 2 * FOLD_CHARS} characters …\n{output[-FOLD_CHARS:]}"
+        )
     lines = output.rstrip("\n").splitlines()
     if len(lines) <= 2 * keep + 1:
         return "\n".join(lines)
@@ -92,7 +100,11 @@ class ToolCell(Vertical):
 
     def finish(self, exit_code: int, duration_ms: int, output: str, status: str) -> None:
         self.exit_code = exit_code
-        mark = "✓" if exit_code == 0 else ("declined" if status == "declined" else f"exit {exit_code}")
+        mark = (
+            "✓"
+            if exit_code == 0
+            else (status if status in ("declined", "interrupted") else f"exit {exit_code}")
+        )
         body = fold(for_terminal(output)) if output.strip() else "(no output)"
         self.out.update(Text(f"{mark} · {duration_ms / 1000:.1f} s\n{body}"))
 

@@ -41,6 +41,11 @@ class ChoiceScreen(ModalScreen[str | None]):
             yield OptionList(*(Option(("● " if oid == self.current else "  ") + label, id=oid)
                                for oid, label in self.options))  # fmt: skip
 
+    def on_mount(self) -> None:
+        ids = [oid for oid, _label in self.options]
+        if self.current in ids:  # the highlight starts on what is in use, not on the first row
+            self.query_one(OptionList).highlighted = ids.index(self.current)
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
 

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -30,7 +30,7 @@ class ApprovalScreen(ModalScreen[str]):
     ApprovalScreen { align: center middle; }
     ApprovalScreen > Vertical { width: 90%; max-width: 110; height: auto; border: thick $warning;
                                 background: $surface; padding: 1 2; }
-    ApprovalScreen .what { margin: 1 0; }
+    ApprovalScreen .what { margin: 1 0; height: auto; max-height: 12; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(key, f"decide('{decision}')", label, show=False) for key, decision, label in CHOICES),
@@ -44,7 +44,8 @@ class ApprovalScreen(ModalScreen[str]):
     def compose(self) -> Any:
         with Vertical():
             yield Static(Text(self.title_text, style="bold"))
-            yield Static(self.what, classes="what")
+            with VerticalScroll(classes="what"):  # a long command scrolls; the choices stay in view
+                yield Static(self.what)
             if self.reason:
                 yield Static(Text("why: " + for_terminal(self.reason), style="italic"))
             yield Static(Text("\n".join(f"[{key}] {label}" for key, _d, label in CHOICES) + "\n[esc] no"))

@@ -99,9 +99,10 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
         try:
             code = await app.run_async(inline=ns.no_alt_screen)
         finally:
-            await session.close()
-        if session.recorder.enabled:
-            print(f'session {session.thread_id}: codexbro exec resume {session.thread_id} "…" continues it')
+            await app.session.close()  # the one in use: /new and /resume replace it
+        last = app.session
+        if last.recorder.enabled:
+            print(f"session {last.thread_id}: `codexbro resume {last.thread_id}` continues it")
         return code or 0
 
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")

@@ -34,7 +34,7 @@ class TrustPrompt(App[bool]):
             f"You are in {for_terminal(str(self.cwd))}, which is not a git workspace.\n\n"
             "Do you trust the files in this folder? Trusting lets the agent edit files here (it still asks\n"
             "before anything risky); not trusting keeps it read-only. The answer is remembered.\n\n"
-            "[y] trust this folder    [n] not now"
+            "[y] trust this folder    [n] no (also remembered; -s workspace-write overrides it once)"
         ))  # fmt: skip
 
     def action_answer(self, trusted: bool) -> None:

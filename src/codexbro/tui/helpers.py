@@ -1,0 +1,80 @@
+"""Small things the app needs: rate-limit text, the background's lightness, image paths in a
+message, the in-memory trace, the workspace's git diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codexbro.core.session import Session
+
+
+def limits_text(limits: Any) -> str:
+    """The rate-limit windows the server reported (the ChatGPT backend sends them), or why none."""
+    if not isinstance(limits, dict):
+        return "(none reported yet)"
+    parts = []
+    for name in ("primary", "secondary"):
+        window = limits.get(name)
+        if isinstance(window, dict):
+            minutes = window.get("window_minutes")
+            span = f"{minutes / 60:g} h" if isinstance(minutes, int | float) else "window"
+            parts.append(f"{name} {window.get('used_percent', 0):.0f}% used ({span})")
+    return ", ".join(parts) or "(none reported yet)"
+
+
+def light_background() -> bool:
+    """The terminal says its background is light (``COLORFGBG`` as rxvt, xterm and others set it)."""
+    import os
+
+    parts = os.environ.get("COLORFGBG", "").split(";")
+    return len(parts) >= 2 and parts[-1].isdigit() and int(parts[-1]) in (7, 15)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+def image_paths(text: str, cwd: Any) -> list[str]:
+    """Image files named in a message (typed or pasted paths, quoted or not): attached to it."""
+    from pathlib import Path
+
+    found = []
+    for word in text.split():
+        word = word.strip("'\"")
+        if word.lower().endswith(IMAGE_SUFFIXES):
+            path = Path(word).expanduser()
+            path = path if path.is_absolute() else Path(cwd) / path
+            if path.is_file():
+                found.append(str(path))
+    return found
+
+
+def memory_trace(session: Session) -> Any:
+    from codexbro.exec.trace import Redactor, TraceWriter
+
+    return TraceWriter.in_memory(Redactor())
+
+
+async def git_diff(cwd: Any) -> dict[str, dict[str, Any]]:
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "diff",
+        "--no-color",
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    text = out.decode("utf-8", "replace")
+    if not text.strip():
+        return {"(no changes)": {"type": "update", "unified_diff": ""}}
+    files: dict[str, dict[str, Any]] = {}
+    current = ""
+    for line in text.splitlines(keepends=True):
+        if line.startswith("diff --git "):
+            current = line.split(" b/", 1)[-1].strip()
+            files[current] = {"type": "update", "unified_diff": ""}
+        elif current:
+            files[current]["unified_diff"] += line
+    return files
