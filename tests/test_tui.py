@@ -444,6 +444,34 @@ async def test_an_interrupt_closes_the_dialog_and_the_command_cell(
     assert not (workspace / "never.txt").exists()
 
 
+async def test_diff_shows_changed_and_new_files(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=workspace, check=True,
+                       capture_output=True)  # fmt: skip
+
+    import shutil
+
+    shutil.rmtree(workspace / ".git")
+    git("init", "-q")
+    (workspace / "kept.txt").write_text("one\n")
+    git("add", "kept.txt")
+    git("commit", "-qm", "start")
+    (workspace / "kept.txt").write_text("two\n")
+    (workspace / "fresh.txt").write_text("brand new\n")
+    app = make_app(home, fake, workspace)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press(*"/diff", "enter")
+        await until(pilot, lambda: texts(app, cells.PatchCell))
+        changes = texts(app, cells.PatchCell)[-1].changes
+    await app.session.close()
+    assert changes["kept.txt"]["type"] == "update" and "+two" in changes["kept.txt"]["unified_diff"]
+    assert changes["fresh.txt"] == {"type": "add", "content": "brand new\n"}
+
+
 def test_without_a_terminal_it_points_to_exec(home: Path, workspace: Path) -> None:
     res = run_cli("fix the bug", cwd=workspace)
     assert res.code == 1 and "needs a terminal" in res.stderr and "codexbro exec" in res.stderr, res.stderr

@@ -116,6 +116,7 @@ class PatchCell(Static):
 
     def __init__(self, changes: dict[str, dict[str, Any]], title: str = "edited") -> None:
         super().__init__(render_changes(changes, title))
+        self.changes = changes
 
 
 def render_changes(changes: dict[str, dict[str, Any]], title: str) -> Any:

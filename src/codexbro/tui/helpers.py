@@ -54,27 +54,34 @@ def memory_trace(session: Session) -> Any:
     return TraceWriter.in_memory(Redactor())
 
 
-async def git_diff(cwd: Any) -> dict[str, dict[str, Any]]:
+async def _git(cwd: Any, *args: str) -> str:
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
-        "git",
-        "diff",
-        "--no-color",
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        "git", *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     out, _ = await proc.communicate()
-    text = out.decode("utf-8", "replace")
-    if not text.strip():
-        return {"(no changes)": {"type": "update", "unified_diff": ""}}
+    return out.decode("utf-8", "replace")
+
+
+async def git_diff(cwd: Any) -> dict[str, dict[str, Any]]:
+    """The workspace's changes against HEAD, as ``/diff`` shows them: tracked files' diffs, and
+    new files git does not ignore (as added)."""
+    from pathlib import Path
+
     files: dict[str, dict[str, Any]] = {}
     current = ""
-    for line in text.splitlines(keepends=True):
+    for line in (await _git(cwd, "diff", "HEAD", "--no-color")).splitlines(keepends=True):
         if line.startswith("diff --git "):
             current = line.split(" b/", 1)[-1].strip()
             files[current] = {"type": "update", "unified_diff": ""}
-        elif current:
+        elif current and not line.startswith("index "):
             files[current]["unified_diff"] += line
-    return files
+    for name in (await _git(cwd, "ls-files", "--others", "--exclude-standard", "-z")).split("\0"):
+        if name:
+            try:
+                content = (Path(cwd) / name).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                content = ""
+            files[name] = {"type": "add", "content": content}
+    return files or {"(no changes)": {"type": "update", "unified_diff": ""}}
