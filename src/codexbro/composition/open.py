@@ -13,6 +13,7 @@ from typing import Any
 
 from codexbro import __version__
 from codexbro.api.model_client import ModelClient, RequestLog
+from codexbro.api.responses_client import originator_for
 from codexbro.composition.resolve import Resolution, model_lookup
 from codexbro.config.types import Config
 from codexbro.core.history import History
@@ -83,7 +84,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
     if recorder.enabled:
         from codexbro.core import codex_index
 
-        originator = getattr(client, "originator", options.originator)
+        originator = originator_for(options.originator)
         codex_index.index_after_turns(recorder, config, thread_id, resolution.provider.id, resolution.model.slug,
                                       originator, options.source)  # fmt: skip
     return Session(
@@ -137,7 +138,7 @@ def _start_file(
         "id": thread_id,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cwd": str(resolution.config.cwd),
-        "originator": getattr(client, "originator", options.originator),
+        "originator": originator_for(options.originator),
         "cli_version": __version__,
         "source": options.source,
         "model_provider": resolution.provider.id,

@@ -74,7 +74,7 @@ class CodexbroApp(App[int]):
         self.first_images = images
         self.new_session = new_session  # /new opens one through the composition root
         self.resume_session = resume_session  # /resume: a session file → its session
-        self.trace = memory_trace(session)
+        self.trace = memory_trace()
         self.running = False
         self.tokens = 0
         self.context_left: str = ""
@@ -377,7 +377,7 @@ class CodexbroApp(App[int]):
         """Another conversation in place of this one (which stays resumable)."""
         await self.session.close()
         self.session = session
-        self.trace = memory_trace(session)
+        self.trace = memory_trace()
         await self.query_one("#transcript", VerticalScroll).remove_children()
         self._agent, self._tools, self.running, self._recalled = None, {}, False, None
         self.tokens, self.context_left = 0, ""
@@ -394,7 +394,7 @@ class CodexbroApp(App[int]):
 
         from codexbro.core.rollout import list_sessions
         from codexbro.tui.choose import ChoiceScreen
-        from codexbro.tui.picker import age
+        from codexbro.tui.picker import session_line
 
         config = self.session.config
         earlier = [
@@ -406,8 +406,7 @@ class CodexbroApp(App[int]):
             await self.add(cells.NoteCell("no earlier conversation in this workspace", "info"))
             return
         now = time.time()
-        options = [(str(i), f"{age(now - s.modified):>9}  {(s.first_message.splitlines() or ['(no message)'])[0][:80]}")
-                   for i, s in enumerate(earlier)]  # fmt: skip
+        options = [(str(i), session_line(s, now)) for i, s in enumerate(earlier)]
         chosen = await self.push_screen_wait(ChoiceScreen("Continue which conversation?", options))
         if chosen is not None and self.resume_session is not None:
             await self.switch(self.resume_session(earlier[int(chosen)].path))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from codexbro.core.session import Session
-
 
 def limits_text(limits: Any) -> str:
     """The rate-limit windows the server reported (the ChatGPT backend sends them), or why none."""
@@ -48,7 +46,8 @@ def image_paths(text: str, cwd: Any) -> list[str]:
     return found
 
 
-def memory_trace(session: Session) -> Any:
+def memory_trace() -> Any:
+    """The session's trace, kept in memory for ``/trace`` (secrets in the environment redacted)."""
     from codexbro.exec.trace import Redactor, TraceWriter
 
     return TraceWriter.in_memory(Redactor())

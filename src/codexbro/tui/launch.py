@@ -73,23 +73,23 @@ def run(ns: argparse.Namespace, *, kind: str | None = None) -> int:
         earlier = await _earlier(kind, ns, config.codexbro_home, config.cwd) if kind else None
         if kind and earlier is None:
             return 0  # the picker was left
-        resume, fork = (earlier, None) if kind == "resume" else (None, earlier)
-        options = SessionOptions(
-            originator="codex_cli_rs", source="cli", interactive=True, resume=resume, fork=fork
-        )
-        session = open_session(resolve(config, earlier=earlier), options)
+
+        def opened(resume: Any = None, fork: Any = None) -> Any:
+            """A session of this TUI: new, resumed or forked (the app's /new and /resume too)."""
+            options = SessionOptions(
+                originator="codex_cli_rs", source="cli", interactive=True, resume=resume, fork=fork
+            )
+            return open_session(resolve(config, earlier=resume or fork), options)
+
+        session = opened(earlier, None) if kind == "resume" else opened(None, earlier)
 
         def fresh() -> Any:
-            return open_session(
-                resolve(config), SessionOptions(originator="codex_cli_rs", source="cli", interactive=True)
-            )
+            return opened()
 
         def resumed(path: Path) -> Any:
             from codexbro.core.rollout import load_rollout
 
-            loaded = load_rollout(path)
-            options = SessionOptions(originator="codex_cli_rs", source="cli", interactive=True, resume=loaded)
-            return open_session(resolve(config, earlier=loaded), options)
+            return opened(load_rollout(path))
 
         app = CodexbroApp(session, prompt, images=tuple(ns.images), new_session=fresh, resume_session=resumed)
         loop = asyncio.get_running_loop()

@@ -23,6 +23,12 @@ def age(seconds: float) -> str:
     return "just now"
 
 
+def session_line(session: SessionSummary, now: float) -> str:
+    """One session in a picker: its age and first message."""
+    first = session.first_message.splitlines()[0] if session.first_message else "(no message)"
+    return f"{age(now - session.modified):>9}  {for_terminal(first)[:90]}"
+
+
 class SessionPicker(App[Path | None]):
     """Picks a session file (or None)."""
 
@@ -37,12 +43,7 @@ class SessionPicker(App[Path | None]):
     def compose(self) -> Any:
         yield Static(f"{self.kind} which session? (enter: choose, esc: leave)", id="title")
         now = time.time()
-        yield OptionList(*(Option(self._line(s, now), id=str(i)) for i, s in enumerate(self.sessions)))
-
-    @staticmethod
-    def _line(session: SessionSummary, now: float) -> str:
-        first = session.first_message.splitlines()[0] if session.first_message else "(no message)"
-        return f"{age(now - session.modified):>9}  {for_terminal(first)[:90]}"
+        yield OptionList(*(Option(session_line(s, now), id=str(i)) for i, s in enumerate(self.sessions)))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.exit(self.sessions[int(event.option.id or 0)].path)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from codexbro.config import values
 
 SANDBOX_MODES = list(values.SANDBOX_MODES)  # the choices of -s / --sandbox: the config's own values
+APPROVAL_POLICIES = list(get_args(values.ApprovalPolicy))
 LOCAL_PROVIDERS = ["ollama", "lmstudio", "embedded"]
 
 

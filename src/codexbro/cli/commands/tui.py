@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from codexbro.cli.commands.options import LOCAL_PROVIDERS, SANDBOX_MODES
-
-APPROVAL_POLICIES = ["untrusted", "on-failure", "on-request", "never"]
+from codexbro.cli.commands.options import APPROVAL_POLICIES, LOCAL_PROVIDERS, SANDBOX_MODES
 
 
 def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
