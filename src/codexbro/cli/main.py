@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codexbro",
         description="A coding agent for your terminal, over the OpenAI Responses API.",
+        epilog="With no command, `codexbro [OPTIONS] [PROMPT]` opens the interactive agent; "
+        "`codexbro resume|fork [--last|ID]` continues a session in it. The interactive options: "
+        "`codexbro resume --help`; the keys: docs/tui.md.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"codexbro {__version__}")
     parser.add_argument("-c", "--config", dest="global_overrides", action="append", default=[], metavar="KEY=VALUE",
