@@ -19,10 +19,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("transport", ("codexbro.api.http", "codexbro.api.routes", "codexbro.api.classify")),
     ("foundation", ("codexbro.auth", "codexbro.models")),
     ("model clients", ("codexbro.api", "codexbro.embedded")),
-    ("tools", ("codexbro.sandbox", "codexbro.tools")),
+    ("tools", ("codexbro.sandbox", "codexbro.tools", "codexbro.mcp")),
     ("core", ("codexbro.core",)),
     ("front ends", ("codexbro.composition", "codexbro.cli", "codexbro.exec", "codexbro.inspection",
-                    "codexbro.tui", "codexbro.__main__")),
+                    "codexbro.tui", "codexbro.__main__", "codexbro.mcp.server")),
 ]  # fmt: skip
 
 

@@ -105,7 +105,15 @@ def _main(argv: list[str]) -> int:
         from codexbro.cli.commands import tui  # no subcommand: the interactive agent
 
         return tui.run(argv, overrides, profile)
+    tail: list[str] = []
+    if (
+        argv[0] == "mcp" and "--" in argv
+    ):  # `mcp add NAME -- CMD ARGS…`: argparse 3.11 mishandles `--` in subcommands
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1 :]
     ns = parser.parse_args(argv)
+    if tail:
+        ns.server_command = [*getattr(ns, "server_command", []), *tail]
     if hasattr(ns, "config_overrides"):
         leaf = getattr(ns, "leaf_overrides", [])  # given after a nested subcommand: the most specific
         ns.config_overrides = overrides + ns.global_overrides + ns.config_overrides + leaf

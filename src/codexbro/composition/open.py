@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codexbro import __version__
 from codexbro.api.model_client import ModelClient, RequestLog
@@ -22,6 +22,9 @@ from codexbro.core.session import Session
 from codexbro.errors import ApiError, UserError
 from codexbro.sandbox.exec_policy import PrefixRule
 from codexbro.tools.resources import ToolResources
+
+if TYPE_CHECKING:
+    from codexbro.mcp.manager import McpManager
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         warnings=list(resolution.warnings),
         rules=rules,
         resolution=resolution.event(),
-        tool_resources=ToolResources(thread_id),  # exec processes and js_repl outlive turns, not the session
+        # exec processes, js_repl and MCP servers outlive turns, not the session
+        tool_resources=ToolResources(thread_id, _mcp_manager(config)),
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
         can_ask_user=options.interactive,
         model_lookup=None if resolution.embedded else model_lookup(config),
@@ -113,6 +117,17 @@ def start_session(config: Config, options: SessionOptions | None = None) -> Sess
 
     options = options or SessionOptions()
     return open_session(resolve(config, earlier=options.resume or options.fork), options)
+
+
+def _mcp_manager(config: Config) -> McpManager | None:
+    """The session's MCP servers, when any is configured and enabled (``mcp`` is imported only then)."""
+    if not any(server.enabled for server in config.mcp_servers.values()):
+        return None
+    import os
+
+    from codexbro.mcp.manager import McpManager
+
+    return McpManager(config.mcp_servers, cwd=config.cwd, env=dict(os.environ), home=config.codexbro_home)
 
 
 def _load_rules(resolution: Resolution) -> tuple[PrefixRule, ...]:

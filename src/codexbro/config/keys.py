@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from codexbro.config import values as t
+from codexbro.config.mcp_servers import SERVER as MCP_SERVER
+from codexbro.config.mcp_servers import CredentialsStore
 from codexbro.config.spec import (
     ANY,
     BOOL,
@@ -129,7 +131,12 @@ KEYS: tuple[Key, ...] = (
         field="features", profile=True),
     Key("tools", Table({}, open=True), "switch built-in tools on or off", {}, field="tools", profile=True),
     Key("web_search", ANY, '"cached" or "live": the hosted web search tool'),
-    Key("mcp_servers", MapOf(Table({}, open=True)), "MCP servers", used=False),
+    Key("mcp_servers", MapOf(MCP_SERVER), "[mcp_servers.NAME] tables: the MCP servers whose tools the model gets "
+        "(see docs/mcp.md)"),
+    Key("mcp_oauth_credentials_store", one_of(CredentialsStore), "where MCP OAuth tokens are kept "
+        "(codexbro: always a 0600 file under CODEXBRO_HOME)", "auto"),
+    Key("mcp_oauth_callback_port", POS_INT, "fixed port of the MCP OAuth callback (default: any free port)"),
+    Key("mcp_oauth_callback_url", STR, "the redirect URL sent to MCP OAuth servers (default: the local callback)"),
     # ---- output and history
     Key("hide_agent_reasoning", BOOL, "do not show reasoning", False, field="hide_agent_reasoning"),
     Key("show_raw_agent_reasoning", BOOL, "show raw reasoning", False, field="show_raw_agent_reasoning"),
@@ -151,8 +158,7 @@ KEYS: tuple[Key, ...] = (
             "tui", "otel", "analytics", "agents", "realtime", "audio", "skills", "check_for_update_on_startup",
             "suppress_unstable_features_warning", "disable_response_storage", "include_permissions_instructions",
             "include_apps_instructions", "include_environment_context", "include_environment_context_time",
-            "include_collaboration_mode_instructions", "mcp_oauth_credentials_store", "mcp_oauth_callback_port",
-            "mcp_oauth_callback_url", "responses_api_metadata", "windows_wsl_setup_acknowledged", "sqlite_home",
+            "include_collaboration_mode_instructions", "responses_api_metadata", "windows_wsl_setup_acknowledged", "sqlite_home",
             "personality", "experimental_realtime_ws_base_url", "experimental_realtime_ws_model",
             "model_auto_compact_token_limit_scope", "model_post_turn_compact_threshold_percent",
             "approvals_reviewer", "default_permissions", "permissions", "notice",

@@ -192,6 +192,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         base_override = merged["instructions"]
 
     from codexbro.config.keys import KEYS, lookup
+    from codexbro.config.mcp_servers import parse_servers
 
     direct = {k.field: _as_field(lookup(merged, k.path)) for k in KEYS if k.field is not None}
     return Config(
@@ -220,6 +221,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
             ),
         ),
         base_instructions_override=base_override,
+        mcp_servers=parse_servers(merged.get("mcp_servers")),
         history_persistence=lookup(merged, "history.persistence"),
         profile=profile_name,
         origins=origins,

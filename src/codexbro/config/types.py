@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from codexbro.config.keys import FIELD_DEFAULTS as _D
+from codexbro.config.mcp_servers import McpServerConfig
 from codexbro.config.values import (
     ApprovalPolicy,
     CompactionStrategy,
@@ -121,6 +122,7 @@ class Config:
     offline_fallback: bool = _D["offline_fallback"]  # no credentials at all → the embedded model
     compact_prompt: str | None = _D["compact_prompt"]
     project_root_markers: tuple[str, ...] = _D["project_root_markers"]
+    mcp_servers: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp_servers.NAME], checked
     # Where each effective top-level value came from ("default", a file path, "-c", "flag", …):
     # inspection shows it so nobody has to guess why a model or provider was chosen.
     origins: dict[str, str] = field(default_factory=dict)

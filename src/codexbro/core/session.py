@@ -85,6 +85,7 @@ class Session:
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # call id → (kind, answer)
         self._events: asyncio.Queue[p.Event] = asyncio.Queue()
         self._sub_ids = itertools.count(1)
+        self._elicit_ids = itertools.count(1)
         self._current_sub = "0"
         self._closed = False  # no new turn starts (shutting down)
         self._released = False  # close() ran
@@ -95,6 +96,11 @@ class Session:
             request_log.observers.append(self._on_request)
         client.on_wait = lambda note: self.emit(p.WarningEvent(note))
         self._emit_startup(warnings)
+        mcp = self.tool_resources.mcp
+        if mcp is not None:  # servers start now, beside the session; a turn waits for them
+            mcp.emit = self.emit
+            mcp.elicit = self.elicit
+            mcp.start()
 
     def _emit_startup(self, warnings: list[str]) -> None:
         self.emit_configured()
@@ -173,11 +179,11 @@ class Session:
         return await self.context.on_context_overflow(ctx)
 
     async def ask(self, request: p.EventMsg) -> Any:
-        """Emit an approval request or a question and wait for the front end's answer (an Op of
-        the matching kind: a question is not answered by an approval, nor the reverse)."""
-        key = str(getattr(request, "call_id", ""))
+        """Emit an approval request, a question or an elicitation and wait for the front end's
+        answer (an Op of the matching kind: a question is not answered by an approval, nor the reverse)."""
+        key = str(getattr(request, "call_id", "") or getattr(request, "id", ""))
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        kind = "question" if isinstance(request, p.RequestUserInput) else "approval request"
+        kind = _ANSWER_KIND.get(type(request), "approval request")
         self._pending[key] = (kind, fut)
         self.emit(request)
         try:
@@ -187,6 +193,24 @@ class Session:
 
     async def request_approval(self, request: p.EventMsg) -> str:
         return str(await self.ask(request))
+
+    async def elicit(
+        self, server: str, message: str, schema: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """An MCP server's question for the user (``elicitation/create``): asked where a front end
+        can answer, declined where none can (``exec``)."""
+        if not self.can_ask_user:
+            self.emit(
+                p.WarningEvent(
+                    f"MCP server `{server}` asked for input; declined (nobody to ask here): {message}"
+                )
+            )
+            return "decline", None
+        answer = await self.ask(
+            p.ElicitationRequest(server, f"elicit-{next(self._elicit_ids)}", message, schema)
+        )
+        decision, content = answer
+        return str(decision), content
 
     # ---- front-end API -----------------------------------------------------------------------
 
@@ -207,7 +231,7 @@ class Session:
                 self._queued.clear()
                 self._pending_input.clear()
                 self.active.task.cancel()
-        elif isinstance(op, p.ExecApproval | p.PatchApproval | p.UserInputAnswer):
+        elif isinstance(op, p.ExecApproval | p.PatchApproval | p.UserInputAnswer | p.ResolveElicitation):
             self._answer(op)
         elif isinstance(op, p.Compact | p.ThreadRollback | p.ForkThread) and self.active is not None:
             self.emit(p.WarningEvent(f"a turn is running: {op.kind} after it completes"))
@@ -228,15 +252,22 @@ class Session:
             self._spawn(self._shutdown())
         return sub_id
 
-    def _answer(self, op: p.ExecApproval | p.PatchApproval | p.UserInputAnswer) -> None:
-        what = "question" if isinstance(op, p.UserInputAnswer) else "approval request"
+    def _answer(
+        self, op: p.ExecApproval | p.PatchApproval | p.UserInputAnswer | p.ResolveElicitation
+    ) -> None:
+        what = _ANSWER_KIND.get(type(op), "approval request")
         kind, fut = self._pending.get(op.id, ("", None))
         if fut is None or fut.done() or kind != what:
             self.emit(p.WarningEvent(f"no pending {what} with id `{op.id}`"))
             return
-        fut.set_result(op.answers if isinstance(op, p.UserInputAnswer) else op.decision)
-        if not isinstance(op, p.UserInputAnswer) and op.decision == "abort" and self.active is not None:
-            self.active.task.cancel()
+        if isinstance(op, p.UserInputAnswer):
+            fut.set_result(op.answers)
+        elif isinstance(op, p.ResolveElicitation):
+            fut.set_result((op.decision, op.content))
+        else:
+            fut.set_result(op.decision)
+            if op.decision == "abort" and self.active is not None:
+                self.active.task.cancel()
 
     def _start(self, item: ResponseItem, output_schema: dict[str, Any] | None) -> None:
         if self._first_turn_job is not None:
@@ -327,6 +358,13 @@ class Session:
         await self.tool_resources.aclose()
         await self.client.aclose()
         self.recorder.close()
+
+
+# What kind of answer each request waits for, and which answer Op gives it.
+_ANSWER_KIND: dict[type, str] = {
+    p.RequestUserInput: "question", p.UserInputAnswer: "question",
+    p.ElicitationRequest: "elicitation", p.ResolveElicitation: "elicitation",
+}  # fmt: skip
 
 
 async def _run_job(job: Callable[[], Awaitable[None]]) -> None:

@@ -77,6 +77,7 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
         session.emit(p.UserMessage(first_text(item)))
     last: str | None = None
     try:
+        await _mcp_ready(session)
         if session.rollout_error is not None:
             # Recording the turn's start failed: nothing was sent, so nothing of it stays in the
             # history either (the next turn must not carry this prompt along unasked).
@@ -97,6 +98,18 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
         log.exception("turn failed")
         session.emit(p.ErrorEvent(f"internal error: {type(err).__name__}: {err}", "other"))
     return p.TaskComplete(ctx.turn_id, last)
+
+
+async def _mcp_ready(session: Session) -> None:
+    """The session's MCP servers have started or failed (each within its start-up timeout), so
+    their tools are in this turn's first request; a failed ``required`` server ends the turn."""
+    mcp = session.tool_resources.mcp
+    if mcp is None:
+        return
+    await mcp.wait_started()
+    failures = mcp.required_failures()
+    if failures:
+        raise CodexbroError("; ".join(failures))
 
 
 def _catch_up(session: Session, turn_id: str) -> bool:

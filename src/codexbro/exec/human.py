@@ -92,6 +92,21 @@ class HumanProcessor:
                     *lines[-MAX_SHOWN_OUTPUT_LINES // 2 :],
                 ]
             self._err(self._style(verdict, "32" if ok else "31") + ("\n" + "\n".join(lines) if lines else ""))
+        elif isinstance(msg, p.McpToolCallBegin):
+            inv = msg.invocation
+            self._err(
+                self._style("mcp:", "35")
+                + f" {safe(str(inv.get('server')))}/{safe(str(inv.get('tool')))} started"
+            )
+        elif isinstance(msg, p.McpToolCallEnd):
+            inv, ok = msg.invocation, msg.ok
+            ms = msg.duration["secs"] * 1000 + msg.duration["nanos"] // 1_000_000
+            verdict = self._style("completed" if ok else "failed", "32" if ok else "31")
+            detail = "" if ok or "Err" not in msg.result else f":\n{safe(str(msg.result['Err']))}"
+            self._err(self._style("mcp:", "35") + f" {safe(str(inv.get('server')))}/{safe(str(inv.get('tool')))} "
+                      f"({verdict} in {ms}ms){detail}")  # fmt: skip
+        elif isinstance(msg, p.McpStartupUpdate) and msg.status.get("state") == "ready":
+            self._err(self._style(f"mcp: {safe(msg.server)} ready", "2"))
         elif isinstance(msg, p.AgentMessage):
             self.last_message = msg.message
             self._err(self._style("codex", "35;1") + "\n" + safe(msg.message))

@@ -104,6 +104,34 @@ class JsonlProcessor:
                 "changes": _changes(msg.changes),
             }
             self._item("item.completed", {**item, "status": "completed" if msg.success else "failed"})
+        elif isinstance(msg, p.McpToolCallBegin):
+            item = {"id": self._id(), "type": "mcp_tool_call", **_invocation(msg.invocation),
+                    "result": None, "error": None, "status": "in_progress"}  # fmt: skip
+            self._running[msg.call_id] = item
+            self._item("item.started", item)
+        elif isinstance(msg, p.McpToolCallEnd):
+            item = self._take(msg.call_id) or {"id": self._id(), "type": "mcp_tool_call",
+                                               **_invocation(msg.invocation)}  # fmt: skip
+            ok = msg.result.get("Ok")
+            if isinstance(ok, dict):
+                result = {
+                    "content": ok.get("content") or [],
+                    "structured_content": ok.get("structuredContent"),
+                }
+                item = {
+                    **item,
+                    "result": result,
+                    "error": None,
+                    "status": "failed" if ok.get("isError") else "completed",
+                }
+            else:
+                item = {
+                    **item,
+                    "result": None,
+                    "error": {"message": str(msg.result.get("Err"))},
+                    "status": "failed",
+                }
+            self._item("item.completed", item)
         elif isinstance(msg, p.PlanUpdate):
             items = [
                 {"text": s.get("step", ""), "completed": s.get("status") == "completed"} for s in msg.plan
@@ -170,6 +198,11 @@ class JsonlProcessor:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _invocation(invocation: dict[str, Any]) -> dict[str, Any]:
+    return {"server": invocation.get("server"), "tool": invocation.get("tool"),
+            "arguments": invocation.get("arguments")}  # fmt: skip
 
 
 def _changes(changes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:

@@ -110,6 +110,17 @@ class UserInputAnswer:
 
 
 @dataclass(frozen=True)
+class ResolveElicitation:
+    """The answer to an ``elicitation_request``: ``accept`` (with ``content``), ``decline`` or ``cancel``."""
+
+    server_name: str
+    id: str
+    decision: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+    kind: ClassVar[str] = "resolve_elicitation"
+
+
+@dataclass(frozen=True)
 class ForkThread:
     """Copy this conversation (less its last ``drop_turns`` turns) into a new thread with its own
     session file; answered with ``thread_forked``. Only between turns."""
@@ -120,7 +131,7 @@ class ForkThread:
 
 Op = (
     UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact | ThreadRollback | UserInputAnswer
-    | ForkThread | OverrideTurnContext
+    | ForkThread | OverrideTurnContext | ResolveElicitation
 )  # fmt: skip
 
 # ---- Events (core → front end) ----------------------------------------------------------------
@@ -356,6 +367,64 @@ class ToolCallEnd(EventMsg):
     duration_ms: int
     output_bytes: int
     type: ClassVar[str] = "tool_call_end"
+
+
+@dataclass(eq=False, repr=False)
+class McpStartupUpdate(EventMsg):
+    """One MCP server's start-up state: ``{"state": "starting"|"ready"|"failed"|"cancelled"}``
+    (failed adds ``error``: the reason and the server's last stderr lines)."""
+
+    server: str
+    status: dict[str, Any]
+    type: ClassVar[str] = "mcp_startup_update"
+
+
+@dataclass(eq=False, repr=False)
+class McpStartupComplete(EventMsg):
+    """Every configured server has started or failed: ``failed`` is ``[{server, error}]``."""
+
+    ready: list[str]
+    failed: list[dict[str, str]]
+    cancelled: list[str]
+    type: ClassVar[str] = "mcp_startup_complete"
+
+
+@dataclass(eq=False, repr=False)
+class McpToolCallBegin(EventMsg):
+    """``invocation`` is ``{server, tool, arguments}`` (the tool's own name, not the model's)."""
+
+    call_id: str
+    invocation: dict[str, Any]
+    type: ClassVar[str] = "mcp_tool_call_begin"
+
+
+@dataclass(eq=False, repr=False)
+class McpToolCallEnd(EventMsg):
+    """``result`` is ``{"Ok": CallToolResult}`` or ``{"Err": message}``; ``duration`` is
+    ``{secs, nanos}`` — upstream's serialization of both."""
+
+    call_id: str
+    invocation: dict[str, Any]
+    duration: dict[str, int]
+    result: dict[str, Any]
+    type: ClassVar[str] = "mcp_tool_call_end"
+
+    @property
+    def ok(self) -> bool:
+        ok = self.result.get("Ok")
+        return isinstance(ok, dict) and not ok.get("isError")
+
+
+@dataclass(eq=False, repr=False)
+class ElicitationRequest(EventMsg):
+    """An MCP server asks the user something mid-call (``elicitation/create``); answered with
+    ``Op`` ``ResolveElicitation``. Front ends that cannot ask decline."""
+
+    server_name: str
+    id: str
+    message: str
+    requested_schema: dict[str, Any] | None = None
+    type: ClassVar[str] = "elicitation_request"
 
 
 @dataclass(eq=False, repr=False)

@@ -14,19 +14,23 @@
   ``web_search`` and ``js_repl`` (``[features] js_repl = true``; only where ``node`` is installed) opt-in. Any tool can be switched with ``[tools] NAME = true|false`` or
   ``{ enabled = … }``.
 
-Order follows upstream: shell tools, update_plan, js_repl (+ poll, reset), request_user_input, apply_patch, grep_files,
-read_file, list_dir, web_search, view_image.
+Order follows upstream: shell tools, MCP resource tools (when servers are configured), update_plan, js_repl (+ poll, reset), request_user_input, apply_patch, grep_files,
+read_file, list_dir, web_search, view_image, then the MCP servers' tools (`mcp__SERVER__TOOL`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelInfo
 from codexbro.tools.base import ToolCall, ToolContext, ToolHandler, ToolOutput
 from codexbro.tools.resources import ToolResources
 from codexbro.tools.router import ToolRouter
+
+if TYPE_CHECKING:
+    from codexbro.mcp.manager import McpManager
 
 # Handler modules are imported only when their tool is on the menu: start-up cost stays with the
 # tools a session actually offers.
@@ -79,6 +83,13 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
 
         handlers += [ExecCommandHandler(resources.exec_sessions), WriteStdinHandler(resources.exec_sessions)]
+    mcp = resources.mcp if resources.mcp is not None and resources.mcp.has_servers else None
+    if (
+        mcp is not None
+    ):  # upstream: the resource tools right after the shell tools, when any server is configured
+        from codexbro.mcp.tools import ListMcpResources, ListMcpResourceTemplates, ReadMcpResource
+
+        handlers += [ListMcpResources(mcp), ListMcpResourceTemplates(mcp), ReadMcpResource(mcp)]
 
     if on("update_plan", True):
         from codexbro.tools.handlers.misc import UpdatePlanHandler
@@ -140,4 +151,12 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
     menu = model.raw.get("tool_menu")
     if isinstance(menu, list) and menu:
         handlers = [h for h in handlers if h.name in menu or tool_setting(config, h.name) is True]
-    return ToolRouter(handlers)
+    return ToolRouter(handlers, _mcp_tools(mcp, images="image" in model.input_modalities) if mcp else None)
+
+
+def _mcp_tools(mcp: McpManager, *, images: bool) -> Callable[[], list[ToolHandler]]:
+    """The MCP servers' tools, last on the menu as upstream orders them; asked again per request
+    (a server that finished starting joins, one that died leaves)."""
+    from codexbro.mcp.tools import McpToolHandler
+
+    return lambda: [McpToolHandler(mcp, info, images=images) for info in mcp.tools()]

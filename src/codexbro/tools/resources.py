@@ -8,15 +8,17 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from codexbro.mcp.manager import McpManager
     from codexbro.tools.exec_sessions import ExecSessions
     from codexbro.tools.handlers.js_repl import JsRepl
 
 
 class ToolResources:
-    """What outlives a turn but not the session: unified-exec processes, the js_repl kernel."""
+    """What outlives a turn but not the session: unified-exec processes, the js_repl kernel, MCP servers."""
 
-    def __init__(self, owner: str = "") -> None:
+    def __init__(self, owner: str = "", mcp: McpManager | None = None) -> None:
         self.owner = owner  # the session: its sandbox containers are its own
+        self.mcp = mcp  # the session's MCP servers (None: none configured, `mcp` never imported)
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
 
@@ -37,6 +39,8 @@ class ToolResources:
         return self._js
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()
         if self._exec is not None:
             await self._exec.aclose()
         if self._js is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +58,21 @@ class DispatchResult:
 class ToolRouter:
     """Builds a turn's tool menu and dispatches each call to its handler; always returns an output item, never raises into the turn (parallel-capable tools overlap, the rest take a lock)."""
 
-    def __init__(self, handlers: Sequence[ToolHandler]) -> None:
-        self.handlers = {h.name: h for h in handlers}
+    def __init__(
+        self, handlers: Sequence[ToolHandler], dynamic: Callable[[], Sequence[ToolHandler]] | None = None
+    ) -> None:
+        self.static = {h.name: h for h in handlers}
+        # Tools whose set changes during a turn (MCP servers that finish starting or die): asked
+        # again for every request; a built-in tool's name always wins.
+        self.dynamic = dynamic
         self._lock = RWLock()
+
+    @property
+    def handlers(self) -> dict[str, ToolHandler]:
+        if self.dynamic is None:
+            return self.static
+        extra = {h.name: h for h in self.dynamic() if h.name not in self.static}
+        return {**self.static, **extra}
 
     def specs(self) -> list[dict[str, Any]]:
         return [h.spec() for h in self.handlers.values()]

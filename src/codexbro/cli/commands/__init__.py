@@ -8,7 +8,17 @@ import argparse
 import importlib
 from typing import Any
 
-MODULES = ("exec_cmd", "apply_patch", "login", "models", "chatgpt", "inspection", "sandbox")
+MODULES = (
+    "exec_cmd",
+    "apply_patch",
+    "login",
+    "models",
+    "chatgpt",
+    "inspection",
+    "sandbox",
+    "mcp",
+    "mcp_server",
+)
 
 
 def register_all(sub: Any) -> None:
