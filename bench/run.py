@@ -7,6 +7,9 @@ Measured against the in-repo fake Responses server on 127.0.0.1; nothing leaves 
 (a) ``codexbro --version``
 (b) ``codexbro exec`` of a one-message turn
 (c) ``codexbro exec`` of a turn with 10 sequential shell ``true`` calls
+(d) (b) with one stdio MCP server configured (tests/mcp_servers/probe_server.py, written with the
+    official SDK): the extra time is the server's start (a Python process importing ``mcp``) and
+    codexbro's own import of the SDK, both before the first request
 
 Each figure is the median wall time over N runs and the peak RSS of the process (``wait4``).
 Targets on a 2-core machine (issue 2): (a) ≤ 60 ms, (b) ≤ 0.3 s, (c) ≤ 0.6 s, RSS ≤ 60 MiB.
@@ -35,6 +38,7 @@ TARGETS = {
     "version": (0.060, 60),
     "one_message": (0.300, 60),
     "ten_shell_calls": (0.600, 60),
+    "one_message_mcp": (float("inf"), 999),  # reported: the extra time before the first request
 }
 
 
@@ -111,6 +115,18 @@ def main() -> None:
             for i in range(10)
         ]
         run("ten_shell_calls", [*base, "exec", "--ephemeral", "go"], [*ten, Reply(message_turn("done"))])
+        probe = ROOT / "tests" / "mcp_servers" / "probe_server.py"
+        with_server = [
+            "-c",
+            f'mcp_servers.probe.command="{sys.executable}"',
+            "-c",
+            f'mcp_servers.probe.args=["{probe}"]',
+        ]
+        run(
+            "one_message_mcp",
+            [*base, "exec", "--ephemeral", *with_server, "hi"],
+            [Reply(message_turn("hello"))],
+        )
 
     print(f"codexbro bench ({args.runs} runs each, median wall time, max peak RSS; bytecode compiled)")
     print(f"{'case':<18}{'wall':>10}{'target':>10}{'rss MiB':>10}{'target':>8}  verdict")
@@ -123,6 +139,10 @@ def main() -> None:
             f"{name:<18}{wall * 1000:>8.0f}ms{t_wall * 1000:>8.0f}ms{rss:>10.1f}{t_rss:>8}  {'ok' if ok else 'MISS'}"
         )
 
+    extra = results["one_message_mcp"][0] - results["one_message"][0]
+    print(
+        f"one stdio MCP server adds {extra * 1000:.0f}ms before the first request (no server: `mcp` is not imported)"
+    )
     floor = results["floor"][0]
     print(f"for reference: python + asyncio + httpx + one SSE request, no codexbro = {floor * 1000:.0f}ms")
     # (c) uses shell_command with login=false: a login shell's profile is the machine's cost, not ours.

@@ -5,6 +5,7 @@ tools reach the model as ``mcp__SERVER__TOOL``, and the fake Responses server se
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -350,3 +351,51 @@ def test_streamable_http_server(home: Path, workspace: Path, http_probe: str) ->
     assert result.code == 0, result.stderr
     assert out["c1"].endswith('Output:\n{"sum": 42}')
     assert json.loads(out["c2"])["contents"][0]["text"] == "item 7"
+
+
+def test_exec_without_servers_does_not_import_mcp(home: Path, workspace: Path) -> None:
+    """The SDK costs ~0.5 s to import: a session with no server never loads it (issue 17.7)."""
+    with FakeResponsesServer([Reply(message_turn("ok"))]) as fake:
+        write_config(home, fake.base_url)
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "codexbro", "exec", "--skip-git-repo-check",
+                               "hi"], cwd=workspace, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    modules = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "codexbro.exec.run" in modules  # the measurement works
+    assert not {m for m in modules if m == "mcp" or m.startswith(("mcp.", "codexbro.mcp"))}
+
+
+EVERYTHING = shutil.which("mcp-server-everything")
+
+
+@pytest.mark.skipif(EVERYTHING is None, reason="mcp-server-everything is not installed (npm install -g "
+                    "@modelcontextprotocol/server-everything; .ci/run does it)")  # fmt: skip
+def test_third_party_everything_server(home: Path, workspace: Path) -> None:
+    """The reference "everything" server from npm (TypeScript SDK): names with `-`, structured
+    content, images, resources."""
+    extra = f'[mcp_servers.everything]\ncommand = "{EVERYTHING}"\nstartup_timeout_sec = 30\n'
+    with FakeResponsesServer(call_then_answer(
+        ("c1", "mcp__everything__echo", {"message": "hi"}),
+        ("c2", "mcp__everything__get_sum", {"a": 1, "b": 41}),
+        ("c3", "mcp__everything__get_tiny_image", {}),
+        ("c4", "list_mcp_resources", {"server": "everything"}),
+    )) as fake:  # fmt: skip
+        write_config(home, fake.base_url, extra=extra)
+        code, events, stderr = exec_json(workspace, timeout=90)
+        bodies = fake.bodies()
+    assert code == 0, stderr
+    names = tool_names(bodies[0])
+    assert {"mcp__everything__echo", "mcp__everything__get_sum"} <= set(names)
+    out = outputs(bodies[1])
+    assert "Echo: hi" in json.dumps(out["c1"])
+    assert "42" in json.dumps(out["c2"])
+    assert any(i.get("type") == "input_image" for i in out["c3"])
+    assert json.loads(out["c4"])["resources"]
+    done = [
+        e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "mcp_tool_call"
+    ]
+    assert {i["tool"] for i in done} >= {"echo", "get-sum", "get-tiny-image"}

@@ -175,7 +175,8 @@ def _write_doc(path: Path, doc: Any) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    text = tomlkit.dumps(doc)
+    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     if path.exists():
         os.chmod(tmp, path.stat().st_mode & 0o777)
     os.replace(tmp, path)

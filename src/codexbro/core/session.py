@@ -248,6 +248,9 @@ class Session:
         elif isinstance(op, p.OverrideTurnContext):
             self._current_sub = sub_id
             thread_ops.override(self, op)
+        elif isinstance(op, p.ListMcpTools):
+            mcp = self.tool_resources.mcp
+            self.emit(p.McpListToolsResponse(mcp.status() if mcp is not None else []))
         elif isinstance(op, p.Shutdown):
             self._spawn(self._shutdown())
         return sub_id

@@ -121,6 +121,13 @@ class ResolveElicitation:
 
 
 @dataclass(frozen=True)
+class ListMcpTools:
+    """Ask for the MCP servers' state and tools; answered with ``mcp_list_tools_response``."""
+
+    kind: ClassVar[str] = "list_mcp_tools"
+
+
+@dataclass(frozen=True)
 class ForkThread:
     """Copy this conversation (less its last ``drop_turns`` turns) into a new thread with its own
     session file; answered with ``thread_forked``. Only between turns."""
@@ -131,7 +138,7 @@ class ForkThread:
 
 Op = (
     UserTurn | Interrupt | ExecApproval | PatchApproval | Shutdown | Compact | ThreadRollback | UserInputAnswer
-    | ForkThread | OverrideTurnContext | ResolveElicitation
+    | ForkThread | OverrideTurnContext | ResolveElicitation | ListMcpTools
 )  # fmt: skip
 
 # ---- Events (core → front end) ----------------------------------------------------------------
@@ -413,6 +420,14 @@ class McpToolCallEnd(EventMsg):
     def ok(self) -> bool:
         ok = self.result.get("Ok")
         return isinstance(ok, dict) and not ok.get("isError")
+
+
+@dataclass(eq=False, repr=False)
+class McpListToolsResponse(EventMsg):
+    """Each configured MCP server: ``{name, state, error, transport, tools, ready_after_ms}``."""
+
+    servers: list[dict[str, Any]]
+    type: ClassVar[str] = "mcp_list_tools_response"
 
 
 @dataclass(eq=False, repr=False)

@@ -20,8 +20,21 @@ from codexbro import protocol as p
 from codexbro.core.session import Session
 from codexbro.tui import cells
 from codexbro.tui.composer import Composer, Transcript
-from codexbro.tui.dialogs import ApprovalScreen, QuestionScreen, command_approval, patch_approval
-from codexbro.tui.helpers import git_diff, image_paths, light_background, limits_text, memory_trace
+from codexbro.tui.dialogs import (
+    ApprovalScreen,
+    ElicitationScreen,
+    QuestionScreen,
+    command_approval,
+    patch_approval,
+)
+from codexbro.tui.helpers import (
+    git_diff,
+    image_paths,
+    light_background,
+    limits_text,
+    mcp_status_text,
+    memory_trace,
+)
 
 REPLAY = 400  # messages of a resumed conversation shown
 MARKDOWN_TAIL = 30  # of those, the last ones rendered as Markdown
@@ -33,6 +46,7 @@ SLASH_COMMANDS = {
     "/compact": "summarise the conversation to free context",
     "/diff": "the workspace's git diff",
     "/trace": "this session's trace: every request, decision and tool call, and why",
+    "/mcp": "the MCP servers: their state and tools",
     "/init": "ask the agent to write an AGENTS.md for this project",
     "/mention": "mention a file: starts an @ search in the composer",
     "/new": "start a new conversation (this one stays resumable)",
@@ -201,6 +215,33 @@ class CodexbroApp(App[int]):
             if found is None:
                 await self.add(cell)
             cell.finish(msg.exit_code, msg.duration_ms, msg.aggregated_output, msg.status)
+        elif isinstance(msg, p.McpToolCallBegin):
+            self._agent = None
+            mcp_cell = cells.McpCell(msg.call_id, msg.invocation)
+            self._tools[msg.call_id] = mcp_cell
+            await self.add(mcp_cell)
+        elif isinstance(msg, p.McpToolCallEnd):
+            known = self._tools.pop(msg.call_id, None)
+            mcp_cell = (
+                known if isinstance(known, cells.McpCell) else cells.McpCell(msg.call_id, msg.invocation)
+            )
+            if known is None:
+                await self.add(mcp_cell)
+            mcp_cell.finish_mcp(msg.result, msg.duration)
+        elif isinstance(msg, p.McpStartupComplete) and msg.ready:
+            await self.add(
+                cells.NoteCell(f"MCP servers ready: {', '.join(msg.ready)} (/mcp lists their tools)", "info")
+            )
+        elif isinstance(msg, p.McpListToolsResponse):
+            await self.add(cells.NoteCell(mcp_status_text(msg.servers), "info"))
+        elif isinstance(msg, p.ElicitationRequest):
+            server, request_id = msg.server_name, msg.id
+
+            def answered(answer: tuple[str, dict[str, Any] | None] | None) -> None:
+                decision, content = answer or ("cancel", None)
+                self.session.submit(p.ResolveElicitation(server, request_id, decision, content))  # type: ignore[arg-type]
+
+            self.push_screen(ElicitationScreen(msg.server_name, msg.message, msg.requested_schema), answered)
         elif isinstance(msg, p.PatchApplyEnd):
             title = "edited" if msg.success else "patch failed"
             await self.add(cells.PatchCell(msg.changes, title))
@@ -236,7 +277,9 @@ class CodexbroApp(App[int]):
         elif isinstance(msg, p.TaskComplete | p.TurnAborted):
             self.running = False
             self._agent = None
-            while len(self.screen_stack) > 1 and isinstance(self.screen, ApprovalScreen | QuestionScreen):
+            while len(self.screen_stack) > 1 and isinstance(
+                self.screen, ApprovalScreen | QuestionScreen | ElicitationScreen
+            ):
                 self.pop_screen()  # the turn that asked is over: nothing to answer any more
             for cell in self._tools.values():
                 cell.finish(-1, 0, "", "interrupted")
@@ -315,6 +358,8 @@ class CodexbroApp(App[int]):
 
             lines = render_text(self.trace.records()).splitlines()
             await self.add(cells.NoteCell("\n".join(lines[-80:]) or "(nothing yet)", "info"))
+        elif command == "/mcp":
+            self.session.submit(p.ListMcpTools())
         elif command == "/model":
             self.pick_model()
         elif command == "/approvals":

@@ -3,6 +3,7 @@ is Markdown, streamed as it arrives; command output is folded to its head and ta
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.syntax import Syntax
@@ -107,6 +108,33 @@ class ToolCell(Vertical):
         )
         body = fold(for_terminal(output)) if output.strip() else "(no output)"
         self.out.update(Text(f"{mark} · {duration_ms / 1000:.1f} s\n{body}"))
+
+
+class McpCell(ToolCell):
+    """One MCP tool call: server/tool and its arguments, then how it ended and its (folded) result."""
+
+    def __init__(self, call_id: str, invocation: dict[str, Any]) -> None:
+        super().__init__(call_id, [])
+        args = json.dumps(invocation.get("arguments") or {}, ensure_ascii=False)
+        self.head = Static(Text(f"mcp {for_terminal(str(invocation.get('server')))}/"
+                                f"{for_terminal(str(invocation.get('tool')))} {for_terminal(args[:200])}"), classes="head")  # fmt: skip
+
+    def finish_mcp(self, result: dict[str, Any], duration: dict[str, int]) -> None:
+        ms = duration.get("secs", 0) * 1000 + duration.get("nanos", 0) // 1_000_000
+        ok = result.get("Ok")
+        if isinstance(ok, dict):
+            texts = [str(b.get("text", "")) if b.get("type") == "text" else f"<{b.get('type')}>"
+                     for b in ok.get("content") or [] if isinstance(b, dict)]  # fmt: skip
+            if ok.get("structuredContent") is not None and not texts:
+                texts = [json.dumps(ok["structuredContent"], ensure_ascii=False)]
+            failed = bool(ok.get("isError"))
+            body = "\n".join(texts) or "(no content)"
+        else:
+            failed, body = True, str(result.get("Err"))
+        self.exit_code = 1 if failed else 0
+        self.out.update(
+            Text(f"{'failed' if failed else '✓'} · {ms / 1000:.1f} s\n{fold(for_terminal(body))}")
+        )
 
 
 class PatchCell(Static):

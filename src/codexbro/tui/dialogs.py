@@ -108,3 +108,70 @@ class QuestionScreen(ModalScreen[dict[str, str]]):
                 self.dismiss(self.answers)
             else:
                 self._show()
+
+
+class ElicitationScreen(ModalScreen[tuple[str, dict[str, Any] | None]]):
+    """An MCP server asks the user something (``elicitation/create``): its message, one field per
+    property of its schema; Enter accepts with the fields' values, Esc declines, Ctrl+X cancels."""
+
+    DEFAULT_CSS = """
+    ElicitationScreen { align: center middle; }
+    ElicitationScreen > Vertical { width: 80%; height: auto; border: thick $accent; background: $surface;
+                                   padding: 1 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "answer('decline')", "decline", show=False),
+        Binding("ctrl+x", "answer('cancel')", "cancel", show=False),
+    ]
+
+    def __init__(self, server: str, message: str, schema: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.server, self.message = server, message
+        props = (schema or {}).get("properties")
+        self.fields: dict[str, dict[str, Any]] = props if isinstance(props, dict) else {}
+
+    def compose(self) -> Any:
+        from textual.widgets import Input
+
+        with Vertical():
+            yield Static(Text(f"MCP server {for_terminal(self.server)} asks:", style="bold"))
+            yield Static(Text(for_terminal(self.message)))
+            for name, spec in self.fields.items():
+                kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
+                yield Input(placeholder=f"{name} ({kind})", id=f"field-{name}")
+            yield Static(Text("[enter] accept    [esc] decline    [ctrl+x] cancel"))
+
+    def on_mount(self) -> None:
+        from textual.widgets import Input
+
+        inputs = list(self.query(Input))
+        if inputs:
+            inputs[0].focus()
+
+    def on_key(self, event: Any) -> None:
+        if event.key == "enter":
+            event.stop()
+            self.action_answer("accept")
+
+    def action_answer(self, action: str) -> None:
+        from textual.widgets import Input
+
+        content: dict[str, Any] | None = None
+        if action == "accept":
+            content = {}
+            for name, spec in self.fields.items():
+                raw = self.query_one(f"#field-{name}", Input).value
+                kind = spec.get("type") if isinstance(spec, dict) else "string"
+                content[name] = _field_value(raw, kind)
+        self.dismiss((action, content))
+
+
+def _field_value(raw: str, kind: Any) -> Any:
+    if kind == "boolean":
+        return raw.strip().lower() in ("y", "yes", "true", "1", "on")
+    if kind in ("number", "integer"):
+        try:
+            return int(raw) if kind == "integer" else float(raw)
+        except ValueError:
+            return raw
+    return raw

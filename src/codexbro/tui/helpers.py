@@ -84,3 +84,21 @@ async def git_diff(cwd: Any) -> dict[str, dict[str, Any]]:
                 content = ""
             files[name] = {"type": "add", "content": content}
     return files or {"(no changes)": {"type": "update", "unified_diff": ""}}
+
+
+def mcp_status_text(servers: list[dict[str, Any]]) -> str:
+    """``/mcp``: each server's state and tools (or why it failed)."""
+    if not servers:
+        return "no MCP servers configured (add one: codexbro mcp add NAME -- COMMAND…; see docs/mcp.md)"
+    lines = []
+    for server in servers:
+        head = f"{server['name']}  {server['state']}  ({server['transport']})"
+        if server.get("ready_after_ms") is not None:
+            head += f"  started in {server['ready_after_ms']} ms"
+        lines.append(head)
+        if server.get("error"):
+            lines += [f"    {line}" for line in str(server["error"]).splitlines()]
+        tools = server.get("tools") or []
+        if tools:
+            lines.append(f"    tools: {', '.join(tools)}")
+    return "\n".join(lines)
