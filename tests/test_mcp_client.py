@@ -73,9 +73,9 @@ def test_stdio_tools_reach_the_model_and_run(home: Path, workspace: Path, tmp_pa
     assert add_spec["parameters"]["required"] == ["a", "b"]
     out = outputs(bodies[1])
     # 0.169's shapes: structured content → "Wall time … Output:\n{json}", else content items.
-    assert out["c2"].startswith("Wall time: ") and out["c2"].endswith('Output:\n{"sum": 5}')
+    assert out["c2"].startswith("Wall time: ") and out["c2"].endswith('Output:\n{"sum":5}')
     echo = out["c1"]
-    assert isinstance(echo, str) and echo.endswith('Output:\n{"result": "echo: hi"}')
+    assert isinstance(echo, str) and echo.endswith('Output:\n{"result":"echo: hi"}')
     assert isinstance(out["c3"], list) and out["c3"][1] == {"type": "input_text", "text": "a red pixel"}
     assert out["c3"][2]["type"] == "input_image" and out["c3"][2]["image_url"].startswith(
         "data:image/png;base64,"
@@ -349,7 +349,7 @@ def test_streamable_http_server(home: Path, workspace: Path, http_probe: str) ->
         )
         out = outputs(fake.bodies()[1])
     assert result.code == 0, result.stderr
-    assert out["c1"].endswith('Output:\n{"sum": 42}')
+    assert out["c1"].endswith('Output:\n{"sum":42}')
     assert json.loads(out["c2"])["contents"][0]["text"] == "item 7"
 
 

@@ -32,7 +32,7 @@ from codexbro.core.initial_context import initial_context
 from codexbro.core.rollout import RolloutRecorder, RolloutWriteError, new_thread_id
 from codexbro.core.turn import TurnContext
 from codexbro.models.catalog import ModelInfo
-from codexbro.protocol.items import ResponseItem, user_input_item
+from codexbro.protocol.items import ResponseItem, developer_message, user_input_item
 from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
 from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
@@ -158,7 +158,15 @@ class Session:
                 self._events.put_nowait(p.Event(self._current_sub, p.ErrorEvent(err.message, err.kind)))
 
     def initial_context(self) -> list[ResponseItem]:
-        return initial_context(self.config)
+        items = initial_context(self.config)
+        mcp = self.tool_resources.mcp
+        if mcp is not None and self.model.raw.get("supports_search_tool") is True:
+            from codexbro.mcp.search import deferred_developer_text
+
+            text = deferred_developer_text(mcp)  # the deferred namespaces tool_search can find
+            if text is not None:
+                items.insert(1 if self.config.developer_instructions else 0, developer_message(text))
+        return items
 
     def add_usage(self, usage: TokenUsage, rate_limits: RateLimitSnapshot | None) -> None:
         self.context.compacted_since_response = False

@@ -60,6 +60,13 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
     if not _catch_up(session, ctx.turn_id):
         return p.TaskComplete(ctx.turn_id, None)
     session.emit(p.TaskStarted(ctx.turn_id, window))
+    try:
+        await _mcp_ready(session)  # before anything is recorded: the first request has their tools
+    except asyncio.CancelledError:
+        return p.TurnAborted(ctx.turn_id, "interrupted")
+    except CodexbroError as err:
+        session.emit(p.ErrorEvent(err.message, err.kind))
+        return p.TaskComplete(ctx.turn_id, None)
     cfg, model = session.config, session.model
     session.persist(lambda v: session.recorder.write("turn_context", v), {
         "turn_id": ctx.turn_id, "cwd": str(cfg.cwd), "approval_policy": cfg.approval_policy,
@@ -77,7 +84,6 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
         session.emit(p.UserMessage(first_text(item)))
     last: str | None = None
     try:
-        await _mcp_ready(session)
         if session.rollout_error is not None:
             # Recording the turn's start failed: nothing was sent, so nothing of it stays in the
             # history either (the next turn must not carry this prompt along unasked).

@@ -58,7 +58,7 @@ def model_output(result: dict[str, Any], seconds: float, *, images: bool) -> Too
     failed = bool(result.get("isError"))
     structured = result.get("structuredContent")
     if structured is not None and not failed:
-        return ToolOutput(f"{header}\n{json.dumps(structured, ensure_ascii=False)}")
+        return ToolOutput(f"{header}\n{json.dumps(structured, ensure_ascii=False, separators=(',', ':'))}")
     items: list[dict[str, Any]] = [{"type": "input_text", "text": header}]
     for block in result.get("content") or []:
         items.append(_content_item(block, images))
@@ -92,9 +92,17 @@ def _content_item(block: Any, images: bool) -> dict[str, Any]:
 class McpToolHandler:
     """One server tool."""
 
-    def __init__(self, manager: McpManager, info: McpToolInfo, *, images: bool) -> None:
+    def __init__(
+        self, manager: McpManager, info: McpToolInfo, *, images: bool, deferred: bool = False
+    ) -> None:
         self.manager, self.info, self.images = manager, info, images
-        self.name = info.qualified
+        self.deferred = deferred  # found through tool_search and called by namespace, never on the menu
+        if deferred:
+            from codexbro.mcp.search import deferred_name
+
+            self.name = deferred_name(info)
+        else:
+            self.name = info.qualified
         self.supports_parallel = info.parallel
 
     def spec(self) -> dict[str, Any]:

@@ -61,8 +61,9 @@ CALL_TYPES = {
     "function_call": "function_call_output",
     "custom_tool_call": "custom_tool_call_output",
     "local_shell_call": "function_call_output",
+    "tool_search_call": "tool_search_output",
 }
-OUTPUT_TYPES = {"function_call_output", "custom_tool_call_output"}
+OUTPUT_TYPES = {"function_call_output", "custom_tool_call_output", "tool_search_output"}
 WIRE_TYPES = {
     "message", "reasoning", "function_call", "function_call_output", "custom_tool_call",
     "custom_tool_call_output", "local_shell_call", "web_search_call", "image_generation_call",
@@ -102,6 +103,10 @@ def reasoning_text(item: ResponseItem) -> str:
 def output_item_for(call: ResponseItem, output: str | list[dict[str, Any]]) -> ResponseItem:
     """The output item answering ``call`` (a function call's or a custom tool call's kind)."""
     kind = CALL_TYPES.get(str(call.get("type")), "function_call_output")
+    if kind == "tool_search_output":  # the namespaces found (0.169's client-executed tool_search)
+        tools = output if isinstance(output, list) else []
+        return {"type": kind, "call_id": call.get("call_id"), "status": "completed", "execution": "client",
+                "tools": tools}  # fmt: skip
     item: ResponseItem = {"type": kind, "call_id": call.get("call_id"), "output": output}
     if kind == "custom_tool_call_output" and call.get("name"):
         item["name"] = call["name"]

@@ -34,7 +34,7 @@ class ToolCall:
 
     call_id: str
     name: str
-    kind: str  # function | custom | local_shell
+    kind: str  # function | custom | local_shell | tool_search
     arguments: str = ""
     input: str = ""
     action: dict[str, Any] = field(default_factory=dict)
@@ -44,8 +44,17 @@ class ToolCall:
         kind = item.get("type")
         call_id = str(item.get("call_id") or item.get("id") or "")
         if kind == "function_call":
+            name = str(item.get("name") or "")
+            if item.get("namespace"):  # a deferred tool found by tool_search (0.169): NAMESPACE::NAME
+                name = f"{item['namespace']}::{name}"
+            return cls(call_id, name, "function", arguments=str(item.get("arguments") or ""))
+        if kind == "tool_search_call":
+            args = item.get("arguments")
             return cls(
-                call_id, str(item.get("name") or ""), "function", arguments=str(item.get("arguments") or "")
+                call_id,
+                "tool_search",
+                "tool_search",
+                arguments=json.dumps(args if isinstance(args, dict) else {}),
             )
         if kind == "custom_tool_call":
             return cls(call_id, str(item.get("name") or ""), "custom", input=str(item.get("input") or ""))

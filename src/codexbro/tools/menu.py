@@ -146,17 +146,27 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.misc import ViewImageHandler
 
         handlers.append(ViewImageHandler())
+    # 0.169 puts tool_search after view_image (its newer web_search placement is not followed here).
+    search = mcp is not None and model.raw.get("supports_search_tool") is True
+    if (
+        search and mcp is not None
+    ):  # 0.169: MCP tools deferred behind tool_search for models whose catalog entry asks for it
+        from codexbro.mcp.search import ToolSearchHandler
+
+        handlers.append(ToolSearchHandler(mcp))
     # A model profile may cut the menu (codexbro catalog key `tool_menu`, used by the embedded models:
     # each description costs prompt tokens); a tool the user turned on explicitly stays.
     menu = model.raw.get("tool_menu")
     if isinstance(menu, list) and menu:
         handlers = [h for h in handlers if h.name in menu or tool_setting(config, h.name) is True]
-    return ToolRouter(handlers, _mcp_tools(mcp, images="image" in model.input_modalities) if mcp else None)
+    images = "image" in model.input_modalities
+    return ToolRouter(handlers, _mcp_tools(mcp, images=images, deferred=search) if mcp else None)
 
 
-def _mcp_tools(mcp: McpManager, *, images: bool) -> Callable[[], list[ToolHandler]]:
-    """The MCP servers' tools, last on the menu as upstream orders them; asked again per request
-    (a server that finished starting joins, one that died leaves)."""
+def _mcp_tools(mcp: McpManager, *, images: bool, deferred: bool) -> Callable[[], list[ToolHandler]]:
+    """The MCP servers' tools, last on the menu as upstream orders them (or deferred: callable by
+    namespace, found with tool_search); asked again per request (a server that finished starting
+    joins, one that died leaves)."""
     from codexbro.mcp.tools import McpToolHandler
 
-    return lambda: [McpToolHandler(mcp, info, images=images) for info in mcp.tools()]
+    return lambda: [McpToolHandler(mcp, info, images=images, deferred=deferred) for info in mcp.tools()]

@@ -75,7 +75,8 @@ class ToolRouter:
         return {**self.static, **extra}
 
     def specs(self) -> list[dict[str, Any]]:
-        return [h.spec() for h in self.handlers.values()]
+        """The menu: every handler but the deferred ones (reached through ``tool_search``)."""
+        return [h.spec() for h in self.handlers.values() if not getattr(h, "deferred", False)]
 
     def names(self) -> list[str]:
         return list(self.handlers)
