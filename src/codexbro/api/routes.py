@@ -114,8 +114,9 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "connectors/gateways/flat/mcp",
         "model",
-        "connectors MCP gateway",
-        _BEARER,
+        "connectors MCP gateway (ChatGPT connectors as MCP; [features] apps_mcp_gateway)",
+        _CHATGPT,
+        True,
     ),
     # ChatGPT backend ecosystem (chatgpt_base_url).
     Route("wham.usage", "GET", "wham/usage", "chatgpt", "usage and rate limits", _CHATGPT, True),
@@ -150,7 +151,15 @@ ROUTES: tuple[Route, ...] = (
         _CHATGPT,
         True,
     ),
-    Route("wham.apps", "POST", "wham/apps", "chatgpt", "legacy apps MCP gateway", _CHATGPT, True),
+    Route(
+        "wham.apps",
+        "POST",
+        "wham/apps",
+        "chatgpt",
+        "apps MCP gateway: ChatGPT connectors as MCP (default)",
+        _CHATGPT,
+        True,
+    ),
     Route(
         "connectors.directory.list",
         "GET",

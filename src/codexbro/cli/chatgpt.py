@@ -71,8 +71,51 @@ def run(command: str, action: str | None, args: list[str], as_json: bool, overri
     try:
         from codexbro.textsafe import for_terminal
 
+        if command == "connectors" and action == "active":
+            print(for_terminal(asyncio.run(_active_connectors(as_json, overrides))))
+            return 0
         print(for_terminal(asyncio.run(_with_backend(go, overrides))))  # titles, names: others' text
     except CodexbroError as err:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _active_connectors(as_json: bool, overrides: list[str]) -> str:
+    """The connectors the account has enabled: the apps MCP gateway's tools, grouped by connector."""
+    import os
+
+    from codexbro.auth import storage
+    from codexbro.errors import AuthError
+    from codexbro.mcp.apps import apps_server, connectors_of, gateway
+    from codexbro.mcp.manager import McpManager
+
+    config = load_config(Overrides(cli_overrides=overrides))
+    auth = storage.load(config.codexbro_home)
+    if auth is None or auth.tokens is None:
+        raise AuthError(
+            "this needs a ChatGPT login (auth.json with ChatGPT tokens); an API key is not enough"
+        )
+    server = apps_server(
+        config, token=auth.tokens.access_token, account_id=auth.tokens.account_id, env=os.environ
+    )
+    if server is None:
+        raise CodexbroError("connectors are switched off ([features] apps = false)")
+    manager = McpManager(
+        {server.name: server}, cwd=config.cwd, env=dict(os.environ), home=config.codexbro_home
+    )
+    manager.start()
+    try:
+        await manager.wait_started()
+        conn = manager.connections[server.name]
+        if conn.state != "ready":
+            raise CodexbroError(f"the apps MCP gateway did not answer: {conn.error}")
+        connectors = connectors_of(conn.tools)
+    finally:
+        await manager.aclose()
+    url, route_name = gateway(config)
+    if as_json:
+        return json.dumps({"gateway": url, "route": route_name, "connectors": connectors}, indent=2)
+    rows = [f"gateway: {url} (route {route_name})", f"{len(connectors)} active connectors"]
+    rows += [f"  {c['name']:<24} {len(c['tools'])} tools: {', '.join(c['tools'])}"[:160] for c in connectors]
+    return "\n".join(rows)

@@ -103,7 +103,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         rules=rules,
         resolution=resolution.event(),
         # exec processes, js_repl and MCP servers outlive turns, not the session
-        tool_resources=ToolResources(thread_id, _mcp_manager(config)),
+        tool_resources=ToolResources(thread_id, _mcp_manager(resolution)),
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
         can_ask_user=options.interactive,
         model_lookup=None if resolution.embedded else model_lookup(config),
@@ -119,15 +119,26 @@ def start_session(config: Config, options: SessionOptions | None = None) -> Sess
     return open_session(resolve(config, earlier=options.resume or options.fork), options)
 
 
-def _mcp_manager(config: Config) -> McpManager | None:
-    """The session's MCP servers, when any is configured and enabled (``mcp`` is imported only then)."""
-    if not any(server.enabled for server in config.mcp_servers.values()):
-        return None
+def _mcp_manager(resolution: Resolution) -> McpManager | None:
+    """The session's MCP servers — the configured, enabled ones, and for a ChatGPT login the
+    connectors gateway (``codex_apps``) — or None when there is none (``mcp`` is then never imported)."""
     import os
 
+    config = resolution.config
+    servers = dict(config.mcp_servers)
+    if resolution.auth.mode == "chatgpt" and "codex_apps" not in servers:
+        from codexbro.mcp.apps import apps_server
+
+        apps = apps_server(
+            config, token=resolution.auth.token, account_id=resolution.auth.account_id, env=os.environ
+        )
+        if apps is not None:
+            servers[apps.name] = apps
+    if not any(server.enabled for server in servers.values()):
+        return None
     from codexbro.mcp.manager import McpManager
 
-    return McpManager(config.mcp_servers, cwd=config.cwd, env=dict(os.environ), home=config.codexbro_home)
+    return McpManager(servers, cwd=config.cwd, env=dict(os.environ), home=config.codexbro_home)
 
 
 def _load_rules(resolution: Resolution) -> tuple[PrefixRule, ...]:

@@ -61,6 +61,7 @@ class McpConnection:
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
         self.session: Any = None
+        self.http_status: int | None = None  # the last HTTP error status of a streamable-HTTP server
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -134,9 +135,14 @@ class McpConnection:
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
-        return _http_transport(
-            t.url, create_mcp_http_client(headers=self.http_headers()), streamable_http_client
-        )
+        client = create_mcp_http_client(headers=self.http_headers())
+
+        async def remember_status(response: Any) -> None:  # the SDK's errors drop the HTTP status
+            if response.status_code >= 400:
+                self.http_status = int(response.status_code)
+
+        client.event_hooks["response"].append(remember_status)
+        return _http_transport(t.url, client, streamable_http_client)
 
     @staticmethod
     async def _list_tools(session: Any) -> list[dict[str, Any]]:
@@ -156,6 +162,14 @@ class McpConnection:
         if self.state == "failed":
             return
         self.state = "failed"
+        if self.http_status in (401, 403):
+            hint = (
+                "log in again (codexbro login)" if self.name == "codex_apps"
+                else f"set `mcp_servers.{self.name}.bearer_token_env_var`, or run `codexbro mcp login {self.name}`"
+            )  # fmt: skip
+            reason = f"HTTP {self.http_status}: the server refused the credentials; {hint} ({reason})"
+        elif self.http_status is not None:
+            reason = f"HTTP {self.http_status} from the server ({reason})"
         tail = self.stderr_tail()
         self.error = reason + (f"\nlast lines of its stderr:\n{tail}" if tail else "")
         self._ready.set()

@@ -1,4 +1,4 @@
-"""``codexbro usage``, ``codexbro cloud list|show|create``, ``codexbro connectors list|workspace``:
+"""``codexbro usage``, ``codexbro cloud list|show|create``, ``codexbro connectors list|workspace|active``:
 the ChatGPT backend ecosystem (a ChatGPT login is needed)."""
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ def register(sub: Any) -> None:
     conn = subcommands(_parent(sub, "connectors", "the ChatGPT connectors directory"), "connectors_command")
     _leaf(conn, "list", "every connector in the directory (the default)")
     _leaf(conn, "workspace", "the connectors of your workspace")
+    _leaf(
+        conn,
+        "active",
+        "the connectors your account has enabled, with their tools (through the apps MCP gateway)",
+    )
 
 
 def run(ns: argparse.Namespace) -> int:
