@@ -44,7 +44,7 @@ class McpConnection:
 
     def __init__(
         self, config: McpServerConfig, *, cwd: Path, env: Mapping[str, str], elicit: Elicit | None = None,
-        http_headers: Callable[[], dict[str, str]] | None = None,
+        http_headers: Callable[[], dict[str, str]] | None = None, http_auth: Callable[[], Any] | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.name = config.name
@@ -52,6 +52,7 @@ class McpConnection:
         self.env = env
         self.elicit = elicit
         self.http_headers = http_headers or (lambda: {})
+        self.http_auth = http_auth or (lambda: None)  # an httpx Auth (a stored OAuth login) or None
         self.state: State = "starting"
         self.error: str | None = None
         self.tools: list[dict[str, Any]] = []  # tools/list entries as wire JSON (camelCase)
@@ -135,7 +136,7 @@ class McpConnection:
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
-        client = create_mcp_http_client(headers=self.http_headers())
+        client = create_mcp_http_client(headers=self.http_headers(), auth=self.http_auth())
 
         async def remember_status(response: Any) -> None:  # the SDK's errors drop the HTTP status
             if response.status_code >= 400:

@@ -70,6 +70,7 @@ class McpManager:
                 env=self.env,
                 elicit=self._elicit,
                 http_headers=functools.partial(self._headers, cfg),
+                http_auth=functools.partial(self._auth, cfg),
             )
         for name, conn in self.connections.items():
             self.emit(p.McpStartupUpdate(name, {"state": "starting"}))
@@ -85,25 +86,27 @@ class McpManager:
 
     def _headers(self, cfg: McpServerConfig) -> dict[str, str]:
         """An HTTP server's headers: ``http_headers``, ``env_http_headers`` (from the environment),
-        then the bearer token (``bearer_token_env_var``, else a stored OAuth login)."""
+        then the bearer token from ``bearer_token_env_var`` (a stored OAuth login is ``_auth``)."""
         t = cfg.transport
         assert isinstance(t, HttpTransport)
         headers = dict(t.http_headers)
         headers |= {h: self.env[var] for h, var in t.env_http_headers.items() if self.env.get(var)}
-        token: str | None = None
         if t.bearer_token_env_var:
             token = self.env.get(t.bearer_token_env_var) or None
             if token is None:
                 log.warning("MCP server %s: $%s is not set", cfg.name, t.bearer_token_env_var)
-        else:
-            from codexbro.mcp.oauth_store import load_tokens
-
-            stored = load_tokens(self.home, cfg.name, t.url)
-            if stored is not None:
-                token = str(stored["tokens"].get("access_token") or "") or None
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+            else:
+                headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    def _auth(self, cfg: McpServerConfig) -> Any:
+        """A stored OAuth login (``codexbro mcp login``), refreshed by the SDK; None without one."""
+        t = cfg.transport
+        if not isinstance(t, HttpTransport) or t.bearer_token_env_var or "Authorization" in t.http_headers:
+            return None
+        from codexbro.mcp.oauth import session_auth
+
+        return session_auth(self.home, cfg)
 
     async def _watch_startup(self) -> None:
         async def one(name: str, conn: McpConnection) -> None:
