@@ -201,9 +201,12 @@ async def _login(
     try:
         async with listener:
             client = create_mcp_http_client(headers=dict(_http(server).http_headers), auth=auth)
-            async with client, streamable_http_client(_http(server).url, http_client=client) as (read, write):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
+            async with (
+                client,
+                streamable_http_client(_http(server).url, http_client=client) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
     except UserError:
         raise
     except BaseException as exc:
