@@ -397,7 +397,7 @@ async def test_cancelled_call_interrupts_its_turn(home: Path, fake: FakeResponse
             tg.start_soon(client.call, "codex", {"prompt": "go", "approval-policy": "never",
                                                  "sandbox": "danger-full-access"})  # fmt: skip
             begin = await client.wait_for("exec_command_begin")
-            assert live_processes_with(marker)
+            await _until(lambda: bool(live_processes_with(marker)))  # begin is said just before the spawn
             tg.cancel_scope.cancel()  # the SDK sends notifications/cancelled for the call
         thread_id = begin["_meta"]["threadId"]
         await _until(lambda: not live_processes_with(marker))
@@ -407,7 +407,7 @@ async def test_cancelled_call_interrupts_its_turn(home: Path, fake: FakeResponse
     assert "aborted" in call_outputs(fake.bodies()[1])["c1"]
 
 
-async def _until(check: Callable[[], bool], timeout: float = 5) -> None:
+async def _until(check: Callable[[], bool], timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
