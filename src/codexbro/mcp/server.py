@@ -45,7 +45,7 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,8 @@ def serve(config_overrides: list[str], profile: str | None) -> int:
 class _Thread:
     session: Session
     busy: bool = False  # a call is running a turn on it
+    stopping: bool = False  # that call was cancelled: its turn is being interrupted
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when no call runs a turn on it
 
 
 class CodexMcpServer:
@@ -167,6 +169,8 @@ class CodexMcpServer:
                 found = self.threads.get(thread_id) or self._resume(thread_id)
                 if found is None:
                     return _result(f"Session not found for thread_id: {thread_id}", thread_id, error=True)
+                if found.busy:  # a cancelled call's turn winding down is waited for; a live one refuses
+                    await _wait_if_stopping(found)
                 if found.busy:
                     return _result(f"thread {thread_id} is running a turn for another call; retry when it "
                                    "has answered", thread_id, error=True)  # fmt: skip
@@ -233,6 +237,7 @@ class CodexMcpServer:
         channel = _back_channel(ctx)
         meta = {"requestId": ctx.request_id, "threadId": thread_id}
         thread.busy = True
+        thread.idle.clear()
         ended = False
         session.submit(p.UserTurn((p.UserInput("text", text=prompt),)))
         try:
@@ -264,11 +269,13 @@ class CodexMcpServer:
             return _result(msg.last_agent_message or "", thread_id)
         except BaseException:
             if not ended:  # the call was cancelled (or the server is stopping): stop its turn too
+                thread.stopping = True
                 with anyio.CancelScope(shield=True), anyio.move_on_after(INTERRUPT_GRACE_S):
                     await _interrupt(session)
             raise
         finally:
-            thread.busy = False
+            thread.busy = thread.stopping = False
+            thread.idle.set()
 
 
 async def _ask(channel: DispatchContext[Any], session: Session, event: p.Event, tool_call_id: str,
@@ -291,6 +298,18 @@ async def _ask(channel: DispatchContext[Any], session: Session, event: p.Event, 
     decision = decision_of(reply)
     op = p.ExecApproval if isinstance(msg, p.ExecApprovalRequest) else p.PatchApproval
     session.submit(op(msg.call_id, decision))
+
+
+async def _wait_if_stopping(thread: _Thread) -> None:
+    """A call cancelled just before this one may not have started stopping its turn yet (the
+    cancellation is handled in its own task): give it a moment, then wait for its turn's end."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while thread.busy and not thread.stopping:
+                await asyncio.sleep(0.02)
+    if thread.busy and thread.stopping:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(thread.idle.wait(), INTERRUPT_GRACE_S)
 
 
 async def _interrupt(session: Session) -> None:
