@@ -304,9 +304,7 @@ async def _wait_if_stopping(thread: _Thread) -> None:
     """A call cancelled just before this one may not have started stopping its turn yet (the
     cancellation is handled in its own task): give it a moment, then wait for its turn's end."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(1.0):
-            while thread.busy and not thread.stopping:
-                await asyncio.sleep(0.02)
+        await asyncio.wait_for(thread.idle.wait(), 1.0)
     if thread.busy and thread.stopping:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(thread.idle.wait(), INTERRUPT_GRACE_S)
