@@ -399,3 +399,11 @@ def test_third_party_everything_server(home: Path, workspace: Path) -> None:
         e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "mcp_tool_call"
     ]
     assert {i["tool"] for i in done} >= {"echo", "get-sum", "get-tiny-image"}
+
+
+def test_debug_request_shows_the_mcp_tools(home: Path, workspace: Path) -> None:
+    with FakeResponsesServer() as fake:
+        write_config(home, fake.base_url, extra=stdio_server())
+        result = run_cli("debug", "request", "--json", "hi", cwd=workspace)
+    assert result.code == 0, result.stderr
+    assert "mcp__probe__echo" in result.stdout and "list_mcp_resources" in result.stdout

@@ -30,10 +30,17 @@ def script() -> list[Reply]:
               "arguments": {"query": "echo text", "limit": 8}}  # fmt: skip
     call = {"type": "function_call", "call_id": "f1", "namespace": "mcp__probe", "name": "echo",
             "arguments": json.dumps({"text": "hi"})}  # fmt: skip
+    pixel = {
+        "type": "function_call",
+        "call_id": "f3",
+        "namespace": "mcp__probe",
+        "name": "pixel",
+        "arguments": "{}",
+    }
     flat = {"type": "function_call", "call_id": "f2", "name": "mcp__probe__echo", "arguments": "{}"}
     return [
         Reply([ev_created(), _done(search), ev_completed()]),
-        Reply([ev_created("r2"), _done(call), _done(flat), ev_completed("r2")]),
+        Reply([ev_created("r2"), _done(call), _done(flat), _done(pixel), ev_completed("r2")]),
         Reply(message_turn("done")),
     ]
 
@@ -65,12 +72,20 @@ def test_deferred_tools_as_upstream(home: Path, workspace: Path) -> None:
     }
     assert outputs["f1"].split("\n", 1)[1] == UPSTREAM["function_call_output"].split("\n", 1)[1]
     assert outputs["f2"] == "unsupported call: mcp__probe__echo"  # as upstream: the flat name is not a tool
+    # Without structured content: content items, as upstream's (the wall time aside).
+    assert outputs["f3"][1:] == UPSTREAM["content_output"][1:]
+    assert outputs["f3"][0]["text"].startswith("Wall time: ") and outputs["f3"][0]["text"].endswith(
+        " seconds\nOutput:"
+    )
     items = [
         e["item"]
         for e in result.events()
         if e["type"] == "item.completed" and e["item"]["type"] == "mcp_tool_call"
     ]
-    assert [(i["server"], i["tool"], i["status"]) for i in items] == [("probe", "echo", "completed")]
+    assert [(i["server"], i["tool"], i["status"]) for i in items] == [
+        ("probe", "echo", "completed"),
+        ("probe", "pixel", "completed"),
+    ]
 
 
 def test_models_without_the_search_tool_get_the_flat_tools(home: Path, workspace: Path) -> None:

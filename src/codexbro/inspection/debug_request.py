@@ -14,6 +14,10 @@ async def build(config: Config, prompt: str) -> dict[str, Any]:
 
     session = open_session(resolve(config, allow_missing_auth=True), SessionOptions(ephemeral=True))
     try:
+        if (
+            session.tool_resources.mcp is not None
+        ):  # their tools are in the first request: wait as a turn does
+            await session.tool_resources.mcp.wait_started()
         preview = session.preview_request(prompt)
     finally:
         await session.close()

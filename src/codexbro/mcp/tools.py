@@ -74,7 +74,11 @@ def _content_item(block: Any, images: bool) -> dict[str, Any]:
     if kind == "image":
         mime = str(block.get("mimeType") or "image/png")
         if images:
-            return {"type": "input_image", "image_url": f"data:{mime};base64,{block.get('data', '')}"}
+            return {
+                "type": "input_image",
+                "image_url": f"data:{mime};base64,{block.get('data', '')}",
+                "detail": "original",
+            }
         return {"type": "input_text", "text": f"<image ({mime}) omitted: this model does not take images>"}
     if kind == "resource":
         res = block.get("resource") or {}
