@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -121,3 +122,36 @@ def live_processes_with(marker: str) -> list[int]:
         if marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """A server subprocess (its output to ``log``), up once ``port`` accepts connections; stopped after."""
+    import socket
+    import time
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"{argv[1]} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)

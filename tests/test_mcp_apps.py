@@ -6,8 +6,6 @@ active`` lists what it offers — against a loopback fake gateway speaking real 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ import pytest
 
 from codexbro.config.loader import Overrides, load_config
 from codexbro.mcp.apps import gateway
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli, server_process
 from tests.fakes.events import ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 from tests.test_auth import jwt, write_chatgpt_auth
@@ -26,29 +24,12 @@ GATEWAY = Path(__file__).parent / "mcp_servers" / "apps_gateway.py"
 TOKEN = jwt({"exp": int(time.time()) + 24 * 3600, "purpose": "apps-test"})
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def fake_gateway(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    port, log = _port(), tmp_path / "gateway.log"
+    port, log = free_port(), tmp_path / "gateway.log"
     env = {"GATEWAY_TOKEN": TOKEN, "GATEWAY_LOG": str(log), "PATH": "/usr/bin:/bin"}
-    with (tmp_path / "gateway.err").open("w") as err:
-        proc = subprocess.Popen([sys.executable, str(GATEWAY), str(port)], env=env, stdout=err, stderr=err)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+    with server_process([sys.executable, str(GATEWAY), str(port)], port, tmp_path / "gateway.err", env):
         yield port, log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def chatgpt_setup(home: Path, model_base: str, gateway_port: int, token: str = TOKEN) -> None:

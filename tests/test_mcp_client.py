@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import free_port, run_cli, server_process, write_config
 from tests.fakes.events import ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 
@@ -308,33 +307,11 @@ def test_bad_entries_name_the_server_and_key(home: Path, workspace: Path) -> Non
 # ---- streamable HTTP -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def http_probe(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "http-probe.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(PROBE), "http", str(port)], stdout=subprocess.DEVNULL, stderr=err
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"the HTTP probe server did not start: {log.read_text()}")
+    port = free_port()
+    with server_process([sys.executable, str(PROBE), "http", str(port)], port, tmp_path / "http-probe.log"):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_streamable_http_server(home: Path, workspace: Path, http_probe: str) -> None:

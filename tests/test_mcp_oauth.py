@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,35 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import free_port, run_cli, server_process, write_config
 from tests.fakes.events import ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 
 SERVER = Path(__file__).parent / "mcp_servers" / "oauth_server.py"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[str]:
-    port = _port()
-    with (tmp_path / "oauth-server.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, str(SERVER), str(port)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+    port = free_port()
+    with server_process([sys.executable, str(SERVER), str(port)], port, tmp_path / "oauth-server.log"):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def login(home: Path, name: str = "secured") -> subprocess.CompletedProcess[str]:
