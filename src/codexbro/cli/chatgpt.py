@@ -76,7 +76,7 @@ def run(command: str, action: str | None, args: list[str], as_json: bool, overri
             return 0
         print(for_terminal(asyncio.run(_with_backend(go, overrides))))  # titles, names: others' text
     except CodexbroError as err:
-        print(f"Error: {err.message}", file=sys.stderr)
+        print(f"Error: {for_terminal(err.message)}", file=sys.stderr)
         return 1
     return 0
 

@@ -66,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except CodexbroError as err:
-        print(f"Error: {err.message}", file=sys.stderr)
+        from codexbro.textsafe import for_terminal
+
+        print(f"Error: {for_terminal(err.message)}", file=sys.stderr)  # may quote a server or a file
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,5 +1,5 @@
 """What ``codexbro mcp …`` does: list and show the configured servers (upstream 0.169's table and
-JSON shapes, secrets masked), add and remove ``[mcp_servers.NAME]`` tables in config.toml (edited
+JSON shapes; the values of ``env`` and ``http_headers`` masked in both, unlike upstream's JSON), add and remove ``[mcp_servers.NAME]`` tables in config.toml (edited
 with tomlkit, so the user's comments and layout stay; written atomically), and OAuth login/logout."""
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def server_json(server: McpServerConfig, home: Path | None, *, filters: bool = F
     t = server.transport
     transport: dict[str, Any]
     if isinstance(t, StdioTransport):
-        transport = {"type": "stdio", "command": t.command, "args": list(t.args), "env": t.env or None,
+        transport = {"type": "stdio", "command": t.command, "args": list(t.args), "env": _masked(t.env),
                      "env_vars": list(t.env_vars), "cwd": t.cwd}  # fmt: skip
     else:
         transport = {"type": "streamable_http", "url": t.url, "bearer_token_env_var": t.bearer_token_env_var,
-                     "http_headers": t.http_headers or None, "env_http_headers": t.env_http_headers or None,
+                     "http_headers": _masked(t.http_headers), "env_http_headers": t.env_http_headers or None,
                      "http_headers_helper": None}  # fmt: skip
     out: dict[str, Any] = {"name": server.name, "enabled": server.enabled, "disabled_reason": None,
                            "transport": transport}  # fmt: skip
@@ -76,6 +76,12 @@ def server_json(server: McpServerConfig, home: Path | None, *, filters: bool = F
     if home is not None:
         out["auth_status"] = auth_status(server, home)
     return out
+
+
+def _masked(values: dict[str, str]) -> dict[str, str] | None:
+    """Values of ``env`` and ``http_headers`` are secrets more often than not: the JSON shows the
+    keys, as the tables do (upstream's JSON prints the values; codexbro does not)."""
+    return {key: "*****" for key in values} or None
 
 
 _AUTH_LABEL = {"unsupported": "Unsupported", "bearer_token": "Bearer token", "o_auth": "OAuth",
@@ -155,31 +161,51 @@ def _config_path() -> Path:
     return codexbro_home() / "config.toml"
 
 
-def _read_doc(path: Path) -> Any:
+def _read_doc(path: Path) -> tuple[Any, str]:
+    """The file as a tomlkit document (comments kept) and its text."""
     import tomlkit
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return tomlkit.document()
+        return tomlkit.document(), ""
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
     try:
-        return tomlkit.parse(text)
+        return tomlkit.parse(text), text
     except Exception as exc:  # tomlkit's ParseError and friends
         raise UserError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _write_doc(path: Path, doc: Any) -> None:
-    import tomlkit
+def _servers_table(doc: Any, path: Path) -> Any:
+    servers = doc.get("mcp_servers")
+    if servers is not None and not isinstance(servers, dict):
+        raise UserError(f"`mcp_servers` in {path} is not a table; fix it by hand first")
+    return servers
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = tomlkit.dumps(doc)
+
+def _write_checked(path: Path, text: str, expected: dict[str, Any]) -> None:
+    """Write ``text`` only if it reads back as exactly ``expected`` (the old settings plus or minus
+    one server): an edit that would move other keys or break the file is refused, the file untouched.
+    A symlinked config.toml is written through (its target is replaced, the link stays)."""
+    import tomllib
+
+    try:
+        ok = tomllib.loads(text) == expected
+    except tomllib.TOMLDecodeError:
+        ok = False
+    if not ok:
+        raise UserError(
+            f"cannot edit {path} safely (its `mcp_servers` is written in a form codexbro cannot change "
+            "without moving other settings); edit the file by hand"
+        )
+    target = path.resolve() if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    if path.exists():
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    if target.exists():
+        os.chmod(tmp, target.stat().st_mode & 0o777)
+    os.replace(tmp, target)
 
 
 def _add(ns: argparse.Namespace) -> int:
@@ -227,29 +253,58 @@ def _add(ns: argparse.Namespace) -> int:
             if ns.oauth_client_secret:
                 oauth["client_secret"] = ns.oauth_client_secret
             table["oauth"] = oauth
+    entry = table.unwrap()
     path = _config_path()
-    doc = _read_doc(path)
-    servers = doc.get("mcp_servers")
+    doc, original = _read_doc(path)
+    servers = _servers_table(doc, path)
+    expected = doc.unwrap()
+    expected.setdefault("mcp_servers", {})[name] = entry
+    replaced = servers is not None and name in servers
     if servers is None:
-        servers = tomlkit.table(is_super_table=True)
-        doc["mcp_servers"] = servers
-    replaced = name in servers
-    servers[name] = table
-    _write_doc(path, doc)
+        doc["mcp_servers"] = tomlkit.table(is_super_table=True)
+        servers = doc["mcp_servers"]
+    if isinstance(servers, tomlkit.items.InlineTable):
+        inline = tomlkit.inline_table()
+        inline.update(entry)
+        servers[name] = inline
+    else:
+        servers[name] = table
+    text = tomlkit.dumps(doc)
+    if not replaced and _reads_as(text) != expected:  # e.g. dotted keys: append a table of its own
+        section, wrapper = tomlkit.document(), tomlkit.table(is_super_table=True)
+        wrapper[name] = table
+        section["mcp_servers"] = wrapper
+        text = (original.rstrip("\n") + "\n\n" if original.strip() else "") + tomlkit.dumps(section)
+    _write_checked(path, text, expected)
     print(f"{'Updated' if replaced else 'Added'} global MCP server '{name}'.")
     return 0
 
 
+def _reads_as(text: str) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
 def _remove(name: str) -> int:
     path = _config_path()
-    doc = _read_doc(path)
-    servers = doc.get("mcp_servers")
+    doc, _original = _read_doc(path)
+    servers = _servers_table(doc, path)
     if servers is None or name not in servers:
         print(f"No MCP server named '{name}' found.", file=sys.stderr)
         return 0  # as upstream: removing what is not there is not an error
+    expected = doc.unwrap()
+    del expected["mcp_servers"][name]
+    if not expected["mcp_servers"]:
+        del expected["mcp_servers"]
     del servers[name]
     if not servers:
         del doc["mcp_servers"]
-    _write_doc(path, doc)
+    import tomlkit
+
+    _write_checked(path, tomlkit.dumps(doc), expected)
     print(f"Removed global MCP server '{name}'.")
     return 0

@@ -335,9 +335,9 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.dup2(devnull, sys.stderr.fileno())
     finally:
+        await session.close()  # still under our signal handlers: a SIGTERM now does not cut it short
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-        await session.close()
         if not broken_pipe:  # closing ends commands that outlived the turn: report them too
             with contextlib.suppress(BrokenPipeError):
                 for event in session.drain_events():

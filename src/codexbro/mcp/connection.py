@@ -6,7 +6,7 @@ in one task, so each connection has a runner task that opens them, initialises (
 open until ``close``. Calls come from other tasks through ``session``.
 
 stdio servers start with upstream's small default environment (HOME, LOGNAME, PATH, SHELL, TERM,
-USER …) plus the variables named in ``env_vars`` plus ``env`` — never the agent's whole
+USER, LANG, LC_ALL, TMPDIR, TZ) plus the variables named in ``env_vars`` plus ``env`` — never the agent's whole
 environment, so no credential leaks to a server by accident. Their stderr goes to a temporary file
 whose tail is reported when the server fails. MCP servers are programs the user configured: like
 upstream, they run outside the sandbox (their *calls* go through the approval policy).
@@ -33,6 +33,29 @@ State = Literal["starting", "ready", "failed", "stopped"]
 # An elicitation from the server: (server, message, requested schema) → (action, content).
 Elicit = Callable[[str, str, dict[str, Any] | None], Awaitable[tuple[str, dict[str, Any] | None]]]
 STDERR_TAIL_LINES = 12
+UPSTREAM_DEFAULT_ENV = (
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "TZ",
+)  # beside the SDK's own defaults (rmcp-client's list)
+PING_TIMEOUT_S = 3.0  # a live server answers a ping at once; one that does not has stopped
+
+
+def keep_sdk_logs_off_the_terminal() -> None:
+    """The SDK logs what servers send (unknown SSE events, bad lines, tracebacks): into codexbro's
+    log file, never through Python's last-resort handler to stderr, where a hostile server's text
+    would reach the terminal raw."""
+    sdk = logging.getLogger("mcp")
+    if sdk.propagate:
+        sdk.propagate = False
+        for handler in logging.getLogger("codexbro").handlers:
+            sdk.addHandler(handler)
+        if not sdk.handlers:
+            sdk.addHandler(logging.NullHandler())
+
+
+keep_sdk_logs_off_the_terminal()
 
 
 class McpCallError(Exception):
@@ -86,6 +109,8 @@ class McpConnection:
                     f"(raise `mcp_servers.{self.name}.startup_timeout_sec` if it needs longer)"
                 )
                 self._stop.set()
+                if self._task is not None:  # it may be stuck in initialize: stop waiting for it now
+                    self._task.cancel()
 
     async def _run(self) -> None:
         try:
@@ -107,6 +132,8 @@ class McpConnection:
                     mode="json", by_alias=True, exclude_none=True
                 )
                 self.tools = await self._list_tools(session)
+                if self.state != "starting":  # too late: it was given up on
+                    return
                 self.session = session
                 self.state = "ready"
                 self.ready_after_s = time.monotonic() - self.started_at
@@ -127,7 +154,10 @@ class McpConnection:
         if isinstance(t, StdioTransport):
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
-            env = {name: self.env[name] for name in t.env_vars if name in self.env} | t.env
+            # The SDK's defaults (HOME, LOGNAME, PATH, SHELL, TERM, USER) plus the rest of upstream's
+            # list, then the names the config passes through, then its own values.
+            passed = (*UPSTREAM_DEFAULT_ENV, *t.env_vars)
+            env = {name: self.env[name] for name in passed if name in self.env} | t.env
             cwd = Path(t.cwd).expanduser() if t.cwd else self.cwd
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
             params = StdioServerParameters(command=t.command, args=list(t.args), env=env, cwd=str(cwd))
@@ -139,7 +169,7 @@ class McpConnection:
         client = create_mcp_http_client(headers=self.http_headers(), auth=self.http_auth())
 
         async def remember_status(response: Any) -> None:  # the SDK's errors drop the HTTP status
-            if response.status_code >= 400:
+            if response.status_code >= 400 and self.state == "starting":  # what made the start fail
                 self.http_status = int(response.status_code)
 
         client.event_hooks["response"].append(remember_status)
@@ -216,9 +246,9 @@ class McpConnection:
         """The ``CallToolResult`` as wire JSON (``content``, ``structuredContent``, ``isError``)."""
         session = self._live()
         try:
-            result = await session.call_tool(tool, arguments, read_timeout_seconds=timeout_s)
+            result = await asyncio.wait_for(session.call_tool(tool, arguments), timeout_s)
         except Exception as exc:
-            raise self._call_error(exc, timeout_s) from None
+            raise await self._call_error(exc, timeout_s) from None
         return dict(result.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     async def list_resources(self, cursor: str | None) -> dict[str, Any]:
@@ -246,23 +276,37 @@ class McpConnection:
         try:
             result = await asyncio.wait_for(send(session), timeout)
         except Exception as exc:
-            raise self._call_error(exc, timeout) from None
+            raise await self._call_error(exc, timeout) from None
         out = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         for noise in ("ttlMs", "cacheScope", "resultType", "ttl_ms", "cache_scope", "result_type"):
             out.pop(noise, None)
         return dict(out)
 
-    def _call_error(self, exc: BaseException, timeout_s: float) -> McpCallError:
-        text = _describe(exc)
-        if isinstance(exc, TimeoutError) or "timed out" in text:
+    async def _call_error(self, exc: BaseException, timeout_s: float) -> McpCallError:
+        """What a failed call means, decided by what happened — never by the words of the error,
+        which a server (or, through arguments, the model) chooses: our own deadline passed → a
+        timeout; the server no longer answers a ping → it has stopped (said once, its tools leave);
+        anything else → this call's error only."""
+        if isinstance(exc, TimeoutError):
             return McpCallError(
                 f"timed out after {timeout_s:g} s (`mcp_servers.{self.name}.tool_timeout_sec`)"
             )
-        if "Connection closed" in text or "closed" in text.lower():
+        text = _describe(exc)
+        if not await self._alive():
             self._fail("the server stopped (its connection closed)")
             self._stop.set()
             return McpCallError(f"MCP server `{self.name}` stopped: {self.error}")
         return McpCallError(text)
+
+    async def _alive(self) -> bool:
+        session = self.session
+        if session is None or self._task is None or self._task.done():
+            return False
+        try:
+            await asyncio.wait_for(session.send_ping(), PING_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
 
     async def _on_elicit(self, context: Any, params: Any) -> Any:
         from mcp.types import ElicitResult

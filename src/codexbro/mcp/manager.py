@@ -54,6 +54,8 @@ class McpManager:
         self.approved_for_session: set[tuple[str, str]] = set()
         self._startup: asyncio.Task[None] | None = None
         self._reported: set[str] = set()
+        self._asking: set[str] = set()  # servers with an elicitation waiting for the user
+        self._schemas: dict[tuple[str, str], bool] = {}  # (server, tool) → its input schema is valid
 
     @property
     def has_servers(self) -> bool:
@@ -80,9 +82,15 @@ class McpManager:
     async def _elicit(
         self, server: str, message: str, schema: dict[str, Any] | None
     ) -> tuple[str, dict[str, Any] | None]:
-        if self.elicit is None:
+        """One question per server at a time: a server asking again while the user has not answered
+        is declined (a server cannot stack dialogs)."""
+        if self.elicit is None or server in self._asking:
             return "decline", None
-        return await self.elicit(server, message, schema)
+        self._asking.add(server)
+        try:
+            return await self.elicit(server, message, schema)
+        finally:
+            self._asking.discard(server)
 
     def _headers(self, cfg: McpServerConfig) -> dict[str, str]:
         """An HTTP server's headers: ``http_headers``, ``env_http_headers`` (from the environment),
@@ -159,6 +167,8 @@ class McpManager:
                 tool = str(raw.get("name") or "")
                 if not tool or not conn.config.allows(tool):
                     continue
+                if not self._schema_ok(name, tool, raw.get("inputSchema")):
+                    continue
                 qualified = names.qualified_name(name, tool)
                 if qualified in seen:
                     log.warning("MCP tool %s/%s skipped: the name %s is taken", name, tool, qualified)
@@ -175,6 +185,27 @@ class McpManager:
                     )
                 )  # fmt: skip
         return sorted(out, key=lambda info: info.qualified)  # stable across starts: the prompt cache keeps
+
+    def _schema_ok(self, server: str, tool: str, schema: Any) -> bool:
+        """A tool whose input schema is not valid JSON Schema is left off the menu (said once): the
+        API could refuse every request that carried it."""
+        key = (server, tool)
+        if key not in self._schemas:
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(schema if isinstance(schema, dict) else {})
+                self._schemas[key] = True
+            except (SchemaError, RecursionError) as exc:
+                self._schemas[key] = False
+                reason = str(getattr(exc, "message", exc))[:200]
+                self.emit(
+                    p.WarningEvent(
+                        f"MCP tool `{server}/{tool}` left out: its input schema is invalid ({reason})"
+                    )
+                )
+        return self._schemas[key]
 
     def status(self) -> list[dict[str, Any]]:
         """Each server: state, error, tools (for ``/mcp``, inspection and the app server)."""

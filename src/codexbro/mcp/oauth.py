@@ -156,10 +156,14 @@ async def _login(
     from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull
 
+    from codexbro.mcp.connection import keep_sdk_logs_off_the_terminal
+
+    keep_sdk_logs_off_the_terminal()
     got: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    expected: dict[str, str] = {}  # the state the authorization URL carries, once known
     port = config.raw.get("mcp_oauth_callback_port") or 0
     try:
-        listener = await asyncio.start_server(lambda r, w: _callback(r, w, got), "127.0.0.1", port)
+        listener = await asyncio.start_server(lambda r, w: _callback(r, w, got, expected), "127.0.0.1", port)
     except OSError as exc:
         raise UserError(f"cannot listen for the OAuth callback on 127.0.0.1:{port}: {exc.strerror}") from None
     bound = listener.sockets[0].getsockname()[1]
@@ -173,6 +177,10 @@ async def _login(
         ))  # fmt: skip
 
     async def show(url: str) -> None:
+        state = parse_qs(urlsplit(url).query).get("state")
+        if state:
+            expected["state"] = state[0]
+        expected["path"] = urlsplit(redirect_uri).path or "/"
         print(f"Open this URL to authorize codexbro with '{server.name}':\n{url}", flush=True)
         if open_browser:
             import webbrowser
@@ -188,9 +196,10 @@ async def _login(
                 f"no answer from the browser within {LOGIN_TIMEOUT_S:g} s; login cancelled"
             ) from None
         if "error" in params:
-            raise UserError(
-                f"the server refused the login: {params['error']} {params.get('error_description', '')}"
-            )
+            from codexbro.textsafe import for_terminal
+
+            detail = for_terminal(f"{params['error']} {params.get('error_description', '')}".strip())
+            raise UserError(f"the server refused the login: {detail}")
         return AuthorizationCodeResult(
             code=params.get("code", ""), state=params.get("state"), iss=params.get("iss")
         )
@@ -223,25 +232,33 @@ async def _login(
         )
 
 
-async def _callback(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, got: asyncio.Future[dict[str, str]]
-) -> None:
-    """The browser's redirect: ``GET /callback?code=…&state=…`` (one line is all we need)."""
+async def _callback(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, got: asyncio.Future[dict[str, str]],
+                    expected: dict[str, str]) -> None:  # fmt: skip
+    """The browser's redirect: ``GET /callback?code=…&state=…`` (one line is all we need). Only a
+    request on the redirect path carrying this login's ``state`` counts — a page that guesses the
+    port cannot end or steer the login; anything else gets 400 and the listener keeps waiting."""
     try:
         line = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1")
         parts = line.split()
         target = parts[1] if len(parts) >= 2 else "/"
         query = {k: v[0] for k, v in parse_qs(urlsplit(target).query).items()}
-        ok = bool(query.get("code") or query.get("error"))
+        ours = (
+            urlsplit(target).path == expected.get("path", "/callback")
+            and "state" in expected and query.get("state") == expected["state"]
+        )  # fmt: skip
+        ok = ours and bool(query.get("code") or query.get("error"))
         body = ("Login finished: you can close this window and go back to codexbro." if ok
-                else "This is codexbro's OAuth callback; it expected a code.").encode()  # fmt: skip
+                else "This is codexbro's OAuth callback; this request is not the login it waits for.").encode()  # fmt: skip
         writer.write(b"HTTP/1.1 " + (b"200 OK" if ok else b"400 Bad Request") +
                      b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
         await writer.drain()
         if ok and not got.done():
             got.set_result(query)
-    except (OSError, TimeoutError, UnicodeError) as exc:
-        print(f"codexbro: a bad request on the OAuth callback port was ignored ({exc})", file=sys.stderr)
+    except Exception as exc:  # a malformed, huge or abandoned request: ignored, the login waits on
+        print(
+            f"codexbro: a bad request on the OAuth callback port was ignored ({type(exc).__name__})",
+            file=sys.stderr,
+        )
     finally:
         writer.close()

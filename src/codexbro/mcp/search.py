@@ -26,6 +26,8 @@ DESCRIPTION = (
     "of `list_mcp_resources` or `list_mcp_resource_templates`."
 )
 DEFAULT_LIMIT = 8
+MAX_QUERY_CHARS = 4_000
+MAX_QUERY_WORDS = 64
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -34,10 +36,12 @@ def _words(text: str) -> list[str]:
 
 
 def rank(query: str, docs: list[str], limit: int) -> list[int]:
-    """Indexes of ``docs`` by BM25 score for ``query`` (scores above zero only), best first."""
+    """Indexes of ``docs`` by BM25 score for ``query`` (scores above zero only), best first. The
+    query is read once and capped at ``MAX_QUERY_WORDS`` distinct words: a huge one costs nothing."""
     tokenised = [_words(d) for d in docs]
     if not tokenised:
         return []
+    query_words = list(dict.fromkeys(_words(query[:MAX_QUERY_CHARS])))[:MAX_QUERY_WORDS]
     avg = sum(len(t) for t in tokenised) / len(tokenised) or 1.0
     df: Counter[str] = Counter(w for t in tokenised for w in set(t))
     n = len(tokenised)
@@ -45,7 +49,7 @@ def rank(query: str, docs: list[str], limit: int) -> list[int]:
     for index, tokens in enumerate(tokenised):
         tf = Counter(tokens)
         score = 0.0
-        for word in set(_words(query)):
+        for word in query_words:
             if word not in tf:
                 continue
             idf = math.log(1 + (n - df[word] + 0.5) / (df[word] + 0.5))
@@ -112,11 +116,13 @@ class ToolSearchHandler:
         if not isinstance(query, str) or not query.strip():
             raise RespondToModel("tool_search needs a non-empty `query`")
         limit = args.get("limit", DEFAULT_LIMIT)
-        limit = (
-            int(limit)
-            if isinstance(limit, int | float) and not isinstance(limit, bool) and limit >= 1
-            else DEFAULT_LIMIT
+        ok = (
+            isinstance(limit, int | float)
+            and not isinstance(limit, bool)
+            and math.isfinite(limit)
+            and limit >= 1
         )
+        limit = min(int(limit), 100) if ok else DEFAULT_LIMIT
         tools = self.manager.tools()
         docs = [
             f"{t.tool} {t.server} {t.description} {' '.join(t.input_schema.get('properties') or {})}"

@@ -17,6 +17,7 @@ their text). ``isError`` results keep their content and are marked failed.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from codexbro import protocol as p
 from codexbro.mcp.connection import McpCallError
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
+from codexbro.tools.handlers.misc import MAX_IMAGE_BYTES, image_mime
+from codexbro.tools.output import truncate_text
 
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager, McpToolInfo
@@ -52,17 +55,45 @@ def _duration(seconds: float) -> dict[str, int]:
     return {"secs": whole, "nanos": int((seconds - whole) * 1e9)}
 
 
-def model_output(result: dict[str, Any], seconds: float, *, images: bool) -> ToolOutput:
-    """A ``CallToolResult`` as the model reads it (0.169's shape)."""
+def model_output(result: dict[str, Any], seconds: float, *, images: bool, mode: str = "bytes",
+                 limit: int = 10_000) -> ToolOutput:  # fmt: skip
+    """A ``CallToolResult`` as the model reads it (0.169's shape), its text cut to the turn's
+    output budget (``mode``/``limit``, as every tool's output is) — a server cannot flood the context."""
     header = f"Wall time: {seconds:.4f} seconds\nOutput:"
     failed = bool(result.get("isError"))
     structured = result.get("structuredContent")
     if structured is not None and not failed:
-        return ToolOutput(f"{header}\n{json.dumps(structured, ensure_ascii=False, separators=(',', ':'))}")
-    items: list[dict[str, Any]] = [{"type": "input_text", "text": header}]
-    for block in result.get("content") or []:
-        items.append(_content_item(block, images))
-    return ToolOutput(items, success=not failed)
+        text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        return ToolOutput(f"{header}\n{truncate_text(text, mode, limit)}")
+    blocks = [_content_item(block, images) for block in result.get("content") or []]
+    texts = sum(1 for b in blocks if b["type"] == "input_text")
+    share = max(1, limit // max(1, texts))
+    for block in blocks:
+        if block["type"] == "input_text":
+            block["text"] = truncate_text(block["text"], mode, share)
+    return ToolOutput([{"type": "input_text", "text": header}, *blocks], success=not failed)
+
+
+def _image(block: dict[str, Any]) -> dict[str, Any]:
+    """An image block as an ``input_image`` — only when its bytes are an image the API takes (a bad
+    one in the history would fail every later request of the session): the type is sniffed, not
+    taken from the server."""
+    data = str(block.get("data", ""))
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        raw = b""
+    mime = image_mime(raw[:16]) if raw and len(raw) <= MAX_IMAGE_BYTES else None
+    if mime is None:
+        return {
+            "type": "input_text",
+            "text": f"<image from the server omitted: not a valid PNG, JPEG, GIF or WebP under 20 MiB ({len(data)} base64 characters)>",
+        }
+    return {
+        "type": "input_image",
+        "image_url": f"data:{mime};base64,{base64.b64encode(raw).decode()}",
+        "detail": "original",
+    }
 
 
 def _content_item(block: Any, images: bool) -> dict[str, Any]:
@@ -72,13 +103,9 @@ def _content_item(block: Any, images: bool) -> dict[str, Any]:
     if kind == "text":
         return {"type": "input_text", "text": str(block.get("text", ""))}
     if kind == "image":
-        mime = str(block.get("mimeType") or "image/png")
         if images:
-            return {
-                "type": "input_image",
-                "image_url": f"data:{mime};base64,{block.get('data', '')}",
-                "detail": "original",
-            }
+            return _image(block)
+        mime = str(block.get("mimeType") or "image")
         return {"type": "input_text", "text": f"<image ({mime}) omitted: this model does not take images>"}
     if kind == "resource":
         res = block.get("resource") or {}
@@ -145,7 +172,9 @@ class McpToolHandler:
             return ToolOutput(message, success=False)
         seconds = time.monotonic() - started
         ctx.emit(p.McpToolCallEnd(call.call_id, invocation, _duration(seconds), {"Ok": result}))
-        return model_output(result, seconds, images=self.images)
+        return model_output(
+            result, seconds, images=self.images, mode=ctx.truncation_mode, limit=ctx.truncation_limit
+        )
 
     async def _approve(self, call: ToolCall, ctx: ToolContext) -> str | None:
         """None when the call may run; otherwise the text the model reads."""
@@ -230,7 +259,7 @@ class _ResourceTool(FunctionTool):
         text = json.dumps(result, ensure_ascii=False)
         wire = {"content": [{"type": "text", "text": text}]}
         ctx.emit(p.McpToolCallEnd(call.call_id, invocation, duration, {"Ok": wire}))
-        return ToolOutput(text)
+        return ToolOutput(truncate_text(text, ctx.truncation_mode, ctx.truncation_limit))
 
 
 class ListMcpResources(_ResourceTool):

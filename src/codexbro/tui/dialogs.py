@@ -136,9 +136,11 @@ class ElicitationScreen(ModalScreen[tuple[str, dict[str, Any] | None]]):
         with Vertical():
             yield Static(Text(f"MCP server {for_terminal(self.server)} asks:", style="bold"))
             yield Static(Text(for_terminal(self.message)))
-            for name, spec in self.fields.items():
+            for n, (name, spec) in enumerate(self.fields.items()):  # ids by position: names are the server's
                 kind = spec.get("type", "string") if isinstance(spec, dict) else "string"
-                yield Input(placeholder=f"{name} ({kind})", id=f"field-{name}")
+                yield Input(
+                    placeholder=f"{for_terminal(str(name))} ({for_terminal(str(kind))})", id=f"field-{n}"
+                )
             yield Static(Text("[enter] accept    [esc] decline    [ctrl+x] cancel"))
 
     def on_mount(self) -> None:
@@ -159,8 +161,8 @@ class ElicitationScreen(ModalScreen[tuple[str, dict[str, Any] | None]]):
         content: dict[str, Any] | None = None
         if action == "accept":
             content = {}
-            for name, spec in self.fields.items():
-                raw = self.query_one(f"#field-{name}", Input).value
+            for n, (name, spec) in enumerate(self.fields.items()):
+                raw = self.query_one(f"#field-{n}", Input).value
                 kind = spec.get("type") if isinstance(spec, dict) else "string"
                 content[name] = _field_value(raw, kind)
         self.dismiss((action, content))
