@@ -18,6 +18,7 @@ MODULES = (
     "sandbox",
     "mcp",
     "mcp_server",
+    "app_server",
 )
 
 

@@ -1,0 +1,356 @@
+"""``codexbro app-server`` driven as a real process over stdio (and the WebSocket listener with the
+``websockets`` library) against the loopback fake Responses server; every message it sends is
+validated against Codex 0.169's JSON Schema (tests/fixtures/app-server-schema-0.169)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+from tests.conftest import write_config
+from tests.fakes.events import (
+    ev_completed,
+    ev_created,
+    ev_message,
+    ev_shell_command,
+    ev_text_delta,
+    message_turn,
+)
+from tests.fakes.responses_server import FakeResponsesServer, Reply
+
+SCHEMAS = Path(__file__).parent / "fixtures" / "app-server-schema-0.169"
+V2 = json.loads((SCHEMAS / "codex_app_server_protocol.v2.schemas.json").read_text())
+NOTIFICATIONS = Draft7Validator(json.loads((SCHEMAS / "ServerNotification.json").read_text()))
+REQUESTS = Draft7Validator(json.loads((SCHEMAS / "ServerRequest.json").read_text()))
+RESPONSES = {
+    "initialize": None, "thread/start": "ThreadStartResponse", "thread/resume": "ThreadResumeResponse",
+    "thread/fork": "ThreadForkResponse", "thread/list": "ThreadListResponse", "thread/read": "ThreadReadResponse",
+    "thread/archive": "ThreadArchiveResponse", "turn/start": "TurnStartResponse", "turn/interrupt": "TurnInterruptResponse",
+    "turn/steer": "TurnSteerResponse", "model/list": "ModelListResponse", "config/read": "ConfigReadResponse",
+    "account/read": "GetAccountResponse", "thread/compact/start": "ThreadCompactStartResponse",
+    "mcpServerStatus/list": "ListMcpServerStatusResponse",
+}  # fmt: skip
+
+
+def response_validator(name: str) -> Draft7Validator:
+    return Draft7Validator({"$ref": f"#/definitions/{name}", "definitions": V2["definitions"]})
+
+
+class AppClient:
+    """The server over stdio: requests, the notifications seen, and answers to its requests."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[dict[str, Any]] = []
+        self.sent_methods: dict[int, str] = {}
+        self.answer: Callable[[dict[str, Any]], Any] = lambda _req: {"decision": "accept"}
+        self._next = 100
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._arrived = asyncio.Event()
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            message = json.loads(line)
+            self.seen.append(message)
+            self._arrived.set()
+            if "method" in message and "id" in message:  # the server asks
+                await self.send({"id": message["id"], "result": self.answer(message)})
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def raw(self, line: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line)
+        await self.proc.stdin.drain()
+
+    async def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.seen:
+                    if match(message):
+                        return message
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._next += 1
+        request_id = self._next
+        self.sent_methods[request_id] = method
+        await self.send({"id": request_id, "method": method, "params": params or {}})
+        return await self.wait(lambda m: m.get("id") == request_id and ("result" in m or "error" in m))
+
+    async def notification(self, method: str, after: int = 0, **where: Any) -> dict[str, Any]:
+        def match(m: dict[str, Any]) -> bool:
+            return (
+                m.get("method") == method
+                and "id" not in m
+                and all(m["params"].get(k) == v for k, v in where.items())
+            )
+
+        return await self.wait(lambda m: match(m) and self.seen.index(m) >= after)
+
+    def validate_all(self) -> None:
+        """Every message the server sent validates against upstream's schema."""
+        for message in self.seen:
+            if "method" in message and "id" in message:
+                errors = list(REQUESTS.iter_errors({k: message[k] for k in ("id", "method", "params")}))
+            elif "method" in message:
+                errors = list(NOTIFICATIONS.iter_errors(message))
+            elif "error" in message:
+                errors = []
+                assert isinstance(message["error"]["code"], int) and message["error"]["message"]
+            else:
+                name = RESPONSES.get(self.sent_methods.get(message["id"], ""))
+                errors = list(response_validator(name).iter_errors(message["result"])) if name else []
+            assert not errors, (message, [e.message for e in errors][:3])
+
+    async def close(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        self._reader.cancel()
+        return code
+
+
+async def start(cwd: Path, *args: str) -> AppClient:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "codexbro", "app-server", *args, cwd=cwd, env=os.environ.copy(),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        limit=16 * 1024 * 1024,
+    )  # fmt: skip
+    client = AppClient(proc)
+    init = await client.call("initialize", {"clientInfo": {"name": "test", "version": "1"}})
+    assert "result" in init and init["result"]["userAgent"].startswith("codexbro/")
+    await client.send({"method": "initialized"})
+    return client
+
+
+def methods(client: AppClient, since: int = 0) -> list[str]:
+    out = []
+    for m in client.seen[since:]:
+        if "method" in m and "id" not in m and m["method"] not in ("thread/tokenUsage/updated", "warning"):
+            kind = m["params"].get("item", {}).get("type")
+            out.append(f"{m['method']}:{kind}" if kind else m["method"])
+    return out
+
+
+async def test_a_turn_with_an_approved_command_then_a_second_turn(home: Path, workspace: Path) -> None:
+    script = [
+        Reply([ev_created(), ev_shell_command("c1", "touch made-by-agent.txt", login=False), ev_completed()]),
+        Reply(
+            [
+                ev_created("r2"),
+                ev_text_delta("Do"),
+                ev_text_delta("ne"),
+                ev_message("Done"),
+                ev_completed("r2"),
+            ]
+        ),
+        Reply(message_turn("second answer")),
+    ]
+    with FakeResponsesServer(script) as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace)
+        asked: list[dict[str, Any]] = []
+
+        def answer(request: dict[str, Any]) -> Any:
+            asked.append(request)
+            return {"decision": "accept"}
+
+        client.answer = answer
+        started = await client.call("thread/start", {"cwd": str(workspace), "approvalPolicy": "untrusted",
+                                                     "sandbox": "workspace-write"})  # fmt: skip
+        thread = started["result"]["thread"]
+        assert started["result"]["approvalPolicy"] == "untrusted"
+        assert started["result"]["sandbox"]["type"] == "workspaceWrite"
+        mark = len(client.seen)
+        turn = await client.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "make a file"}]}
+        )
+        turn_id = turn["result"]["turn"]["id"]
+        done = await client.notification("turn/completed", threadId=thread["id"])
+        assert done["params"]["turn"]["id"] == turn_id and done["params"]["turn"]["status"] == "completed"
+        assert (workspace / "made-by-agent.txt").exists()
+        [request] = asked
+        assert request["method"] == "item/commandExecution/requestApproval"
+        assert (
+            request["params"]["itemId"] == "c1" and "touch made-by-agent.txt" in request["params"]["command"]
+        )
+        sequence = methods(client, mark)
+        assert sequence == [
+            "thread/status/changed",
+            "turn/started",
+            "item/started:userMessage",
+            "item/completed:userMessage",
+            "item/started:commandExecution",
+            "item/completed:commandExecution",
+            "item/started:agentMessage",
+            "item/agentMessage/delta",
+            "item/agentMessage/delta",
+            "item/completed:agentMessage",
+            "thread/status/changed",
+            "turn/completed",
+        ], sequence
+        # The reply to turn/start comes before the turn's first notification, as upstream's.
+        reply_at = client.seen.index(turn)
+        assert reply_at < client.seen.index(await client.notification("turn/started", threadId=thread["id"]))
+        mark = len(client.seen)
+        await client.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "again"}]}
+        )
+        await client.notification("turn/completed", after=mark, threadId=thread["id"])
+        client.validate_all()
+        assert await client.close() == 0
+        bodies = fake.bodies()
+    assert "make a file" in json.dumps(bodies[2]["input"]) and "again" in json.dumps(bodies[2]["input"])
+
+
+async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path) -> None:
+    script = [
+        Reply([ev_created(), ev_shell_command("c1", "sleep 30", login=False), ev_completed()]),
+        Reply(message_turn("resumed answer")),
+    ]
+    with FakeResponsesServer(script) as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace)
+        thread = (
+            await client.call("thread/start", {"approvalPolicy": "never", "sandbox": "danger-full-access"})
+        )["result"]["thread"]
+        turn = await client.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "wait"}]}
+        )
+        await client.notification("item/started", threadId=thread["id"])
+        await client.wait(lambda m: m.get("params", {}).get("item", {}).get("type") == "commandExecution")
+        stopped = await client.call(
+            "turn/interrupt", {"threadId": thread["id"], "turnId": turn["result"]["turn"]["id"]}
+        )
+        assert stopped["result"] == {}
+        done = await client.notification("turn/completed", threadId=thread["id"])
+        assert done["params"]["turn"]["status"] == "interrupted"
+        client.validate_all()
+        assert await client.close() == 0
+
+        again = await start(workspace)
+        resumed = await again.call("thread/resume", {"threadId": thread["id"]})
+        assert resumed["result"]["thread"]["id"] == thread["id"]
+        assert [t["items"][0]["content"][0]["text"] for t in resumed["result"]["thread"]["turns"]] == ["wait"]
+        await again.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "go on"}]}
+        )
+        await again.notification("turn/completed", threadId=thread["id"])
+        listed = await again.call("thread/list", {})
+        assert thread["id"] in [t["id"] for t in listed["result"]["data"]]
+        read = await again.call("thread/read", {"threadId": thread["id"], "includeTurns": True})
+        assert len(read["result"]["thread"]["turns"]) == 2
+        again.validate_all()
+        assert await again.close() == 0
+        last = fake.bodies()[-1]
+    assert "<turn_aborted>" in json.dumps(last["input"]) and "go on" in json.dumps(last["input"])
+
+
+async def test_bad_input_gets_json_rpc_errors(home: Path, workspace: Path) -> None:
+    with FakeResponsesServer() as fake:
+        write_config(home, fake.base_url)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "codexbro", "app-server", cwd=workspace, env=os.environ.copy(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        client = AppClient(proc)
+        early = await client.call("thread/list", {})
+        assert early["error"] == {"code": -32600, "message": "Not initialized"}
+        await client.raw(b"{not json\n")
+        parse = await client.wait(lambda m: m.get("error", {}).get("code") == -32700)
+        assert parse["id"] is None
+        await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
+        twice = await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
+        assert twice["error"]["message"] == "Already initialized"
+        unknown = await client.call("thread/goal/set", {})
+        assert unknown["error"]["code"] == -32601 and "thread/goal/set" in unknown["error"]["message"]
+        wrong = await client.call("thread/start", {"cwd": 5})
+        assert wrong["error"]["code"] == -32602 and "`cwd`" in wrong["error"]["message"]
+        bad_input = await client.call("turn/start", {"threadId": "nope", "input": []})
+        assert bad_input["error"]["code"] == -32600 and "thread not found" in bad_input["error"]["message"]
+        thread = (await client.call("thread/start", {}))["result"]["thread"]
+        empty = await client.call("turn/start", {"threadId": thread["id"], "input": []})
+        assert empty["error"]["code"] == -32602 and "`input`" in empty["error"]["message"]
+        client.validate_all()
+        assert await client.close() == 0
+
+
+async def test_models_config_account(home: Path, workspace: Path) -> None:
+    with FakeResponsesServer() as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace)
+        models = await client.call("model/list", {})
+        listed = {m["id"]: m for m in models["result"]["data"]}
+        assert "gpt-5.4" in listed and "gpt-5.1-codex" not in listed  # hidden models only when asked
+        hidden = await client.call("model/list", {"includeHidden": True})
+        assert any(m["id"] == "gpt-5.1-codex" and m["hidden"] for m in hidden["result"]["data"])
+        config = await client.call("config/read", {})
+        assert config["result"]["config"]["model"] == "gpt-5.1-codex"
+        account = await client.call("account/read", {})
+        assert account["result"]["account"] is None
+        client.validate_all()
+        assert await client.close() == 0
+
+
+async def test_websocket_listener_needs_its_token_and_refuses_browsers(home: Path, workspace: Path) -> None:
+    websockets = pytest.importorskip("websockets")
+    from websockets.asyncio.client import connect
+
+    with FakeResponsesServer() as fake:
+        write_config(home, fake.base_url)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "codexbro", "app-server", "--listen", "ws://127.0.0.1:0", cwd=workspace,
+            env=os.environ.copy(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        first = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        token = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode().split("token:")[1].strip()
+        url = first.split("listening on ")[1].strip()
+        try:
+            with pytest.raises(websockets.exceptions.InvalidStatus) as no_token:
+                async with connect(url):
+                    pass
+            assert no_token.value.response.status_code == 401
+            with pytest.raises(websockets.exceptions.InvalidStatus) as browser:
+                async with connect(
+                    url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    origin="https://evil.example",
+                ):  # type: ignore[arg-type]
+                    pass
+            assert browser.value.response.status_code == 403
+            async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+                await ws.send(
+                    json.dumps(
+                        {
+                            "id": 1,
+                            "method": "initialize",
+                            "params": {"clientInfo": {"name": "w", "version": "1"}},
+                        }
+                    )
+                )
+                assert json.loads(await ws.recv())["result"]["userAgent"].startswith("codexbro/")
+                await ws.send(json.dumps({"id": 2, "method": "thread/start", "params": {}}))
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if message.get("id") == 2:
+                        break
+                assert message["result"]["thread"]["id"]
+        finally:
+            proc.terminate()
+            await proc.wait()
