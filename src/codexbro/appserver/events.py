@@ -80,6 +80,33 @@ class TurnMapper:
             turn["error"] = {"message": self.error}
         return turn
 
+    def approval_started(self, msg: p.ExecApprovalRequest | p.ApplyPatchApprovalRequest) -> list[Note]:
+        """Before an approval request, as upstream: the thread waits on approval, and the item it
+        is about has started (its own begin event later does not start it again)."""
+        notes: list[Note] = [("thread/status/changed", {"threadId": self.thread_id,
+                              "status": {"type": "active", "activeFlags": ["waitingOnApproval"]}})]  # fmt: skip
+        if msg.call_id in self._open:
+            return notes
+        item: dict[str, Any]
+        if isinstance(msg, p.ExecApprovalRequest):
+            command = display_command(msg.command)
+            item = {"type": "commandExecution", "id": msg.call_id, "command": command, "cwd": msg.cwd,
+                    "commandActions": actions(command), "status": "inProgress", "aggregatedOutput": None,
+                    "exitCode": None, "durationMs": None, "source": "agent"}  # fmt: skip
+        else:
+            item = {
+                "type": "fileChange",
+                "id": msg.call_id,
+                "changes": _changes(msg.changes),
+                "status": "inProgress",
+            }
+        self._open[msg.call_id] = item
+        return [*notes, self._started(dict(item))]
+
+    def approval_resolved(self, request_id: int) -> list[Note]:
+        return [("serverRequest/resolved", {"threadId": self.thread_id, "requestId": request_id}),
+                ("thread/status/changed", {"threadId": self.thread_id, "status": {"type": "active", "activeFlags": []}})]  # fmt: skip
+
     def map(self, msg: p.EventMsg) -> list[Note]:
         item: dict[str, Any]
         pending: dict[str, Any] | None
@@ -132,9 +159,12 @@ class TurnMapper:
             item["summary"] = [msg.text]
             return [*notes, self._completed(item)]
         if isinstance(msg, p.ExecCommandBegin):
-            item = {"type": "commandExecution", "id": msg.call_id, "command": display_command(msg.command),
-                    "commandActions": [], "cwd": msg.cwd, "status": "inProgress", "aggregatedOutput": None,
-                    "exitCode": None, "durationMs": None}  # fmt: skip
+            if msg.call_id in self._open:  # started when its approval was asked
+                return []
+            command = display_command(msg.command)
+            item = {"type": "commandExecution", "id": msg.call_id, "command": command, "source": "agent",
+                    "commandActions": actions(command), "cwd": msg.cwd, "status": "inProgress",
+                    "aggregatedOutput": None, "exitCode": None, "durationMs": None}  # fmt: skip
             self._open[msg.call_id] = item
             return [self._started(dict(item))]
         if isinstance(msg, p.ExecCommandOutputDelta):
@@ -155,6 +185,8 @@ class TurnMapper:
                         durationMs=msg.duration_ms)  # fmt: skip
             return [self._completed(item)]
         if isinstance(msg, p.PatchApplyBegin):
+            if msg.call_id in self._open:
+                return []
             item = {
                 "type": "fileChange",
                 "id": msg.call_id,
@@ -226,6 +258,22 @@ class TurnMapper:
             return [("thread/status/changed", {"threadId": self.thread_id, "status": {"type": "idle"}}),
                     ("turn/completed", {"threadId": self.thread_id, "turn": turn})]  # fmt: skip
         return []
+
+
+def actions(command: str) -> list[dict[str, Any]]:
+    """What a command does, as upstream's ``commandActions`` (codexbro does not parse commands into
+    reads/searches/listings: every command is one ``unknown`` action)."""
+    inner = command
+    for prefix in ("/bin/bash -lc ", "/bin/bash -c ", "bash -lc ", "bash -c "):
+        if command.startswith(prefix):
+            import shlex
+
+            try:
+                inner = shlex.split(command[len(prefix) :])[0]
+            except (ValueError, IndexError):
+                inner = command[len(prefix) :]
+            break
+    return [{"type": "unknown", "command": inner}]
 
 
 def _plan_status(status: Any) -> str:

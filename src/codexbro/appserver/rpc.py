@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,14 +86,18 @@ class Connection:
                 self.close()
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
-        await self.send({"method": method, "params": params})
+        await self.send({"method": method, "params": params, "emittedAtMs": int(time.time() * 1000)})
 
-    async def request(self, method: str, params: dict[str, Any]) -> Any:
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def request(self, method: str, params: dict[str, Any], request_id: int | None = None) -> Any:
         """Ask the client; its result (an error reply raises ``RpcError``; a closed connection
         raises ``ConnectionError``)."""
         if self.closed:
             raise ConnectionError("the client is gone")
-        request_id = next(self._ids)
+        if request_id is None:
+            request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from codexbro import __version__
 from codexbro import protocol as p
-from codexbro.appserver.events import TurnMapper, now_ms
+from codexbro.appserver.events import TurnMapper, actions, now_ms
 from codexbro.appserver.rpc import Connection, RpcError
 
 if TYPE_CHECKING:
@@ -110,6 +110,9 @@ class LiveThread:
                         await asyncio.wait_for(self.replied.wait(), 5)
             if isinstance(msg, p.UserMessage) and not self.preview:
                 self.preview = msg.message[:200]
+            if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
+                for method, params in self.mapper.approval_started(msg):
+                    await self.conn.notify(method, params)
             if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest | p.RequestUserInput
                           | p.ElicitationRequest):  # fmt: skip
                 self._ask(msg)
@@ -136,11 +139,14 @@ class LiveThread:
                           "cwd": msg.cwd, "reason": msg.reason, "commandActions": []}  # fmt: skip
                 if msg.proposed_prefix:
                     params["proposedExecpolicyAmendment"] = list(msg.proposed_prefix)
-                reply = await self.conn.request("item/commandExecution/requestApproval", params)
+                params.update(kind="command", environmentId="local",
+                              commandActions=actions(params["command"]),
+                              availableDecisions=["accept", "acceptForSession", "decline", "cancel"])  # fmt: skip
+                reply = await self._request("item/commandExecution/requestApproval", params)
                 self.session.submit(p.ExecApproval(msg.call_id, _decision(reply)))  # type: ignore[arg-type]
             elif isinstance(msg, p.ApplyPatchApprovalRequest):
                 params = {**base, "itemId": msg.call_id, "startedAtMs": now_ms(), "reason": msg.reason}
-                reply = await self.conn.request("item/fileChange/requestApproval", params)
+                reply = await self._request("item/fileChange/requestApproval", params)
                 self.session.submit(p.PatchApproval(msg.call_id, _decision(reply)))  # type: ignore[arg-type]
             elif isinstance(msg, p.RequestUserInput):
                 params = {**base, "itemId": msg.call_id, "isBlocking": True, "questions": [
@@ -176,6 +182,14 @@ class LiveThread:
                 self.session.submit(p.UserInputAnswer(msg.call_id, {}))
             elif isinstance(msg, p.ElicitationRequest):
                 self.session.submit(p.ResolveElicitation(msg.server_name, msg.id, "decline"))
+
+    async def _request(self, method: str, params: dict[str, Any]) -> Any:
+        """An approval asked of the client; once answered, ``serverRequest/resolved`` (as upstream)."""
+        request_id = self.conn.next_id()
+        reply = await self.conn.request(method, params, request_id)
+        for note, note_params in self.mapper.approval_resolved(request_id):
+            await self.conn.notify(note, note_params)
+        return reply
 
     async def close(self) -> None:
         for task in list(self.asks):
