@@ -358,3 +358,109 @@ async def test_websocket_listener_needs_its_token_and_refuses_browsers(home: Pat
         finally:
             proc.terminate()
             await proc.wait()
+
+
+async def test_fork_review_command_exec_login_and_files(home: Path, workspace: Path) -> None:
+    script = [
+        Reply(message_turn("first")),
+        Reply(message_turn("the review: looks fine")),
+        Reply(message_turn("forked")),
+    ]
+    (workspace / "src").mkdir()
+    (workspace / "src" / "parser.py").write_text("x = 1\n")
+    with FakeResponsesServer(script) as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace)
+        thread = (await client.call("thread/start", {}))["result"]["thread"]
+        await client.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "hello"}]}
+        )
+        await client.notification("turn/completed", threadId=thread["id"])
+
+        mark = len(client.seen)
+        review = await client.call(
+            "review/start", {"threadId": thread["id"], "target": {"type": "uncommittedChanges"}}
+        )
+        assert review["result"]["reviewThreadId"] == thread["id"]
+        await client.notification("turn/completed", after=mark, threadId=thread["id"])
+        kinds = methods(client, mark)
+        assert "item/completed:enteredReviewMode" in kinds and "item/completed:exitedReviewMode" in kinds
+        exited = next(
+            m
+            for m in client.seen[mark:]
+            if m.get("params", {}).get("item", {}).get("type") == "exitedReviewMode"
+        )
+        assert exited["params"]["item"]["review"] == "the review: looks fine"
+        assert "Review the code changes" in json.dumps(fake.bodies()[1]["input"])
+
+        forked = await client.call("thread/fork", {"threadId": thread["id"]})
+        fork = forked["result"]["thread"]
+        assert fork["id"] != thread["id"] and len(fork["turns"]) == 2
+        await client.call(
+            "turn/start", {"threadId": fork["id"], "input": [{"type": "text", "text": "in the fork"}]}
+        )
+        await client.notification("turn/completed", threadId=fork["id"])
+        assert "hello" in json.dumps(fake.bodies()[2]["input"])  # the fork carries the conversation
+
+        ran = await client.call("command/exec", {"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+        assert ran["result"] == {"exitCode": 3, "stdout": "out\n", "stderr": "err\n"}
+        blocked = await client.call("command/exec", {"command": ["sh", "-c", "echo x > escaped.txt"],
+                                                     "sandboxPolicy": {"type": "readOnly"}})  # fmt: skip
+        assert blocked["result"]["exitCode"] != 0 and not (workspace / "escaped.txt").exists()
+        missing = await client.call("command/exec", {"command": []})
+        assert missing["error"]["code"] == -32602
+
+        found = await client.call("fuzzyFileSearch", {"query": "prsr", "roots": [str(workspace)]})
+        assert found["result"]["files"][0]["path"] == "src/parser.py"
+        status = await client.call("mcpServerStatus/list", {})
+        assert status["result"] == {"data": [], "nextCursor": None}
+
+        login = await client.call(
+            "account/login/start", {"type": "apiKey", "apiKey": "sk-test-app-server-1234"}
+        )
+        assert login["result"] == {"type": "apiKey"}
+        await client.notification("account/login/completed")
+        account = await client.call("account/read", {})
+        assert account["result"]["account"] == {"type": "apiKey"}
+        assert "sk-test-app-server-1234" not in json.dumps(client.seen)
+        archived = await client.call("thread/archive", {"threadId": thread["id"]})
+        assert archived["result"] == {}
+        assert list((home / "archived_sessions").glob("rollout-*.jsonl"))
+        client.validate_all()
+        assert await client.close() == 0
+
+
+async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path) -> None:
+    """stdin closes while a command waits for approval: the server declines, ends the turn, closes
+    the session (its file intact, resumable) and exits."""
+    script = [Reply([ev_created(), ev_shell_command("c1", "touch never.txt", login=False), ev_completed()]),
+              Reply(message_turn("after the decline"))]  # fmt: skip
+    with FakeResponsesServer(script) as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace)
+        waiting = asyncio.Event()
+
+        def answer(request: dict[str, Any]) -> Any:
+            waiting.set()
+            return None  # never answered: the test closes stdin instead
+
+        client.answer = answer
+        client.send = _drop_results(client.send)  # type: ignore[method-assign]
+        thread = (await client.call("thread/start", {"approvalPolicy": "untrusted"}))["result"]["thread"]
+        await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "go"}]})
+        await asyncio.wait_for(waiting.wait(), 30)
+        assert await client.close() == 0
+    assert not (workspace / "never.txt").exists()
+    from codexbro.core.rollout import find_rollout, load_rollout
+
+    loaded = load_rollout(find_rollout(home, thread["id"]))
+    assert loaded.skipped_lines == 0 and any(i.get("type") == "function_call" for i in loaded.history)
+
+
+def _drop_results(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    async def wrapped(message: dict[str, Any]) -> None:
+        if "result" in message and message.get("result") is None:
+            return  # the client "forgets" to answer
+        await send(message)
+
+    return wrapped

@@ -55,6 +55,8 @@ class TurnMapper:
         self._agent: dict[str, Any] | None = None
         self._reasoning: dict[str, Any] | None = None
         self._n = 0
+        self.review: str | None = None  # review/start: the next turn is a review of this
+        self._last_text = ""
 
     def _id(self, prefix: str) -> str:
         self._n += 1
@@ -113,11 +115,15 @@ class TurnMapper:
         if isinstance(msg, p.TaskStarted):
             self.turn_id, self.items, self.error, self.started_at = msg.turn_id, [], None, time.time()
             self._open.clear()
+            self._last_text = ""
             return [("thread/status/changed", {"threadId": self.thread_id, "status": {"type": "active", "activeFlags": []}}),
                     ("turn/started", {"threadId": self.thread_id, "turn": self.turn("inProgress")})]  # fmt: skip
         if self.turn_id is None:
             return []
         if isinstance(msg, p.UserMessage):
+            if self.review is not None:  # a review turn shows its mode, not the review prompt
+                item = {"type": "enteredReviewMode", "id": self._id("review"), "review": self.review}
+                return [self._started(item), self._completed(item)]
             item = {"type": "userMessage", "id": self._id("user"),
                     "content": [{"type": "text", "text": msg.message, "text_elements": []}]}  # fmt: skip
             return [self._started(item), self._completed(item)]
@@ -139,6 +145,7 @@ class TurnMapper:
                 notes.append(self._started(dict(pending)))
             item = pending
             item["text"] = msg.message
+            self._last_text = msg.message
             return [*notes, self._completed(item)]
         if isinstance(msg, p.AgentReasoningDelta):
             notes = []
@@ -253,9 +260,18 @@ class TurnMapper:
                 item["status"] = "failed"
                 self.items.append(item)
             self._open.clear()
+            notes = []
+            if self.review is not None:
+                review_item = {
+                    "type": "exitedReviewMode",
+                    "id": self._id("review"),
+                    "review": self._last_text,
+                }
+                notes = [self._started(dict(review_item)), self._completed(review_item)]
+                self.review = None
             turn = self.turn(status)
             self.turn_id = None
-            return [("thread/status/changed", {"threadId": self.thread_id, "status": {"type": "idle"}}),
+            return [*notes, ("thread/status/changed", {"threadId": self.thread_id, "status": {"type": "idle"}}),
                     ("turn/completed", {"threadId": self.thread_id, "turn": turn})]  # fmt: skip
         return []
 

@@ -41,6 +41,11 @@ class AppServer:
         self.initialized = False
         self.threads: dict[str, LiveThread] = {}
         self.conn: Connection | None = None
+        from codexbro.appserver.command import Logins
+        from codexbro.core.rollout import new_thread_id
+
+        self.logins = Logins()
+        self.owner = f"app-server-{new_thread_id()}"  # command/exec's sandbox containers are this client's
 
     # ---- dispatch ---------------------------------------------------------------------------------
 
@@ -167,7 +172,7 @@ class AppServer:
 
     # ---- turns ----------------------------------------------------------------------------------
 
-    async def m_turn_start(self, params: dict[str, Any]) -> AfterReply:
+    async def m_turn_start(self, params: dict[str, Any], review: str | None = None) -> AfterReply:
         thread = self._thread(params)
         if thread.running_turn is not None:
             raise RpcError(INVALID_REQUEST, f"turn {thread.running_turn} is running on thread {thread.id}: "
@@ -182,6 +187,7 @@ class AppServer:
         thread.started.clear()
         thread.replied.clear()
         thread.awaiting_reply = True
+        thread.mapper.review = review
         thread.session.submit(p.UserTurn(inputs, schema))
         try:
             await asyncio.wait_for(thread.started.wait(), 60)
@@ -190,6 +196,32 @@ class AppServer:
             raise RpcError(INVALID_REQUEST, "the turn did not start") from None
         turn = {"id": thread.mapper.turn_id or "", "items": [], "status": "inProgress"}
         return AfterReply({"turn": turn}, thread.replied.set)
+
+    async def m_review_start(self, params: dict[str, Any]) -> AfterReply:
+        from codexbro.appserver.command import review_prompt
+
+        delivery = params.get("delivery")
+        if delivery not in (None, "inline"):
+            raise invalid_params(
+                "`delivery`: codexbro runs reviews inline (start a thread for a separate review)"
+            )
+        prompt, label = review_prompt(params.get("target"))
+        started = await self.m_turn_start({"threadId": params.get("threadId"),
+                                           "input": [{"type": "text", "text": prompt}]}, review=label)  # fmt: skip
+        started.result = {"reviewThreadId": params.get("threadId"), **started.result}
+        return started
+
+    async def m_command_exec(self, params: dict[str, Any]) -> dict[str, Any]:
+        from codexbro.appserver.command import command_exec
+
+        return await command_exec(self.base, self.home, self.owner, params)
+
+    async def m_account_login_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.conn is not None
+        return await self.logins.start(self.home, params, self.conn.notify)
+
+    async def m_account_login_cancel(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.logins.cancel(params)
 
     async def m_turn_interrupt(self, params: dict[str, Any]) -> dict[str, Any]:
         thread = self._thread(params)
@@ -247,6 +279,13 @@ class AppServer:
     # ---- life -----------------------------------------------------------------------------------
 
     async def close(self) -> None:
+        for task in list(self.logins.running.values()):
+            task.cancel()
+        import sys
+
+        linux = sys.modules.get("codexbro.sandbox.linux")
+        if linux is not None:
+            await linux.end_session(self.owner)
         threads, self.threads = list(self.threads.values()), {}
         for thread in threads:
             try:

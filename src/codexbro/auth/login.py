@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,11 @@ def _bind(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServ
     )
 
 
-async def browser_login(home: Path, *, open_browser: bool, timeout_s: float = 600) -> Path:
+async def browser_login(
+    home: Path, *, open_browser: bool, timeout_s: float = 600, show: Callable[[str], None] | None = None
+) -> Path:
+    """Sign in with ChatGPT in a browser (PKCE, a one-shot callback server); ``show`` receives the
+    URL to open (default: printed on stderr with instructions)."""
     base, port = issuer(), callback_port()
     verifier, challenge = pkce()
     state = b64url(secrets.token_bytes(32))
@@ -177,13 +182,12 @@ async def browser_login(home: Path, *, open_browser: bool, timeout_s: float = 60
     http = RouteHttp(timeout_s=30.0)
     try:
         url = authorize_url(base, redirect_uri, challenge, state)
-        print(f"Starting local login server on http://127.0.0.1:{port}.", file=sys.stderr)
-        print(
-            f"If your browser did not open, open this URL to sign in:\n\n{url}\n", file=sys.stderr, flush=True
-        )
-        print(
-            "On a machine without a browser, use `codexbro login --device-auth`.", file=sys.stderr, flush=True
-        )
+        if show is not None:
+            show(url)
+        else:
+            print(f"Starting local login server on http://127.0.0.1:{port}.", file=sys.stderr)
+            print(f"If your browser did not open, open this URL to sign in:\n\n{url}\n", file=sys.stderr, flush=True)
+            print("On a machine without a browser, use `codexbro login --device-auth`.", file=sys.stderr, flush=True)
         if open_browser:
             import webbrowser
 
