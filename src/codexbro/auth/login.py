@@ -186,8 +186,16 @@ async def browser_login(
             show(url)
         else:
             print(f"Starting local login server on http://127.0.0.1:{port}.", file=sys.stderr)
-            print(f"If your browser did not open, open this URL to sign in:\n\n{url}\n", file=sys.stderr, flush=True)
-            print("On a machine without a browser, use `codexbro login --device-auth`.", file=sys.stderr, flush=True)
+            print(
+                f"If your browser did not open, open this URL to sign in:\n\n{url}\n",
+                file=sys.stderr,
+                flush=True,
+            )
+            print(
+                "On a machine without a browser, use `codexbro login --device-auth`.",
+                file=sys.stderr,
+                flush=True,
+            )
         if open_browser:
             import webbrowser
 
