@@ -178,6 +178,9 @@ async def test_a_turn_with_an_approved_command_then_a_second_turn(home: Path, wo
         started = await client.call("thread/start", {"cwd": str(workspace), "approvalPolicy": "untrusted",
                                                      "sandbox": "workspace-write"})  # fmt: skip
         thread = started["result"]["thread"]
+        # thread/started follows the reply, as upstream's
+        announced = await client.notification("thread/started")
+        assert client.seen.index(started) < client.seen.index(announced)
         assert started["result"]["approvalPolicy"] == "untrusted"
         assert started["result"]["sandbox"]["type"] == "workspaceWrite"
         mark = len(client.seen)
@@ -274,10 +277,12 @@ async def test_bad_input_gets_json_rpc_errors(home: Path, workspace: Path) -> No
         client = AppClient(proc)
         early = await client.call("thread/list", {})
         assert early["error"] == {"code": -32600, "message": "Not initialized"}
+        # A line that is not JSON, or whose id is not a string or an integer, cannot be answered
+        # (upstream's schema has no null id): skipped (said on stderr) — and the server goes on.
         await client.raw(b"{not json\n")
-        parse = await client.wait(lambda m: m.get("error", {}).get("code") == -32700)
-        assert parse["id"] is None
+        await client.raw(b'{"id": {}, "result": 1}\n' + b"[" * 100_000 + b"\n")
         await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
+        assert not [m for m in client.seen if m.get("id") is None and "error" in m]
         twice = await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
         assert twice["error"]["message"] == "Already initialized"
         unknown = await client.call("thread/goal/set", {})

@@ -12,10 +12,12 @@ from typing import Any, get_args
 
 from codexbro import __version__
 from codexbro import protocol as p
-from codexbro.appserver.rpc import invalid_params
+from codexbro.appserver.rpc import INVALID_REQUEST, RpcError, invalid_params
 from codexbro.config.loader import Overrides, nest
-from codexbro.config.values import ApprovalPolicy, SandboxMode
+from codexbro.config.values import ReasoningEffort, SandboxMode
 
+# The approval policies of 0.169's wire (its AskForApproval has no `on-failure`).
+WIRE_APPROVALS = ("untrusted", "on-request", "never")
 KIND_NAMES = {str: "a string", list: "an array", dict: "an object", bool: "a boolean", int: "an integer"}
 
 
@@ -26,6 +28,13 @@ def require(params: dict[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise invalid_params(f"`{key}` must be {KIND_NAMES.get(kind, kind.__name__)}")
     return value
+
+
+def check_thread_id(thread_id: str) -> None:
+    """Thread ids are UUIDs (32 hex digits, dashes allowed): anything else names no thread."""
+    digits = thread_id.replace("-", "")
+    if len(digits) != 32 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise RpcError(INVALID_REQUEST, f"invalid thread id: {thread_id[:80]!r}")
 
 
 def _optional(params: dict[str, Any], key: str, kind: type) -> Any:
@@ -42,8 +51,8 @@ def overrides(params: dict[str, Any], base: Overrides) -> Overrides:
             flags[setting] = value
     approval = params.get("approvalPolicy")
     if approval is not None:
-        if approval not in get_args(ApprovalPolicy):
-            raise invalid_params(f"`approvalPolicy` must be one of {', '.join(get_args(ApprovalPolicy))}")
+        if approval not in WIRE_APPROVALS:
+            raise invalid_params(f"`approvalPolicy` must be one of {', '.join(WIRE_APPROVALS)}")
         flags["approval_policy"] = approval
     sandbox = params.get("sandbox")
     if sandbox is not None:
@@ -56,6 +65,13 @@ def overrides(params: dict[str, Any], base: Overrides) -> Overrides:
 
     for key, value in config.items():
         layer = deep_merge(layer, nest(str(key).split("."), value))
+    from codexbro.config.spec import validate
+    from codexbro.errors import ConfigError
+
+    try:
+        validate(layer, "`config`")
+    except ConfigError as err:
+        raise invalid_params(err.message) from None
     cwd = _optional(params, "cwd", str)
     if cwd is not None and not Path(cwd).is_dir():
         raise invalid_params(f"`cwd` {cwd} is not a directory")
@@ -74,13 +90,26 @@ def user_inputs(raw: Any) -> tuple[p.UserInput, ...]:
         elif kind == "image" and isinstance(item.get("url"), str):
             out.append(p.UserInput("image", image_url=item["url"]))
         elif kind == "localImage" and isinstance(item.get("path"), str):
-            if not Path(item["path"]).is_file():
-                raise invalid_params(f"`input[{n}].path`: {item['path']} is not a file")
+            _check_image(Path(item["path"]), n)
             out.append(p.UserInput("local_image", path=item["path"]))
         else:
             raise invalid_params(f"`input[{n}]`: expected {{type: text, text}}, {{type: image, url}} or "
                                  "{type: localImage, path}")  # fmt: skip
     return tuple(out)
+
+
+def _check_image(path: Path, n: int) -> None:
+    """A local image is sent to the provider: only a real image (PNG, JPEG, GIF, WebP), ≤ 20 MiB."""
+    from codexbro.tools.handlers.misc import MAX_IMAGE_BYTES, image_mime
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise invalid_params(f"`input[{n}].path`: cannot read {path}: {exc.strerror}") from None
+    if not path.is_file() or size > MAX_IMAGE_BYTES or image_mime(head) is None:
+        raise invalid_params(f"`input[{n}].path`: {path} is not a PNG, JPEG, GIF or WebP image under 20 MiB")
 
 
 def turn_override(params: dict[str, Any], session: Any) -> p.OverrideTurnContext | None:
@@ -101,9 +130,17 @@ def turn_override(params: dict[str, Any], session: Any) -> p.OverrideTurnContext
             raise invalid_params("`sandboxPolicy.type` must be dangerFullAccess, readOnly or workspaceWrite")
         sandbox = kinds[policy["type"]]
     approval = params.get("approvalPolicy")
-    if approval is not None and approval not in get_args(ApprovalPolicy):
-        raise invalid_params(f"`approvalPolicy` must be one of {', '.join(get_args(ApprovalPolicy))}")
+    if approval is not None and approval not in WIRE_APPROVALS:
+        raise invalid_params(f"`approvalPolicy` must be one of {', '.join(WIRE_APPROVALS)}")
     model, effort = _optional(params, "model", str), _optional(params, "effort", str)
+    if effort is not None and effort not in get_args(ReasoningEffort):
+        raise invalid_params(f"`effort` must be one of {', '.join(get_args(ReasoningEffort))}")
+    if (
+        model is not None
+        and model != session.model.slug
+        and (session.model_lookup is None or getattr(session.client, "retarget", None) is None)
+    ):
+        raise invalid_params(f"this thread's model cannot change (to {model})")
     if not any((model, effort, approval, sandbox)):
         return None
     return p.OverrideTurnContext(model=model, effort=effort, approval_policy=approval, sandbox_mode=sandbox)
@@ -163,9 +200,16 @@ def _timestamp(value: Any) -> int | None:
 def thread_list(home: Path, params: dict[str, Any]) -> dict[str, Any]:
     from codexbro.core.rollout import list_sessions, load_rollout
 
-    limit = _optional(params, "limit", int) or 25
+    limit = _optional(params, "limit", int)
+    if limit is None:
+        limit = 25
+    if not 1 <= limit <= 200:
+        raise invalid_params("`limit` must be between 1 and 200")
     cwd = _optional(params, "cwd", str)
-    start = int(_optional(params, "cursor", str) or 0)
+    cursor = _optional(params, "cursor", str) or "0"
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise invalid_params("`cursor` must be a cursor from an earlier thread/list")
+    start = int(cursor)
     found = list_sessions(home, Path(cwd).resolve() if cwd else None, limit=start + limit + 1)
     data = []
     for summary in found[start : start + limit]:
@@ -175,14 +219,7 @@ def thread_list(home: Path, params: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "nextCursor": str(start + limit) if more else None}
 
 
-def archive(home: Path, thread_id: str) -> None:
-    from codexbro.core.rollout import find_rollout
-    from codexbro.errors import CodexbroError
-
-    try:
-        path = find_rollout(home, thread_id)
-    except CodexbroError as err:
-        raise invalid_params(err.message) from None
+def archive(home: Path, path: Path) -> None:
     target = home / "archived_sessions" / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
@@ -218,13 +255,27 @@ def config_read(base: Overrides, params: dict[str, Any]) -> dict[str, Any]:
     config = load_config(
         Overrides(base.cli_overrides, base.profile, dict(base.flags), Path(cwd) if cwd else base.cwd)
     )
-    doc = {k: v for k, v in config.raw.items() if k not in ("model_providers", "mcp_servers")}
-    doc.setdefault("model", config.model)
-    doc.setdefault("approval_policy", config.approval_policy)
-    doc.setdefault("sandbox_mode", config.sandbox_mode)
+    raw = config.raw
+    doc: dict[str, Any] = {k: raw[k] for k in CONFIG_STRINGS if isinstance(raw.get(k), str)}
+    doc |= {
+        k: raw[k] for k in CONFIG_INTS if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)
+    }
+    doc["model"] = config.model
+    doc["model_provider"] = config.model_provider_id
+    doc["approval_policy"] = (
+        "on-request" if config.approval_policy == "on-failure" else config.approval_policy
+    )
+    doc["sandbox_mode"] = config.sandbox_mode
     origins = {k: {"name": {"type": "user", "file": v} if v.endswith(".toml") else {"type": "sessionFlags"},
                    "version": "1"} for k, v in config.origins.items() if k in doc}  # fmt: skip
     return {"config": doc, "origins": origins}
+
+
+# What config/read shows: the settings the 0.169 schema types as plain strings and integers (the
+# rest — tools, providers, MCP servers, tables upstream shapes differently — stays out).
+CONFIG_STRINGS = ("model_reasoning_effort", "model_reasoning_summary", "model_verbosity", "developer_instructions",
+                  "instructions", "compact_prompt", "review_model", "service_tier")  # fmt: skip
+CONFIG_INTS = ("model_context_window", "model_auto_compact_token_limit")
 
 
 def account_read(home: Path) -> dict[str, Any]:

@@ -8,8 +8,9 @@ answers), notifications, and errors with upstream's codes and wording where it h
   unknown variant …`` with its whole method list; codexbro names the method and keeps the standard
   code);
 - wrong params: ``-32602 Invalid params: …`` naming the field;
-- a line that is not JSON: ``-32700 Parse error`` with ``id: null`` (upstream ignores the line
-  silently — codexbro says so instead).
+- a line that is not JSON, or whose id is neither a string nor an integer, cannot be answered
+  (upstream's schema has no null id): skipped as upstream skips it, and said on stderr (stdio) and
+  in the log — never silently.
 
 Each request runs as its own task, so a long ``turn/start`` never blocks an ``interrupt``.
 """
@@ -24,6 +25,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from codexbro import textsafe
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +76,19 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.closed = False
+        self.on_skip: Callable[[str], None] | None = None  # where skipped lines are said (stdio: stderr)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed:
             return
-        line = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        try:
+            line = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # NaN or infinity in a result: JSON has no such numbers
+            line = json.dumps(textsafe.scrub(json.loads(json.dumps(message, default=str), parse_constant=lambda _c: None)),
+                              ensure_ascii=False, separators=(",", ":"))  # fmt: skip
+        line = textsafe.clean(
+            line
+        )  # a lone surrogate from a file name or a client: U+FFFD, never a broken pipe
         async with self._lock:  # one line at a time, whole
             try:
                 await self._write(line)
@@ -107,32 +118,37 @@ class Connection:
             self._waiting.pop(request_id, None)
 
     def feed(self, line: str) -> None:
-        """One line from the client."""
+        """One line from the client. As upstream, a line that is not a JSON object with a usable id
+        cannot be answered (upstream's schema has no null id): it is logged and skipped; everything
+        else is answered."""
         if not line.strip():
             return
         try:
-            message = json.loads(line)
-        except ValueError as exc:
-            self._spawn(
-                self.send({"id": None, "error": {"code": PARSE_ERROR, "message": f"Parse error: {exc}"}})
-            )
+            message = textsafe.loads(line)
+        except (ValueError, RecursionError) as exc:
+            self._skip(f"a line that is not JSON ({type(exc).__name__}: {str(exc)[:80]})")
             return
         if not isinstance(message, dict):
-            self._spawn(
-                self._error(None, RpcError(INVALID_REQUEST, "Invalid request: expected a JSON object"))
-            )
+            self._skip("a JSON value that is not an object")
             return
         method, request_id = message.get("method"), message.get("id")
+        if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, str | int)):
+            self._skip(f"a message whose id is neither a string nor an integer ({type(request_id).__name__})")
+            return
         if method is None and request_id is not None and ("result" in message or "error" in message):
             future = self._waiting.get(request_id)
             if future is not None and not future.done():
                 if "error" in message:
                     err = message["error"] if isinstance(message["error"], dict) else {}
-                    future.set_exception(
-                        RpcError(int(err.get("code", INTERNAL_ERROR)), str(err.get("message", "")))
-                    )
+                    code = err.get("code")
+                    code = code if isinstance(code, int) and not isinstance(code, bool) else INTERNAL_ERROR
+                    future.set_exception(RpcError(code, str(err.get("message", ""))[:2000]))
                 else:
                     future.set_result(message.get("result"))
+            return
+        if request_id is None:  # a notification is never answered, whatever it holds
+            if isinstance(method, str) and self._on_notification is not None:
+                self._spawn(self._on_notification(method, message.get("params") or {}))
             return
         if not isinstance(method, str):
             self._spawn(self._error(request_id, RpcError(INVALID_REQUEST, "Invalid request: no method")))
@@ -143,11 +159,15 @@ class Connection:
         if not isinstance(params, dict):
             self._spawn(self._error(request_id, invalid_params("params must be an object")))
             return
-        if request_id is None:  # a notification
-            if self._on_notification is not None:
-                self._spawn(self._on_notification(method, params))
-            return
         self._spawn(self._answer(request_id, method, params))
+
+    def feed_skip(self, what: str) -> None:
+        self._skip(what)
+
+    def _skip(self, what: str) -> None:
+        log.warning("ignored %s", what)
+        if self.on_skip is not None:
+            self.on_skip(f"codexbro app-server: ignored {what}")
 
     async def _answer(self, request_id: Any, method: str, params: dict[str, Any]) -> None:
         try:
@@ -179,6 +199,11 @@ class Connection:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def cancel_requests(self) -> None:
+        """The client is gone: what it asked for (a command/exec, a turn/interrupt's wait) stops."""
+        for task in list(self._tasks):
+            task.cancel()
 
     def close(self) -> None:
         """The client is gone: requests waiting on it fail; running handlers are left to finish."""

@@ -16,6 +16,7 @@ import hmac
 import logging
 import secrets
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ from codexbro.appserver.rpc import Connection
 from codexbro.appserver.server import AppServer
 from codexbro.config.loader import Overrides
 from codexbro.errors import UserError
+from codexbro.textsafe import for_terminal
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024 * 1024  # one message (a turn's input with images) may be large, not unbounded
@@ -35,9 +37,13 @@ def parse_listen(value: str) -> tuple[str, str | None, int | None]:
     parts = urlsplit(value)
     if parts.scheme != "ws":
         raise UserError(f"--listen {value!r}: expected stdio:// or ws://127.0.0.1:PORT")
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.username or parts.password:
         raise UserError(f"--listen {value!r}: the WebSocket listener binds loopback only (127.0.0.1, ::1)")
-    return "ws", parts.hostname, parts.port or 0
+    try:
+        port = parts.port or 0
+    except ValueError:
+        raise UserError(f"--listen {value!r}: the port must be a number from 0 to 65535") from None
+    return "ws", "127.0.0.1" if parts.hostname == "localhost" else parts.hostname, port
 
 
 def serve(base: Overrides, home: Path, listen: str) -> int:
@@ -53,32 +59,55 @@ def serve(base: Overrides, home: Path, listen: str) -> int:
 
 async def _stdio(base: Overrides, home: Path) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE)
+    reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out = sys.stdout.buffer
 
     async def write(line: str) -> None:
-        out.write(line.encode("utf-8") + b"\n")
+        out.write(line.encode("utf-8", "replace") + b"\n")
         out.flush()
 
     server = AppServer(base, home)
     conn = Connection(write, server.handle, server.on_notification)
+    conn.on_skip = lambda note: print(for_terminal(note), file=sys.stderr, flush=True)
     server.conn = conn
     try:
-        while True:
-            try:
-                line = await reader.readline()
-            except ValueError:  # a line over the limit: said, and skipped
-                await conn.send(
-                    {"id": None, "error": {"code": -32700, "message": "Parse error: message too large"}}
-                )
-                continue
-            if not line:
-                break
-            conn.feed(line.decode("utf-8", "replace"))
+        async for line in _lines(reader, conn):
+            _feed(conn, line)
     finally:
+        conn.cancel_requests()
         conn.close()  # the client is gone: what waits on it is declined; threads are closed
         await server.close()
+
+
+async def _lines(reader: asyncio.StreamReader, conn: Connection) -> AsyncIterator[str]:
+    """Lines of stdin; a line over ``MAX_LINE`` is skipped whole (said once), never read as the
+    start of another message."""
+    buffer = bytearray()
+    skipping = False
+    while chunk := await reader.read(1 << 16):
+        buffer += chunk
+        while (end := buffer.find(b"\n")) >= 0:
+            line, buffer = bytes(buffer[:end]), buffer[end + 1 :]
+            if skipping:
+                skipping = False
+                continue
+            yield line.decode("utf-8", "replace")
+        if len(buffer) > MAX_LINE:
+            if not skipping:
+                conn.feed_skip(f"a message over {MAX_LINE // (1024 * 1024)} MiB")
+            skipping = True
+            buffer.clear()
+    if buffer and not skipping:
+        yield buffer.decode("utf-8", "replace")
+
+
+def _feed(conn: Connection, line: str) -> None:
+    """No single message can end the server: whatever ``feed`` raises is logged and skipped."""
+    try:
+        conn.feed(line)
+    except Exception:
+        log.exception("a message could not be read")
 
 
 async def _websocket(base: Overrides, home: Path, host: str, port: int) -> None:
@@ -87,15 +116,22 @@ async def _websocket(base: Overrides, home: Path, host: str, port: int) -> None:
     from websockets.http11 import Request, Response
 
     token = secrets.token_urlsafe(24)
+    live: dict[str, object] = {}  # thread id → the connection's server that has it loaded (one at a time)
 
     def check(connection: ServerConnection, request: Request) -> Response | None:
         headers: Headers = request.headers
         if "Origin" in headers:
             return connection.respond(403, "browser origins are refused\n")
-        given = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        given = ""
+        if len(headers.get_all("Authorization")) > 1:
+            return connection.respond(401, "one Authorization header, please\n")
+        for value in headers.get_all("Authorization"):
+            scheme, _, credential = value.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                given = credential.strip()
         if not given:
             given = (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
             return connection.respond(401, "a token is required (printed by codexbro app-server at start)\n")
         return None
 
@@ -103,15 +139,16 @@ async def _websocket(base: Overrides, home: Path, host: str, port: int) -> None:
         async def write(line: str) -> None:
             await ws.send(line)
 
-        server = AppServer(base, home)
+        server = AppServer(base, home, shared=live)
         conn = Connection(write, server.handle, server.on_notification)
         server.conn = conn
         try:
             async for message in ws:
-                conn.feed(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                _feed(conn, message if isinstance(message, str) else message.decode("utf-8", "replace"))
         except Exception as exc:  # a dropped connection
             log.info("websocket client gone: %s", exc)
         finally:
+            conn.cancel_requests()
             conn.close()
             await server.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ ORIGINATOR = "codex_app_server"
 class AppServer:
     """One client connection's state: initialised or not, the threads it has loaded."""
 
-    def __init__(self, base: Overrides, home: Path) -> None:
+    def __init__(self, base: Overrides, home: Path, shared: dict[str, object] | None = None) -> None:
         self.base, self.home = base, home
+        # Threads loaded by any client of this listener: a thread has one live session at a time.
+        self.shared: dict[str, object] = shared if shared is not None else {}
         self.initialized = False
         self.threads: dict[str, LiveThread] = {}
         self.conn: Connection | None = None
@@ -83,8 +86,14 @@ class AppServer:
         assert self.conn is not None
         thread = LiveThread(session, self.conn)
         self.threads[thread.id] = thread
+        self.shared[thread.id] = self
         thread.start()
         return thread
+
+    def _not_elsewhere(self, thread_id: str) -> None:
+        owner = self.shared.get(thread_id)
+        if owner is not None and owner is not self:
+            raise RpcError(INVALID_REQUEST, f"thread {thread_id} is loaded by another client of this server")
 
     def _open(self, params: dict[str, Any], **options: Any) -> Any:
         from codexbro.composition import SessionOptions, start_session
@@ -100,16 +109,28 @@ class AppServer:
 
     # ---- threads --------------------------------------------------------------------------------
 
-    async def m_thread_start(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def m_thread_start(self, params: dict[str, Any]) -> AfterReply:
         session = self._open(params, ephemeral=bool(params.get("ephemeral")))
         session.drain_events()  # start-up events: the response and thread/started say it
         thread = self._load(session)
-        assert self.conn is not None
-        await self.conn.notify("thread/started", {"thread": thread.json()})
-        return {"thread": thread.json(), **thread.settings()}
+        return AfterReply({"thread": thread.json(), **thread.settings()}, self._announce(thread))
+
+    def _announce(self, thread: LiveThread) -> Callable[[], None]:
+        """``thread/started``, sent once the reply is on the wire (upstream's order)."""
+
+        def send() -> None:
+            assert self.conn is not None
+            task = asyncio.get_running_loop().create_task(
+                self.conn.notify("thread/started", {"thread": thread.json()})
+            )
+            thread.asks.add(task)
+            task.add_done_callback(thread.asks.discard)
+
+        return send
 
     async def m_thread_resume(self, params: dict[str, Any]) -> dict[str, Any]:
         loaded = self._rollout(pa.require(params, "threadId", str))
+        self._not_elsewhere(loaded.thread_id)
         if loaded.thread_id in self.threads:
             thread = self.threads[loaded.thread_id]
         else:
@@ -120,26 +141,30 @@ class AppServer:
         turns = [] if params.get("excludeTurns") else pa.turns(loaded.history)
         return {"thread": thread.json(turns=turns), **thread.settings()}
 
-    async def m_thread_fork(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def m_thread_fork(self, params: dict[str, Any]) -> AfterReply:
         loaded = self._rollout(pa.require(params, "threadId", str))
         session = self._open(params, fork=loaded, ephemeral=bool(params.get("ephemeral")))
         session.drain_events()
         thread = self._load(session)
         thread.preview = pa.preview(loaded.history)
-        assert self.conn is not None
-        await self.conn.notify("thread/started", {"thread": thread.json()})
-        return {"thread": thread.json(turns=pa.turns(loaded.history)), **thread.settings()}
+        return AfterReply({"thread": thread.json(turns=pa.turns(loaded.history)), **thread.settings()},
+                          self._announce(thread))  # fmt: skip
 
     def _rollout(self, thread_id: str) -> Any:
+        """The stored thread with exactly this id (never a prefix or suffix match, as the CLI allows)."""
         from codexbro.core.rollout import find_rollout, load_rollout
         from codexbro.errors import CodexbroError
 
+        pa.check_thread_id(thread_id)
         try:
-            return load_rollout(find_rollout(self.home, thread_id))
+            loaded = load_rollout(find_rollout(self.home, thread_id))
         except (CodexbroError, OSError) as err:
             raise RpcError(
                 INVALID_REQUEST, f"no rollout found for thread id {thread_id}: {getattr(err, 'message', err)}"
             ) from None
+        if loaded.thread_id != thread_id:
+            raise RpcError(INVALID_REQUEST, f"no rollout found for thread id {thread_id}")
+        return loaded
 
     async def m_thread_list(self, params: dict[str, Any]) -> dict[str, Any]:
         return pa.thread_list(self.home, params)
@@ -157,10 +182,13 @@ class AppServer:
 
     async def m_thread_archive(self, params: dict[str, Any]) -> dict[str, Any]:
         thread_id = pa.require(params, "threadId", str)
+        loaded = self._rollout(thread_id)
+        self._not_elsewhere(thread_id)
         live = self.threads.pop(thread_id, None)
         if live is not None:
+            self.shared.pop(thread_id, None)
             await live.close()
-        pa.archive(self.home, thread_id)
+        pa.archive(self.home, loaded.path)
         assert self.conn is not None
         await self.conn.notify("thread/archived", {"threadId": thread_id})
         return {}
@@ -174,9 +202,17 @@ class AppServer:
 
     async def m_turn_start(self, params: dict[str, Any], review: str | None = None) -> AfterReply:
         thread = self._thread(params)
-        if thread.running_turn is not None:
-            raise RpcError(INVALID_REQUEST, f"turn {thread.running_turn} is running on thread {thread.id}: "
+        if thread.running_turn is not None or thread.starting:
+            running = thread.running_turn or "(starting)"
+            raise RpcError(INVALID_REQUEST, f"turn {running} is running on thread {thread.id}: "
                            "steer it (turn/steer) or wait for turn/completed")  # fmt: skip
+        thread.starting = True  # before any await: a pipelined second turn/start is refused
+        try:
+            return await self._start_turn(thread, params, review)
+        finally:
+            thread.starting = False
+
+    async def _start_turn(self, thread: LiveThread, params: dict[str, Any], review: str | None) -> AfterReply:
         inputs = pa.user_inputs(params.get("input"))
         schema = params.get("outputSchema")
         if schema is not None and not isinstance(schema, dict):
@@ -288,6 +324,8 @@ class AppServer:
             await linux.end_session(self.owner)
         threads, self.threads = list(self.threads.values()), {}
         for thread in threads:
+            if self.shared.get(thread.id) is self:
+                self.shared.pop(thread.id, None)
             try:
                 await thread.close()
             except Exception:  # one broken thread must not keep the others' processes alive

@@ -59,6 +59,8 @@ class LiveThread:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     replied: asyncio.Event = field(default_factory=asyncio.Event)
     awaiting_reply: bool = False
+    starting: bool = False  # a turn/start is between its check and its turn's start
+    pending: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # request id → its ask
 
     def __post_init__(self) -> None:
         self.mapper = TurnMapper(self.session.thread_id)
@@ -88,7 +90,8 @@ class LiveThread:
         cfg = self.session.config
         network = cfg.sandbox_workspace_write.network_access
         return {"model": self.session.model.slug, "modelProvider": cfg.model_provider_id, "cwd": str(cfg.cwd),
-                "approvalPolicy": cfg.approval_policy, "approvalsReviewer": "user",
+                "approvalPolicy": "on-request" if cfg.approval_policy == "on-failure" else cfg.approval_policy,
+                "approvalsReviewer": "user",
                 "sandbox": sandbox_policy(cfg.sandbox_mode, network),
                 "reasoningEffort": cfg.model_reasoning_effort or self.session.model.default_reasoning_level}  # fmt: skip
 
@@ -96,34 +99,52 @@ class LiveThread:
         self.pump = asyncio.get_running_loop().create_task(self._pump(), name=f"thread:{self.id}")
 
     async def _pump(self) -> None:
+        """Core events → the client, for the thread's whole life: one failed send never stops it."""
         session = self.session
         while True:
             event = await session.next_event()
-            msg = event.msg
-            if isinstance(msg, p.TaskStarted):
-                self.turn_done.clear()
-                self.mapper.turn_id = msg.turn_id
-                self.started.set()
-                if self.awaiting_reply:
-                    self.awaiting_reply = False
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.replied.wait(), 5)
-            if isinstance(msg, p.UserMessage) and not self.preview:
-                self.preview = msg.message[:200]
-            if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
-                for method, params in self.mapper.approval_started(msg):
-                    await self.conn.notify(method, params)
-            if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest | p.RequestUserInput
-                          | p.ElicitationRequest):  # fmt: skip
-                self._ask(msg)
-            elif isinstance(msg, p.WarningEvent):
-                await self.conn.notify("warning", {"message": msg.message, "threadId": self.id})
-            for method, params in self.mapper.map(msg):
-                await self.conn.notify(method, params)
-            if isinstance(msg, p.TaskComplete | p.TurnAborted):
+            try:
+                await self._relay(event.msg)
+            except Exception:  # a bug in one event's mapping must not wedge the thread
+                log.exception("relaying %s", type(event.msg).__name__)
+                if isinstance(event.msg, p.TaskComplete | p.TurnAborted):
+                    self.mapper.turn_id = None
+            if isinstance(event.msg, p.TaskComplete | p.TurnAborted):
                 self.turn_done.set()
-            if isinstance(msg, p.ShutdownComplete):
+            if isinstance(event.msg, p.ShutdownComplete):
                 return
+
+    async def _relay(self, msg: p.EventMsg) -> None:
+        if isinstance(msg, p.TaskStarted):
+            self.turn_done.clear()
+            self.mapper.turn_id = msg.turn_id
+            self.started.set()
+            if self.awaiting_reply:
+                self.awaiting_reply = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.replied.wait(), 5)
+        if isinstance(msg, p.UserMessage) and not self.preview:
+            self.preview = msg.message[:200]
+        if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
+            for method, params in self.mapper.approval_started(msg):
+                await self.conn.notify(method, params)
+        if isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest | p.RequestUserInput
+                      | p.ElicitationRequest):  # fmt: skip
+            self._ask(msg)
+        elif isinstance(msg, p.WarningEvent):
+            await self.conn.notify("warning", {"message": msg.message, "threadId": self.id})
+        if isinstance(msg, p.TaskComplete | p.TurnAborted):
+            await self._drop_pending()
+        for method, params in self.mapper.map(msg):
+            await self.conn.notify(method, params)
+
+    async def _drop_pending(self) -> None:
+        """The turn ended (interrupted, say) with requests still open: they are resolved now, and a
+        late answer changes nothing."""
+        for request_id, task in list(self.pending.items()):
+            task.cancel()
+            await self.conn.notify("serverRequest/resolved", {"threadId": self.id, "requestId": request_id})
+        self.pending.clear()
 
     def _ask(self, msg: p.EventMsg) -> None:
         task = asyncio.get_running_loop().create_task(self._answer(msg))
@@ -186,9 +207,16 @@ class LiveThread:
     async def _request(self, method: str, params: dict[str, Any]) -> Any:
         """An approval asked of the client; once answered, ``serverRequest/resolved`` (as upstream)."""
         request_id = self.conn.next_id()
-        reply = await self.conn.request(method, params, request_id)
-        for note, note_params in self.mapper.approval_resolved(request_id):
-            await self.conn.notify(note, note_params)
+        task = asyncio.current_task()
+        if task is not None:
+            self.pending[request_id] = task
+        try:
+            reply = await self.conn.request(method, params, request_id)
+        finally:
+            self.pending.pop(request_id, None)
+        if self.mapper.turn_id is not None:
+            for note, note_params in self.mapper.approval_resolved(request_id):
+                await self.conn.notify(note, note_params)
         return reply
 
     async def close(self) -> None:
