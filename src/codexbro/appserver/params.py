@@ -113,11 +113,13 @@ def _check_image(path: Path, n: int) -> None:
 
 
 def turn_override(params: dict[str, Any], session: Any) -> p.OverrideTurnContext | None:
-    """``turn/start``'s model, effort, approval policy and sandbox: for this turn and the next ones
-    (as upstream). A different ``cwd`` per turn is not supported and is refused."""
+    """``turn/start``'s model, effort, approval policy, sandbox and cwd: for this turn and the next
+    ones (as upstream)."""
     cwd = _optional(params, "cwd", str)
-    if cwd is not None and Path(cwd).resolve() != session.config.cwd:
-        raise invalid_params("`cwd` per turn is not supported by codexbro: start a thread in that directory")
+    if cwd is not None:
+        if not Path(cwd).is_absolute() or not Path(cwd).is_dir():
+            raise invalid_params(f"`cwd` {cwd} is not an existing absolute directory")
+        cwd = None if Path(cwd).resolve() == session.config.cwd else str(Path(cwd).resolve())
     sandbox = None
     policy = params.get("sandboxPolicy")
     if policy is not None:
@@ -141,9 +143,11 @@ def turn_override(params: dict[str, Any], session: Any) -> p.OverrideTurnContext
         and (session.model_lookup is None or getattr(session.client, "retarget", None) is None)
     ):
         raise invalid_params(f"this thread's model cannot change (to {model})")
-    if not any((model, effort, approval, sandbox)):
+    if not any((model, effort, approval, sandbox, cwd)):
         return None
-    return p.OverrideTurnContext(model=model, effort=effort, approval_policy=approval, sandbox_mode=sandbox)
+    return p.OverrideTurnContext(
+        model=model, effort=effort, approval_policy=approval, sandbox_mode=sandbox, cwd=cwd
+    )
 
 
 # ---- stored threads -----------------------------------------------------------------------------

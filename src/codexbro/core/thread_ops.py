@@ -34,6 +34,14 @@ def override(session: Session, op: p.OverrideTurnContext) -> None:
             )
             return
         changes[key] = value
+    if op.cwd is not None:
+        from pathlib import Path
+
+        where = Path(op.cwd).expanduser()
+        if not where.is_absolute() or not where.is_dir():
+            session.emit(p.ErrorEvent(f"`{op.cwd}` is not an existing absolute directory: cwd unchanged"))
+            return
+        changes["cwd"] = where.resolve()
     model = session.model
     retarget = getattr(session.client, "retarget", None)
     if op.model is not None and op.model != session.model.slug:

@@ -87,6 +87,7 @@ class OverrideTurnContext:
     effort: str | None = None
     approval_policy: str | None = None
     sandbox_mode: str | None = None
+    cwd: str | None = None  # an existing directory: the next turns (and their sandbox) run there
     kind: ClassVar[str] = "override_turn_context"
 
 
