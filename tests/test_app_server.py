@@ -142,6 +142,11 @@ UPSTREAM_TURN = json.loads(
 )["sequence"]
 
 
+UPSTREAM_INTERRUPT = json.loads(
+    (Path(__file__).parent / "fixtures" / "codex-0.169" / "app-server-interrupt.json").read_text()
+)["sequence"]
+
+
 def methods(client: AppClient, since: int = 0) -> list[str]:
     out = []
     for m in client.seen[since:]:
@@ -240,12 +245,19 @@ async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path
         )
         await client.notification("item/started", threadId=thread["id"])
         await client.wait(lambda m: m.get("params", {}).get("item", {}).get("type") == "commandExecution")
+        mark = len(client.seen)
         stopped = await client.call(
             "turn/interrupt", {"threadId": thread["id"], "turnId": turn["result"]["turn"]["id"]}
         )
         assert stopped["result"] == {}
         done = await client.notification("turn/completed", threadId=thread["id"])
         assert done["params"]["turn"]["status"] == "interrupted"
+        # As upstream 0.169 (captured): the reply, then the thread idle, then turn/completed. codexbro
+        # also completes the killed command's item (failed); upstream leaves it open.
+        after = [m.get("method") or "RESPONSE" for m in client.seen[mark:]]
+        after = [m for m in after if m not in ("item/completed", "thread/tokenUsage/updated", "warning")]
+        upstream = UPSTREAM_INTERRUPT[UPSTREAM_INTERRUPT.index("RESPONSE 4") :]
+        assert after == ["RESPONSE" if m.startswith("RESPONSE") else m for m in upstream], after
         client.validate_all()
         assert await client.close() == 0
 
