@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft7Validator
 
+from tests.app_server_client import Client, spawn, spawn_ws
 from tests.conftest import write_config
 from tests.fakes.events import (
     ev_completed,
@@ -26,114 +23,10 @@ from tests.fakes.events import (
 )
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 
-SCHEMAS = Path(__file__).parent / "fixtures" / "app-server-schema-0.169"
-V2 = json.loads((SCHEMAS / "codex_app_server_protocol.v2.schemas.json").read_text())
-NOTIFICATIONS = Draft7Validator(json.loads((SCHEMAS / "ServerNotification.json").read_text()))
-REQUESTS = Draft7Validator(json.loads((SCHEMAS / "ServerRequest.json").read_text()))
-RESPONSES = {
-    "initialize": None, "thread/start": "ThreadStartResponse", "thread/resume": "ThreadResumeResponse",
-    "thread/fork": "ThreadForkResponse", "thread/list": "ThreadListResponse", "thread/read": "ThreadReadResponse",
-    "thread/archive": "ThreadArchiveResponse", "turn/start": "TurnStartResponse", "turn/interrupt": "TurnInterruptResponse",
-    "turn/steer": "TurnSteerResponse", "model/list": "ModelListResponse", "config/read": "ConfigReadResponse",
-    "account/read": "GetAccountResponse", "thread/compact/start": "ThreadCompactStartResponse",
-    "mcpServerStatus/list": "ListMcpServerStatusResponse",
-}  # fmt: skip
 
-
-def response_validator(name: str) -> Draft7Validator:
-    return Draft7Validator({"$ref": f"#/definitions/{name}", "definitions": V2["definitions"]})
-
-
-class AppClient:
-    """The server over stdio: requests, the notifications seen, and answers to its requests."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.seen: list[dict[str, Any]] = []
-        self.sent_methods: dict[int, str] = {}
-        self.answer: Callable[[dict[str, Any]], Any] = lambda _req: {"decision": "accept"}
-        self._next = 100
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-        self._arrived = asyncio.Event()
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            message = json.loads(line)
-            self.seen.append(message)
-            self._arrived.set()
-            if "method" in message and "id" in message:  # the server asks
-                await self.send({"id": message["id"], "result": self.answer(message)})
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-        await self.proc.stdin.drain()
-
-    async def raw(self, line: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line)
-        await self.proc.stdin.drain()
-
-    async def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.seen:
-                    if match(message):
-                        return message
-                self._arrived.clear()
-                await self._arrived.wait()
-
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self._next += 1
-        request_id = self._next
-        self.sent_methods[request_id] = method
-        await self.send({"id": request_id, "method": method, "params": params or {}})
-        return await self.wait(lambda m: m.get("id") == request_id and ("result" in m or "error" in m))
-
-    async def notification(self, method: str, after: int = 0, **where: Any) -> dict[str, Any]:
-        def match(m: dict[str, Any]) -> bool:
-            return (
-                m.get("method") == method
-                and "id" not in m
-                and all(m["params"].get(k) == v for k, v in where.items())
-            )
-
-        return await self.wait(lambda m: match(m) and self.seen.index(m) >= after)
-
-    def validate_all(self) -> None:
-        """Every message the server sent validates against upstream's schema."""
-        for message in self.seen:
-            if "method" in message and "id" in message:
-                errors = list(REQUESTS.iter_errors({k: message[k] for k in ("id", "method", "params")}))
-            elif "method" in message:
-                errors = list(NOTIFICATIONS.iter_errors(message))
-            elif "error" in message:
-                errors = []
-                assert isinstance(message["error"]["code"], int) and message["error"]["message"]
-            else:
-                name = RESPONSES.get(self.sent_methods.get(message["id"], ""))
-                errors = list(response_validator(name).iter_errors(message["result"])) if name else []
-            assert not errors, (message, [e.message for e in errors][:3])
-
-    async def close(self) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        code = await asyncio.wait_for(self.proc.wait(), 30)
-        self._reader.cancel()
-        return code
-
-
-async def start(cwd: Path, *args: str) -> AppClient:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "codexbro", "app-server", *args, cwd=cwd, env=os.environ.copy(),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        limit=16 * 1024 * 1024,
-    )  # fmt: skip
-    client = AppClient(proc)
-    init = await client.call("initialize", {"clientInfo": {"name": "test", "version": "1"}})
-    assert "result" in init and init["result"]["userAgent"].startswith("codexbro/")
-    await client.send({"method": "initialized"})
+async def start(cwd: Path, tmp: Path, *args: str) -> Client:
+    client = await spawn(cwd, tmp, *args)
+    assert client.seen[0]["result"]["userAgent"].startswith("codexbro/")
     return client
 
 
@@ -147,7 +40,7 @@ UPSTREAM_INTERRUPT = json.loads(
 )["sequence"]
 
 
-def methods(client: AppClient, since: int = 0) -> list[str]:
+def methods(client: Client, since: int = 0) -> list[str]:
     out = []
     for m in client.seen[since:]:
         if "method" in m and "id" not in m and m["method"] != "warning":
@@ -156,7 +49,9 @@ def methods(client: AppClient, since: int = 0) -> list[str]:
     return out
 
 
-async def test_a_turn_with_an_approved_command_then_a_second_turn(home: Path, workspace: Path) -> None:
+async def test_a_turn_with_an_approved_command_then_a_second_turn(
+    home: Path, workspace: Path, tmp_path: Path
+) -> None:
     script = [
         Reply([ev_created(), ev_shell_command("c1", "touch made-by-agent.txt", login=False), ev_completed()]),
         Reply(
@@ -172,7 +67,7 @@ async def test_a_turn_with_an_approved_command_then_a_second_turn(home: Path, wo
     ]
     with FakeResponsesServer(script) as fake:
         write_config(home, fake.base_url)
-        client = await start(workspace)
+        client = await start(workspace, tmp_path)
         asked: list[dict[str, Any]] = []
 
         def answer(request: dict[str, Any]) -> Any:
@@ -229,14 +124,14 @@ async def test_a_turn_with_an_approved_command_then_a_second_turn(home: Path, wo
     assert "make a file" in json.dumps(bodies[2]["input"]) and "again" in json.dumps(bodies[2]["input"])
 
 
-async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path) -> None:
+async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path, tmp_path: Path) -> None:
     script = [
         Reply([ev_created(), ev_shell_command("c1", "sleep 30", login=False), ev_completed()]),
         Reply(message_turn("resumed answer")),
     ]
     with FakeResponsesServer(script) as fake:
         write_config(home, fake.base_url)
-        client = await start(workspace)
+        client = await start(workspace, tmp_path)
         thread = (
             await client.call("thread/start", {"approvalPolicy": "never", "sandbox": "danger-full-access"})
         )["result"]["thread"]
@@ -261,7 +156,7 @@ async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path
         client.validate_all()
         assert await client.close() == 0
 
-        again = await start(workspace)
+        again = await start(workspace, tmp_path)
         resumed = await again.call("thread/resume", {"threadId": thread["id"]})
         assert resumed["result"]["thread"]["id"] == thread["id"]
         assert [t["items"][0]["content"][0]["text"] for t in resumed["result"]["thread"]["turns"]] == ["wait"]
@@ -279,20 +174,18 @@ async def test_interrupt_and_resume_in_a_new_process(home: Path, workspace: Path
     assert "<turn_aborted>" in json.dumps(last["input"]) and "go on" in json.dumps(last["input"])
 
 
-async def test_bad_input_gets_json_rpc_errors(home: Path, workspace: Path) -> None:
+async def test_bad_input_gets_json_rpc_errors(home: Path, workspace: Path, tmp_path: Path) -> None:
     with FakeResponsesServer() as fake:
         write_config(home, fake.base_url)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "codexbro", "app-server", cwd=workspace, env=os.environ.copy(),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        client = AppClient(proc)
+        client = await spawn(workspace, tmp_path, init=False)
         early = await client.call("thread/list", {})
         assert early["error"] == {"code": -32600, "message": "Not initialized"}
         # A line that is not JSON, or whose id is not a string or an integer, cannot be answered
         # (upstream's schema has no null id): skipped (said on stderr) — and the server goes on.
         await client.raw(b"{not json\n")
         await client.raw(b'{"id": {}, "result": 1}\n' + b"[" * 100_000 + b"\n")
+        await client.call("thread/list", {})  # answered (not initialized): the lines above were read
+        assert client.stderr.count("codexbro app-server: ignored") == 3
         await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
         assert not [m for m in client.seen if m.get("id") is None and "error" in m]
         twice = await client.call("initialize", {"clientInfo": {"name": "t", "version": "1"}})
@@ -310,10 +203,10 @@ async def test_bad_input_gets_json_rpc_errors(home: Path, workspace: Path) -> No
         assert await client.close() == 0
 
 
-async def test_models_config_account(home: Path, workspace: Path) -> None:
+async def test_models_config_account(home: Path, workspace: Path, tmp_path: Path) -> None:
     with FakeResponsesServer() as fake:
         write_config(home, fake.base_url)
-        client = await start(workspace)
+        client = await start(workspace, tmp_path)
         models = await client.call("model/list", {})
         listed = {m["id"]: m for m in models["result"]["data"]}
         assert "gpt-5.4" in listed and "gpt-5.1-codex" not in listed  # hidden models only when asked
@@ -327,21 +220,15 @@ async def test_models_config_account(home: Path, workspace: Path) -> None:
         assert await client.close() == 0
 
 
-async def test_websocket_listener_needs_its_token_and_refuses_browsers(home: Path, workspace: Path) -> None:
+async def test_websocket_listener_needs_its_token_and_refuses_browsers(
+    home: Path, workspace: Path, tmp_path: Path
+) -> None:
     websockets = pytest.importorskip("websockets")
     from websockets.asyncio.client import connect
 
     with FakeResponsesServer() as fake:
         write_config(home, fake.base_url)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "codexbro", "app-server", "--listen", "ws://127.0.0.1:0", cwd=workspace,
-            env=os.environ.copy(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert proc.stderr is not None
-        first = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-        token = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode().split("token:")[1].strip()
-        url = first.split("listening on ")[1].strip()
+        proc, url, token = await spawn_ws(workspace)
         try:
             with pytest.raises(websockets.exceptions.InvalidStatus) as no_token:
                 async with connect(url):
@@ -377,7 +264,7 @@ async def test_websocket_listener_needs_its_token_and_refuses_browsers(home: Pat
             await proc.wait()
 
 
-async def test_fork_review_command_exec_login_and_files(home: Path, workspace: Path) -> None:
+async def test_fork_review_command_exec_login_and_files(home: Path, workspace: Path, tmp_path: Path) -> None:
     script = [
         Reply(message_turn("first")),
         Reply(message_turn("the review: looks fine")),
@@ -387,7 +274,7 @@ async def test_fork_review_command_exec_login_and_files(home: Path, workspace: P
     (workspace / "src" / "parser.py").write_text("x = 1\n")
     with FakeResponsesServer(script) as fake:
         write_config(home, fake.base_url)
-        client = await start(workspace)
+        client = await start(workspace, tmp_path)
         thread = (await client.call("thread/start", {}))["result"]["thread"]
         await client.call(
             "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "hello"}]}
@@ -447,14 +334,14 @@ async def test_fork_review_command_exec_login_and_files(home: Path, workspace: P
         assert await client.close() == 0
 
 
-async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path) -> None:
+async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path, tmp_path: Path) -> None:
     """stdin closes while a command waits for approval: the server declines, ends the turn, closes
     the session (its file intact, resumable) and exits."""
     script = [Reply([ev_created(), ev_shell_command("c1", "touch never.txt", login=False), ev_completed()]),
               Reply(message_turn("after the decline"))]  # fmt: skip
     with FakeResponsesServer(script) as fake:
         write_config(home, fake.base_url)
-        client = await start(workspace)
+        client = await start(workspace, tmp_path)
         waiting = asyncio.Event()
 
         def answer(request: dict[str, Any]) -> Any:
@@ -462,7 +349,6 @@ async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path) -> 
             return None  # never answered: the test closes stdin instead
 
         client.answer = answer
-        client.send = _drop_results(client.send)  # type: ignore[method-assign]
         thread = (await client.call("thread/start", {"approvalPolicy": "untrusted"}))["result"]["thread"]
         await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "go"}]})
         await asyncio.wait_for(waiting.wait(), 30)
@@ -472,42 +358,3 @@ async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path) -> 
 
     loaded = load_rollout(find_rollout(home, thread["id"]))
     assert loaded.skipped_lines == 0 and any(i.get("type") == "function_call" for i in loaded.history)
-
-
-def _drop_results(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-    async def wrapped(message: dict[str, Any]) -> None:
-        if "result" in message and message.get("result") is None:
-            return  # the client "forgets" to answer
-        await send(message)
-
-    return wrapped
-
-
-async def test_turn_overrides_apply_to_this_turn_and_the_next(home: Path, workspace: Path) -> None:
-    other = workspace / "sub"
-    other.mkdir()
-    script = [Reply([ev_created(), ev_shell_command("c1", "pwd", login=False), ev_completed()]),
-              Reply(message_turn("one")), Reply(message_turn("two"))]  # fmt: skip
-    with FakeResponsesServer(script) as fake:
-        write_config(home, fake.base_url)
-        client = await start(workspace)
-        thread = (await client.call("thread/start", {"approvalPolicy": "never"}))["result"]["thread"]
-        mark = len(client.seen)
-        await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "where"}],
-                                         "cwd": str(other), "effort": "high", "sandboxPolicy": {"type": "dangerFullAccess"}})  # fmt: skip
-        await client.notification("turn/completed", after=mark, threadId=thread["id"])
-        done = next(m for m in client.seen[mark:] if m.get("params", {}).get("item", {}).get("type") == "commandExecution"
-                    and m["method"] == "item/completed")  # fmt: skip
-        assert done["params"]["item"]["aggregatedOutput"].strip() == str(other.resolve())
-        bad = await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "x"}],
-                                               "effort": "extreme", "approvalPolicy": "untrusted"})  # fmt: skip
-        assert bad["error"]["code"] == -32602 and "`effort`" in bad["error"]["message"]
-        mark = len(client.seen)
-        await client.call(
-            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "again"}]}
-        )
-        await client.notification("turn/completed", after=mark, threadId=thread["id"])
-        client.validate_all()
-        assert await client.close() == 0
-        bodies = fake.bodies()
-    assert bodies[0]["reasoning"]["effort"] == "high" and bodies[2]["reasoning"]["effort"] == "high"

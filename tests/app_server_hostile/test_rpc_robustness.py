@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.app_server_hostile.common import spawn
+from tests.app_server_client import spawn
 from tests.conftest import write_config
 from tests.fakes.events import ev_completed, ev_created, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
@@ -168,7 +168,7 @@ async def test_error_replies_validate_against_jsonrpc_error_schema(home: Path, w
     # ids without echoing them - so that every error line validates against JSONRPCError.json.
     from jsonschema import Draft7Validator
 
-    from tests.app_server_hostile.common import SCHEMAS
+    from tests.app_server_client import SCHEMAS
 
     error_schema = Draft7Validator(json.loads((SCHEMAS / "JSONRPCError.json").read_text()))
     with FakeResponsesServer() as fake:

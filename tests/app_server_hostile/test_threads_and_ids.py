@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server_hostile.common import WsClient, spawn, spawn_ws
+from tests.app_server_client import WsClient, spawn, spawn_ws
 from tests.conftest import write_config
 from tests.fakes.events import ev_completed, ev_created, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply

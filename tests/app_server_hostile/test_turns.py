@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.app_server_hostile.common import spawn
+from tests.app_server_client import spawn
 from tests.conftest import write_config
 from tests.fakes.events import ev_completed, ev_created, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server_hostile.common import spawn, spawn_ws, validator
+from tests.app_server_client import spawn, spawn_ws, validator
 from tests.conftest import write_config
 from tests.fakes.responses_server import FakeResponsesServer
 
@@ -120,7 +120,7 @@ async def test_a_command_exec_does_not_outlive_its_websocket_client(home: Path, 
 
     from websockets.asyncio.client import connect
 
-    from tests.app_server_hostile.common import WsClient
+    from tests.app_server_client import WsClient
     from tests.conftest import live_processes_with
 
     marker = f"61.{os.getpid()}"

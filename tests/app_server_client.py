@@ -1,5 +1,6 @@
-"""Shared helpers of the app-server attack tests: a stdio client of ``codexbro app-server`` that
-keeps everything the server sends (and its stderr), and validators for upstream 0.169's schema."""
+"""A stdio client of ``codexbro app-server`` for the tests (tests/test_app_server.py and the hostile
+clients in tests/app_server_hostile): it keeps everything the server sends (and its stderr),
+answers the server's requests, and validates every message against upstream 0.169's schema."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-SCHEMAS = Path(__file__).parent.parent / "fixtures" / "app-server-schema-0.169"
+SCHEMAS = Path(__file__).parent / "fixtures" / "app-server-schema-0.169"
 V2 = json.loads((SCHEMAS / "codex_app_server_protocol.v2.schemas.json").read_text())
 NOTIFICATIONS = Draft7Validator(json.loads((SCHEMAS / "ServerNotification.json").read_text()))
 REQUESTS = Draft7Validator(json.loads((SCHEMAS / "ServerRequest.json").read_text()))
@@ -103,6 +104,10 @@ class Client:
                     and all(m["params"].get(k) == v for k, v in where.items()))  # fmt: skip
 
         return await self.wait(lambda m: match(m) and self.seen.index(m) >= after, timeout)
+
+    def validate_all(self) -> None:
+        errors = self.schema_errors()
+        assert not errors, errors[:3]
 
     def schema_errors(self) -> list[tuple[dict[str, Any], list[str]]]:
         """Every message the server sent that does not validate against upstream's schema."""
