@@ -358,3 +358,35 @@ async def test_a_client_that_goes_away_mid_turn(home: Path, workspace: Path, tmp
 
     loaded = load_rollout(find_rollout(home, thread["id"]))
     assert loaded.skipped_lines == 0 and any(i.get("type") == "function_call" for i in loaded.history)
+
+
+async def test_turn_overrides_apply_to_this_turn_and_the_next(
+    home: Path, workspace: Path, tmp_path: Path
+) -> None:
+    other = workspace / "sub"
+    other.mkdir()
+    script = [Reply([ev_created(), ev_shell_command("c1", "pwd", login=False), ev_completed()]),
+              Reply(message_turn("one")), Reply(message_turn("two"))]  # fmt: skip
+    with FakeResponsesServer(script) as fake:
+        write_config(home, fake.base_url)
+        client = await start(workspace, tmp_path)
+        thread = (await client.call("thread/start", {"approvalPolicy": "never"}))["result"]["thread"]
+        mark = len(client.seen)
+        await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "where"}],
+                                         "cwd": str(other), "effort": "high", "sandboxPolicy": {"type": "dangerFullAccess"}})  # fmt: skip
+        await client.notification("turn/completed", after=mark, threadId=thread["id"])
+        done = next(m for m in client.seen[mark:] if m.get("params", {}).get("item", {}).get("type") == "commandExecution"
+                    and m["method"] == "item/completed")  # fmt: skip
+        assert done["params"]["item"]["aggregatedOutput"].strip() == str(other.resolve())
+        bad = await client.call("turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "x"}],
+                                               "effort": "extreme", "approvalPolicy": "untrusted"})  # fmt: skip
+        assert bad["error"]["code"] == -32602 and "`effort`" in bad["error"]["message"]
+        mark = len(client.seen)
+        await client.call(
+            "turn/start", {"threadId": thread["id"], "input": [{"type": "text", "text": "again"}]}
+        )
+        await client.notification("turn/completed", after=mark, threadId=thread["id"])
+        client.validate_all()
+        assert await client.close() == 0
+        bodies = fake.bodies()
+    assert bodies[0]["reasoning"]["effort"] == "high" and bodies[2]["reasoning"]["effort"] == "high"
