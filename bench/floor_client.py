@@ -6,9 +6,16 @@ Run by bench/run.py; `python bench/floor_client.py URL`.
 import asyncio
 import json
 import sys
+import types
 
-import httpx
-from httpx_sse import EventSource
+# As codexbro does (src/codexbro/__init__.py): httpx's command-line client is not imported (with
+# click installed — the MCP SDK brings it — httpx would load click, rich and pygments, ~70 ms).
+_stub = types.ModuleType("httpx._main")
+_stub.main = lambda: None
+sys.modules["httpx._main"] = _stub
+
+import httpx  # noqa: E402
+from httpx_sse import EventSource  # noqa: E402
 
 
 async def main(url):
