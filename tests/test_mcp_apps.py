@@ -121,3 +121,13 @@ def test_api_key_sessions_and_switched_off_apps_have_no_gateway(home: Path, work
         names = [t.get("name") for t in fake.bodies()[0]["tools"]]
     assert result.code == 0, result.stderr
     assert "list_mcp_resources" not in names and not log.exists()
+
+
+def test_routes_marks_the_gateway_used_for_a_chatgpt_login(home: Path) -> None:
+    write_chatgpt_auth(home, TOKEN)
+    shown = json.loads(run_cli("routes", "--json").stdout)
+    rows = [r for r in shown if r.get("name") in ("wham.apps", "connectors.gateway_mcp")]
+    assert rows, shown
+    assert {r["name"]: r["status"] for r in rows}["wham.apps"] == "used"
+    gateway_urls = [r["url"] for r in rows if r["name"] == "connectors.gateway_mcp"]
+    assert gateway_urls == ["https://api.openai.com/v1/connectors/gateways/flat/mcp"]

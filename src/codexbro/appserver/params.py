@@ -100,7 +100,7 @@ def user_inputs(raw: Any) -> tuple[p.UserInput, ...]:
 
 def _check_image(path: Path, n: int) -> None:
     """A local image is sent to the provider: only a real image (PNG, JPEG, GIF, WebP), ≤ 20 MiB."""
-    from codexbro.tools.handlers.misc import MAX_IMAGE_BYTES, image_mime
+    from codexbro.protocol.images import MAX_IMAGE_BYTES, image_mime
 
     try:
         size = path.stat().st_size

@@ -263,7 +263,9 @@ class AppServer:
         turn_id = pa.require(params, "turnId", str)
         if thread.running_turn != turn_id:
             raise RpcError(INVALID_REQUEST, f"turn {turn_id} is not running on thread {thread.id}")
-        thread.session.submit(p.Interrupt())  # answered at once; turn/completed (interrupted) follows, as upstream
+        thread.session.submit(
+            p.Interrupt()
+        )  # answered at once; turn/completed (interrupted) follows, as upstream
         return {}
 
     async def m_turn_steer(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,20 @@ def _config_uses(route: Route, config: Config | None) -> bool:
     return route.name == "responses.create"
 
 
+def _apps_gateway(config: Config | None) -> str | None:
+    """The apps MCP gateway route a session under this config would use (a ChatGPT login with
+    apps on), else None."""
+    if config is None:
+        return None
+    from codexbro.auth import storage
+    from codexbro.mcp.apps import apps_enabled, gateway
+
+    auth = storage.load(config.codexbro_home)
+    if auth is None or auth.tokens is None or not apps_enabled(config):
+        return None
+    return gateway(config)[1]
+
+
 def rows(config: Config | None) -> list[Row]:
     current = current_model_base(config)[0] if config else None
     current_bucket = bucket_for_url(current) if current else None
@@ -69,8 +83,11 @@ def rows(config: Config | None) -> list[Row]:
         bases.append((current_bucket, current))
     chatgpt_base = config.chatgpt_base_url if config else "https://chatgpt.com/backend-api/"
     out: list[Row] = []
+    gateway = _apps_gateway(config)
     for route in ROUTES:
-        if route.family == "model":
+        if route.name == "connectors.gateway_mcp":  # only ever at the public API (mcp/apps.py)
+            targets = [(PUBLIC_API, route.template(OPENAI_API_BASE))]
+        elif route.family == "model":
             # The embedded model answers requests in-process: only responses.create exists there.
             targets = [
                 (bucket, route.template(base))
@@ -86,6 +103,8 @@ def rows(config: Config | None) -> list[Row]:
                 status = "not implemented"
             elif route.family == "model" and current is not None and url == route.template(current):
                 status = "used" if _config_uses(route, config) else "available"
+            elif route.name == gateway:
+                status = "used"  # this config's sessions reach the ChatGPT connectors through it
             else:
                 status = "available"
             out.append(Row(bucket, route, url, status))

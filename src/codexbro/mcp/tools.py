@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from codexbro import protocol as p
 from codexbro.mcp.connection import McpCallError
+from codexbro.protocol.images import MAX_IMAGE_BYTES, image_mime
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
-from codexbro.tools.handlers.misc import MAX_IMAGE_BYTES, image_mime
 from codexbro.tools.output import truncate_text
 
 if TYPE_CHECKING:

@@ -7,9 +7,8 @@ import base64
 import json
 
 from codexbro.protocol import PlanUpdate
+from codexbro.protocol.images import MAX_IMAGE_BYTES, image_mime
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
-
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 VIEW_IMAGE = function_spec(
     "view_image",
@@ -17,19 +16,6 @@ VIEW_IMAGE = function_spec(
     {"path": {"type": "string", "description": "Path of the image file (absolute, or relative to the cwd)."}},
     ["path"],
 )
-
-
-def image_mime(head: bytes) -> str | None:
-    """Recognise the formats the Responses API accepts by their magic bytes."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 class ViewImageHandler(FunctionTool):
