@@ -7,6 +7,8 @@ Measured against the in-repo fake Responses server on 127.0.0.1; nothing leaves 
 (a) ``codexbro --version``
 (b) ``codexbro exec`` of a one-message turn
 (c) ``codexbro exec`` of a turn with 10 sequential shell ``true`` calls
+(e) ``exec resume ID`` of a 10,000-line session (1,667 turns, each a shell call and an answer)
+(f) ``exec resume --last`` in a home with 5,000 other sessions (the one to find is the oldest)
 (d) (b) with one stdio MCP server configured (tests/mcp_servers/probe_server.py, written with the
     official SDK): the extra time is the server's start (a Python process importing ``mcp``) and
     codexbro's own import of the SDK, both before the first request
@@ -39,7 +41,53 @@ TARGETS = {
     "one_message": (0.300, 60),
     "ten_shell_calls": (0.600, 60),
     "one_message_mcp": (float("inf"), 999),  # reported: the extra time before the first request
+    "resume_10k_lines": (0.500, 120),  # issue 19.4
+    "resume_last_5000": (0.500, 120),
 }
+
+
+def long_session(home: Path, cwd: Path) -> str:
+    """A 10,000-line rollout: 1,667 turns of a shell call (100-byte output) and an answer."""
+    import json
+
+    from codexbro.core.rollout import RolloutRecorder, new_thread_id
+
+    thread_id = new_thread_id()
+    rec = RolloutRecorder(home, thread_id)
+    rec.write("session_meta", {"id": thread_id, "cwd": str(cwd), "originator": "bench", "cli_version": "0",
+                               "timestamp": "2026-12-02T00:00:00Z", "model_provider": "fake"})  # fmt: skip
+    for n in range(1667):
+        rec.write("turn_context", {"turn_id": f"t{n}", "cwd": str(cwd), "approval_policy": "never",
+                                   "sandbox_policy": {"mode": "read-only"}, "model": "gpt-5.1-codex"})  # fmt: skip
+        rec.item(
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"turn {n}"}]}
+        )
+        rec.event({"type": "user_message", "message": f"turn {n}"})
+        rec.item({"type": "function_call", "call_id": f"c{n}", "name": "shell_command",
+                  "arguments": json.dumps({"command": "ls"})})  # fmt: skip
+        rec.item({"type": "function_call_output", "call_id": f"c{n}", "output": "x" * 100})
+        rec.item(
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": f"answer {n}"}],
+            }
+        )
+    rec.close()
+    return thread_id
+
+
+def many_sessions(home: Path, cwd: Path, count: int) -> None:
+    """``count`` small sessions started elsewhere, all newer than the one in ``cwd``."""
+    import json
+
+    day = home / "sessions" / "2026" / "12" / "02"
+    day.mkdir(parents=True, exist_ok=True)
+    meta = {"id": "", "cwd": "/elsewhere", "originator": "bench", "cli_version": "0"}
+    for n in range(count):
+        stamp = f"2026-12-02T23-{n // 3600 % 60:02d}-{n % 60:02d}"
+        path = day / f"rollout-{stamp}-{n:08d}-0000-7000-8000-000000000000.jsonl"
+        path.write_text(json.dumps({"type": "session_meta", "payload": {**meta, "id": f"{n:08d}"}}) + "\n")
 
 
 def codexbro_argv() -> list[str]:
@@ -115,6 +163,10 @@ def main() -> None:
             for i in range(10)
         ]
         run("ten_shell_calls", [*base, "exec", "--ephemeral", "go"], [*ten, Reply(message_turn("done"))])
+        thread_id = long_session(home, ws)
+        run("resume_10k_lines", [*base, "exec", "resume", thread_id, "hi"], [Reply(message_turn("ok"))])
+        many_sessions(home, ws, 5000)
+        run("resume_last_5000", [*base, "exec", "resume", "--last", "hi"], [Reply(message_turn("ok"))])
         probe = ROOT / "tests" / "mcp_servers" / "probe_server.py"
         with_server = [
             "-c",
