@@ -384,3 +384,30 @@ def test_debug_request_shows_the_mcp_tools(home: Path, workspace: Path) -> None:
         result = run_cli("debug", "request", "--json", "hi", cwd=workspace)
     assert result.code == 0, result.stderr
     assert "mcp__probe__echo" in result.stdout and "list_mcp_resources" in result.stdout
+
+
+def test_a_text_turn_imports_only_what_it_uses(home: Path, workspace: Path) -> None:
+    """Issue 19.5: the third-party packages `codexbro exec` loads for a text turn are the HTTP stack
+    and nothing else (no MCP SDK, no TUI, no TOML writer, no websockets, no pydantic)."""
+    import importlib.util
+
+    with FakeResponsesServer([Reply(message_turn("ok"))]) as fake:
+        write_config(home, fake.base_url)
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "codexbro", "exec", "--skip-git-repo-check",
+                               "hi"], cwd=workspace, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.startswith("import time:") and "imported package" not in ln
+    ]
+    top = {ln.rsplit("|", 1)[-1].strip().split(".")[0] for ln in lines}
+    # Optional imports httpx tries (brotli, zstandard, h2…) and the site's own hooks are logged even
+    # when absent: only installed packages count.
+    site_hooks = ("sitecustomize", "usercustomize", "org")
+    installed = {t for t in top if t not in site_hooks and importlib.util.find_spec(t) is not None}
+    third_party = {
+        t for t in installed if t not in sys.stdlib_module_names and t != "codexbro" and t[0] != "_"
+    }
+    assert "codexbro" in top and third_party <= {"httpx", "httpcore", "h11", "anyio", "sniffio", "idna", "certifi",
+                                                   "httpx_sse", "typing_extensions"}, sorted(third_party)  # fmt: skip
