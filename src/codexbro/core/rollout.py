@@ -359,7 +359,13 @@ def find_rollout(home: Path, thread_id: str) -> Path:
     """The rollout of ``thread_id`` (a full id, or a unique prefix of at least 8 characters)."""
     root = home / "sessions"
     matches = sorted(root.glob("*/*/*/rollout-*.jsonl")) if root.is_dir() else []
-    exact = [p for p in matches if p.stem.endswith(thread_id)]
+    # The id is what follows the timestamp in the file name, whole: never a suffix of it (an empty
+    # or partial id named the newest session).
+    exact = (
+        [p for p in matches if p.stem[len("rollout-YYYY-MM-DDThh-mm-ss-") :] == thread_id]
+        if thread_id
+        else []
+    )
     if exact:
         return exact[-1]
     if len(thread_id) >= 8:

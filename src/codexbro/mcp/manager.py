@@ -55,7 +55,10 @@ class McpManager:
         self._startup: asyncio.Task[None] | None = None
         self._reported: set[str] = set()
         self._asking: set[str] = set()  # servers with an elicitation waiting for the user
-        self._schemas: dict[tuple[str, str], bool] = {}  # (server, tool) → its input schema is valid
+        self._schemas: dict[tuple[str, str], bool] = {}
+        self._tools_cache: tuple[tuple[tuple[str, str, int], ...], list[McpToolInfo]] | None = (
+            None  # (server, tool) → its input schema is valid
+        )
 
     @property
     def has_servers(self) -> bool:
@@ -156,7 +159,11 @@ class McpManager:
 
     def tools(self) -> list[McpToolInfo]:
         """The ready servers' tools, filtered by ``enabled_tools``/``disabled_tools``, named for the
-        model, sorted by that name; a name already taken is skipped (logged)."""
+        model, sorted by that name; a name already taken is skipped (logged). Computed again only
+        when a server's state changes (the router asks several times per request)."""
+        key = tuple((n, c.state, id(c.tools)) for n, c in sorted(self.connections.items()))
+        if self._tools_cache is not None and self._tools_cache[0] == key:
+            return self._tools_cache[1]
         out: list[McpToolInfo] = []
         seen: set[str] = set()
         for name in sorted(self.connections):
@@ -184,7 +191,9 @@ class McpManager:
                         parallel=conn.config.supports_parallel_tool_calls,
                     )
                 )  # fmt: skip
-        return sorted(out, key=lambda info: info.qualified)  # stable across starts: the prompt cache keeps
+        tools = sorted(out, key=lambda info: info.qualified)  # stable across starts: the prompt cache keeps
+        self._tools_cache = (key, tools)
+        return tools
 
     def _schema_ok(self, server: str, tool: str, schema: Any) -> bool:
         """A tool whose input schema is not valid JSON Schema is left off the menu (said once): the
