@@ -34,7 +34,10 @@ def register(sub: Any) -> None:
     create = _leaf(cloud, "create", "start a task in an environment")
     create.add_argument("environment_id", metavar="ENVIRONMENT_ID")
     create.add_argument("prompt", nargs="+", metavar="PROMPT")
-    conn = subcommands(_parent(sub, "connectors", "the ChatGPT connectors directory"), "connectors_command")
+    conn = subcommands(
+        _parent(sub, "connectors", "ChatGPT connectors: the directory, your workspace's, the active ones"),
+        "connectors_command",
+    )
     _leaf(conn, "list", "every connector in the directory (the default)")
     _leaf(conn, "workspace", "the connectors of your workspace")
     _leaf(
