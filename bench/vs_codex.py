@@ -83,6 +83,7 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true", help="also print the table for the README")
     args = parser.parse_args()
     codexbro = shutil.which("codexbro", path=str(Path(sys.executable).parent)) or shutil.which("codexbro")
     codex = shutil.which("codex")
@@ -137,6 +138,31 @@ def main() -> None:
         else:
             line += f"{'-':>10}{'-':>8}{max(ours_r):>11.1f}MiB"
         print(line)
+    if args.markdown:
+        print_markdown(results, args.runs)
+
+
+def print_markdown(results: dict[tuple[str, str], tuple[list[float], list[float]]], runs: int) -> None:
+    """The README's table: the date, the machine, each figure and the ratio."""
+    import platform
+
+    cpus = os.cpu_count() or 0
+    print(f"\n`bench/vs_codex.py --runs {runs}`, {time.strftime('%Y-%m-%d')}, {platform.machine()} "
+          f"{cpus} cores, Linux {platform.release()}, Python {platform.python_version()}:\n")  # fmt: skip
+    print("| case | codexbro | Codex 0.169 | ratio |")
+    print("|---|---:|---:|---:|")
+    for case, _script, _flags in CASES:
+        ours = statistics.median(results[(case, "codexbro")][0]) * 1000
+        if (case, "codex") not in results:
+            print(f"| {case} | {ours:.0f} ms | – | – |")
+            continue
+        theirs = statistics.median(results[(case, "codex")][0]) * 1000
+        print(f"| {case} | {ours:.0f} ms | {theirs:.0f} ms | {ours / theirs:.2f}× |")
+    peaks = [max(results[(case, "codexbro")][1]) for case, _s, _f in CASES]
+    if all((case, "codex") in results for case, _s, _f in CASES):
+        theirs_peak = [max(results[(case, "codex")][1]) for case, _s, _f in CASES]
+        print(f"| peak RSS (max over cases) | {max(peaks):.0f} MiB | {max(theirs_peak):.0f} MiB | "
+              f"{max(peaks) / max(theirs_peak):.2f}× |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.fakes.events import message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Recorded, Reply
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def jwt(claims: dict[str, object]) -> str:
@@ -212,3 +216,45 @@ def test_two_processes_refreshing_at_once_do_not_burn_the_refresh_token(
     assert stored["tokens"]["refresh_token"] == "rt_2"
     sent = {r.headers["authorization"] for r in fake.responses_requests()}
     assert sent == {f"Bearer {stored['tokens']['access_token']}"}
+
+
+@pytest.mark.parametrize("answer", [200, 500, "unreachable"])
+def test_logout_revokes_then_removes(home: Path, fake: FakeResponsesServer, answer: int | str) -> None:
+    """As 0.169's `codex logout` (tests/fixtures/codex-0.169/logout-revoke.json): one revoke request
+    for the refresh token, then auth.json goes — also when the revoke fails, which codexbro says."""
+    captured = json.loads((FIXTURES / "codex-0.169" / "logout-revoke.json").read_text())["request"]
+    write_chatgpt_auth(home, jwt({"exp": int(time.time()) + 3600}))
+    calls: list[Recorded] = []
+    url = f"http://127.0.0.1:{fake.port}/oauth/revoke"
+    if answer == "unreachable":
+        url = "http://127.0.0.1:9/oauth/revoke"
+    else:
+
+        def revoke(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+            calls.append(rec)
+            return int(answer), {}, b"{}"
+
+        fake.route("POST", "/oauth/revoke", revoke)
+    res = run_cli("logout", env={"CODEXBRO_REVOKE_TOKEN_URL_OVERRIDE": url})
+    assert res.code == 0 and res.stdout == "Successfully logged out\n"  # upstream's words
+    assert not (home / "auth.json").exists()
+    if answer == "unreachable":
+        assert "could not revoke the ChatGPT token (http://127.0.0.1:9/oauth/revoke unreachable" in res.stderr
+        return
+    (call,) = calls
+    assert call.path == captured["path"] and call.body == {**captured["body"], "token": "rt_1"}
+    assert call.headers["content-type"] == "application/json" and call.headers["originator"] == "codex_cli_rs"
+    if answer == 200:
+        assert res.stderr == ""
+    else:
+        assert "could not revoke the ChatGPT token" in res.stderr and "HTTP 500" in res.stderr
+        assert "rt_1" not in res.stderr  # never the token itself
+
+
+def test_logout_with_an_api_key_sends_nothing(home: Path, fake: FakeResponsesServer) -> None:
+    (home / "auth.json").write_text('{"OPENAI_API_KEY": "sk-test", "auth_mode": "apikey"}')
+    res = run_cli(
+        "logout", env={"CODEXBRO_REVOKE_TOKEN_URL_OVERRIDE": f"http://127.0.0.1:{fake.port}/oauth/revoke"}
+    )
+    assert res.stdout == "Successfully logged out\n" and fake.requests == []
+    assert run_cli("logout").stdout == "Not logged in\n"

@@ -183,7 +183,7 @@ ROUTES: tuple[Route, ...] = (
     # OAuth issuer.
     Route("oauth.authorize", "GET", "oauth/authorize", "auth", "browser login (PKCE)", "none", True),
     Route("oauth.token", "POST", "oauth/token", "auth", "code exchange and token refresh", "none", True),
-    Route("oauth.revoke", "POST", "oauth/revoke", "auth", "revoke on logout", "none"),
+    Route("oauth.revoke", "POST", "oauth/revoke", "auth", "revoke on logout", "none", True),
     Route(
         "deviceauth.usercode",
         "POST",

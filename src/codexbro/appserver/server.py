@@ -290,10 +290,15 @@ class AppServer:
         return pa.account_read(self.home)
 
     async def m_account_logout(self, params: dict[str, Any]) -> dict[str, Any]:
-        from codexbro.auth import storage
+        from codexbro.api.responses_client import originator_for, user_agent
+        from codexbro.auth.revoke import logout
 
-        storage.delete(self.home)
+        origin = originator_for("codex_app_server")
+        result = await logout(self.home, headers={"originator": origin, "user-agent": user_agent(origin)})
         assert self.conn is not None
+        if result.revoked is False:
+            await self.conn.notify("warning", {"message": f"could not revoke the ChatGPT token ({result.problem}); "
+                                               "the local credential was removed", "threadId": None})  # fmt: skip
         await self.conn.notify("account/updated", {"authMode": None, "planType": None})
         return {}
 

@@ -55,8 +55,22 @@ def login(status: bool, with_api_key: bool, device_auth: bool, open_browser: boo
 
 
 def logout() -> int:
-    if storage.delete(codexbro_home()):
-        print("Successfully logged out")
-        return 0
-    print("Not logged in")
+    """Revoke a ChatGPT login at the issuer, then remove the stored credential (even when the
+    revoke fails, which is said on stderr)."""
+    import asyncio
+
+    from codexbro.auth.revoke import logout as revoke_and_delete
+
+    result = asyncio.run(revoke_and_delete(codexbro_home(), headers=client_headers()))
+    if result.revoked is False:
+        print(f"Warning: could not revoke the ChatGPT token ({result.problem}); it stays valid at the "
+              "issuer until it expires. The local credential was removed.", file=sys.stderr)  # fmt: skip
+    print("Successfully logged out" if result.removed else "Not logged in")
     return 0
+
+
+def client_headers(originator: str = "codex_cli_rs") -> dict[str, str]:
+    from codexbro.api.responses_client import originator_for, user_agent
+
+    origin = originator_for(originator)
+    return {"originator": origin, "user-agent": user_agent(origin)}

@@ -25,6 +25,7 @@ from codexbro.tools.resources import ToolResources
 
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
+    from codexbro.tools.shell_snapshot import ShellSnapshot
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         warnings=list(resolution.warnings),
         rules=rules,
         resolution=resolution.event(),
-        # exec processes, js_repl and MCP servers outlive turns, not the session
-        tool_resources=ToolResources(thread_id, _mcp_manager(resolution)),
+        # exec processes, js_repl, MCP servers and the shell snapshot outlive turns, not the session
+        tool_resources=ToolResources(thread_id, _mcp_manager(resolution), _shell_snapshot(config)),
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
         can_ask_user=options.interactive,
         model_lookup=None if resolution.embedded else model_lookup(config),
@@ -117,6 +118,16 @@ def start_session(config: Config, options: SessionOptions | None = None) -> Sess
 
     options = options or SessionOptions()
     return open_session(resolve(config, earlier=options.resume or options.fork), options)
+
+
+def _shell_snapshot(config: Config) -> ShellSnapshot:
+    """The session's shell snapshot (``[features] shell_snapshot``, on by default as upstream's);
+    captured in the background from session start, used by the shell tools."""
+    from codexbro.tools.exec_env import user_shell
+    from codexbro.tools.shell_snapshot import ShellSnapshot
+
+    enabled = config.features.get("shell_snapshot") is not False
+    return ShellSnapshot(user_shell(), config.codexbro_home, config.shell_environment_policy, enabled=enabled)
 
 
 def _mcp_manager(resolution: Resolution) -> McpManager | None:

@@ -23,6 +23,12 @@ def _matches(name: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return any(fnmatch.fnmatchcase(upper, p.upper()) for p in patterns)
 
 
+def user_shell() -> str:
+    """The user's shell (``$SHELL``), or ``/bin/sh`` when that does not exist."""
+    shell = os.environ.get("SHELL") or "/bin/bash"
+    return shell if os.path.exists(shell) else "/bin/sh"
+
+
 def build_env(policy: ShellEnvironmentPolicy, parent: Mapping[str, str] | None = None) -> dict[str, str]:
     parent = os.environ if parent is None else parent
     if policy.inherit == "all":
@@ -41,3 +47,15 @@ def build_env(policy: ShellEnvironmentPolicy, parent: Mapping[str, str] | None =
     if policy.include_only:
         env = {k: v for k, v in env.items() if _matches(k, policy.include_only)}
     return env
+
+
+def policy_allows(policy: ShellEnvironmentPolicy, name: str) -> bool:
+    """Whether a variable of this name may reach a command — the policy's filters without the
+    ``inherit`` step (for variables that come from elsewhere, e.g. a login profile's exports)."""
+    if not policy.ignore_default_excludes and _matches(name, DEFAULT_EXCLUDES):
+        return False
+    if policy.exclude and _matches(name, policy.exclude):
+        return False
+    if name in policy.credential_vars:
+        return False
+    return not policy.include_only or _matches(name, policy.include_only)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from codexbro.protocol import EventMsg
     from codexbro.sandbox.linux import Prepared
+    from codexbro.tools.shell_snapshot import Launch
     from codexbro.tools.spawn import ToolProcess
 
 MAX_PROCESSES = 64
@@ -65,17 +66,20 @@ class ExecProcess:
     def stdin_open(self) -> bool:
         return self.tty and self._master is not None and self.exit_code is None
 
-    async def start(self, env: dict[str, str], sandbox: Prepared | None = None) -> None:
+    async def start(
+        self, env: dict[str, str], sandbox: Prepared | None = None, launch: Launch | None = None
+    ) -> None:
         from codexbro.tools.spawn import start_process
 
+        argv, fds = (launch.argv, launch.pass_fds) if launch is not None else (self.argv, ())
         self._sandbox = sandbox
         if self.tty:
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
             try:
                 self._proc = await start_process(
-                    self.argv, cwd=self.cwd, env=env, sandbox=sandbox, tty=True, stdin=slave, stdout=slave,
-                    stderr=slave,
+                    argv, cwd=self.cwd, env=env, sandbox=sandbox, tty=True, stdin=slave, stdout=slave,
+                    stderr=slave, pass_fds=fds,
                 )  # fmt: skip
             except BaseException:
                 os.close(master)
@@ -87,8 +91,8 @@ class ExecProcess:
             self._readers.append(asyncio.ensure_future(self._read_pty(master)))
         else:
             self._proc = await start_process(
-                self.argv, cwd=self.cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                argv, cwd=self.cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, pass_fds=fds,
             )  # fmt: skip
             self._readers.append(asyncio.ensure_future(self._read_pipe()))
         self._readers.append(asyncio.ensure_future(self._wait()))
@@ -212,11 +216,13 @@ class ExecSessions:
 
     async def spawn(
         self, argv: list[str], cwd: Path, env: dict[str, str], tty: bool, sandbox: Prepared | None = None,
-        call_id: str = "", emit: Callable[[EventMsg], None] | None = None,
+        call_id: str = "", emit: Callable[[EventMsg], None] | None = None, launch: Launch | None = None,
     ) -> ExecProcess:  # fmt: skip
+        """``argv`` as the model sent it (shown, recorded); ``launch``, when given, how it really
+        starts (the shell snapshot's rewrite of it, with the descriptors to inherit)."""
         await self._prune()
         proc = ExecProcess(self._new_id(), argv, cwd, tty, call_id, emit)
-        await proc.start(env, sandbox)
+        await proc.start(env, sandbox, launch)
         self.processes[proc.id] = proc
         return proc
 

@@ -4,7 +4,8 @@ As upstream, the model may run ``apply_patch`` as a command — a heredoc inside
 ``apply_patch "<patch>"`` — and it must work in every shell tool, without codexbro putting anything
 on the user's own PATH. The helpers live in the package (``tools/bin``); every spawned command gets
 that directory first on its PATH, and a login shell — whose profile may reset PATH (Debian's
-``/etc/profile`` does) — gets it put back in front of the script. ``CODEXBRO_PYTHON`` tells the
+``/etc/profile`` does) — gets it put back in front of the script (a restored shell snapshot, which
+may set PATH too, puts ``CODEXBRO_PATH_FRONT`` back in front itself). ``CODEXBRO_PYTHON`` tells the
 helper which interpreter has codexbro.
 """
 
@@ -38,7 +39,10 @@ def with_helpers(argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[
     directory = helper_dir()
     if directory is None:
         return argv, env
-    env = {**env, "PATH": f"{directory}:{env.get('PATH', os.defpath)}", "CODEXBRO_PYTHON": sys.executable}
+    env = {
+        **env, "PATH": f"{directory}:{env.get('PATH', os.defpath)}", "CODEXBRO_PYTHON": sys.executable,
+        "CODEXBRO_PATH_FRONT": directory,  # a restored shell snapshot puts it back in front of PATH
+    }  # fmt: skip
     if len(argv) == 3 and argv[1] in ("-lc", "-l -c") and os.path.basename(argv[0]) in POSIX_SHELLS:
         argv = [argv[0], argv[1], f'PATH="{directory}:$PATH"; export PATH\n{argv[2]}']
     return argv, env

@@ -78,11 +78,14 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         handler_cls = {"default": shell.ShellHandler, "local": shell.LocalShellHandler}.get(
             shell_type, shell.ShellCommandHandler
         )
-        handlers.append(handler_cls())
+        handlers.append(handler_cls(resources.shell_snapshot))
     elif shell_type == "unified_exec":
         from codexbro.tools.handlers.unified_exec import ExecCommandHandler, WriteStdinHandler
 
-        handlers += [ExecCommandHandler(resources.exec_sessions), WriteStdinHandler(resources.exec_sessions)]
+        handlers += [
+            ExecCommandHandler(resources.exec_sessions, resources.shell_snapshot),
+            WriteStdinHandler(resources.exec_sessions),
+        ]
     mcp = resources.mcp if resources.mcp is not None and resources.mcp.has_servers else None
     if (
         mcp is not None

@@ -1,6 +1,6 @@
-"""Tool state that lives as long as a session, not a turn: unified-exec processes and the js_repl
-kernel. The session owns one ``ToolResources`` and closes it on shutdown. Members are created on
-first use, so a session that never runs them never imports them (PTY/termios, the Node kernel)."""
+"""Tool state that lives as long as a session, not a turn: unified-exec processes, the js_repl
+kernel, MCP servers and the shell snapshot. The session owns one ``ToolResources`` and closes it on
+shutdown. Members are created on first use, so a session that never runs them never imports them (PTY/termios, the Node kernel)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
     from codexbro.tools.exec_sessions import ExecSessions
     from codexbro.tools.handlers.js_repl import JsRepl
+    from codexbro.tools.shell_snapshot import ShellSnapshot
 
 
 class ToolResources:
     """What outlives a turn but not the session: unified-exec processes, the js_repl kernel, MCP servers."""
 
-    def __init__(self, owner: str = "", mcp: McpManager | None = None) -> None:
+    def __init__(
+        self, owner: str = "", mcp: McpManager | None = None, shell_snapshot: ShellSnapshot | None = None
+    ) -> None:
         self.owner = owner  # the session: its sandbox containers are its own
         self.mcp = mcp  # the session's MCP servers (None: none configured, `mcp` never imported)
+        # the login environment restored in each shell command (None: login shells, as configured)
+        self.shell_snapshot = shell_snapshot
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
 
@@ -43,6 +48,8 @@ class ToolResources:
             await self.mcp.aclose()
         if self._exec is not None:
             await self._exec.aclose()
+        if self.shell_snapshot is not None:
+            await self.shell_snapshot.aclose()
         if self._js is not None:
             await self._js.aclose()
         linux = sys.modules.get("codexbro.sandbox.linux")

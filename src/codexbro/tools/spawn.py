@@ -66,6 +66,7 @@ class ToolProcess(Protocol):
 async def start_process(
     argv: list[str], *, cwd: Path, env: dict[str, str], sandbox: Prepared | None, tty: bool = False,
     pass_fds: tuple[int, ...] = (), stdin: Any = None, stdout: Any = None, stderr: Any = None,
+    helpers: bool = True,
 ) -> ToolProcess:  # fmt: skip
     """Every tool process starts here: in its own session and process group, inside ``sandbox``
     when given — started by the namespace container, or registered with the reaper — so it dies
@@ -74,7 +75,8 @@ async def start_process(
     from codexbro.sandbox.linux import spawn_args
     from codexbro.tools.helpers import with_helpers
 
-    argv, env = with_helpers(argv, env)
+    if helpers:
+        argv, env = with_helpers(argv, env)
     if sandbox is not None and sandbox.container is not None:
         _check_startable(argv, cwd, env)  # fail as an unsandboxed spawn would, not inside the box
         try:
@@ -140,6 +142,7 @@ async def run_process(
     timeout_s: float | None,
     on_output: OnOutput | None = None,
     sandbox: Prepared | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ExecResult:
     """Spawn ``argv`` (inside ``sandbox`` when given) and wait for it. Raises ``OSError`` when it
     cannot start (caller reports it). On cancellation the process group is killed first.
@@ -147,7 +150,7 @@ async def run_process(
     started = time.monotonic()
     proc = await start_process(
         argv, cwd=cwd, env=env, sandbox=sandbox, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=pass_fds,
     )  # fmt: skip
     stdout, stderr, aggregated = Capture(), Capture(), Capture()
 

@@ -9,9 +9,7 @@ Every command goes through ``tools/exec_gate.py`` (policy, approval, sandbox) an
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codexbro.protocol import ExecCommandBegin, ExecCommandEnd, ExecCommandOutputDelta
 from codexbro.tools.base import (
@@ -22,9 +20,12 @@ from codexbro.tools.base import (
     function_spec,
     parse_arguments,
 )
-from codexbro.tools.exec_env import build_env
+from codexbro.tools.exec_env import build_env, user_shell
 from codexbro.tools.output import exec_output_freeform, exec_output_structured
 from codexbro.tools.spawn import ExecResult, run_process
+
+if TYPE_CHECKING:
+    from codexbro.tools.shell_snapshot import Launch, ShellSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,29 @@ _COMMON: dict[str, Any] = {
 }
 
 
-def user_shell() -> str:
-    shell = os.environ.get("SHELL") or "/bin/bash"
-    return shell if Path(shell).exists() else "/bin/sh"
+async def restored(snapshot: ShellSnapshot | None, argv: list[str], env: dict[str, str], ctx: ToolContext
+                   ) -> Launch:  # fmt: skip
+    """How to start ``argv``: with the session's shell snapshot in place of a login shell when
+    there is one (the first command after a failed capture says why there is none)."""
+    from codexbro.tools.shell_snapshot import Launch
+
+    if snapshot is None:
+        return Launch(argv, env)
+    launch = await snapshot.launch(argv, env)
+    note = snapshot.take_note()
+    if note is not None:
+        from codexbro.protocol import WarningEvent
+
+        ctx.emit(WarningEvent(note))
+    return launch
 
 
 class _ShellBase:
     supports_parallel = True
     name = ""
+
+    def __init__(self, snapshot: ShellSnapshot | None = None) -> None:
+        self.snapshot = snapshot  # restores the login environment in place of `SHELL -lc`
 
     async def _run(
         self,
@@ -112,7 +128,7 @@ class _ShellBase:
             ctx, call.call_id, argv, cwd, escalate=escalate == "require_escalated",
             justification=justification, prefix_rule=prefix_rule, tool=self.name,
         )  # fmt: skip
-        env = build_env(ctx.env_policy)
+        launch = await restored(self.snapshot, argv, build_env(ctx.env_policy), ctx)
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))
         deltas = 0
 
@@ -125,8 +141,8 @@ class _ShellBase:
         async def spawn(inside: bool) -> ExecResult:
             try:
                 return await run_process(
-                    argv, cwd=cwd, env=env, timeout_s=timeout / 1000, on_output=on_output,
-                    sandbox=await sandbox_for(ctx, inside),
+                    launch.argv, cwd=cwd, env=launch.env, timeout_s=timeout / 1000, on_output=on_output,
+                    sandbox=await sandbox_for(ctx, inside), pass_fds=launch.pass_fds,
                 )  # fmt: skip
             except OSError as exc:
                 message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from codexbro.protocol import ExecCommandBegin
 from codexbro.tools.base import (
@@ -29,11 +30,14 @@ from codexbro.tools.base import (
     int_arg,
 )
 from codexbro.tools.capture import Captured
-from codexbro.tools.exec_env import build_env
+from codexbro.tools.exec_env import build_env, user_shell
 from codexbro.tools.exec_sessions import ExecProcess, ExecSessions
 from codexbro.tools.handlers.apply_patch import apply_patch_text
-from codexbro.tools.handlers.shell import user_shell
+from codexbro.tools.handlers.shell import restored
 from codexbro.tools.output import formatted_truncate_text, total_tokens
+
+if TYPE_CHECKING:
+    from codexbro.tools.shell_snapshot import ShellSnapshot
 
 MIN_YIELD_MS, MAX_YIELD_MS, DEFAULT_YIELD_MS = 250, 30_000, 10_000
 WRITE_DEFAULT_YIELD_MS, MIN_EMPTY_YIELD_MS, MAX_EMPTY_YIELD_MS = 250, 5_000, 300_000
@@ -126,8 +130,9 @@ class ExecCommandHandler(FunctionTool):
     name = "exec_command"
     SPEC = EXEC_COMMAND
 
-    def __init__(self, sessions: ExecSessions | None) -> None:
+    def __init__(self, sessions: ExecSessions | None, snapshot: ShellSnapshot | None = None) -> None:
         self.sessions = sessions or ExecSessions()
+        self.snapshot = snapshot  # restores the login environment in place of `SHELL -lc`
 
     async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
         args = self.args(call)
@@ -159,18 +164,13 @@ class ExecCommandHandler(FunctionTool):
             justification=args.get("justification"), prefix_rule=args.get("prefix_rule"),
             tool=self.name,
         )  # fmt: skip
-        env = {**build_env(ctx.env_policy), **UNIFIED_ENV}
+        launch = await restored(self.snapshot, argv, {**build_env(ctx.env_policy), **UNIFIED_ENV}, ctx)
         started = time.monotonic()
         try:
             proc = await self.sessions.spawn(
-                argv,
-                cwd,
-                env,
-                bool(args.get("tty")),
-                await sandbox_for(ctx, sandboxed),
-                call.call_id,
-                ctx.emit,
-            )
+                argv, cwd, launch.env, bool(args.get("tty")), await sandbox_for(ctx, sandboxed), call.call_id,
+                ctx.emit, launch=launch,
+            )  # fmt: skip
         except OSError as exc:
             raise RespondToModel(f"failed to start {shell!r}: {exc.strerror or exc}") from None
         ctx.emit(ExecCommandBegin(call.call_id, argv, str(cwd)))

@@ -1,0 +1,508 @@
+"""The shell snapshot: the user's login-shell environment, captured once, restored in each command.
+
+A command the model sends as ``bash -lc SCRIPT`` (``shell_command`` and ``exec_command`` build it
+that way unless ``login`` is false; ``shell`` argv may name it) pays for a login shell each time —
+``/etc/profile``, ``~/.profile``, ``~/.bashrc`` and what they source, ~190 ms on this machine class
+— and prints whatever the profile prints into the command's output. Upstream 0.169 (feature
+``shell_snapshot``, stable and on) captures the login environment once per session and sources it
+before each command. codexbro does the same, this way:
+
+- **Capture** (once per session, in the background from session start): ``SHELL -l`` runs a small
+  script of shell builtins that writes, into a private directory, the exported variables, the
+  functions, the aliases and the options (``set +o``/``shopt -p``; zsh: ``setopt``). It runs in
+  the home directory (no workspace file is read), without a terminal, with the environment a
+  command would get (``[shell_environment_policy]``), bounded by a 10 s timeout. What the profile
+  prints is thrown away.
+- **What is kept**: only what the profile changed — variables it added or changed (and ``unset``
+  for those it removed), relative to the environment it started from. Variables the environment
+  policy excludes (``*KEY*``, ``*TOKEN*``…, ``exclude``, ``include_only``, the credential
+  variables) are dropped even when a profile exports them, and the policy's ``set`` wins over the
+  profile. Shell-internal ones (``PWD``, ``SHLVL``, ``BASH_ENV``…) are never restored.
+- **Cache**: ``$CODEXBRO_HOME/shell_snapshots/<shell>-<key>.sh`` (0600 in a 0700 directory,
+  written atomically), keyed by the shell binary, the starting environment and the size, mtime and
+  inode of every profile file the shell reads (``/etc/profile``, ``/etc/profile.d``,
+  ``~/.bash_profile``, ``~/.bash_login``, ``~/.profile``, ``~/.bashrc``, ``/etc/bash.bashrc``; zsh's
+  ``zshenv``/``zprofile``/``zshrc``/``zlogin`` under ``/etc``, ``/etc/zsh`` and ``$ZDOTDIR``), and
+  thrown away after an hour (profiles source files this key cannot see).
+- **Restore**: the command runs as a non-login ``SHELL -c SCRIPT`` with the snapshot handed over
+  in a sealed memfd (no write, grow or shrink possible, by anyone) that the child inherits: bash
+  reads it through ``BASH_ENV=/dev/fd/N`` before the script — the script itself is untouched, so
+  line numbers, ``$0`` and ``"$@"`` are as the model wrote them; zsh sources it on a line before
+  the script. The snapshot closes that descriptor and unsets ``BASH_ENV``, so nothing the command
+  starts inherits either. No path is involved: the sandbox (which hides ``$CODEXBRO_HOME``) needs
+  no hole, and a sandboxed command can neither change the snapshot nor another command's copy.
+- **Fallback**: when the capture fails (timeout, a shell other than bash or zsh, a snapshot that
+  does not load cleanly) the command runs ``SHELL -lc`` as before, and the session says why once.
+
+``login: false`` keeps upstream's meaning (no profile, no snapshot); ``[features] shell_snapshot =
+false`` turns the whole thing off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codexbro.config.types import ShellEnvironmentPolicy
+from codexbro.tools.exec_env import policy_allows
+
+if TYPE_CHECKING:
+    from codexbro.tools.spawn import ToolProcess
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+TTL_S = 3600.0
+CAPTURE_TIMEOUT_S = 10.0
+KINDS = ("bash", "zsh")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Never restored: the shell's own state, and what each command is given fresh.
+_SKIP = {
+    "_", "PWD", "OLDPWD", "SHLVL", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "BASHPID", "PPID",
+    "BASH_EXECUTION_STRING", "BASH_ARGV0", "RANDOM", "SECONDS", "LINENO", "HISTFILE", "PS1", "PS2",
+    "ZDOTDIR",
+}  # fmt: skip
+_SKIP_PREFIXES = ("BASH_FUNC_", "CODEX_SANDBOX", "CODEXBRO_SNAPSHOT")
+_READONLY_OPTIONS = {
+    "login_shell",
+    "restricted_shell",
+    "interactive",
+    "login",
+    "privileged",
+    "shinstdin",
+    "zle",
+}
+
+# Shell builtins only (a profile may have broken PATH): `$1` is the private output directory.
+_CAPTURE = {
+    "bash": r"""d=$1
+for __n in $(compgen -e); do printf '%s=%s\0' "$__n" "${!__n}"; done > "$d/env"
+declare -f > "$d/functions"
+alias -p > "$d/aliases"
+{ set +o; shopt -p; } > "$d/options"
+printf done > "$d/complete"
+""",
+    "zsh": r"""d=$1
+for __n in ${(k)parameters}; do
+  [[ ${parameters[$__n]} == *export* ]] && printf '%s=%s\0' "$__n" "${(P)__n}"
+done > "$d/env"
+typeset -f > "$d/functions"
+alias -L > "$d/aliases"
+setopt > "$d/options"
+printf done > "$d/complete"
+""",
+}
+_PROFILES = {
+    "bash": (
+        "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc", "/etc/bashrc", "~/.bash_profile",
+        "~/.bash_login", "~/.profile", "~/.bashrc", "~/.bash_aliases",
+    ),
+    "zsh": (
+        "/etc/zshenv", "/etc/zprofile", "/etc/zshrc", "/etc/zlogin", "/etc/zsh/zshenv", "/etc/zsh/zprofile",
+        "/etc/zsh/zshrc", "/etc/zsh/zlogin", "$Z/.zshenv", "$Z/.zprofile", "$Z/.zshrc", "$Z/.zlogin",
+    ),
+}  # fmt: skip
+
+
+class SnapshotError(Exception):
+    """Why there is no snapshot (said once, and commands use a login shell)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one command: its argv and environment, and descriptors it must inherit."""
+
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...] = ()
+    restored: bool = False  # the snapshot is in use (not a login shell)
+
+
+def shell_kind(shell: str) -> str | None:
+    name = os.path.basename(shell)
+    return name if name in KINDS else None
+
+
+class ShellSnapshot:
+    """One session's snapshot: captured in the background from ``start``; ``launch`` rewrites a
+    ``SHELL -lc SCRIPT`` argv to restore it (or leaves it, after a failure)."""
+
+    def __init__(
+        self, shell: str, home: Path, policy: ShellEnvironmentPolicy, *, enabled: bool = True,
+        ttl_s: float = TTL_S, timeout_s: float = CAPTURE_TIMEOUT_S,
+    ) -> None:  # fmt: skip
+        self.shell = shell
+        self.kind = shell_kind(shell)
+        self.home = home
+        self.policy = policy
+        self.enabled = enabled
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.path: Path | None = None  # the cached file the memfd was loaded from
+        self.error: str | None = None  # why there is none
+        self.cached = False  # the file came from the cache (no capture this session)
+        self.capture_s = 0.0
+        self._fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._noted = False
+        self._starting = 0  # capture/check processes being started (not to be cancelled)
+        self._idle = asyncio.Event()  # none is
+        self._idle.set()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin the capture now, beside the session (needs a running loop); idempotent."""
+        if self._task is None and self.enabled and self.kind is not None:
+            self._task = asyncio.get_running_loop().create_task(self._load())
+
+    async def ready(self) -> int | None:
+        """The sealed memfd holding the snapshot, or None (``error`` says why)."""
+        if not self.enabled:
+            return None
+        if self.kind is None:
+            self.error = (
+                self.error or f"no shell snapshot for {os.path.basename(self.shell)!r} (bash and zsh only)"
+            )
+            return None
+        self.start()
+        assert self._task is not None
+        await asyncio.shield(self._task)
+        return self._fd
+
+    async def aclose(self) -> None:
+        """End of session: a capture still running is stopped (once its process has started)."""
+        task = self._task
+        if task is not None and not task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 2.0)
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self.close()
+
+    def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def take_note(self) -> str | None:
+        """The fallback note, the first time only."""
+        if self._noted or self.error is None:
+            return None
+        self._noted = True
+        return f"shell snapshot unavailable ({self.error}); commands run in a login shell"
+
+    # ---- per command ----------------------------------------------------------------------------
+
+    async def launch(self, argv: list[str], env: dict[str, str]) -> Launch:
+        """``[SHELL, "-lc", SCRIPT]`` becomes ``[SHELL, "-c", SCRIPT]`` restoring the snapshot, when
+        SHELL is this session's kind of shell and the snapshot exists; anything else runs as given."""
+        if not self.enabled or len(argv) != 3 or argv[1] != "-lc":
+            return Launch(argv, env)
+        if argv[0] != self.shell and (self.kind is None or shell_kind(argv[0]) != self.kind):
+            return Launch(argv, env)
+        fd = await self.ready()  # None for a shell other than bash or zsh (`error` says so)
+        if fd is None or self.kind is None:
+            return Launch(argv, env)
+        return restore(self.kind, argv, env, fd)
+
+    # ---- capture and cache ----------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        started = time.monotonic()
+        try:
+            base = self._base_env()
+            path = self._cache_path(base)
+            text = _read_fresh(path, self.ttl_s)
+            self.cached = text is not None
+            if text is None:
+                text = await self._capture(base)
+                fd = _sealed(text)
+                try:
+                    await self._validate(fd, base)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                _write_private(path, text)
+                _prune(path, self.ttl_s)
+            else:
+                fd = _sealed(text)
+            self._fd, self.path = fd, path
+        except SnapshotError as exc:
+            self.error = str(exc)
+        except OSError as exc:
+            self.error = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        finally:
+            self.capture_s = time.monotonic() - started
+        if self.error:
+            log.warning("shell snapshot: %s", self.error)
+        else:
+            log.info("shell snapshot %s (%s, %.0f ms)", self.path, "cached" if self.cached else "captured",
+                     self.capture_s * 1000)  # fmt: skip
+
+    def _base_env(self) -> dict[str, str]:
+        from codexbro.tools.exec_env import build_env
+
+        env = build_env(self.policy)
+        env.pop("BASH_ENV", None)
+        env.pop("ENV", None)
+        return env
+
+    def _cache_path(self, base: Mapping[str, str]) -> Path:
+        assert self.kind is not None
+        digest = hashlib.sha256()
+        shell = shutil.which(self.shell) or self.shell
+        signature = [VERSION, self.kind, os.path.realpath(shell), _stat_sig(Path(os.path.realpath(shell)))]
+        signature += [(p, _stat_sig(Path(p))) for p in profile_files(self.kind, base)]
+        signature.append(sorted(base.items()))
+        signature.append(repr(self.policy))
+        digest.update(json.dumps(signature, sort_keys=True, default=str).encode("utf-8", "surrogateescape"))
+        return self.home / "shell_snapshots" / f"{self.kind}-{digest.hexdigest()[:24]}.sh"
+
+    async def _capture(self, base: dict[str, str]) -> str:
+        from codexbro.tools.spawn import finish_process, kill_group
+
+        assert self.kind is not None
+        with tempfile.TemporaryDirectory(prefix="codexbro-snapshot-") as out:
+            argv = [self.shell, "-lc", _CAPTURE[self.kind], "codexbro-snapshot", out]
+            proc = await _start(
+                self, argv, cwd=_home_dir(base), env=base, stdout=asyncio.subprocess.DEVNULL, pass_fds=()
+            )
+            try:
+                _out, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
+            except TimeoutError:
+                kill_group(proc)
+                await proc.wait()
+                raise SnapshotError(f"the login shell took over {self.timeout_s:g} s") from None
+            except BaseException:
+                kill_group(proc)
+                raise
+            finally:
+                if proc.returncode is not None:
+                    finish_process(proc, None)
+            if not (Path(out) / "complete").exists():
+                tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+                raise SnapshotError(f"the login shell did not finish the capture: {tail[0][:200]}")
+            parts = {
+                name: (Path(out) / name).read_bytes() for name in ("env", "functions", "aliases", "options")
+            }
+        return render(self.kind, self.shell, parts, base, self.policy)
+
+    async def _validate(self, fd: int, base: dict[str, str]) -> None:
+        """Load it once as a command would: it must print nothing and leave the script running."""
+        from codexbro.tools.spawn import finish_process, kill_group
+
+        assert self.kind is not None
+        launch = restore(self.kind, [self.shell, "-lc", "printf codexbro-snapshot-ok"], base, fd)
+        proc = await _start(
+            self,
+            launch.argv,
+            cwd=Path("/"),
+            env=launch.env,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=launch.pass_fds,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
+        except BaseException:
+            kill_group(proc)
+            await proc.wait()
+            raise
+        finally:
+            if proc.returncode is not None:
+                finish_process(proc, None)
+        if out != b"codexbro-snapshot-ok" or err.strip():
+            detail = err.decode("utf-8", "replace").strip().splitlines()[:1] or ["no output"]
+            raise SnapshotError(f"the snapshot did not load cleanly: {detail[0][:200]}")
+
+
+async def _start(snap: ShellSnapshot, argv: list[str], *, cwd: Path, env: dict[str, str], stdout: int,
+                 pass_fds: tuple[int, ...]) -> ToolProcess:  # fmt: skip
+    """Start a capture or check process, unsandboxed. ``aclose`` lets a start finish before it
+    cancels: asyncio's ``create_subprocess_exec`` cancelled mid-start can wait forever for the child
+    it killed (seen at session close under load)."""
+    from codexbro.tools.spawn import start_process
+
+    snap._starting += 1
+    snap._idle.clear()
+    try:
+        return await start_process(
+            argv, cwd=cwd, env=env, sandbox=None, helpers=False, pass_fds=pass_fds,
+            stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        snap._starting -= 1
+        if not snap._starting:
+            snap._idle.set()
+
+
+def restore(kind: str, argv: list[str], env: dict[str, str], fd: int) -> Launch:
+    """``[SHELL, "-lc", SCRIPT]`` as a non-login shell that first loads the snapshot held by ``fd``."""
+    if kind == "bash":
+        return Launch([argv[0], "-c", argv[2]], {**env, "BASH_ENV": f"/dev/fd/{fd}"}, (fd,), True)
+    # zsh parses a whole `-c` string before running it (the snapshot's aliases would come too
+    # late): the script is the first argument, evaluated once the snapshot is in; fds over 9 are
+    # closed through a `{var}` redirection.
+    load = f'. /dev/fd/{fd}; __cbfd={fd}; exec {{__cbfd}}<&-; unset __cbfd; __cbs=$1; shift; eval "$__cbs"'
+    return Launch([argv[0], "-c", load, argv[0], argv[2]], env, (fd,), True)
+
+
+# ---- pieces ---------------------------------------------------------------------------------------
+
+
+def profile_files(kind: str, env: Mapping[str, str]) -> list[str]:
+    """The files (and ``/etc/profile.d``'s entries) whose change invalidates a snapshot."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    zdot = env.get("ZDOTDIR") or home
+    files: list[str] = []
+    for entry in _PROFILES[kind]:
+        path = entry.replace("$Z", zdot).replace("~", home, 1) if entry[0] in "~$" else entry
+        files.append(path)
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError):
+                files += sorted(str(p) for p in Path(path).iterdir())
+    return files
+
+
+def _home_dir(env: Mapping[str, str]) -> Path:
+    """Where the capture runs: the home directory (no workspace file is read), or ``/``."""
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    return home if home.is_dir() else Path("/")
+
+
+def _stat_sig(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _parse_env(raw: bytes) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep:
+            env[name.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+    return env
+
+
+def restored_vars(captured: Mapping[str, str], base: Mapping[str, str], policy: ShellEnvironmentPolicy
+                  ) -> tuple[dict[str, str], list[str]]:  # fmt: skip
+    """What the profile changed that a command may get: (name → value to export, names to unset)."""
+
+    def keep(name: str) -> bool:
+        return (
+            bool(_NAME.fullmatch(name)) and name not in _SKIP and not name.startswith(_SKIP_PREFIXES)
+            and name not in policy.set and policy_allows(policy, name)
+        )  # fmt: skip
+
+    exports = {k: v for k, v in captured.items() if keep(k) and base.get(k) != v}
+    unsets = [k for k in base if k not in captured and keep(k)]
+    return exports, sorted(unsets)
+
+
+def render(kind: str, shell: str, parts: Mapping[str, bytes], base: Mapping[str, str],
+           policy: ShellEnvironmentPolicy) -> str:  # fmt: skip
+    """The snapshot file: a script of builtins the shell sources before each command."""
+
+    def text(name: str) -> str:
+        return parts[name].decode("utf-8", "surrogateescape")
+
+    exports, unsets = restored_vars(_parse_env(parts["env"]), base, policy)
+    lines = [
+        f"# codexbro shell snapshot v{VERSION} ({kind}, {shell}), {time.strftime('%Y-%m-%dT%H:%M:%S%z')}",
+        "# What the login profile changed; sourced before each command instead of a login shell.",
+        'case ${BASH_ENV-} in /dev/fd/[0-9]*) eval "exec ${BASH_ENV#/dev/fd/}<&-" ;; esac',
+        "unset BASH_ENV",
+        "{",
+    ]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(exports.items())]
+    lines += [f"unset -v {k}" for k in unsets]
+    lines += [text("functions").rstrip("\n"), text("aliases").rstrip("\n")]
+    lines += _options(kind, text("options"))
+    lines.append("} 2>/dev/null")
+    # codexbro's helper commands (apply_patch) stay first on PATH, whatever the profile set.
+    lines.append('[ -n "${CODEXBRO_PATH_FRONT-}" ] && PATH="$CODEXBRO_PATH_FRONT:$PATH"')
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _options(kind: str, raw: str) -> list[str]:
+    out: list[str] = []
+    for line in raw.splitlines():
+        words = line.split()
+        if kind == "bash" and len(words) == 3 and words[0] in ("set", "shopt"):
+            if words[2] not in _READONLY_OPTIONS and words[1] in ("-o", "+o", "-s", "-u"):
+                out.append(line)
+        elif kind == "zsh" and len(words) == 1 and _NAME.fullmatch(words[0]):
+            out += [f"setopt {words[0]}"] if words[0].removeprefix("no") not in _READONLY_OPTIONS else []
+    return out
+
+
+def _sealed(text: str) -> int:
+    """A memfd holding ``text`` that nobody can change any more (write, grow, shrink sealed)."""
+    fd = os.memfd_create("codexbro-shell-snapshot", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+        seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_fresh(path: Path, ttl_s: float) -> str | None:
+    """The cached snapshot, when it is ours, private, and younger than the TTL."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.getuid() or st.st_mode & 0o077 or time.time() - st.st_mtime > ttl_s:
+            return None
+        text = fh.read().decode("utf-8", "surrogateescape")
+    return text if text.startswith(f"# codexbro shell snapshot v{VERSION} ") else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically, 0600 (``mkstemp``'s mode), in a 0700 directory."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8", "surrogateescape"))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _prune(keep: Path, ttl_s: float) -> None:
+    """Snapshots past their TTL go, all but ``keep`` (the directory stays small)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in keep.parent.iterdir():
+            with contextlib.suppress(OSError):
+                if entry != keep and entry.suffix == ".sh" and now - entry.lstat().st_mtime > ttl_s:
+                    entry.unlink()
