@@ -121,8 +121,8 @@ def start_session(config: Config, options: SessionOptions | None = None) -> Sess
 
 
 def _shell_snapshot(config: Config) -> ShellSnapshot:
-    """The session's shell snapshot (``[features] shell_snapshot``, on by default as upstream's);
-    captured in the background from session start, used by the shell tools."""
+    """The session's shell snapshot (``[features] shell_snapshot``, on by default as upstream's),
+    captured when the first shell command needs it."""
     from codexbro.tools.exec_env import user_shell
     from codexbro.tools.shell_snapshot import ShellSnapshot
 

@@ -28,9 +28,6 @@ TURN_ABORTED_NOTE = (
 )
 
 
-SHELL_TOOLS = frozenset({"shell", "shell_command", "local_shell", "exec_command"})
-
-
 def turn_context(session: Session, output_schema: dict[str, Any] | None) -> TurnContext:
     from codexbro.sandbox.linux import spec_for
 
@@ -63,9 +60,6 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
     if not _catch_up(session, ctx.turn_id):
         return p.TaskComplete(ctx.turn_id, None)
     session.emit(p.TaskStarted(ctx.turn_id, window))
-    snapshot = session.tool_resources.shell_snapshot
-    if snapshot is not None and SHELL_TOOLS.intersection(ctx.router.names()):
-        snapshot.start()  # captured beside the first request, ready for the first command
     try:
         await _mcp_ready(session)  # before anything is recorded: the first request has their tools
     except asyncio.CancelledError:

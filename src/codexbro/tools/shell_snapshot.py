@@ -7,7 +7,9 @@ that way unless ``login`` is false; ``shell`` argv may name it) pays for a login
 ``shell_snapshot``, stable and on) captures the login environment once per session and sources it
 before each command. codexbro does the same, this way:
 
-- **Capture** (once per session, in the background from session start): ``SHELL -l`` runs a small
+- **Capture** (once per session, when its first shell command needs it — a session that runs no
+  command never pays for it, and a capture cut short by the session's end would be wasted; from
+  the cache, ~3 ms): ``SHELL -l`` runs a small
   script of shell builtins that writes, into a private directory, the exported variables, the
   functions, the aliases and the options (``set +o``/``shopt -p``; zsh: ``setopt``). It runs in
   the home directory (no workspace file is read), without a terminal, with the environment a
