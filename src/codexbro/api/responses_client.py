@@ -27,6 +27,7 @@ from codexbro.models.catalog import ModelInfo
 from codexbro.protocol.items import ResponseItem
 
 if TYPE_CHECKING:
+    from codexbro.api.chat_bridge import ChatCompletionsClient
     from codexbro.auth.manager import AuthManager
 
 
@@ -88,7 +89,12 @@ class ResponsesModelClient:
             from codexbro.auth.manager import AuthManager
 
             self.auth_manager = AuthManager(config.codexbro_home, self.http)
-        self.responses = ResponsesClient(
+        client_cls: type[ResponsesClient] | type[ChatCompletionsClient] = ResponsesClient
+        if provider.wire_api == "chat" and provider.chat_completions_bridge:
+            from codexbro.api.chat_bridge import ChatCompletionsClient
+
+            client_cls = ChatCompletionsClient
+        self.responses = client_cls(
             self.http,
             base_url=self.base_url,
             query_params=provider.query_params,
@@ -113,7 +119,10 @@ class ResponsesModelClient:
 
     def preview(self, prompt: Prompt) -> RequestPreview:
         headers = {"accept": "text/event-stream", "content-type": "application/json", **self.build_headers()}
-        return RequestPreview(self.responses.url, self.build_body(prompt), headers)
+        body = self.build_body(prompt)
+        if not isinstance(self.responses, ResponsesClient):  # the chat bridge: what it really sends
+            body = self.responses.request_body(body)
+        return RequestPreview(self.responses.url, body, headers)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -97,6 +97,15 @@ ROUTES: tuple[Route, ...] = (
     # Model traffic (provider base: public API, ChatGPT Codex backend or a third-party endpoint).
     Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER, True),
     Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER),
+    Route(
+        "chat.completions",
+        "POST",
+        "chat/completions",
+        "model",
+        "chat-completions bridge (wire_api = chat)",
+        _BEARER,
+        True,
+    ),
     Route("responses.compact", "POST", "responses/compact", "model", "remote compaction", _BEARER, True),
     Route("models.list", "GET", "models", "model", "live model catalog", _BEARER, True),
     Route("realtime.connect", "GET", "realtime", "model", "realtime voice session (WebSocket)", _BEARER),

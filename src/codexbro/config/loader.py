@@ -295,14 +295,20 @@ def _build_providers(merged: Mapping[str, Any], env: Mapping[str, str]) -> dict[
                 "`ollama` in `model_provider` / [model_providers]."
             )
         wire = table.get("wire_api", "responses")
-        if wire == "chat":
+        if wire == "chat" and table.get("chat_completions_bridge") is not True:
             raise ConfigError(
                 '`wire_api = "chat"` is no longer supported.\n'
                 'How to fix: set `wire_api = "responses"` in your provider config.\n'
                 "More info: https://github.com/openai/codex/discussions/7782\n"
-                f"in `model_providers.{pid}.wire_api`"
+                f"in `model_providers.{pid}.wire_api`\n"
+                "(codexbro: for a server that only has /chat/completions, add "
+                f"`chat_completions_bridge = true` to [model_providers.{pid}] to use its chat bridge)"
             )
-        if wire != "responses":
+        if table.get("chat_completions_bridge") is True and wire != "chat":
+            raise ConfigError(
+                f'`chat_completions_bridge = true` needs `wire_api = "chat"` in [model_providers.{pid}]'
+            )
+        if wire not in ("responses", "chat"):
             raise ConfigError(
                 f"unknown variant `{wire}`, expected `responses` in `model_providers.{pid}.wire_api`"
             )

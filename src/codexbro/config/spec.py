@@ -83,6 +83,8 @@ PROVIDER = Table(
         "websocket_connect_timeout_ms": NONNEG_INT,
         "requires_openai_auth": BOOL,
         "supports_websockets": BOOL,
+        # codexbro only: with `wire_api = "chat"`, talk to /chat/completions (api/chat_bridge.py).
+        "chat_completions_bridge": BOOL,
         "auth": ANY,
         "aws": ANY,
     }

@@ -46,6 +46,7 @@ class ModelProviderInfo:
     websocket_connect_timeout_ms: int = 15_000
     requires_openai_auth: bool = False
     supports_websockets: bool = False
+    chat_completions_bridge: bool = False  # codexbro only: `wire_api = "chat"` through api/chat_bridge.py
     builtin: bool = False
 
     @property

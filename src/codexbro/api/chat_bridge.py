@@ -1,0 +1,344 @@
+"""The chat-completions bridge (beyond upstream): a provider that only has ``/chat/completions``.
+
+Upstream 0.169 speaks the Responses API only and refuses ``wire_api = "chat"``. Many self-hosted and
+third-party servers (vLLM, llama.cpp's server, LM Studio, most OpenAI-compatible gateways) have
+``/chat/completions`` and nothing else. With ``wire_api = "chat"`` *and* ``chat_completions_bridge =
+true`` in ``[model_providers.ID]``, this module stands in for ``ResponsesClient``: the core still
+builds a Responses request and still receives Responses events; only the wire differs.
+
+Request (``to_chat_request``): ``instructions`` → a ``system`` message; ``developer`` messages →
+``system``; user/assistant messages → the same roles (``input_image`` → ``image_url`` parts);
+consecutive ``function_call`` items → one assistant message's ``tool_calls``; outputs → ``tool``
+messages; a freeform tool (``apply_patch``'s ``custom`` form) → a function with one ``input``
+string argument, and back; reasoning items are dropped (chat has no place for them); tools other
+than functions (``web_search``, ``local_shell``) are left out; ``--output-schema`` →
+``response_format: {type: json_schema}``; reasoning effort → ``reasoning_effort``; always
+``stream: true`` with ``stream_options.include_usage``.
+
+Stream (``ChatStream``): ``choices[0].delta.content`` → one assistant ``message`` (added, text
+deltas, done); ``delta.reasoning_content`` (vLLM, DeepSeek, llama.cpp) → reasoning text deltas and a
+``reasoning`` item; ``delta.tool_calls`` fragments, gathered by ``index`` → one ``function_call``
+item each once the stream ends; the final ``usage`` chunk → ``Completed`` usage (``prompt_tokens``,
+``completion_tokens``, ``prompt_tokens_details.cached_tokens``). ``data: [DONE]`` or a
+``finish_reason`` ends it; a stream that stops before either is a disconnect, retried as a Responses
+stream is. HTTP errors are classified as for the Responses route (same ``{"error": …}`` shape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from codexbro import textsafe
+from codexbro.api import events as ev
+from codexbro.api.classify import classify_status
+from codexbro.api.http import RouteHttp
+from codexbro.api.responses import backoff_s, retry_wait
+from codexbro.api.routes import route
+from codexbro.errors import FatalApiError, RetryableApiError, TransportError
+
+log = logging.getLogger(__name__)
+CHAT = route("chat.completions")
+Sleep = Callable[[float], Any]
+
+
+# ---- request ---------------------------------------------------------------------------------------
+
+
+def _text_parts(content: Any) -> tuple[str, list[dict[str, Any]]]:
+    """(all text joined, chat content parts) of a Responses message's content."""
+    if isinstance(content, str):
+        return content, [{"type": "text", "text": content}]
+    texts: list[str] = []
+    parts: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else []:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text"):
+            texts.append(str(part.get("text") or ""))
+            parts.append({"type": "text", "text": str(part.get("text") or "")})
+        elif kind == "input_image" and part.get("image_url"):
+            parts.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
+    return "".join(texts), parts
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any] | None:
+    if tool.get("type") == "function":
+        fn = {"name": tool["name"], "description": tool.get("description", ""),
+              "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}  # fmt: skip
+        return {"type": "function", "function": fn}
+    if tool.get("type") == "custom":  # freeform (apply_patch): one string argument
+        params = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
+        desc = str(tool.get("description") or "") + " Pass the whole text as the `input` argument."
+        return {
+            "type": "function",
+            "function": {"name": tool["name"], "description": desc.strip(), "parameters": params},
+        }
+    return None
+
+
+def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses request body → a ``/chat/completions`` request body."""
+    messages: list[dict[str, Any]] = []
+    if body.get("instructions"):
+        messages.append({"role": "system", "content": body["instructions"]})
+    pending_calls: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if pending_calls:
+            messages.append({"role": "assistant", "content": None, "tool_calls": list(pending_calls)})
+            pending_calls.clear()
+
+    for item in body.get("input") or []:
+        kind = item.get("type")
+        if kind in ("function_call", "custom_tool_call"):
+            arguments = (
+                item.get("arguments")
+                if kind == "function_call"
+                else json.dumps({"input": item.get("input", "")})
+            )
+            pending_calls.append({"id": str(item.get("call_id")), "type": "function",
+                                  "function": {"name": item.get("name"), "arguments": arguments or "{}"}})  # fmt: skip
+            continue
+        flush()
+        if kind == "message":
+            role = item.get("role")
+            text, parts = _text_parts(item.get("content"))
+            if role in ("developer", "system"):
+                messages.append({"role": "system", "content": text})
+            elif role == "assistant":
+                messages.append({"role": "assistant", "content": text})
+            elif role == "user":
+                simple = all(p["type"] == "text" for p in parts)
+                messages.append({"role": "user", "content": text if simple else parts})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            if not isinstance(output, str):
+                output = _text_parts(output)[0] if isinstance(output, list) else json.dumps(output)
+            messages.append({"role": "tool", "tool_call_id": str(item.get("call_id")), "content": output})
+    flush()
+    request: dict[str, Any] = {"model": body.get("model"), "messages": messages, "stream": True,
+                               "stream_options": {"include_usage": True}}  # fmt: skip
+    tools = [t for t in (_tool(t) for t in body.get("tools") or []) if t is not None]
+    if tools:
+        request["tools"] = tools
+        request["tool_choice"] = "auto"
+        request["parallel_tool_calls"] = bool(body.get("parallel_tool_calls"))
+    fmt = (body.get("text") or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        request["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": fmt.get("name") or "output", "schema": fmt.get("schema"), "strict": bool(fmt.get("strict")),
+        }}  # fmt: skip
+    effort = (body.get("reasoning") or {}).get("effort")
+    if effort:
+        request["reasoning_effort"] = effort
+    return request
+
+
+# ---- stream ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class ChatStream:
+    """Chat-completion chunks in, Responses events out (one response)."""
+
+    custom_tools: frozenset[str] = frozenset()
+    response_id: str | None = None
+    text: str = ""
+    reasoning: str = ""
+    calls: dict[int, _Call] = field(default_factory=dict)
+    usage: ev.TokenUsage = field(default_factory=ev.TokenUsage)
+    finished: bool = False
+    _msg_id: str = field(default_factory=lambda: f"msg_{secrets.token_hex(8)}")
+    _started_text: bool = False
+
+    def feed(self, chunk: dict[str, Any]) -> list[ev.ResponseEvent]:
+        out: list[ev.ResponseEvent] = []
+        if self.response_id is None:
+            self.response_id = str(chunk.get("id") or f"chatcmpl_{secrets.token_hex(6)}")
+            out.append(ev.Created(self.response_id))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = _usage(usage)
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self.reasoning += reasoning
+                out.append(ev.ReasoningContentDelta(reasoning))
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                if not self._started_text:
+                    self._started_text = True
+                    out.append(ev.OutputItemAdded({"type": "message", "role": "assistant", "id": self._msg_id,
+                                                   "content": []}))  # fmt: skip
+                self.text += content
+                out.append(ev.OutputTextDelta(content, item_id=self._msg_id))
+            for frag in delta.get("tool_calls") or []:
+                if not isinstance(frag, dict):
+                    continue
+                call = self.calls.setdefault(int(frag.get("index") or 0), _Call())
+                call.id = call.id or str(frag.get("id") or "")
+                fn = frag.get("function") or {}
+                call.name = call.name or str(fn.get("name") or "")
+                call.arguments += str(fn.get("arguments") or "")
+            if choice.get("finish_reason"):
+                self.finished = True
+        return out
+
+    def finish(self) -> list[ev.ResponseEvent]:
+        """The finished items, in order (reasoning, message, calls), then ``Completed``."""
+        out: list[ev.ResponseEvent] = []
+        if self.reasoning:
+            out.append(ev.OutputItemDone({"type": "reasoning", "id": f"rs_{secrets.token_hex(8)}", "summary": [],
+                                          "content": [{"type": "reasoning_text", "text": self.reasoning}]}))  # fmt: skip
+        if self._started_text:
+            out.append(ev.OutputItemDone({"type": "message", "role": "assistant", "id": self._msg_id,
+                                          "content": [{"type": "output_text", "text": self.text}]}))  # fmt: skip
+        for _index, call in sorted(self.calls.items()):
+            call_id = call.id or f"call_{secrets.token_hex(8)}"
+            if call.name in self.custom_tools:
+                try:
+                    value = json.loads(call.arguments or "{}").get("input", "")
+                except (ValueError, AttributeError):
+                    value = call.arguments
+                out.append(ev.OutputItemDone({"type": "custom_tool_call", "id": f"ctc_{secrets.token_hex(8)}",
+                                              "call_id": call_id, "name": call.name, "input": str(value)}))  # fmt: skip
+            else:
+                out.append(ev.OutputItemDone({"type": "function_call", "id": f"fc_{secrets.token_hex(8)}",
+                                              "call_id": call_id, "name": call.name,
+                                              "arguments": call.arguments or "{}"}))  # fmt: skip
+        out.append(ev.Completed(self.response_id, self.usage))
+        return out
+
+
+def _usage(usage: dict[str, Any]) -> ev.TokenUsage:
+    def num(v: Any) -> int:
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+    details = usage.get("prompt_tokens_details") or {}
+    out_details = usage.get("completion_tokens_details") or {}
+    prompt, completion = num(usage.get("prompt_tokens")), num(usage.get("completion_tokens"))
+    return ev.TokenUsage(
+        input_tokens=prompt, cached_input_tokens=num(details.get("cached_tokens") if isinstance(details, dict) else 0),
+        output_tokens=completion,
+        reasoning_output_tokens=num(out_details.get("reasoning_tokens") if isinstance(out_details, dict) else 0),
+        total_tokens=num(usage.get("total_tokens")) or prompt + completion,
+    )  # fmt: skip
+
+
+class ChatCompletionsClient:
+    """``ResponsesClient``'s interface over ``/chat/completions``: a Responses body in, Responses
+    events out. Holds no conversation state."""
+
+    def __init__(
+        self, http: RouteHttp, *, base_url: str, query_params: dict[str, str] | None = None,
+        request_max_retries: int = 4, idle_timeout_s: float = 300.0, sleep: Sleep = asyncio.sleep,
+        retry_wait_max_s: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.http = http
+        self.base_url = base_url
+        self.query_params = query_params or {}
+        self.request_max_retries = request_max_retries
+        self.idle_timeout_s = idle_timeout_s
+        self._sleep = sleep
+        self.retry_wait_max_s = retry_wait_max_s
+        self.on_wait: Callable[[str], None] | None = None
+
+    @property
+    def url(self) -> str:
+        return CHAT.url(self.base_url, self.query_params or None)
+
+    def request_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        return to_chat_request(body)
+
+    async def stream(self, body: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[ev.ResponseEvent]:
+        url = self.url
+        headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
+        payload = textsafe.json_bytes(to_chat_request(body))
+        custom = frozenset(str(t.get("name")) for t in body.get("tools") or [] if t.get("type") == "custom")
+        attempts = self.request_max_retries + 1
+        for attempt in range(1, attempts + 1):
+            stack = AsyncExitStack()
+            try:
+                response = await stack.enter_async_context(
+                    self.http.stream(CHAT, url, attempt=attempt, headers=headers, content=payload)
+                )
+            except TransportError as exc:
+                await stack.aclose()
+                if attempt < attempts:
+                    await self._sleep(backoff_s(attempt))
+                    continue
+                raise RetryableApiError(f"could not reach {url} after {attempt} attempt(s): {exc.detail}",
+                                        kind="http_connection_failed", route=CHAT.name) from None  # fmt: skip
+            async with stack:
+                if response.status_code >= 400:
+                    raw = await response.aread()
+                    lowered = {k.lower(): v for k, v in response.headers.items()}
+                    error = classify_status(response.status_code, raw, lowered, url, CHAT.name)
+                    if (
+                        isinstance(error, RetryableApiError)
+                        and response.status_code >= 500
+                        and attempt < attempts
+                    ):
+                        delay, note = retry_wait(error.retry_after, backoff_s(attempt), self.retry_wait_max_s)
+                        if note is not None and self.on_wait is not None:
+                            self.on_wait(f"{note} (HTTP {response.status_code} from {CHAT.name})")
+                        await self._sleep(delay)
+                        continue
+                    raise error
+                async for event in self._events(response, ChatStream(custom)):
+                    yield event
+                return
+
+    async def _events(self, response: Any, state: ChatStream) -> AsyncIterator[ev.ResponseEvent]:
+        from httpx_sse import EventSource, SSEError
+
+        source = EventSource(response).aiter_sse()
+        done = False
+        while not done:
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    sse = await anext(source)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RetryableApiError("idle timeout waiting for SSE", kind="response_stream_disconnected",
+                                        route=CHAT.name) from None  # fmt: skip
+            except (TransportError, SSEError) as exc:
+                raise RetryableApiError(f"stream disconnected before completion: {exc}",
+                                        kind="response_stream_disconnected", route=CHAT.name) from None  # fmt: skip
+            if sse.data.strip() == "[DONE]":
+                done = True
+                continue
+            try:
+                chunk = textsafe.loads(sse.data)
+            except ValueError:
+                log.debug("skipping unparseable chat chunk (%d bytes)", len(sse.data))
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            if isinstance(chunk.get("error"), dict):  # an error sent inside the stream
+                message = str(chunk["error"].get("message") or "the server reported an error")
+                raise FatalApiError(message, kind="other", route=CHAT.name)
+            for event in state.feed(chunk):
+                yield event
+        if not (done or state.finished):
+            raise RetryableApiError("stream closed before the completion finished",
+                                    kind="response_stream_disconnected", route=CHAT.name)  # fmt: skip
+        for event in state.finish():
+            yield event
