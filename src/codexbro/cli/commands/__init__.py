@@ -19,6 +19,7 @@ MODULES = (
     "mcp",
     "mcp_server",
     "app_server",
+    "transcribe",
 )
 
 
