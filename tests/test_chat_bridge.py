@@ -147,3 +147,65 @@ def test_stream_translation() -> None:
     assert done[1]["content"][0]["text"] == "Hi"
     assert done[2]["call_id"] == "s" and done[3] == {**done[3], "call_id": "p", "input": "*** Begin Patch"}
     assert isinstance(events[-1], ev.Completed)
+
+
+def test_hostile_chunks_never_escape_as_python_errors() -> None:
+    """Each shape the red-team sent (wrong types everywhere, absurd indices) is ignored or refused
+    with the package's own error — never a TypeError/AttributeError/ValueError/RecursionError."""
+    from codexbro.api.chat_bridge import MAX_CALLS
+    from codexbro.errors import FatalApiError
+
+    hostile: list[dict[str, object]] = [
+        {"choices": 7}, {"choices": True}, {"choices": [{"delta": [1]}]}, {"choices": [{"delta": "x"}]},
+        {"choices": [{"delta": {"tool_calls": 5}}]}, {"choices": [{"delta": {"tool_calls": [{"function": "f"}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": "a", "id": {"a": 1}, "function": {"name": 3}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"index": [1]}, {"index": float("nan")}, {"index": 10**30}]}}]},
+        {"id": {"x": 1}, "choices": [{"delta": {"content": {"no": "text"}, "reasoning_content": 5}}]},
+    ]  # fmt: skip
+    state = ChatStream(custom_tools=frozenset({"apply_patch"}))
+    for c in hostile:
+        state.feed(c)
+    state.feed(
+        chunk({"tool_calls": [{"index": 0, "function": {"name": "apply_patch", "arguments": "[" * 100_000}}]})
+    )
+    done = [e.item for e in state.finish() if isinstance(e, ev.OutputItemDone)]
+    assert [d["type"] for d in done] == ["custom_tool_call"] and done[0]["input"].startswith("[[[")
+    assert state.response_id and state.response_id.startswith("chatcmpl_")  # an id that was not a string
+    # Calls without an index are told apart by id, not merged.
+    two = ChatStream()
+    two.feed(chunk({"tool_calls": [{"id": "c1", "function": {"name": "a", "arguments": '{"x":1}'}}]}))
+    two.feed(chunk({"tool_calls": [{"id": "c2", "function": {"name": "b", "arguments": '{"y":2}'}}]}))
+    calls = [e.item for e in two.finish() if isinstance(e, ev.OutputItemDone)]
+    assert [(c["call_id"], c["arguments"]) for c in calls] == [("c1", '{"x":1}'), ("c2", '{"y":2}')]
+    # Too many calls is refused, in the package's terms.
+    many = ChatStream()
+    try:
+        for i in range(MAX_CALLS + 1):
+            many.feed(chunk({"tool_calls": [{"index": i, "function": {"name": "a"}}]}))
+    except FatalApiError as exc:
+        assert "tool calls" in exc.message
+    else:
+        raise AssertionError("no limit on tool calls")
+
+
+def test_text_is_gathered_in_linear_time() -> None:
+    import time
+
+    state = ChatStream()
+    started = time.perf_counter()
+    for _ in range(200_000):
+        state.feed(chunk({"content": "abcdefgh"}))
+    done = [e.item for e in state.finish() if isinstance(e, ev.OutputItemDone)]
+    assert len(done[0]["content"][0]["text"]) == 1_600_000
+    assert time.perf_counter() - started < 20  # quadratic appends took 70 s here
+
+
+def test_an_empty_stream_or_an_error_string_is_not_a_success(home: Path, workspace: Path) -> None:
+    with FakeChatServer() as chat:
+        write_config(home, chat.base_url, provider_extra=BRIDGE)
+        chat.add(ChatReply([]), ChatReply([{"error": "overloaded"}]))
+        res = run_cli("exec", "--json", "go", cwd=workspace)
+        assert res.code == 1
+        failed = next(e for e in res.events() if e["type"] == "turn.failed")
+        assert "overloaded" in failed["error"]["message"]
+        assert len(chat.requests) == 2  # the empty stream retried as a disconnect, then the error

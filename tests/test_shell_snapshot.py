@@ -5,6 +5,7 @@ sandbox backend, cached privately, and a login shell again (with a note) when th
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -278,3 +279,82 @@ def test_exec_end_to_end(home: Path, profile: Path, fake: FakeResponsesServer, w
     res = run_cli("exec", "--json", "-c", "features.shell_snapshot=false", "go", cwd=workspace)
     output = next(i for i in fake.bodies()[3]["input"] if i["type"] == "function_call_output")
     assert "PROFILE NOISE" in output["output"] and "greet:again" in output["output"]
+
+
+# ---- what a review found (red-team round) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "backend"), policy_params())
+async def test_the_capture_runs_inside_the_sandbox(mode: str, backend: str, home: Path, profile: Path,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A profile runs programs found on PATH; with a project venv of the workspace on PATH, a
+    sandboxed command can plant one. The capture must run it sandboxed too (the control: full
+    access, where the planted program runs and writes outside the workspace)."""
+    from codexbro.sandbox.linux import spec_for
+
+    ws = tmp_path / "ws"
+    (ws / ".venv" / "bin").mkdir(parents=True)
+    marker = profile / "escaped"
+    # Debian's /etc/profile runs `id -u` before it resets PATH: a planted `id` is what runs.
+    planted = ws / ".venv" / "bin" / "id"
+    planted.write_text(f'#!/bin/sh\necho pwned > {marker} 2>/dev/null\nexec /usr/bin/id "$@"\n')
+    planted.chmod(0o755)
+    if "id -u" not in Path("/etc/profile").read_text(errors="replace"):
+        (profile / ".bash_profile").write_text("id -u >/dev/null\n" + PROFILE)
+    monkeypatch.setenv("PATH", f"{ws / '.venv' / 'bin'}:{os.environ['PATH']}")
+    ctx = ctx_for(mode, ws, backend, home=home)
+    spec = None if mode == "danger-full-access" else spec_for(
+        "read-only", ctx.sandbox_workspace_write, ws, home, "snapshot-test")  # fmt: skip
+    snap = ShellSnapshot(
+        "/bin/bash", home, ShellEnvironmentPolicy(), sandbox=spec, backend=ctx.sandbox_backend
+    )
+    try:
+        res = await run_restored(snap, "greet ok")
+        assert snap.error is None and res.stdout == "greet:ok\n"  # the snapshot itself still works
+        assert marker.exists() == (mode == "danger-full-access")
+    finally:
+        snap.close()
+        await end_session()
+
+
+async def test_umask_status_and_extglob_as_a_login_shell(home: Path, profile: Path) -> None:
+    (profile / ".bash_profile").write_text(
+        PROFILE
+        + "umask 077\nshopt -s extglob\nisnum() { case $1 in +([0-9])) echo num;; *) echo other;; esac; }\n"
+    )
+    script = 'echo "status=$?"; umask; isnum 42; isnum x'
+    login = subprocess.run(["/bin/bash", "-lc", script], env=build_env(ShellEnvironmentPolicy()), capture_output=True,
+                           text=True, cwd="/", check=False).stdout  # fmt: skip
+    snap = snapshot(home)
+    res = await run_restored(snap, script)
+    assert snap.error is None, snap.error
+    assert res.stdout == login.replace("PROFILE NOISE on stdout\n", "") == "status=0\n0077\nnum\nother\n"
+    snap.close()
+
+
+async def test_a_background_job_in_the_profile_neither_stalls_nor_leaks(home: Path, profile: Path) -> None:
+    (profile / ".bash_profile").write_text(PROFILE + "sleep 4242 &\n")
+    snap = snapshot(home, timeout_s=8.0)
+    started = asyncio.get_running_loop().time()
+    res = await run_restored(snap, "greet bg")
+    assert res.stdout == "greet:bg\n" and snap.error is None
+    assert asyncio.get_running_loop().time() - started < 4  # not the timeout, not the job's pipe
+    await asyncio.sleep(0.2)
+    alive = subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True, text=True, check=False).stdout
+    assert alive == ""  # the profile's job went with the capture's process group
+    snap.close()
+
+
+async def test_a_failed_capture_is_remembered(home: Path, profile: Path) -> None:
+    (profile / ".bash_profile").write_text(PROFILE + "sleep 1\n")
+    first = snapshot(home, timeout_s=0.3)
+    assert await first.ready() is None and first.error is not None
+    (profile / ".bash_profile").write_text(PROFILE + "sleep 1\n")  # rewritten: a new mtime, a new key
+    second = snapshot(home, timeout_s=0.3)
+    assert await second.ready() is None  # a changed profile (mtime) is tried again: fails again
+    third = snapshot(home, timeout_s=0.3)
+    started = asyncio.get_running_loop().time()
+    assert await third.ready() is None and "an earlier capture" in (third.error or "")
+    assert asyncio.get_running_loop().time() - started < 0.25  # not run again
+    for s in (first, second, third):
+        s.close()

@@ -31,7 +31,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,85 +143,138 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
 # ---- stream ----------------------------------------------------------------------------------------
 
 
+MAX_CALLS = 64  # tool calls in one response; more is a broken or hostile server
+MAX_TEXT = 16 * 1024 * 1024  # characters of text, reasoning or arguments in one response
+
+
 @dataclass
 class _Call:
     id: str = ""
     name: str = ""
-    arguments: str = ""
+    arguments: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class _TooBig(Exception):
+    pass
 
 
 @dataclass
 class ChatStream:
-    """Chat-completion chunks in, Responses events out (one response)."""
+    """Chat-completion chunks in, Responses events out (one response). Whatever the server sends,
+    only ``FatalApiError`` comes out of it: fields of the wrong type are ignored, and a response
+    past ``MAX_CALLS`` calls or ``MAX_TEXT`` characters is refused."""
 
     custom_tools: frozenset[str] = frozenset()
     response_id: str | None = None
-    text: str = ""
-    reasoning: str = ""
-    calls: dict[int, _Call] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)  # pieces, joined once (appending to a str is quadratic)
+    reasoning: list[str] = field(default_factory=list)
+    calls: dict[int | str, _Call] = field(default_factory=dict)
     usage: ev.TokenUsage = field(default_factory=ev.TokenUsage)
     finished: bool = False
+    size: int = 0
     _msg_id: str = field(default_factory=lambda: f"msg_{secrets.token_hex(8)}")
     _started_text: bool = False
 
     def feed(self, chunk: dict[str, Any]) -> list[ev.ResponseEvent]:
+        try:
+            return self._feed(chunk)
+        except _TooBig as exc:
+            raise FatalApiError(str(exc), kind="other", route=CHAT.name) from None
+
+    def _grow(self, n: int) -> None:
+        self.size += n
+        if self.size > MAX_TEXT:
+            raise _TooBig(f"the server's response is over {MAX_TEXT // 2**20} MiB of text; stopped")
+
+    def _feed(self, chunk: dict[str, Any]) -> list[ev.ResponseEvent]:
         out: list[ev.ResponseEvent] = []
         if self.response_id is None:
-            self.response_id = str(chunk.get("id") or f"chatcmpl_{secrets.token_hex(6)}")
+            self.response_id = _str(chunk.get("id")) or f"chatcmpl_{secrets.token_hex(6)}"
             out.append(ev.Created(self.response_id))
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = _usage(usage)
-        for choice in chunk.get("choices") or []:
+        for choice in _list(chunk.get("choices")):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                self.reasoning += reasoning
+            delta = _obj(choice.get("delta"))
+            reasoning = _str(delta.get("reasoning_content")) or _str(delta.get("reasoning"))
+            if reasoning:
+                self._grow(len(reasoning))
+                self.reasoning.append(reasoning)
                 out.append(ev.ReasoningContentDelta(reasoning))
-            content = delta.get("content")
-            if isinstance(content, str) and content:
+            content = _str(delta.get("content"))
+            if content:
+                self._grow(len(content))
                 if not self._started_text:
                     self._started_text = True
                     out.append(ev.OutputItemAdded({"type": "message", "role": "assistant", "id": self._msg_id,
                                                    "content": []}))  # fmt: skip
-                self.text += content
+                self.text.append(content)
                 out.append(ev.OutputTextDelta(content, item_id=self._msg_id))
-            for frag in delta.get("tool_calls") or []:
-                if not isinstance(frag, dict):
-                    continue
-                call = self.calls.setdefault(int(frag.get("index") or 0), _Call())
-                call.id = call.id or str(frag.get("id") or "")
-                fn = frag.get("function") or {}
-                call.name = call.name or str(fn.get("name") or "")
-                call.arguments += str(fn.get("arguments") or "")
+            for frag in _list(delta.get("tool_calls")):
+                if isinstance(frag, dict):
+                    self._fragment(frag)
             if choice.get("finish_reason"):
                 self.finished = True
         return out
+
+    def _fragment(self, frag: dict[str, Any]) -> None:
+        """One piece of a tool call: gathered by ``index`` (or by ``id`` when a server sends none)."""
+        index = frag.get("index")
+        key: int | str = (
+            index if isinstance(index, int) and not isinstance(index, bool) else _str(frag.get("id"))
+        )
+        if key not in self.calls and len(self.calls) >= MAX_CALLS:
+            raise _TooBig(f"the server sent more than {MAX_CALLS} tool calls in one response; stopped")
+        call = self.calls.setdefault(key, _Call())
+        call.id = call.id or _str(frag.get("id"))
+        fn = _obj(frag.get("function"))
+        call.name = call.name or _str(fn.get("name"))
+        piece = _str(fn.get("arguments"))
+        if piece:
+            self._grow(len(piece))
+            call.arguments.append(piece)
 
     def finish(self) -> list[ev.ResponseEvent]:
         """The finished items, in order (reasoning, message, calls), then ``Completed``."""
         out: list[ev.ResponseEvent] = []
         if self.reasoning:
             out.append(ev.OutputItemDone({"type": "reasoning", "id": f"rs_{secrets.token_hex(8)}", "summary": [],
-                                          "content": [{"type": "reasoning_text", "text": self.reasoning}]}))  # fmt: skip
+                                          "content": [{"type": "reasoning_text", "text": "".join(self.reasoning)}]}))  # fmt: skip
         if self._started_text:
             out.append(ev.OutputItemDone({"type": "message", "role": "assistant", "id": self._msg_id,
-                                          "content": [{"type": "output_text", "text": self.text}]}))  # fmt: skip
-        for _index, call in sorted(self.calls.items()):
+                                          "content": [{"type": "output_text", "text": "".join(self.text)}]}))  # fmt: skip
+        ordered = sorted(self.calls.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))
+        for _key, call in ordered:
+            if not call.name:
+                continue  # fragments of a call whose name never came: nothing to run
             call_id = call.id or f"call_{secrets.token_hex(8)}"
+            arguments = "".join(call.arguments)
             if call.name in self.custom_tools:
-                try:
-                    value = json.loads(call.arguments or "{}").get("input", "")
-                except (ValueError, AttributeError):
-                    value = call.arguments
+                value: Any = arguments
+                with suppress(ValueError, RecursionError):
+                    value = _obj(json.loads(arguments or "{}")).get("input", arguments)
                 out.append(ev.OutputItemDone({"type": "custom_tool_call", "id": f"ctc_{secrets.token_hex(8)}",
-                                              "call_id": call_id, "name": call.name, "input": str(value)}))  # fmt: skip
+                                              "call_id": call_id, "name": call.name,
+                                              "input": value if isinstance(value, str) else json.dumps(value)}))  # fmt: skip
             else:
                 out.append(ev.OutputItemDone({"type": "function_call", "id": f"fc_{secrets.token_hex(8)}",
                                               "call_id": call_id, "name": call.name,
-                                              "arguments": call.arguments or "{}"}))  # fmt: skip
+                                              "arguments": arguments or "{}"}))  # fmt: skip
         out.append(ev.Completed(self.response_id, self.usage))
         return out
 
@@ -327,18 +380,22 @@ class ChatCompletionsClient:
                 continue
             try:
                 chunk = textsafe.loads(sse.data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.debug("skipping unparseable chat chunk (%d bytes)", len(sse.data))
                 continue
             if not isinstance(chunk, dict):
                 continue
-            if isinstance(chunk.get("error"), dict):  # an error sent inside the stream
-                message = str(chunk["error"].get("message") or "the server reported an error")
-                raise FatalApiError(message, kind="other", route=CHAT.name)
+            error = chunk.get("error")
+            if error:  # an error sent inside the stream (an object, or just a string)
+                message = _str(_obj(error).get("message")) or (error if isinstance(error, str) else "")
+                raise FatalApiError(message or "the server reported an error", kind="other", route=CHAT.name)
             for event in state.feed(chunk):
                 yield event
         if not (done or state.finished):
             raise RetryableApiError("stream closed before the completion finished",
+                                    kind="response_stream_disconnected", route=CHAT.name)  # fmt: skip
+        if state.response_id is None:  # `[DONE]` and nothing else: no answer at all
+            raise RetryableApiError("the stream ended without a single chunk",
                                     kind="response_stream_disconnected", route=CHAT.name)  # fmt: skip
         for event in state.finish():
             yield event

@@ -139,7 +139,6 @@ class ResponsesClient:
         from httpx_sse import EventSource, SSEError
 
         source = EventSource(response).aiter_sse()
-        failed: Exception | None = None
         while True:
             try:
                 async with asyncio.timeout(self.idle_timeout_s):
@@ -163,35 +162,39 @@ class ResponsesClient:
                 continue
             if not isinstance(data, dict):
                 continue
-            kind = data.get("type")
-            if kind == "response.completed":
-                resp = data.get("response") or {}
-                yield ev.Completed(
-                    response_id=resp.get("id"),
-                    usage=ev.TokenUsage.from_wire(resp.get("usage")),
-                    end_turn=resp.get("end_turn") if isinstance(resp.get("end_turn"), bool) else None,
-                )
-                return
-            if kind == "response.failed":
-                err = (data.get("response") or {}).get("error")
-                failed = classify_failed(err if isinstance(err, dict) else None, RESPONSES.name)
-                raise failed
-            if kind == "response.incomplete":
-                details = (data.get("response") or {}).get("incomplete_details") or {}
-                reason = details.get("reason") if isinstance(details, dict) else None
-                raise FatalApiError(
-                    f"Incomplete response returned, reason: {reason or 'unknown'}",
-                    kind="other",
-                    route=RESPONSES.name,
-                )
-            event = _parse_event(kind, data)
+            event = stream_event(data, RESPONSES.name)
             if event is not None:
                 yield event
+                if isinstance(event, ev.Completed):
+                    return
         raise RetryableApiError(
             "stream closed before response.completed",
             kind="response_stream_disconnected",
             route=RESPONSES.name,
         )
+
+
+def stream_event(data: dict[str, Any], route: str) -> ev.ResponseEvent | None:
+    """One stream event's JSON (an SSE ``data`` line or a WebSocket text frame) → a typed event;
+    ``response.failed`` and ``response.incomplete`` raise, as the request's error."""
+    kind = data.get("type")
+    if kind == "response.completed":
+        resp = data.get("response") or {}
+        return ev.Completed(
+            response_id=resp.get("id"),
+            usage=ev.TokenUsage.from_wire(resp.get("usage")),
+            end_turn=resp.get("end_turn") if isinstance(resp.get("end_turn"), bool) else None,
+        )
+    if kind == "response.failed":
+        err = (data.get("response") or {}).get("error")
+        raise classify_failed(err if isinstance(err, dict) else None, route)
+    if kind == "response.incomplete":
+        details = (data.get("response") or {}).get("incomplete_details") or {}
+        reason = details.get("reason") if isinstance(details, dict) else None
+        raise FatalApiError(
+            f"Incomplete response returned, reason: {reason or 'unknown'}", kind="other", route=route
+        )
+    return _parse_event(kind, data)
 
 
 def _parse_event(kind: Any, data: dict[str, Any]) -> ev.ResponseEvent | None:

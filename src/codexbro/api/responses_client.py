@@ -28,6 +28,7 @@ from codexbro.protocol.items import ResponseItem
 
 if TYPE_CHECKING:
     from codexbro.api.chat_bridge import ChatCompletionsClient
+    from codexbro.api.responses_ws import ModelClientSession, WsTransport
     from codexbro.auth.manager import AuthManager
 
 
@@ -103,6 +104,28 @@ class ResponsesModelClient:
             retry_wait_max_s=config.retry_wait_max_ms / 1000,
         )
         self.base_instructions = config.base_instructions_override or model.base_instructions or ""
+        # Responses over WebSocket (provider `supports_websockets`, as upstream): the session's socket.
+        self.ws: WsTransport | None = None
+        if provider.supports_websockets and client_cls is ResponsesClient:
+            from codexbro.api.responses_ws import WsTransport, ws_url
+
+            self.ws = WsTransport(
+                ws_url(self.responses.url), connect_timeout_s=provider.websocket_connect_timeout_ms / 1000,
+                max_failures=provider.stream_max_retries, record=request_log,
+            )  # fmt: skip
+
+    def start_turn(self, turn_id: str) -> ModelClientSession:
+        """The turn's model transport (``responses_ws.ModelClientSession``): WebSocket with its
+        incremental baseline when the provider supports it, this client's HTTP/SSE otherwise."""
+        from codexbro.api.responses_ws import ModelClientSession
+
+        return ModelClientSession(self, self.ws, turn_id)
+
+    async def ensure_auth(self) -> None:
+        """A ChatGPT login's token refreshed before a request when it is about to expire."""
+        if self.auth_manager is not None:
+            await self.auth_manager.ensure_fresh()
+            self._sync_auth()
 
     def retarget(self, model: ModelInfo, config: Config) -> None:
         """Following requests use ``model`` and ``config``'s settings (``/model``: effort too)."""
@@ -125,6 +148,8 @@ class ResponsesModelClient:
         return RequestPreview(self.responses.url, body, headers)
 
     async def aclose(self) -> None:
+        if self.ws is not None:
+            await self.ws.aclose()
         await self.http.aclose()
 
     def build_body(self, prompt: Prompt) -> dict[str, Any]:
@@ -196,9 +221,7 @@ class ResponsesModelClient:
 
     async def stream(self, prompt: Prompt, subagent: str | None = None) -> AsyncIterator[ResponseEvent]:
         """Stream one response; with a ChatGPT login, refresh first if needed and recover from a 401."""
-        if self.auth_manager is not None:
-            await self.auth_manager.ensure_fresh()
-            self._sync_auth()
+        await self.ensure_auth()
         body = self.build_body(prompt)
         for attempt in range(3):
             try:

@@ -96,7 +96,7 @@ _CHATGPT = "Authorization: Bearer <access token>, ChatGPT-Account-ID"
 ROUTES: tuple[Route, ...] = (
     # Model traffic (provider base: public API, ChatGPT Codex backend or a third-party endpoint).
     Route("responses.create", "POST", "responses", "model", "stream one model response (SSE)", _BEARER, True),
-    Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER),
+    Route("responses.websocket", "GET", "responses", "model", "Responses over WebSocket", _BEARER, True),
     Route(
         "chat.completions",
         "POST",
@@ -108,7 +108,9 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("responses.compact", "POST", "responses/compact", "model", "remote compaction", _BEARER, True),
     Route("models.list", "GET", "models", "model", "live model catalog", _BEARER, True),
-    Route("realtime.connect", "GET", "realtime", "model", "realtime voice session (WebSocket)", _BEARER),
+    Route(
+        "realtime.connect", "GET", "realtime", "model", "realtime voice session (WebSocket)", _BEARER, True
+    ),
     Route(
         "audio.transcriptions",
         "POST",

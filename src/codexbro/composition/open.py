@@ -104,7 +104,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         rules=rules,
         resolution=resolution.event(),
         # exec processes, js_repl, MCP servers and the shell snapshot outlive turns, not the session
-        tool_resources=ToolResources(thread_id, _mcp_manager(resolution), _shell_snapshot(config)),
+        tool_resources=ToolResources(thread_id, _mcp_manager(resolution), _shell_snapshot(config, thread_id)),
         first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
         can_ask_user=options.interactive,
         model_lookup=None if resolution.embedded else model_lookup(config),
@@ -120,14 +120,22 @@ def start_session(config: Config, options: SessionOptions | None = None) -> Sess
     return open_session(resolve(config, earlier=options.resume or options.fork), options)
 
 
-def _shell_snapshot(config: Config) -> ShellSnapshot:
+def _shell_snapshot(config: Config, thread_id: str) -> ShellSnapshot:
     """The session's shell snapshot (``[features] shell_snapshot``, on by default as upstream's),
-    captured when the first shell command needs it."""
+    captured when the first shell command needs it — inside the session's sandbox, read-only,
+    unless the session runs with full access."""
+    from codexbro.sandbox.linux import spec_for
     from codexbro.tools.exec_env import user_shell
     from codexbro.tools.shell_snapshot import ShellSnapshot
 
     enabled = config.features.get("shell_snapshot") is not False
-    return ShellSnapshot(user_shell(), config.codexbro_home, config.shell_environment_policy, enabled=enabled)
+    sandbox = None
+    if config.sandbox_mode != "danger-full-access":
+        sandbox = spec_for(
+            "read-only", config.sandbox_workspace_write, config.cwd, config.codexbro_home, thread_id
+        )
+    return ShellSnapshot(user_shell(), config.codexbro_home, config.shell_environment_policy, enabled=enabled,
+                         sandbox=sandbox, backend=config.sandbox_backend)  # fmt: skip
 
 
 def _mcp_manager(resolution: Resolution) -> McpManager | None:

@@ -147,6 +147,8 @@ KEYS: tuple[Key, ...] = (
     Key("cli_auth_credentials_store", one_of(t.CredentialsStore), "where credentials are kept", used=False),
     Key("forced_login_method", enum("chatgpt", "api"), "allow only one login method", used=False),
     Key("forced_chatgpt_workspace_id", STR, "allow only one workspace", used=False),
+    Key("experimental_realtime_ws_base_url", STR, "`codexbro realtime`: the realtime WebSocket's base URL"),
+    Key("experimental_realtime_ws_model", STR, "`codexbro realtime`: the realtime model (gpt-realtime-1.5)"),
     # ---- accepted, not acted on yet
     Key("file_opener", STR, "editor links", used=False),
     Key("background_terminal_max_timeout", NONNEG_INT, "background terminal timeout", used=False),
@@ -159,7 +161,7 @@ KEYS: tuple[Key, ...] = (
             "suppress_unstable_features_warning", "disable_response_storage", "include_permissions_instructions",
             "include_apps_instructions", "include_environment_context", "include_environment_context_time",
             "include_collaboration_mode_instructions", "responses_api_metadata", "windows_wsl_setup_acknowledged", "sqlite_home",
-            "personality", "experimental_realtime_ws_base_url", "experimental_realtime_ws_model",
+            "personality",
             "model_auto_compact_token_limit_scope", "model_post_turn_compact_threshold_percent",
             "approvals_reviewer", "default_permissions", "permissions", "notice",
         )

@@ -77,6 +77,9 @@ class TurnState:
     last_agent_message: str | None = None
     usage: ev.TokenUsage = field(default_factory=ev.TokenUsage)
     requests: int = 0
+    # The turn's model transport (``start_turn``: e.g. a WebSocket with its incremental baseline);
+    # None: the session's client streams each request itself.
+    model: ModelStream | None = None
 
 
 class ModelStream(Protocol):
@@ -110,6 +113,9 @@ class TurnHost(Protocol):
 
 async def run_turn(host: TurnHost, ctx: TurnContext, state: TurnState) -> str | None:
     """Run the sampling loop; returns the last agent message. Errors propagate to the session."""
+    start_turn = getattr(host.client, "start_turn", None)  # a client with turn-scoped transport state
+    if start_turn is not None and state.model is None:
+        state.model = start_turn(ctx.turn_id)
     first = True
     while True:
         if not first:
@@ -187,7 +193,7 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
     rate_limits: ev.RateLimitSnapshot | None = None
     state.requests += 1
     try:
-        async for event in host.client.stream(prompt):
+        async for event in (state.model or host.client).stream(prompt):
             if isinstance(event, ev.OutputItemDone):
                 item = event.item
                 host.record(item)

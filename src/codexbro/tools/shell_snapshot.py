@@ -57,12 +57,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codexbro.config.types import ShellEnvironmentPolicy
 from codexbro.tools.exec_env import policy_allows
 
 if TYPE_CHECKING:
+    from codexbro.sandbox.linux import Prepared, SandboxSpec
     from codexbro.tools.spawn import ToolProcess
 
 log = logging.getLogger(__name__)
@@ -89,25 +90,33 @@ _READONLY_OPTIONS = {
     "zle",
 }
 
-# Shell builtins only (a profile may have broken PATH): `$1` is the private output directory.
+# Shell builtins only (a profile may have broken PATH). `$1` is the descriptor the sections go to,
+# in this order, each ended by SEP (two NULs never occur inside one): the exported variables
+# (NUL-separated), the functions, the aliases, the options, the umask; then "done".
+SEP = b"\0\0codexbro-section\0\0"
+_SEP_SH = r"\0\0codexbro-section\0\0"
+SECTIONS = ("env", "functions", "aliases", "options", "umask")
 _CAPTURE = {
-    "bash": r"""d=$1
-for __n in $(compgen -e); do printf '%s=%s\0' "$__n" "${!__n}"; done > "$d/env"
-declare -f > "$d/functions"
-alias -p > "$d/aliases"
-{ set +o; shopt -p; } > "$d/options"
-printf done > "$d/complete"
+    "bash": rf"""d=$1
+for __n in $(compgen -e); do printf '%s=%s\0' "$__n" "${{!__n}}"; done >&"$d"
+printf '{_SEP_SH}' >&"$d"; declare -f >&"$d"
+printf '{_SEP_SH}' >&"$d"; alias -p >&"$d"
+printf '{_SEP_SH}' >&"$d"; {{ shopt -p; set +o; }} >&"$d"
+printf '{_SEP_SH}' >&"$d"; umask >&"$d"
+printf '{_SEP_SH}done' >&"$d"
 """,
-    "zsh": r"""d=$1
-for __n in ${(k)parameters}; do
-  [[ ${parameters[$__n]} == *export* ]] && printf '%s=%s\0' "$__n" "${(P)__n}"
-done > "$d/env"
-typeset -f > "$d/functions"
-alias -L > "$d/aliases"
-setopt > "$d/options"
-printf done > "$d/complete"
+    "zsh": rf"""d=$1
+for __n in ${{(k)parameters}}; do
+  [[ ${{parameters[$__n]}} == *export* ]] && printf '%s=%s\0' "$__n" "${{(P)__n}}"
+done >&$d
+printf '{_SEP_SH}' >&$d; typeset -f >&$d
+printf '{_SEP_SH}' >&$d; alias -L >&$d
+printf '{_SEP_SH}' >&$d; setopt >&$d
+printf '{_SEP_SH}' >&$d; umask >&$d
+printf '{_SEP_SH}done' >&$d
 """,
 }
+MAX_CAPTURE = 8 * 1024 * 1024  # a profile exporting more than this is not snapshotted
 _PROFILES = {
     "bash": (
         "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc", "/etc/bashrc", "~/.bash_profile",
@@ -145,9 +154,14 @@ class ShellSnapshot:
 
     def __init__(
         self, shell: str, home: Path, policy: ShellEnvironmentPolicy, *, enabled: bool = True,
-        ttl_s: float = TTL_S, timeout_s: float = CAPTURE_TIMEOUT_S,
+        ttl_s: float = TTL_S, timeout_s: float = CAPTURE_TIMEOUT_S, sandbox: SandboxSpec | None = None,
+        backend: str = "auto",
     ) -> None:  # fmt: skip
         self.shell = shell
+        # Where the login shell runs for the capture: the session's sandbox, read-only (None: the
+        # session runs unsandboxed, and so does the capture).
+        self.sandbox = sandbox
+        self.backend = backend
         self.kind = shell_kind(shell)
         self.home = home
         self.policy = policy
@@ -236,12 +250,21 @@ class ShellSnapshot:
             text = _read_fresh(path, self.ttl_s)
             self.cached = text is not None
             if text is None:
-                text = await self._capture(base)
-                fd = _sealed(text)
+                failed = _read_fresh(path.with_suffix(".failed"), self.ttl_s, marker=False)
+                if failed is not None:  # the same profile failed within the TTL: no new attempt
+                    raise SnapshotError(
+                        f"{failed.strip()} (an earlier capture; retried after an hour or a profile change)"
+                    )
                 try:
-                    await self._validate(fd, base)
-                except BaseException:
-                    os.close(fd)
+                    text = await self._capture(base)
+                    fd = _sealed(text)
+                    try:
+                        await self._validate(fd, base)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                except SnapshotError as exc:
+                    _write_private(path.with_suffix(".failed"), str(exc))
                     raise
                 _write_private(path, text)
                 _prune(path, self.ttl_s)
@@ -280,74 +303,127 @@ class ShellSnapshot:
         return self.home / "shell_snapshots" / f"{self.kind}-{digest.hexdigest()[:24]}.sh"
 
     async def _capture(self, base: dict[str, str]) -> str:
-        from codexbro.tools.spawn import finish_process, kill_group
-
+        """Run the login shell — inside the session's sandbox, read-only, when it has one: a
+        profile may run programs from a workspace (a project venv on PATH), which sandboxed
+        commands could have planted — and read its sections from an inherited pipe. Stops at the
+        shell's exit, not at end-of-file (a background job the profile starts may hold the pipe)."""
         assert self.kind is not None
-        with tempfile.TemporaryDirectory(prefix="codexbro-snapshot-") as out:
-            argv = [self.shell, "-lc", _CAPTURE[self.kind], "codexbro-snapshot", out]
-            proc = await _start(
-                self, argv, cwd=_home_dir(base), env=base, stdout=asyncio.subprocess.DEVNULL, pass_fds=()
-            )
-            try:
-                _out, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
-            except TimeoutError:
-                kill_group(proc)
-                await proc.wait()
-                raise SnapshotError(f"the login shell took over {self.timeout_s:g} s") from None
-            except BaseException:
-                kill_group(proc)
-                raise
-            finally:
-                if proc.returncode is not None:
-                    finish_process(proc, None)
-            if not (Path(out) / "complete").exists():
-                tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-                raise SnapshotError(f"the login shell did not finish the capture: {tail[0][:200]}")
-            parts = {
-                name: (Path(out) / name).read_bytes() for name in ("env", "functions", "aliases", "options")
-            }
-        return render(self.kind, self.shell, parts, base, self.policy)
+        out, err, code = await self._run_contained(
+            [self.shell, "-lc", _CAPTURE[self.kind], "codexbro-snapshot"], base, _home_dir(base), channel=True
+        )
+        parts = out.split(SEP)
+        if len(parts) != len(SECTIONS) + 1 or parts[-1] != b"done":
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {code}"]
+            raise SnapshotError(f"the login shell did not finish the capture: {tail[0][:200]}")
+        return render(self.kind, self.shell, dict(zip(SECTIONS, parts, strict=False)), base, self.policy)
 
     async def _validate(self, fd: int, base: dict[str, str]) -> None:
         """Load it once as a command would: it must print nothing and leave the script running."""
-        from codexbro.tools.spawn import finish_process, kill_group
-
         assert self.kind is not None
         launch = restore(self.kind, [self.shell, "-lc", "printf codexbro-snapshot-ok"], base, fd)
-        proc = await _start(
-            self,
-            launch.argv,
-            cwd=Path("/"),
-            env=launch.env,
-            stdout=asyncio.subprocess.PIPE,
-            pass_fds=launch.pass_fds,
+        out, err, _code = await self._run_contained(
+            launch.argv, launch.env, Path("/"), pass_fds=launch.pass_fds
         )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
-        except BaseException:
-            kill_group(proc)
-            await proc.wait()
-            raise
-        finally:
-            if proc.returncode is not None:
-                finish_process(proc, None)
         if out != b"codexbro-snapshot-ok" or err.strip():
             detail = err.decode("utf-8", "replace").strip().splitlines()[:1] or ["no output"]
             raise SnapshotError(f"the snapshot did not load cleanly: {detail[0][:200]}")
 
+    async def _run_contained(self, argv: list[str], env: dict[str, str], cwd: Path, *, channel: bool = False,
+                             pass_fds: tuple[int, ...] = ()) -> tuple[bytes, bytes, int]:  # fmt: skip
+        """(what it wrote — to the channel pipe when ``channel``, else stdout —, stderr, exit code)
+        of ``argv`` run in the capture sandbox, bounded by ``timeout_s`` and ``MAX_CAPTURE``; its
+        whole process group is killed afterwards."""
+        from codexbro.tools.spawn import finish_process, kill_group
+
+        prepared = None
+        if self.sandbox is not None:
+            from codexbro.sandbox.linux import SandboxUnavailable, prepare
+
+            try:
+                prepared = prepare(self.sandbox, self.backend)
+            except (SandboxUnavailable, OSError) as exc:
+                raise SnapshotError(f"no sandbox to capture the login shell in: {exc}") from None
+        loop = asyncio.get_running_loop()
+        read_fd = write_fd = -1
+        if channel:
+            read_fd, write_fd = os.pipe()
+            argv = [*argv, str(write_fd)]
+        try:
+            proc = await _start(self, argv, cwd=cwd, env=env, stdout=asyncio.subprocess.DEVNULL if channel
+                                else asyncio.subprocess.PIPE, pass_fds=(*pass_fds, *([write_fd] if channel else [])),
+                                sandbox=prepared)  # fmt: skip
+        except BaseException:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+            if prepared is not None:
+                prepared.release()
+            raise
+        transport = None
+        if channel:
+            os.close(write_fd)
+            stream = asyncio.StreamReader(limit=MAX_CAPTURE)
+            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream),
+                                                        os.fdopen(read_fd, "rb", 0))  # fmt: skip
+        else:
+            assert proc.stdout is not None
+            stream = proc.stdout
+        out, err = bytearray(), bytearray()
+        complete = asyncio.Event()  # the capture wrote its last section (the shell may linger)
+
+        async def pump(source: asyncio.StreamReader | None, into: bytearray) -> None:
+            while source is not None and (chunk := await source.read(65536)):
+                into += chunk
+                if len(into) > MAX_CAPTURE:
+                    raise SnapshotError(f"the login shell wrote over {MAX_CAPTURE // 2**20} MiB")
+                if channel and into is out and out.endswith(SEP + b"done"):
+                    complete.set()
+
+        pumps = [asyncio.ensure_future(pump(stream, out)), asyncio.ensure_future(pump(proc.stderr, err))]
+        # A background job the profile starts keeps the process group — and so, under the spawn
+        # supervisor, the process — alive: the capture is over when its last section arrives.
+        ended: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(proc.wait()),
+            asyncio.ensure_future(complete.wait()),
+        ]
+        try:
+            done, _pending = await asyncio.wait(
+                ended, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                raise SnapshotError(f"the login shell took over {self.timeout_s:g} s")
+            await asyncio.wait(pumps, timeout=0.3)  # what is still in the pipes; not a background job's EOF
+            for task in pumps:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for pending in (*pumps, *ended):
+                pending.cancel()
+            kill_group(proc)
+            if proc.returncode is None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(proc.wait(), 2.0)
+            if transport is not None:
+                transport.close()
+            if proc.returncode is not None:
+                finish_process(proc, prepared)
+            elif prepared is not None:
+                prepared.release()
+        return bytes(out), bytes(err), proc.returncode if proc.returncode is not None else -1
+
 
 async def _start(snap: ShellSnapshot, argv: list[str], *, cwd: Path, env: dict[str, str], stdout: int,
-                 pass_fds: tuple[int, ...]) -> ToolProcess:  # fmt: skip
-    """Start a capture or check process, unsandboxed. ``aclose`` lets a start finish before it
-    cancels: asyncio's ``create_subprocess_exec`` cancelled mid-start can wait forever for the child
-    it killed (seen at session close under load)."""
+                 pass_fds: tuple[int, ...], sandbox: Prepared | None) -> ToolProcess:  # fmt: skip
+    """Start a capture or check process. ``aclose`` lets a start finish before it cancels:
+    asyncio's ``create_subprocess_exec`` cancelled mid-start can wait forever for the child it
+    killed (seen at session close under load)."""
     from codexbro.tools.spawn import start_process
 
     snap._starting += 1
     snap._idle.clear()
     try:
         return await start_process(
-            argv, cwd=cwd, env=env, sandbox=None, helpers=False, pass_fds=pass_fds,
+            argv, cwd=cwd, env=env, sandbox=sandbox, helpers=False, pass_fds=pass_fds,
             stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
     finally:
@@ -430,20 +506,33 @@ def render(kind: str, shell: str, parts: Mapping[str, bytes], base: Mapping[str,
         return parts[name].decode("utf-8", "surrogateescape")
 
     exports, unsets = restored_vars(_parse_env(parts["env"]), base, policy)
+    options = _options(kind, text("options"))
+    # Options first — some change how what follows parses (bash `extglob`, zsh `extendedglob`) —
+    # but bash's `set -o` ones last: `errexit` or `nounset` must not act on the snapshot itself.
+    early = [line for line in options if not line.startswith("set ")]
+    late = [line for line in options if line.startswith("set ")]
     lines = [
         f"# codexbro shell snapshot v{VERSION} ({kind}, {shell}), {time.strftime('%Y-%m-%dT%H:%M:%S%z')}",
         "# What the login profile changed; sourced before each command instead of a login shell.",
+        "# Not restored: traps, ulimits, the profile's cd, variables it did not export.",
         'case ${BASH_ENV-} in /dev/fd/[0-9]*) eval "exec ${BASH_ENV#/dev/fd/}<&-" ;; esac',
         "unset BASH_ENV",
-        "{",
     ]
+    if early:
+        lines += ["{", *early, "} 2>/dev/null"]
+    lines.append("{")
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(exports.items())]
     lines += [f"unset -v {k}" for k in unsets]
     lines += [text("functions").rstrip("\n"), text("aliases").rstrip("\n")]
-    lines += _options(kind, text("options"))
     lines.append("} 2>/dev/null")
-    # codexbro's helper commands (apply_patch) stay first on PATH, whatever the profile set.
-    lines.append('[ -n "${CODEXBRO_PATH_FRONT-}" ] && PATH="$CODEXBRO_PATH_FRONT:$PATH"')
+    mask = text("umask").strip()
+    if re.fullmatch(r"[0-7]{3,4}", mask):
+        lines.append(f"umask {mask}")
+    if late:
+        lines += ["{", *late, "} 2>/dev/null"]
+    # codexbro's helper commands (apply_patch) stay first on PATH, whatever the profile set; the
+    # `if` leaves `$?` at 0 for the script, as after a login shell's profile.
+    lines.append('if [ -n "${CODEXBRO_PATH_FRONT-}" ]; then PATH="$CODEXBRO_PATH_FRONT:$PATH"; fi')
     return "\n".join(line for line in lines if line) + "\n"
 
 
@@ -472,8 +561,8 @@ def _sealed(text: str) -> int:
     return fd
 
 
-def _read_fresh(path: Path, ttl_s: float) -> str | None:
-    """The cached snapshot, when it is ours, private, and younger than the TTL."""
+def _read_fresh(path: Path, ttl_s: float, *, marker: bool = True) -> str | None:
+    """The cached snapshot (or failure note), when it is ours, private, and younger than the TTL."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -483,7 +572,7 @@ def _read_fresh(path: Path, ttl_s: float) -> str | None:
         if st.st_uid != os.getuid() or st.st_mode & 0o077 or time.time() - st.st_mtime > ttl_s:
             return None
         text = fh.read().decode("utf-8", "surrogateescape")
-    return text if text.startswith(f"# codexbro shell snapshot v{VERSION} ") else None
+    return text if not marker or text.startswith(f"# codexbro shell snapshot v{VERSION} ") else None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -506,5 +595,6 @@ def _prune(keep: Path, ttl_s: float) -> None:
     with contextlib.suppress(OSError):
         for entry in keep.parent.iterdir():
             with contextlib.suppress(OSError):
-                if entry != keep and entry.suffix == ".sh" and now - entry.lstat().st_mtime > ttl_s:
+                old = now - entry.lstat().st_mtime > ttl_s
+                if entry != keep and entry.suffix in (".sh", ".failed") and old:
                     entry.unlink()

@@ -20,6 +20,7 @@ MODULES = (
     "mcp_server",
     "app_server",
     "transcribe",
+    "realtime",
 )
 
 
