@@ -8,13 +8,14 @@ that way unless ``login`` is false; ``shell`` argv may name it) pays for a login
 before each command. codexbro does the same, this way:
 
 - **Capture** (once per session, when its first shell command needs it — a session that runs no
-  command never pays for it, and a capture cut short by the session's end would be wasted; from
-  the cache, ~3 ms): ``SHELL -l`` runs a small
-  script of shell builtins that writes, into a private directory, the exported variables, the
-  functions, the aliases and the options (``set +o``/``shopt -p``; zsh: ``setopt``). It runs in
-  the home directory (no workspace file is read), without a terminal, with the environment a
-  command would get (``[shell_environment_policy]``), bounded by a 10 s timeout. What the profile
-  prints is thrown away.
+  command never pays for it; from the cache, ~3 ms): ``SHELL -l`` runs a small script of shell
+  builtins that writes, to an inherited pipe, the exported variables, the functions, the aliases,
+  the options (``shopt -p``/``set +o``; zsh: ``setopt``) and the umask. It runs inside the
+  session's sandbox, read-only (a profile runs programs from PATH, and PATH may hold a directory
+  sandboxed commands can write), in the home directory, without a terminal, with the environment a
+  command would get (``[shell_environment_policy]``), bounded by a 10 s timeout; it is over when
+  its last section arrives (a profile's background job is killed with its process group). What
+  the profile prints is thrown away. A failure is remembered for the TTL.
 - **What is kept**: only what the profile changed — variables it added or changed (and ``unset``
   for those it removed), relative to the environment it started from. Variables the environment
   policy excludes (``*KEY*``, ``*TOKEN*``…, ``exclude``, ``include_only``, the credential
