@@ -17,6 +17,7 @@ import codecs
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -407,6 +408,7 @@ class EmbeddedModel:
         budget = min(self.max_tokens, self.n_ctx - len(tokens))
         vocab = llm._model.vocab
         produced: list[int] = []
+        written = ""  # the decoded output so far (the answer's repetition guard reads it)
         for token in llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, grammar=grammar):
             if stats.output_tokens == 0:
                 stats.first_token_s = time.perf_counter() - start
@@ -417,10 +419,18 @@ class EmbeddedModel:
             piece = decoder.decode(llm.detokenize([token], special=False))
             if piece:
                 emit(piece)
+                written += piece
             if stats.output_tokens >= budget:
                 break
             if looping(produced):
                 stats.stopped = "repetition"  # greedy decoding stuck in a loop: cut it short
+                break
+            if (
+                piece
+                and any(c in piece for c in ".!?\n")
+                and repeated_at(answer_so_far(written) or "") is not None
+            ):
+                stats.stopped = "repetition"  # an answer saying the same sentences again: enough
                 break
         tail = decoder.decode(b"", final=True)
         if tail:
@@ -492,6 +502,9 @@ class EmbeddedModel:
         if isinstance(parsed, ParsedCall) and parsed.name == "answer":
             value = parsed.arguments.get("text", "")
             parsed = value.strip() if isinstance(value, str) else json.dumps(value)
+        if isinstance(parsed, str):  # an answer that says the same thing again ends before it does
+            cut = repeated_at(parsed)
+            parsed = parsed[:cut].rstrip() if cut is not None else parsed
         if isinstance(parsed, ParsedCall):
             item: ev.ResponseItem = {
                 "type": "function_call", "id": f"fc_{secrets.token_hex(6)}", "call_id": f"call_{secrets.token_hex(6)}",
@@ -506,6 +519,26 @@ class EmbeddedModel:
             input_tokens=stats.prompt_tokens, cached_input_tokens=stats.reused_tokens,
             output_tokens=stats.output_tokens, total_tokens=stats.prompt_tokens + stats.output_tokens,
         ))  # fmt: skip
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+
+
+def repeated_at(text: str, min_len: int = 20) -> int | None:
+    """Where ``text`` starts saying again what it said: the offset of a sentence or line (of at
+    least ``min_len`` characters, compared without case or spacing) seen twice already, or once
+    when it is long (60+). None when nothing repeats. General by design — it looks at the shape
+    of the answer, never at particular words."""
+    seen: dict[str, int] = {}
+    for match in _SENTENCE.finditer(text):
+        unit = " ".join(match.group(0).lower().split()).strip(" .!?")
+        if len(unit) < min_len:
+            continue
+        count = seen.get(unit, 0) + 1
+        seen[unit] = count
+        if count >= 3 or (count >= 2 and len(unit) >= 60):
+            return match.start()
+    return None
 
 
 def looping(
