@@ -622,3 +622,36 @@ def test_version_and_exec_never_import_textual(
             if line.startswith("import time:")
         ]
         assert imported and not [m for m in imported if m.split(".")[0] in ("textual", "rich")], args
+
+
+async def test_transcribe_puts_a_recordings_words_in_the_composer(
+    home: Path, fake: FakeResponsesServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codexbro.tui.composer import Composer
+    from tests.fakes.responses_server import Recorded
+    from tests.test_transcribe_cli import wav
+
+    calls: list[Recorded] = []
+
+    def answer(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        calls.append(rec)
+        return 200, {"content-type": "application/json"}, b'{"text": "add a test for the parser"}'
+
+    fake.route("POST", "/v1/audio/transcriptions", answer)
+    monkeypatch.setenv("CODEXBRO_API_KEY", "sk-tui")
+    wav(workspace / "memo.wav")
+    app = make_app(home, fake, workspace, openai_base_url=fake.base_url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"/transcribe memo.wav", "enter")
+        composer = app.query_one(Composer)
+        await until(pilot, lambda: composer.text == "add a test for the parser")
+        assert not fake.responses_requests()  # in the composer to edit, not sent
+        composer.text = ""
+        await pilot.press(*"/transcribe missing.wav", "enter")
+        await until(
+            pilot,
+            lambda: any(
+                "transcription failed: cannot read" in str(c.render()) for c in texts(app, cells.NoteCell)
+            ),
+        )
+    assert len(calls) == 1 and calls[0].headers["authorization"] == "Bearer sk-tui"

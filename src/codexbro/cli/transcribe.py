@@ -1,14 +1,5 @@
-"""``codexbro transcribe FILE``: the two modes of the seed's transcription.
-
-- a ChatGPT login → ``POST {chatgpt_base_url}/transcribe`` (route ``transcribe``) with the login's
-  token and account, refreshed as needed;
-- an API key (``CODEXBRO_API_KEY``, ``CODEX_API_KEY``, ``auth.json``, ``OPENAI_API_KEY``, in
-  ``resolve_auth``'s order) → ``POST {openai base}/audio/transcriptions`` (route
-  ``audio.transcriptions``), model ``gpt-4o-transcribe`` unless ``--model``.
-
-Multipart, the audio as ``file``; the text goes to stdout (``--json``: with the route and URL).
-Files over 25 MB are refused before anything is sent (the API's limit), as are unknown formats.
-"""
+"""``codexbro transcribe FILE``: a recording's words on stdout (``--json``: with the route and URL);
+the work is ``composition/transcribe.py``'s."""
 
 from __future__ import annotations
 
@@ -17,74 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from codexbro.errors import CodexbroError, UserError
-
-MAX_BYTES = 25 * 1024 * 1024
-MIME = {
-    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".mpga": "audio/mpeg", ".mpeg": "audio/mpeg",
-    ".m4a": "audio/mp4", ".mp4": "audio/mp4", ".ogg": "audio/ogg", ".oga": "audio/ogg",
-    ".webm": "audio/webm", ".flac": "audio/flac",
-}  # fmt: skip
-
-
-def read_audio(path: Path) -> tuple[bytes, str]:
-    """The recording's bytes and MIME type, or a ``UserError`` saying what is wrong with it."""
-    mime = MIME.get(path.suffix.lower())
-    if mime is None:
-        raise UserError(f"{path}: not a supported audio format (use one of {', '.join(sorted(MIME))})")
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise UserError(f"{path}: {size / 2**20:.1f} MB is over the 25 MB the transcription API accepts")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise UserError(f"{path} is empty")
-    return data, mime
-
-
-async def transcribe_path(path: Path, model: str | None, overrides: list[str], profile: str | None
-                          ) -> tuple[str, str, str]:  # fmt: skip
-    """(text, route name, URL) for the recording at ``path``, through the configured account."""
-    from codexbro.api.http import RouteHttp
-    from codexbro.api.responses_client import originator_for, user_agent
-    from codexbro.api.routes import route
-    from codexbro.api.transcribe import DEFAULT_MODEL, transcribe
-    from codexbro.auth.resolve import resolve_auth
-    from codexbro.config.loader import Overrides, load_config
-
-    audio, mime = read_audio(path)
-    config = load_config(Overrides(cli_overrides=overrides, profile=profile))
-    provider = config.model_providers["openai"]
-    auth = resolve_auth(provider, config.codexbro_home)
-    origin = originator_for("codex_cli_rs")
-    headers = {"originator": origin, "user-agent": user_agent(origin)}
-    http = RouteHttp(timeout_s=120.0)
-    try:
-        if auth.mode == "chatgpt":
-            from codexbro.auth.manager import AuthManager
-
-            manager = AuthManager(config.codexbro_home, http)
-            await manager.ensure_fresh()
-            headers["authorization"] = f"Bearer {manager.access_token}"
-            if manager.account_id:
-                headers["chatgpt-account-id"] = manager.account_id
-            base, chatgpt = config.chatgpt_base_url, True
-        else:
-            headers["authorization"] = f"Bearer {auth.token}"
-            base, chatgpt = config.openai_base_url or provider.base_url or "https://api.openai.com/v1", False
-        text = await transcribe(http, chatgpt=chatgpt, base_url=base, headers=headers, audio=audio,
-                                filename=path.name, mime=mime, model=model or DEFAULT_MODEL)  # fmt: skip
-        r = route("transcribe" if chatgpt else "audio.transcriptions")
-        return text, r.name, r.url(base)
-    finally:
-        await http.aclose()
+from codexbro.errors import CodexbroError
 
 
 def transcribe_file(
     file: str, model: str | None, as_json: bool, overrides: list[str], profile: str | None
 ) -> int:
+    from codexbro.composition.transcribe import transcribe_path
     from codexbro.textsafe import for_terminal
 
     try:

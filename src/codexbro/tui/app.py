@@ -7,6 +7,7 @@ user does becomes an ``Op``. Nothing else connects them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -49,6 +50,7 @@ SLASH_COMMANDS = {
     "/mcp": "the MCP servers: their state and tools",
     "/init": "ask the agent to write an AGENTS.md for this project",
     "/mention": "mention a file: starts an @ search in the composer",
+    "/transcribe": "/transcribe FILE: a recording's words into the composer (wav, mp3, m4a, …)",
     "/new": "start a new conversation (this one stays resumable)",
     "/resume": "continue an earlier conversation of this workspace",
     "/logout": "remove the stored credentials",
@@ -322,7 +324,7 @@ class CodexbroApp(App[int]):
         self._recalled = None
         word = text.split()[0]
         if word.startswith("/") and word in SLASH_COMMANDS:
-            await self.slash(word)
+            await self.slash(word, text[len(word) :].strip())
             return
         if word.startswith("/") and word[1:].isalpha():  # a typo, not a path like /etc/hosts
             await self.add(cells.NoteCell(f"unknown command {word} (/help lists them)", "warning"))
@@ -334,7 +336,7 @@ class CodexbroApp(App[int]):
         # Typed during a turn: queued, sent as the next turn.
         self.session.submit(p.UserTurn(inputs, when="queue"))
 
-    async def slash(self, command: str) -> None:
+    async def slash(self, command: str, argument: str = "") -> None:
         if command == "/quit":
             self.session.submit(p.Shutdown())
         elif command == "/compact":
@@ -386,15 +388,49 @@ class CodexbroApp(App[int]):
             await self.add(cells.NoteCell("new conversation", "info"))
         elif command == "/resume" and self.resume_session is not None:
             self.pick_session()
+        elif command == "/transcribe":
+            await self.transcribe(argument)
         elif command == "/logout":
-            from codexbro.auth import storage
+            from codexbro.api.responses_client import originator_for, user_agent
+            from codexbro.auth.revoke import logout
 
-            gone = storage.delete(self.session.config.codexbro_home)
-            await self.add(cells.NoteCell("logged out" if gone else "not logged in", "info"))
+            origin = originator_for("codex_cli_rs")
+            result = await logout(self.session.config.codexbro_home,
+                                  headers={"originator": origin, "user-agent": user_agent(origin)})  # fmt: skip
+            if result.revoked is False:
+                await self.add(cells.NoteCell(f"could not revoke the ChatGPT token ({result.problem}); the "
+                                              "local credential was removed", "warning"))  # fmt: skip
+            await self.add(cells.NoteCell("logged out" if result.removed else "not logged in", "info"))
         else:
             await self.add(
                 cells.NoteCell("\n".join(f"{k:<9} {v}" for k, v in SLASH_COMMANDS.items()), "info")
             )
+
+    async def transcribe(self, argument: str) -> None:
+        """``/transcribe FILE``: the recording's words appended to the composer, to edit and send."""
+        import shlex
+
+        from codexbro.composition.transcribe import transcribe_path
+        from codexbro.errors import CodexbroError
+
+        try:
+            words = shlex.split(argument)
+        except ValueError:
+            words = []
+        if len(words) != 1:
+            await self.add(cells.NoteCell("usage: /transcribe FILE (a recording: wav, mp3, m4a, ogg, webm, flac)",
+                                          "warning"))  # fmt: skip
+            return
+        path = _in_workspace(words[0], self.session.config.cwd)
+        await self.add(cells.NoteCell(f"transcribing {path.name}…", "info"))
+        try:
+            text, _route, _url = await transcribe_path(path, None, config=self.session.config)
+        except CodexbroError as err:
+            await self.add(cells.NoteCell(f"transcription failed: {err.message}", "warning"))
+            return
+        composer = self.query_one(Composer)
+        composer.insert(text.strip())
+        composer.focus()
 
     async def on_key(self, event: events.Key) -> None:
         """Esc (composer empty, no turn running): the last message back into the composer; Esc
@@ -486,3 +522,9 @@ class CodexbroApp(App[int]):
             return
         self._quit_armed = True
         self.notify("press ctrl+c again to quit", timeout=3)
+
+
+def _in_workspace(name: str, cwd: Path) -> Path:
+    """A path the user typed: ``~`` expanded, relative to the workspace."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else cwd / path
