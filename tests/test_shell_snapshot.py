@@ -24,7 +24,8 @@ from codexbro.tools.exec_sessions import ExecSessions
 from codexbro.tools.handlers.shell import ShellCommandHandler, ShellHandler
 from codexbro.tools.handlers.unified_exec import ExecCommandHandler
 from codexbro.tools.router import ToolRouter
-from codexbro.tools.shell_snapshot import ShellSnapshot, _sealed
+from codexbro.tools.shell_snapshot import ShellSnapshot
+from codexbro.tools.shell_snapshot_text import _sealed
 from tests.conftest import run_cli, write_config
 from tests.fakes.events import ev_created, ev_shell_command, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
