@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tools", ("codexbro.sandbox", "codexbro.tools", "codexbro.mcp")),
     ("core", ("codexbro.core",)),
     ("front ends", ("codexbro.composition", "codexbro.cli", "codexbro.exec", "codexbro.inspection",
-                    "codexbro.tui", "codexbro.__main__", "codexbro.mcp.server", "codexbro.appserver")),
+                    "codexbro.tui", "codexbro.__main__", "codexbro.mcp.server", "codexbro.appserver",
+                    "codexbro.batch")),
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ MODULES = (
     "app_server",
     "transcribe",
     "realtime",
+    "batch",
 )
 
 
