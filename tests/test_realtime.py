@@ -98,3 +98,22 @@ def test_bad_recordings_and_server_errors(home: Path, workspace: Path, tmp_path:
         )
         res = run_cli("realtime", "--input", str(tone(tmp_path / "q.wav")), "--json", cwd=workspace)
         assert res.code == 1 and "realtime error: voice not allowed" in res.stderr
+
+
+def test_hostile_events_and_recordings_end_cleanly(home: Path, workspace: Path, tmp_path: Path) -> None:
+    """Red-team findings: non-JSON events are skipped (no traceback); a WAV at an absurd sample rate
+    is refused before any work; a recording that is not a regular file is refused by transcribe."""
+    with FakeRealtimeServer() as rt:
+        write_config(
+            home, "http://127.0.0.1:9/v1", extra=f'experimental_realtime_ws_base_url = "{rt.base_url}"'
+        )
+        rt.add([{"type": "response.output_audio_transcript.delta", "delta": "fine"},
+                {"type": "response.done", "response": {"status": "completed"}}])  # fmt: skip
+        res = run_cli("realtime", "--input", str(tone(tmp_path / "q.wav")), "--json", cwd=workspace)
+        assert res.code == 0 and json.loads(res.stdout)["transcript"] == "fine", res.stderr
+        slow = tone(tmp_path / "slow.wav", rate=1, seconds=40, channels=1)
+        res = run_cli("realtime", "--input", str(slow), cwd=workspace)
+        assert res.code == 1 and "sample rate of 1 Hz" in res.stderr and "Traceback" not in res.stderr
+    (tmp_path / "zero.wav").symlink_to("/dev/zero")
+    res = run_cli("transcribe", str(tmp_path / "zero.wav"), env={"CODEXBRO_API_KEY": "sk-x"})
+    assert res.code == 1 and "not a regular file" in res.stderr

@@ -130,3 +130,73 @@ async def test_refused_with_426_then_http_for_the_rest_of_the_session(home: Path
         assert len(ws.handshakes) == 1  # sticky: nothing retried
     assert json.dumps(ws.handshakes[0]["path"]) == '"/v1/responses"'
     await asyncio.sleep(0)
+
+
+async def test_frames_after_a_completed_response_are_never_the_next_answer(
+    home: Path, workspace: Path
+) -> None:
+    """Red-team finding: a server that keeps sending after ``response.completed`` must not have its
+    frames read as the next request's answer — the socket is replaced instead."""
+    with FakeWsServer() as ws:
+        write_config(home, ws.base_url, provider_extra=WS)
+        ws.add(WsReply([ev_created("r1"), ev_message("answer one"), ev_completed("r1"),
+                        ev_created("r_evil"), ev_message("STALE injected"), ev_completed("r_evil")]),
+               reply("r2", ev_message("answer two")))  # fmt: skip
+        session = start_session(load_config(Overrides(cwd=workspace)))
+        session.submit(turn("one"))
+        seen = await events_until(session)
+        await asyncio.sleep(0.2)  # the stale frames arrive
+        session.submit(turn("two"))
+        seen += await events_until(session)
+        await session.close()
+    assert [m.message for m in seen if isinstance(m, p.AgentMessage)] == ["answer one", "answer two"]
+    assert len(ws.handshakes) == 2  # the socket holding stale frames was not reused
+
+
+def test_a_redirect_is_never_followed(home: Path, workspace: Path, fake: FakeResponsesServer) -> None:
+    """Red-team finding: the library followed a 3xx with the provider's extra headers; now a
+    redirect is a failed handshake, and nothing reaches the other host."""
+    with FakeWsServer() as target, FakeWsServer(refuse_status=302) as ws:
+        ws.redirect_to = (
+            target.base_url.replace("http", "ws") + "/collect"
+        )  # a live server: nothing may reach it
+        write_config(
+            home, ws.base_url, provider_extra=WS + '\nhttp_headers = { "x-api-key" = "secret-header" }'
+        )
+        from codexbro.api.responses_ws import WsTransport
+
+        async def attempt() -> str:
+            transport = WsTransport(
+                ws.base_url.replace("http", "ws") + "/responses", connect_timeout_s=5, max_failures=0
+            )
+            try:
+                await transport.connect({"x-api-key": "secret-header"})
+            except Exception as exc:
+                return str(exc)
+            return "connected"
+
+        message = asyncio.run(attempt())
+    assert "HTTP 302" in message and target.handshakes == []
+
+
+def test_odd_shapes_in_stream_events_are_ignored_not_internal_errors() -> None:
+    """Red-team finding (shared with SSE): a non-object ``response`` or usage detail ended the turn
+    with an internal AttributeError; deep nesting with a RecursionError."""
+    import pytest
+
+    from codexbro import textsafe
+    from codexbro.api import events as ev
+    from codexbro.api.responses import stream_event
+
+    done = stream_event({"type": "response.completed", "response": [1, 2]}, "responses.create")
+    assert isinstance(done, ev.Completed) and done.response_id is None
+    usage = ev.TokenUsage.from_wire(
+        {"input_tokens": 5, "input_tokens_details": [1], "output_tokens_details": "x"}
+    )
+    assert usage.input_tokens == 5 and usage.cached_input_tokens == 0
+    created = stream_event(
+        {"type": "response.created", "response": {"id": {"nested": 1}}}, "responses.create"
+    )
+    assert isinstance(created, ev.Created) and created.response_id is None
+    with pytest.raises(ValueError):
+        textsafe.loads("[" * 200_000 + "]" * 200_000)

@@ -68,7 +68,11 @@ def json_bytes(value: Any) -> bytes:
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads``, with lone surrogates replaced (only searched for when the text escapes one)."""
-    data = json.loads(text)
+    """``json.loads``, with lone surrogates replaced (only searched for when the text escapes one).
+    Nesting too deep to parse is a ``ValueError`` like any other bad JSON (not a RecursionError)."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     return scrub(data) if _ESCAPED.search(raw) else data

@@ -26,6 +26,7 @@ class FakeWsServer:
         self.handshakes: list[dict[str, str]] = []
         self.refuse_status = refuse_status
         self.turn_state = turn_state
+        self.redirect_to = "ws://127.0.0.1:9/collect"  # where a refusal with a 3xx points
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,7 +68,10 @@ class FakeWsServer:
                     {"path": request.path, **{k.lower(): v for k, v in request.headers.raw_items()}}
                 )
             if self.refuse_status is not None:
-                return connection.respond(self.refuse_status, "no websocket here\n")
+                response = connection.respond(self.refuse_status, "no websocket here\n")
+                if self.refuse_status in (301, 302, 307, 308):
+                    response.headers["Location"] = self.redirect_to
+                return response
             return None
 
         def process_response(connection: Any, request: Any, response: Any) -> Any:

@@ -24,8 +24,10 @@ class TokenUsage:
         def num(v: Any) -> int:
             return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
-        inp_details = usage.get("input_tokens_details") or {}
-        out_details = usage.get("output_tokens_details") or {}
+        inp_details = usage.get("input_tokens_details")
+        out_details = usage.get("output_tokens_details")
+        inp_details = inp_details if isinstance(inp_details, dict) else {}
+        out_details = out_details if isinstance(out_details, dict) else {}
         return cls(
             input_tokens=num(usage.get("input_tokens")),
             cached_input_tokens=num(inp_details.get("cached_tokens")),

@@ -44,6 +44,9 @@ DEFAULT_MODEL = "gpt-realtime-1.5"  # upstream 0.169's bundled default (referenc
 RATE = 24_000
 FRAME_BYTES = RATE * 2 // 10  # 100 ms of PCM16 mono
 MAX_TOOL_ROUNDS = 8
+MAX_FRAME = 16 * 1024 * 1024  # one server event
+MAX_AUDIO = RATE * 2 * 60 * 20  # 20 minutes of answer audio
+MAX_TEXT = 1024 * 1024
 
 RunTool = Callable[[str, str, str], Awaitable[str]]  # (call id, name, arguments JSON) → output
 
@@ -95,14 +98,15 @@ class RealtimeSession:
         self.conn: Any = None
 
     async def __aenter__(self) -> RealtimeSession:
-        from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus, WebSocketException
+
+        from codexbro.api.ws_connect import open_ws
 
         rec = RequestRecord(REALTIME.name, bucket_for(REALTIME, self.url), "GET", self.url, 1)
         started = time.monotonic()
         try:
-            self.conn = await connect(self.url, additional_headers=self.headers, open_timeout=self.connect_timeout_s,
-                                      max_size=None, user_agent_header=None)  # fmt: skip
+            self.conn = await open_ws(self.url, self.headers, open_timeout=self.connect_timeout_s,
+                                      max_size=MAX_FRAME, compression=None)  # fmt: skip
             rec.status = 101
         except InvalidStatus as exc:
             rec.status = exc.response.status_code
@@ -123,7 +127,13 @@ class RealtimeSession:
             await self.conn.close()
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.conn.send(json.dumps(message))
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await self.conn.send(json.dumps(message))
+        except ConnectionClosed as exc:
+            raise RetryableApiError(f"the realtime WebSocket closed ({exc})", kind="response_stream_disconnected",
+                                    route=REALTIME.name) from None  # fmt: skip
 
     async def configure(self, update: dict[str, Any]) -> None:
         await self.send(update)
@@ -149,7 +159,10 @@ class RealtimeSession:
                 while True:
                     async with asyncio.timeout(self.idle_timeout_s):
                         raw = await self.conn.recv()
-                    event = json.loads(raw) if isinstance(raw, str) else {}
+                    try:
+                        event = json.loads(raw) if isinstance(raw, str) else {}
+                    except (ValueError, RecursionError):
+                        continue  # not an event: skipped
                     if not isinstance(event, dict):
                         continue
                     out.events += 1
@@ -189,9 +202,16 @@ class RealtimeSession:
                 out.audio += base64.b64decode(str(event.get("delta") or ""), validate=True)
             except ValueError:
                 log.debug("skipping an audio delta that is not base64")
+            if len(out.audio) > MAX_AUDIO:
+                raise FatalApiError(f"the realtime answer is over {MAX_AUDIO // (RATE * 2 * 60)} minutes of audio; stopped",
+                                    kind="other", route=REALTIME.name)  # fmt: skip
         elif kind in ("response.output_audio_transcript.delta", "response.audio_transcript.delta",
                       "response.output_text.delta", "response.text.delta"):  # fmt: skip
             out.transcript += str(event.get("delta") or "")
+            if len(out.transcript) > MAX_TEXT:
+                raise FatalApiError(
+                    "the realtime transcript is over 1 MiB; stopped", kind="other", route=REALTIME.name
+                )
         elif kind == "response.output_item.done":
             item = _obj(event.get("item"))
             if item.get("type") == "function_call" and item.get("call_id"):
@@ -230,6 +250,10 @@ def read_wav_pcm16(path: str) -> bytes:
         frames = wav.readframes(wav.getnframes())
     if width != 2:
         raise ValueError(f"{path}: {width * 8}-bit samples; 16-bit PCM WAV is needed")
+    if not 8000 <= rate <= 192_000:
+        raise ValueError(f"{path}: a sample rate of {rate} Hz (8–192 kHz is accepted)")
+    if channels < 1:
+        raise ValueError(f"{path}: no audio channels")
     samples = array.array("h")
     samples.frombytes(frames)
     if channels > 1:

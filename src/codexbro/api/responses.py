@@ -178,18 +178,19 @@ def stream_event(data: dict[str, Any], route: str) -> ev.ResponseEvent | None:
     """One stream event's JSON (an SSE ``data`` line or a WebSocket text frame) → a typed event;
     ``response.failed`` and ``response.incomplete`` raise, as the request's error."""
     kind = data.get("type")
+    raw_resp = data.get("response")
+    resp: dict[str, Any] = raw_resp if isinstance(raw_resp, dict) else {}  # a server's odd shapes: ignored
     if kind == "response.completed":
-        resp = data.get("response") or {}
         return ev.Completed(
-            response_id=resp.get("id"),
+            response_id=resp.get("id") if isinstance(resp.get("id"), str) else None,
             usage=ev.TokenUsage.from_wire(resp.get("usage")),
             end_turn=resp.get("end_turn") if isinstance(resp.get("end_turn"), bool) else None,
         )
     if kind == "response.failed":
-        err = (data.get("response") or {}).get("error")
+        err = resp.get("error")
         raise classify_failed(err if isinstance(err, dict) else None, route)
     if kind == "response.incomplete":
-        details = (data.get("response") or {}).get("incomplete_details") or {}
+        details = resp.get("incomplete_details") or {}
         reason = details.get("reason") if isinstance(details, dict) else None
         raise FatalApiError(
             f"Incomplete response returned, reason: {reason or 'unknown'}", kind="other", route=route
@@ -201,7 +202,8 @@ def _parse_event(kind: Any, data: dict[str, Any]) -> ev.ResponseEvent | None:
     item = data.get("item")
     if kind == "response.created":
         resp = data.get("response")
-        return ev.Created(resp.get("id")) if isinstance(resp, dict) else None
+        rid = resp.get("id") if isinstance(resp, dict) else None
+        return ev.Created(rid if isinstance(rid, str) else None) if isinstance(resp, dict) else None
     if kind == "response.output_item.added" and isinstance(item, dict):
         return ev.OutputItemAdded(item)
     if kind == "response.output_item.done" and isinstance(item, dict):

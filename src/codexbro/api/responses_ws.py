@@ -98,21 +98,24 @@ class WsTransport:
             log.warning("Responses over WebSocket off for this session: %s", reason)
 
     async def connect(self, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
-        """The open socket (opened now if needed) and the handshake's response headers."""
+        """The open socket (opened now if needed) and the handshake's response headers. A reused
+        socket holding frames nobody asked for (sent after a response completed) is not reused:
+        they would be read as the next request's answer."""
         if self.conn is not None and self.conn.state.name == "OPEN":
-            return self.conn, {}
+            if not await _has_pending(self.conn):
+                return self.conn, {}
+            log.warning("the Responses WebSocket sent frames after a completed response; opening a new one")
+            self.discard()
         self.conn = None
-        from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus, WebSocketException
+
+        from codexbro.api.ws_connect import open_ws
 
         self.handshakes += 1
         rec = RequestRecord(WS_ROUTE.name, bucket_for(WS_ROUTE, self.url), "GET", self.url, self.handshakes)
         started = time.monotonic()
         try:
-            conn = await connect(
-                self.url, additional_headers=headers, open_timeout=self.connect_timeout_s,
-                max_size=None, ping_interval=None, compression="deflate", user_agent_header=None,
-            )  # fmt: skip
+            conn = await open_ws(self.url, headers, open_timeout=self.connect_timeout_s)
         except InvalidStatus as exc:
             status = exc.response.status_code
             self._record(rec, started, status=status)
@@ -162,6 +165,17 @@ class WsTransport:
         conn, self.conn = self.conn, None
         if conn is not None:
             await _close_quietly(conn)
+
+
+async def _has_pending(conn: Any) -> bool:
+    """Whether a frame is already waiting on ``conn`` (``recv`` may be cancelled safely)."""
+    try:
+        await asyncio.wait_for(conn.recv(), 0.001)
+    except TimeoutError:
+        return False
+    except Exception:
+        return True
+    return True
 
 
 async def _close_quietly(conn: Any) -> None:
@@ -289,6 +303,15 @@ class ModelClientSession:
                     response_id = event.response_id
                 elif isinstance(event, ev.OutputItemDone):
                     output.append(event.item)
+                if (
+                    isinstance(event, ev.Completed)
+                    and response_id
+                    and event.response_id not in (None, response_id)
+                ):
+                    self.transport.discard()
+                    raise RetryableApiError(f"the WebSocket completed response {event.response_id!r} while "
+                                            f"{response_id!r} was running", kind="response_stream_disconnected",
+                                            route=WS_ROUTE.name)  # fmt: skip
                 yield event
                 if isinstance(event, ev.Completed):
                     self.baseline = _Baseline(body, output, event.response_id or response_id)

@@ -28,9 +28,13 @@ async def transcribe(
     if resp.status_code != 200:
         raise FatalApiError(f"transcription failed: HTTP {resp.status_code} from {url}", kind="other",
                             status=resp.status_code, route=r.name)  # fmt: skip
+    if len(resp.content) > 4 * 1024 * 1024:
+        raise FatalApiError(
+            f"{url} answered with over 4 MiB; not a transcription", kind="other", route=r.name
+        )
     try:
         doc = json.loads(resp.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FatalApiError(
             f"{url} answered with something other than JSON", kind="other", route=r.name
         ) from None

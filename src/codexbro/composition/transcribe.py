@@ -13,6 +13,7 @@ limit), as are unknown formats.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from codexbro.config.types import Config
@@ -32,10 +33,17 @@ def read_audio(path: Path) -> tuple[bytes, str]:
     if mime is None:
         raise UserError(f"{path}: not a supported audio format (use one of {', '.join(sorted(MIME))})")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise UserError(f"{path}: {size / 2**20:.1f} MB is over the 25 MB the transcription API accepts")
-        data = path.read_bytes()
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path} is not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise UserError(
+                f"{path}: {st.st_size / 2**20:.1f} MB is over the 25 MB the transcription API accepts"
+            )
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)  # the size may have changed since stat
+        if len(data) > MAX_BYTES:
+            raise UserError(f"{path} is over the 25 MB the transcription API accepts")
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not data:
