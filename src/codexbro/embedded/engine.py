@@ -524,20 +524,27 @@ class EmbeddedModel:
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 
 
-def repeated_at(text: str, min_len: int = 20) -> int | None:
-    """Where ``text`` starts saying again what it said: the offset of a sentence or line (of at
-    least ``min_len`` characters, compared without case or spacing) seen twice already, or once
-    when it is long (60+). None when nothing repeats. General by design — it looks at the shape
-    of the answer, never at particular words."""
-    seen: dict[str, int] = {}
-    for match in _SENTENCE.finditer(text):
-        unit = " ".join(match.group(0).lower().split()).strip(" .!?")
-        if len(unit) < min_len:
-            continue
-        count = seen.get(unit, 0) + 1
-        seen[unit] = count
-        if count >= 3 or (count >= 2 and len(unit) >= 60):
-            return match.start()
+def repeated_at(text: str, min_chars: int = 40) -> int | None:
+    """Where ``text`` starts saying again what it just said: the offset of the second copy of a
+    block of 1–4 sentences or lines (of at least ``min_chars`` characters, compared without case
+    or spacing) written three times in a row. None when nothing loops. General by design — it
+    looks at the shape of the answer, never at particular words — and only *consecutive* copies
+    count: output that repeats a line among others (each commit's ``Author:`` in a git log, a
+    listing's ``- ok``) is not a loop."""
+    units = [
+        (m.start(), " ".join(m.group(0).lower().split()).strip(" .!?")) for m in _SENTENCE.finditer(text)
+    ]
+    units = [(start, unit) for start, unit in units if unit]
+    words = [unit for _start, unit in units]
+    for i in range(len(words)):
+        for size in range(1, 5):
+            if i + 3 * size > len(words):
+                break
+            block = words[i : i + size]
+            if sum(len(w) for w in block) < min_chars:
+                continue
+            if words[i + size : i + 2 * size] == block and words[i + 2 * size : i + 3 * size] == block:
+                return units[i + size][0]
     return None
 
 
