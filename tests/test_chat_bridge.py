@@ -209,3 +209,12 @@ def test_an_empty_stream_or_an_error_string_is_not_a_success(home: Path, workspa
         failed = next(e for e in res.events() if e["type"] == "turn.failed")
         assert "overloaded" in failed["error"]["message"]
         assert len(chat.requests) == 2  # the empty stream retried as a disconnect, then the error
+
+
+def test_debug_request_shows_the_chat_body_really_sent(home: Path, workspace: Path) -> None:
+    write_config(home, "http://127.0.0.1:9/v1", provider_extra=BRIDGE)
+    res = run_cli("debug", "request", "--json", "-C", str(workspace), "explain main.py")
+    assert res.code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    text = json.dumps(doc)
+    assert "/v1/chat/completions" in text and '"messages"' in text and '"stream_options"' in text

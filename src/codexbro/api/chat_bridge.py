@@ -31,15 +31,13 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from codexbro import textsafe
 from codexbro.api import events as ev
-from codexbro.api.classify import classify_status
-from codexbro.api.http import RouteHttp
-from codexbro.api.responses import backoff_s, retry_wait
+from codexbro.api.responses import ResponsesClient
 from codexbro.api.routes import route
 from codexbro.errors import FatalApiError, RetryableApiError, TransportError
 
@@ -294,71 +292,21 @@ def _usage(usage: dict[str, Any]) -> ev.TokenUsage:
     )  # fmt: skip
 
 
-class ChatCompletionsClient:
-    """``ResponsesClient``'s interface over ``/chat/completions``: a Responses body in, Responses
-    events out. Holds no conversation state."""
+class ChatCompletionsClient(ResponsesClient):
+    """``ResponsesClient`` over ``/chat/completions``: the same attempts, retries and error
+    classification; a Responses body in, Responses events out. Holds no conversation state."""
 
-    def __init__(
-        self, http: RouteHttp, *, base_url: str, query_params: dict[str, str] | None = None,
-        request_max_retries: int = 4, idle_timeout_s: float = 300.0, sleep: Sleep = asyncio.sleep,
-        retry_wait_max_s: float = 60.0,
-    ) -> None:  # fmt: skip
-        self.http = http
-        self.base_url = base_url
-        self.query_params = query_params or {}
-        self.request_max_retries = request_max_retries
-        self.idle_timeout_s = idle_timeout_s
-        self._sleep = sleep
-        self.retry_wait_max_s = retry_wait_max_s
-        self.on_wait: Callable[[str], None] | None = None
-
-    @property
-    def url(self) -> str:
-        return CHAT.url(self.base_url, self.query_params or None)
+    route = CHAT
 
     def request_body(self, body: dict[str, Any]) -> dict[str, Any]:
         return to_chat_request(body)
 
-    async def stream(self, body: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[ev.ResponseEvent]:
-        url = self.url
-        headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
-        payload = textsafe.json_bytes(to_chat_request(body))
+    async def _events(self, response: Any, body: dict[str, Any]) -> AsyncIterator[ev.ResponseEvent]:
         custom = frozenset(str(t.get("name")) for t in body.get("tools") or [] if t.get("type") == "custom")
-        attempts = self.request_max_retries + 1
-        for attempt in range(1, attempts + 1):
-            stack = AsyncExitStack()
-            try:
-                response = await stack.enter_async_context(
-                    self.http.stream(CHAT, url, attempt=attempt, headers=headers, content=payload)
-                )
-            except TransportError as exc:
-                await stack.aclose()
-                if attempt < attempts:
-                    await self._sleep(backoff_s(attempt))
-                    continue
-                raise RetryableApiError(f"could not reach {url} after {attempt} attempt(s): {exc.detail}",
-                                        kind="http_connection_failed", route=CHAT.name) from None  # fmt: skip
-            async with stack:
-                if response.status_code >= 400:
-                    raw = await response.aread()
-                    lowered = {k.lower(): v for k, v in response.headers.items()}
-                    error = classify_status(response.status_code, raw, lowered, url, CHAT.name)
-                    if (
-                        isinstance(error, RetryableApiError)
-                        and response.status_code >= 500
-                        and attempt < attempts
-                    ):
-                        delay, note = retry_wait(error.retry_after, backoff_s(attempt), self.retry_wait_max_s)
-                        if note is not None and self.on_wait is not None:
-                            self.on_wait(f"{note} (HTTP {response.status_code} from {CHAT.name})")
-                        await self._sleep(delay)
-                        continue
-                    raise error
-                async for event in self._events(response, ChatStream(custom)):
-                    yield event
-                return
+        async for event in self._chat_events(response, ChatStream(custom)):
+            yield event
 
-    async def _events(self, response: Any, state: ChatStream) -> AsyncIterator[ev.ResponseEvent]:
+    async def _chat_events(self, response: Any, state: ChatStream) -> AsyncIterator[ev.ResponseEvent]:
         from httpx_sse import EventSource, SSEError
 
         source = EventSource(response).aiter_sse()

@@ -82,20 +82,26 @@ class ResponsesClient:
         self.retry_wait_max_s = retry_wait_max_s
         self.on_wait: Callable[[str], None] | None = None  # told about long waits (the session: a warning)
 
+    route = RESPONSES  # the chat bridge's subclass changes the route, the body and the event parsing
+
     @property
     def url(self) -> str:
-        return RESPONSES.url(self.base_url, self.query_params or None)
+        return self.route.url(self.base_url, self.query_params or None)
+
+    def request_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What is sent for a Responses ``body`` (here: the body itself)."""
+        return body
 
     async def stream(self, body: dict[str, Any], headers: dict[str, str]) -> AsyncIterator[ev.ResponseEvent]:
-        url = self.url
+        url, route = self.url, self.route
         headers = {"accept": "text/event-stream", "content-type": "application/json", **headers}
-        payload = textsafe.json_bytes(body)
+        payload = textsafe.json_bytes(self.request_body(body))
         attempts = self.request_max_retries + 1
         for attempt in range(1, attempts + 1):
             stack = AsyncExitStack()
             try:
                 response = await stack.enter_async_context(
-                    self.http.stream(RESPONSES, url, attempt=attempt, headers=headers, content=payload)
+                    self.http.stream(route, url, attempt=attempt, headers=headers, content=payload)
                 )
             except TransportError as exc:
                 await stack.aclose()
@@ -105,7 +111,7 @@ class ResponsesClient:
                 raise RetryableApiError(
                     f"could not reach {url} after {attempt} attempt(s): {exc.detail}",
                     kind="http_connection_failed",
-                    route=RESPONSES.name,
+                    route=route.name,
                 ) from None
             async with stack:
                 if response.status_code >= 400:
@@ -115,7 +121,7 @@ class ResponsesClient:
                         raw,
                         {k.lower(): v for k, v in response.headers.items()},
                         url,
-                        RESPONSES.name,
+                        route.name,
                     )
                     if (
                         isinstance(error, RetryableApiError)
@@ -124,18 +130,18 @@ class ResponsesClient:
                     ):
                         delay, note = retry_wait(error.retry_after, backoff_s(attempt), self.retry_wait_max_s)
                         if note is not None and self.on_wait is not None:
-                            self.on_wait(f"{note} (HTTP {response.status_code} from {RESPONSES.name})")
+                            self.on_wait(f"{note} (HTTP {response.status_code} from {route.name})")
                         await self._sleep(delay)
                         continue
                     raise error
                 limits = parse_rate_limits({k.lower(): v for k, v in response.headers.items()})
                 if limits is not None:
                     yield ev.RateLimits(limits)
-                async for event in self._events(response):
+                async for event in self._events(response, body):
                     yield event
                 return
 
-    async def _events(self, response: Any) -> AsyncIterator[ev.ResponseEvent]:
+    async def _events(self, response: Any, body: dict[str, Any]) -> AsyncIterator[ev.ResponseEvent]:
         from httpx_sse import EventSource, SSEError
 
         source = EventSource(response).aiter_sse()

@@ -27,7 +27,6 @@ from codexbro.models.catalog import ModelInfo
 from codexbro.protocol.items import ResponseItem
 
 if TYPE_CHECKING:
-    from codexbro.api.chat_bridge import ChatCompletionsClient
     from codexbro.api.responses_ws import ModelClientSession, WsTransport
     from codexbro.auth.manager import AuthManager
 
@@ -90,7 +89,7 @@ class ResponsesModelClient:
             from codexbro.auth.manager import AuthManager
 
             self.auth_manager = AuthManager(config.codexbro_home, self.http)
-        client_cls: type[ResponsesClient] | type[ChatCompletionsClient] = ResponsesClient
+        client_cls: type[ResponsesClient] = ResponsesClient
         if provider.wire_api == "chat" and provider.chat_completions_bridge:
             from codexbro.api.chat_bridge import ChatCompletionsClient
 
@@ -142,10 +141,10 @@ class ResponsesModelClient:
 
     def preview(self, prompt: Prompt) -> RequestPreview:
         headers = {"accept": "text/event-stream", "content-type": "application/json", **self.build_headers()}
-        body = self.build_body(prompt)
-        if not isinstance(self.responses, ResponsesClient):  # the chat bridge: what it really sends
-            body = self.responses.request_body(body)
-        return RequestPreview(self.responses.url, body, headers)
+        # what is really sent (the chat bridge translates the body)
+        return RequestPreview(
+            self.responses.url, self.responses.request_body(self.build_body(prompt)), headers
+        )
 
     async def aclose(self) -> None:
         if self.ws is not None:
