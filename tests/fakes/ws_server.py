@@ -5,11 +5,11 @@ can drop the connection mid-response, send an ``error`` frame, or refuse the han
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.fakes.ws_base import ThreadedWsServer
 
 
 @dataclass
@@ -19,73 +19,31 @@ class WsReply:
     error: dict[str, Any] | None = None  # send this `error` frame instead
 
 
-class FakeWsServer:
+class FakeWsServer(ThreadedWsServer):
     def __init__(self, *, refuse_status: int | None = None, turn_state: str | None = None) -> None:
+        super().__init__()
         self.script: list[WsReply] = []
         self.frames: list[dict[str, Any]] = []
-        self.handshakes: list[dict[str, str]] = []
         self.refuse_status = refuse_status
         self.turn_state = turn_state
         self.redirect_to = "ws://127.0.0.1:9/collect"  # where a refusal with a 3xx points
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._warm = 0
-
-    def __enter__(self) -> FakeWsServer:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def add(self, *replies: WsReply) -> None:
         with self._lock:
             self.script.extend(replies)
 
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        from websockets.asyncio.server import serve
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-
-        def process_request(connection: Any, request: Any) -> Any:
-            with self._lock:
-                self.handshakes.append(
-                    {"path": request.path, **{k.lower(): v for k, v in request.headers.raw_items()}}
-                )
-            if self.refuse_status is not None:
-                response = connection.respond(self.refuse_status, "no websocket here\n")
-                if self.refuse_status in (301, 302, 307, 308):
-                    response.headers["Location"] = self.redirect_to
-                return response
+    def _refuse(self, connection: Any) -> Any:
+        if self.refuse_status is None:
             return None
+        response = connection.respond(self.refuse_status, "no websocket here\n")
+        if self.refuse_status in (301, 302, 307, 308):
+            response.headers["Location"] = self.redirect_to
+        return response
 
-        def process_response(connection: Any, request: Any, response: Any) -> Any:
-            if self.turn_state is not None:
-                response.headers["x-codex-turn-state"] = self.turn_state
-            return response
-
-        async with serve(self._handle, "127.0.0.1", 0, process_request=process_request,
-                         process_response=process_response, max_size=None) as server:  # fmt: skip
-            self.port = server.sockets[0].getsockname()[1] if hasattr(server, "sockets") else 0
-            if not self.port:
-                self.port = next(iter(server.server.sockets)).getsockname()[1]
-            self._ready.set()
-            await self._stop.wait()
+    def _decorate(self, response: Any) -> None:
+        if self.turn_state is not None:
+            response.headers["x-codex-turn-state"] = self.turn_state
 
     async def _handle(self, connection: Any) -> None:
         async for message in connection:
