@@ -11,7 +11,8 @@ from typing import Any
 
 from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt
-from codexbro.embedded.engine import EmbeddedModel, repeated_at
+from codexbro.embedded.engine import EmbeddedModel
+from codexbro.embedded.guards import repeated_at
 
 BABBLE = (
     "This project is a Python command-line tool. It has tests in the tests directory. "

