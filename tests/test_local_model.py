@@ -350,6 +350,7 @@ def test_debug_request_shows_what_the_local_model_reads(home: Path, workspace: P
     assert local["model_file"].endswith(".gguf") and local["mode"].startswith("plain chat template")
     assert "Count the files" in local["prompt"] and "shell_command" in local["prompt"]
     assert local["prompt_tokens"] > 100 and local["grammar"].startswith("root ::= ")
+    assert 50 < local["shared_prefix_tokens"] < local["prompt_tokens"]
     human = run_cli(*args, cwd=workspace, timeout=120).stdout
     assert "prompt as the local model reads it:" in human and "  Count the files" in human
     assert not (home / "sessions").exists()  # nothing was run or recorded
@@ -427,3 +428,47 @@ def test_routes_show_the_offline_fallback_exec_would_use(home: Path) -> None:
     assert [(r["bucket"], r["name"]) for r in used] == [("in_process", "responses.create")]
     off = run_cli("routes", "--json", "-c", "offline_fallback=false", env={"FAKE_API_KEY": ""})
     assert "in_process" not in {r["bucket"] for r in json.loads(off.stdout)}
+
+
+@needs_model
+def test_the_engine_listener_is_useless_without_its_key() -> None:
+    """llama.cpp's server always opens a listener; it is bound to loopback and every endpoint but
+    /health needs a key that only this process knows — other local processes (and sandboxed
+    commands, which also have no network) cannot drive the model or read/write its KV files."""
+    import http.client
+    import os
+    import time
+    from urllib.parse import urlsplit
+
+    assert MODEL is not None
+    model = EmbeddedModel(MODEL, n_ctx=512)
+    try:
+        server = model._load()
+        address = urlsplit(server._server.listening_address)
+        assert address.hostname == "127.0.0.1"
+
+        def call(path: str, key: str | None) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", address.port, timeout=30)
+            headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+            conn.request("POST", path, body=b'{"content": "hi", "prompt": "hi", "max_tokens": 1}', headers=headers)
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        for path in ("/tokenize", "/completion", "/v1/chat/completions", "/slots/0?action=save"):
+            assert call(path, None) == 401 and call(path, "guess") == 401, path
+        assert call("/tokenize", server._key) == 200  # the control: with the key the same call works
+        # The server drops an idle kept-alive connection after ~5 s (a long generation in between):
+        # the next call still works.
+        assert server.tokenize("hello")
+        time.sleep(6)
+        assert server.tokenize("hello")
+        assert server._key not in " ".join(os.environ.values())
+        assert server._key.encode() not in Path("/proc/self/cmdline").read_bytes()
+        # No web UI either.
+        conn = http.client.HTTPConnection("127.0.0.1", address.port, timeout=30)
+        conn.request("GET", "/")
+        assert conn.getresponse().status in (401, 403, 404)
+        conn.close()
+    finally:
+        model.close()

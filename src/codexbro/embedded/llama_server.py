@@ -88,19 +88,25 @@ class LlamaServer:
         import json
         from urllib.parse import urlsplit
 
-        if self._http is None:
-            address = urlsplit(self._server.listening_address)
-            self._http = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=120)
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"}
-        try:
-            self._http.request(method, path, body=payload, headers=headers)
-            response = self._http.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._http.close()
-            self._http = None
-            raise EngineError(f"{path}: the engine's listener failed: {exc}") from None
+        for attempt in (1, 2):
+            fresh = self._http is None
+            if self._http is None:
+                address = urlsplit(self._server.listening_address)
+                self._http = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=120)
+            try:
+                self._http.request(method, path, body=payload, headers=headers)
+                response = self._http.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self._http.close()
+                self._http = None
+                # The server drops a kept-alive connection after a few idle seconds (a long
+                # generation in between): one retry on a new connection; a new one failing is real.
+                if fresh or attempt == 2:
+                    raise EngineError(f"{path}: the engine's listener failed: {exc}") from None
         try:
             data: Any = json.loads(raw)
         except ValueError:

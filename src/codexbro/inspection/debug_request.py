@@ -107,6 +107,8 @@ def render(info: dict[str, Any]) -> str:
             f"local model  {local['model_file']}",
             f"             {local['mode']}; {local['prompt_tokens']} prompt tokens of {local['n_ctx']}, "
             f"up to {local['max_tokens']} out; grammar {len((local['grammar'] or '').splitlines())} rules",
+            f"             the first {local.get('shared_prefix_tokens', 0)} tokens (instructions and tools) are "
+            "the KV prefix shared by every workspace",
             "",
             "prompt as the local model reads it:",
             *(f"  {line}" for line in local["prompt"].splitlines()),
