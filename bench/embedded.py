@@ -94,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--home", default=str(Path.home() / ".cache" / "codexbro-bench"))
-    parser.add_argument("--work", default="/tmp/codexbro-bench-ws")
+    parser.add_argument("--work", default="/tmp/cbx")
     parser.add_argument("--set", choices=("dev", "heldout", "all"), default="all")
     parser.add_argument(
         "--runs", type=int, default=1, help="runs of the task suite (new workspaces each time)"
@@ -153,7 +153,9 @@ def main() -> int:
                 for number, task in enumerate(tasks, 1):
                     if chosen and number not in chosen:
                         continue
-                    ws = work / f"r{run}-{set_name}-{number}"
+                    # neutral names: a 1.5B model reads the path (a "bench" directory made it call
+                    # the project a benchmark)
+                    ws = work / f"w{run}{set_name[0]}{number:02}"
                     make_workspace(ws, task.files)
                     out = run_exec(
                         home, ws, args.model, task.prompt, traces / f"r{run}-{set_name}-{number}.jsonl"

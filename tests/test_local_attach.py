@@ -36,3 +36,35 @@ def test_at_most_two_files_and_a_total_budget(tmp_path: Path) -> None:
     (tmp_path / "d.txt").write_text("d" * 1400)
     (tmp_path / "e.txt").write_text("e" * 1400)
     assert [n for n, _ in named_files("d.txt e.txt a.txt", tmp_path)] == ["d.txt", "a.txt"]
+
+
+def test_the_system_turn_never_names_the_workspace() -> None:
+    """The embedded prompt's first message (instructions + the settings part of the environment)
+    is the same in every workspace — the KV prefix shared across workspaces depends on it — and
+    what does name the workspace (path, extra writable roots, date) follows it."""
+    from pathlib import Path
+
+    from codexbro.api.model_client import Prompt
+    from codexbro.core.instructions import environment_context
+    from codexbro.embedded.render import split_environment, to_native_messages
+
+    def first_turns(cwd: str, extra_root: str | None = None) -> list[dict[str, object]]:
+        env = environment_context(cwd=Path(cwd), approval_policy="never", sandbox_mode="workspace-write",
+                                  network_access=False, writable_roots=[cwd, *([extra_root] if extra_root else [])])  # fmt: skip
+        items = [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": f"dev notes for {cwd}"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": env}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list the files"}]},
+        ]  # fmt: skip
+        return to_native_messages(Prompt(input=items, tools=[]), "You are an agent.")  # type: ignore[arg-type]
+
+    one, two = first_turns("/work/alpha"), first_turns("/srv/beta & co", "/tmp/extra")
+    assert one[0] == two[0] and one[0]["role"] == "system"
+    assert "<sandbox_mode>workspace-write</sandbox_mode>" in str(one[0]["content"])
+    assert "alpha" not in str(one[0]["content"]) and "<cwd>" not in str(one[0]["content"])
+    assert one[1] == {"role": "system", "content": "dev notes for /work/alpha"}  # after the shared turn
+    local = str(two[2]["content"])
+    assert "<cwd>/srv/beta &amp; co</cwd>" in local and "<root>/tmp/extra</root>" in local
+    assert "<root>/srv/beta" not in local and "<current_date>" in local and "sandbox_mode" not in local
+    # Anything that is not an environment context in the expected shape is left whole.
+    assert split_environment("<environment_context>\n  <cwd>/x</cwd>") == ("", "<environment_context>\n  <cwd>/x</cwd>")

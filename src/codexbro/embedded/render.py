@@ -10,6 +10,7 @@ cache can be shared by every workspace (``kvcache.py``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,19 +143,28 @@ def to_native_messages(
     """Responses items → the template's own roles: assistant ``tool_calls`` and ``tool`` results.
     Earlier plain answers are shown as ``answer`` calls, the one way the model is allowed to reply.
 
-    Each tool result ends with a reminder of the request it serves (``REMINDER``): a 1.5B model
-    otherwise forgets the question after a long output and goes on calling tools. It is the same
-    text for every result of a turn, so the rendered prefix — and the KV cache — stays stable.
+    Each tool result is followed by a short user turn recalling the request it serves
+    (``REMINDER``): a 1.5B model otherwise forgets the question after a long output and goes on
+    calling tools (inside the result it was taken for output — grepped for, or copied into the
+    answer). It is the same text after every result of a turn, so the rendered prefix — and the
+    KV cache — stays stable.
 
-    The system turn holds only ``instructions`` (the template adds the tools); developer messages
-    (which may name the workspace) follow it as system messages of their own, where they were."""
+    The system turn holds only ``instructions`` and the settings part of the first environment
+    context (the template adds the tools); what names the workspace — its path, developer messages,
+    AGENTS.md — follows it, so the system turn's KV cache serves every workspace."""
     messages: list[dict[str, Any]] = []
     request = ""
+    system, split = instructions, False
     for n, e in enumerate(_entries(prompt, attachments)):
         if e.kind == "system":
             messages.append({"role": "system", "content": e.text})
+        elif e.kind == "user" and e.text.startswith(ENV_OPEN) and not split:
+            split = True
+            settings, local = split_environment(e.text)
+            system = f"{instructions}\n\n{settings}" if settings else instructions
+            messages.append({"role": "user", "content": local})
         elif e.kind == "user":
-            if not e.text.startswith("<environment_context>"):
+            if not e.text.startswith(ENV_OPEN):
                 request = e.text
             messages.append({"role": "user", "content": e.shown})
         elif e.kind == "assistant":
@@ -162,15 +172,64 @@ def to_native_messages(
         elif e.kind == "call":
             messages.append(_call_message(e.call_id, e.name, e.arguments or {}))
         else:
-            text = e.text + (REMINDER.format(request=request[:300]) if request else "")
-            messages.append({"role": "tool", "tool_call_id": e.call_id, "content": text})
-    return [{"role": "system", "content": instructions}, *messages]
+            messages.append({"role": "tool", "tool_call_id": e.call_id, "content": shown_output(e.text)})
+            if request:
+                messages.append({"role": "user", "content": REMINDER.format(request=request[:300])})
+    return [{"role": "system", "content": system}, *messages]
+
+
+ENV_OPEN, ENV_CLOSE = "<environment_context>", "</environment_context>"
+# The fields of the environment context that do not depend on the workspace or the day.
+SETTINGS = ("approval_policy", "sandbox_mode", "network_access", "shell", "timezone")
+_FIELD = re.compile(r"^\s*<(\w+)>(.*)</\1>\s*$")
+
+
+def split_environment(text: str) -> tuple[str, str]:
+    """An environment context as (settings, local): the settings fields (the same in every
+    workspace: they go with the instructions into the shared prefix) and the rest — the working
+    directory, the writable roots other than it, the date, anything unknown — as a shorter
+    environment context of its own. Both keep the ``<environment_context>`` form."""
+    lines = text.strip().splitlines()
+    if not lines or lines[0].strip() != ENV_OPEN or lines[-1].strip() != ENV_CLOSE:
+        return "", text
+    settings: list[str] = []
+    local: list[str] = []
+    cwd = ""
+    body = lines[1:-1]
+    i = 0
+    while i < len(body):
+        line = body[i]
+        field = _FIELD.match(line)
+        if line.strip() == "<writable_roots>":
+            end = next((j for j in range(i, len(body)) if body[j].strip() == "</writable_roots>"), len(body) - 1)
+            roots = [r for r in body[i + 1 : end] if r.strip() != f"<root>{cwd}</root>"]
+            if roots:
+                local += [line, *roots, body[end]]
+            i = end + 1
+            continue
+        if field and field.group(1) == "cwd":
+            cwd = field.group(2)
+        (settings if field and field.group(1) in SETTINGS else local).append(line)
+        i += 1
+    return _wrap(settings), _wrap(local) or text
+
+
+def _wrap(lines: list[str]) -> str:
+    return "\n".join([ENV_OPEN, *lines, ENV_CLOSE]) if lines else ""
 
 
 REMINDER = (
-    "\n\n(The user asked: {request}\nIf this result answers it or completes it, reply with answer now, "
-    "quoting the lines the user asked to see; otherwise make the next call.)"
+    "(My request: {request}\nIf the result above gives what I asked for, call answer now and put that "
+    "result in it; otherwise make the next call.)"
 )
+
+
+def shown_output(text: str) -> str:
+    """A tool result as the model reads it: a command that printed nothing says so (a 1.5B model
+    otherwise fills the silence with a plausible answer of its own)."""
+    if text.endswith("\nOutput:\n") or text.endswith("\nOutput:"):
+        return text.rstrip("\n") + "\n(the command printed nothing)"
+    return text
 
 
 def _call_message(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
