@@ -143,11 +143,12 @@ def to_native_messages(
     """Responses items → the template's own roles: assistant ``tool_calls`` and ``tool`` results.
     Earlier plain answers are shown as ``answer`` calls, the one way the model is allowed to reply.
 
-    Each tool result is followed by a short user turn recalling the request it serves
-    (``REMINDER``): a 1.5B model otherwise forgets the question after a long output and goes on
-    calling tools (inside the result it was taken for output — grepped for, or copied into the
-    answer). It is the same text after every result of a turn, so the rendered prefix — and the
-    KV cache — stays stable.
+    Each tool result ends with a reminder of the request it serves (``REMINDER``): a 1.5B model
+    otherwise forgets the question after a long output and goes on calling tools. It is the same
+    text for every result of a turn, so the rendered prefix — and the KV cache — stays stable.
+    (Measured and dropped, 2026-12-03: the reminder as a user turn of its own after the result,
+    and a note that a command printed nothing — both lowered the task score: the model re-ran
+    silent commands such as ``mkdir``.)
 
     The system turn holds only ``instructions`` and the settings part of the first environment
     context (the template adds the tools); what names the workspace — its path, developer messages,
@@ -172,9 +173,8 @@ def to_native_messages(
         elif e.kind == "call":
             messages.append(_call_message(e.call_id, e.name, e.arguments or {}))
         else:
-            messages.append({"role": "tool", "tool_call_id": e.call_id, "content": shown_output(e.text)})
-            if request:
-                messages.append({"role": "user", "content": REMINDER.format(request=request[:300])})
+            text = e.text + (REMINDER.format(request=request[:300]) if request else "")
+            messages.append({"role": "tool", "tool_call_id": e.call_id, "content": text})
     return [{"role": "system", "content": system}, *messages]
 
 
@@ -219,17 +219,9 @@ def _wrap(lines: list[str]) -> str:
 
 
 REMINDER = (
-    "(My request: {request}\nIf the result above gives what I asked for, call answer now and put that "
-    "result in it; otherwise make the next call.)"
+    "\n\n(The user asked: {request}\nIf this result answers it or completes it, reply with answer now, "
+    "quoting the lines the user asked to see; otherwise make the next call.)"
 )
-
-
-def shown_output(text: str) -> str:
-    """A tool result as the model reads it: a command that printed nothing says so (a 1.5B model
-    otherwise fills the silence with a plausible answer of its own)."""
-    if text.endswith("\nOutput:\n") or text.endswith("\nOutput:"):
-        return text.rstrip("\n") + "\n(the command printed nothing)"
-    return text
 
 
 def _call_message(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
