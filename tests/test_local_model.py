@@ -225,7 +225,6 @@ def test_kv_prefix_is_kept_between_processes_and_shared_by_workspaces(home: Path
     """The first-ever run saves the workspace-independent prefix (system turn: instructions + tools);
     a second exec in the workspace restores that workspace's prefix, and an exec in a *new* workspace
     starts from the shared one: only the tokens after it are evaluated."""
-    from tests.conftest import run_cli
 
     first = _exec_stats(workspace, "Say hello.", "t0")
     assert first["restored_tokens"] == 0 and first["restored_from"] == ""
@@ -247,11 +246,10 @@ def test_kv_prefix_is_kept_between_processes_and_shared_by_workspaces(home: Path
     assert int(third["reused_tokens"]) >= int(third["restored_tokens"]) - 1 > 100, third  # type: ignore[call-overload]
     assert int(third["prompt_tokens"]) - int(third["reused_tokens"]) < 200, third  # type: ignore[call-overload]
     assert len(list(cache.glob("*-ws-*.kv"))) == 2 and len(list(cache.glob("*-base-*.kv"))) == 1
-    # A damaged cache file is dropped, not fatal.
+    # A damaged cache file is dropped, not fatal: the run falls back to the shared prefix.
     own.write_bytes(b"not a llama state")
-    res = run_cli("exec", "--oss", "--local-provider", "embedded", "-m", "smollm2-135m", "Say hi.",
-                  cwd=workspace, timeout=300)  # fmt: skip
-    assert res.code == 0, res.stderr
+    fallback = _exec_stats(workspace, "Say hi.", "t3")
+    assert fallback["restored_from"] == "base", fallback
     assert own.read_bytes() != b"not a llama state"  # replaced by a good one at close
 
 
@@ -432,43 +430,149 @@ def test_routes_show_the_offline_fallback_exec_would_use(home: Path) -> None:
 
 @needs_model
 def test_the_engine_listener_is_useless_without_its_key() -> None:
-    """llama.cpp's server always opens a listener; it is bound to loopback and every endpoint but
-    /health needs a key that only this process knows — other local processes (and sandboxed
-    commands, which also have no network) cannot drive the model or read/write its KV files."""
+    """llama.cpp's server always opens a listener: here a Unix socket in a private directory (no TCP
+    port), and every endpoint but /health needs a key only this process knows — other processes of
+    the same user (sandboxed commands included) cannot drive the model or its KV files."""
     import http.client
     import os
+    import socket
+    import stat
     import time
-    from urllib.parse import urlsplit
 
     assert MODEL is not None
     model = EmbeddedModel(MODEL, n_ctx=512)
     try:
         server = model._load()
-        address = urlsplit(server._server.listening_address)
-        assert address.hostname == "127.0.0.1"
+        assert server._server.listening_address == f"unix://{server._socket}"
+        assert stat.S_IMODE(os.stat(server._socket_dir).st_mode) == 0o700
 
-        def call(path: str, key: str | None) -> int:
-            conn = http.client.HTTPConnection("127.0.0.1", address.port, timeout=30)
-            headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
-            conn.request("POST", path, body=b'{"content": "hi", "prompt": "hi", "max_tokens": 1}', headers=headers)
+        class Conn(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(server._socket)
+
+        def call(method: str, path: str, key: str | None) -> int:
+            conn = Conn("localhost", timeout=30)
+            headers = {"Content-Type": "application/json"} | (
+                {"Authorization": f"Bearer {key}"} if key else {}
+            )
+            body = b'{"content": "hi", "prompt": "hi", "max_tokens": 1}' if method == "POST" else None
+            conn.request(method, path, body=body, headers=headers)
             status = conn.getresponse().status
             conn.close()
             return status
 
-        for path in ("/tokenize", "/completion", "/v1/chat/completions", "/slots/0?action=save"):
-            assert call(path, None) == 401 and call(path, "guess") == 401, path
-        assert call("/tokenize", server._key) == 200  # the control: with the key the same call works
+        for path in (
+            "/tokenize",
+            "/completion",
+            "/v1/chat/completions",
+            "/slots/0?action=save",
+            "/apply-template",
+        ):
+            assert call("POST", path, None) == 401 and call("POST", path, "guess") == 401, path
+        for path in ("/props", "/slots", "/v1/models", "/metrics"):
+            assert call("GET", path, None) == 401, path
+        assert call("GET", "/", None) in (401, 403, 404)  # no web UI
+        assert call("POST", "/tokenize", server._key) == 200  # the control: with the key it works
+        assert call("GET", "/props", server._key) == 200
         # The server drops an idle kept-alive connection after ~5 s (a long generation in between):
         # the next call still works.
         assert server.tokenize("hello")
         time.sleep(6)
         assert server.tokenize("hello")
-        assert server._key not in " ".join(os.environ.values())
-        assert server._key.encode() not in Path("/proc/self/cmdline").read_bytes()
-        # No web UI either.
-        conn = http.client.HTTPConnection("127.0.0.1", address.port, timeout=30)
-        conn.request("GET", "/")
-        assert conn.getresponse().status in (401, 403, 404)
-        conn.close()
+        # Connections that never send a request hold the listener's threads only for seconds.
+        idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3)]
+        for sock in idle:
+            sock.connect(server._socket)
+        started = time.monotonic()
+        assert server.tokenize("still served")
+        assert time.monotonic() - started < 30
+        for sock in idle:
+            sock.close()
     finally:
         model.close()
+    assert not Path(server._socket_dir).exists()
+
+
+@needs_model
+async def test_engine_errors_and_callback_failures_surface(tmp_path: Path) -> None:
+    """A prompt over the context window is a clear error; an exception inside the streaming
+    callback stops the request and is raised (the binding would otherwise swallow it)."""
+    from codexbro.errors import ContextWindowExceeded
+
+    assert MODEL is not None
+    model = EmbeddedModel(MODEL, n_ctx=256, max_tokens=8)
+    try:
+        long = Prompt(input=[{"type": "message", "role": "user",
+                              "content": [{"type": "input_text", "text": "word " * 400}]}], tools=[])  # type: ignore[list-item]  # fmt: skip
+        with pytest.raises(ContextWindowExceeded, match="context window"):
+            [e async for e in model.stream(long, "Be brief.")]
+        seen: list[object] = []
+
+        def boom(chunk: dict[str, object]) -> bool:
+            seen.append(chunk)
+            raise ValueError("callback bug")
+
+        with pytest.raises(ValueError, match="callback bug"):
+            model._load().complete({"prompt": "Hello", "max_tokens": 8}, boom)
+        assert len(seen) == 1  # stopped at the first chunk
+    finally:
+        model.close()
+
+
+@needs_model
+async def test_kv_cache_refuses_planted_files_and_trims_long_conversations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only regular files of ours are restored (a planted symlink is ignored and its target left
+    alone); a loose cache directory is made 0700, a symlinked one is not used; the conversation
+    kept at close is cut to ``MAX_TOKENS``; an ephemeral session keeps only the shared prefix."""
+    import os
+
+    from codexbro.embedded import engine as engine_module
+    from codexbro.embedded.kvcache import KvStore
+
+    assert MODEL is not None
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o755)
+    os.chmod(cache, 0o755)
+    prompt = Prompt(input=[{"type": "message", "role": "user",
+                            "content": [{"type": "input_text", "text": "Say hello."}]}], tools=[])  # type: ignore[list-item]  # fmt: skip
+
+    async def run(store: KvStore) -> tuple[int, str, int]:
+        model = EmbeddedModel(MODEL, n_ctx=1024, max_tokens=24, kv_store=store)
+        try:
+            [e async for e in model.stream(prompt, "You are a helpful assistant. " * 40)]
+            return (
+                model.last_stats.restored_tokens,
+                model.last_stats.restored_from,
+                model.last_stats.prompt_tokens,
+            )
+        finally:
+            model.close()
+
+    monkeypatch.setattr(engine_module, "MAX_TOKENS", 150)
+    store = KvStore(cache, MODEL, tmp_path / "ws")
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    restored, kind, prompt_tokens = await run(store)
+    assert (restored, kind) == (0, "") and prompt_tokens > 150
+    restored, kind, _ = await run(KvStore(cache, MODEL, tmp_path / "ws"))
+    assert kind == "workspace" and restored <= 151  # trimmed to the first MAX_TOKENS (+1 sampled)
+    # A planted symlink in place of the workspace file: ignored, its target untouched.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("do not touch")
+    own = cache / store.workspace_name
+    own.unlink()
+    own.symlink_to(victim)
+    restored, kind, _ = await run(KvStore(cache, MODEL, tmp_path / "ws"))
+    assert (
+        kind == "base" and victim.read_text() == "do not touch" and os.stat(victim).st_mode & 0o777 != 0o600
+    )
+    # An ephemeral session restores and saves no conversation.
+    other = KvStore(cache, MODEL, tmp_path / "other", keep_conversation=False)
+    restored, kind, _ = await run(other)
+    assert kind == "base" and not (cache / other.workspace_name).exists()
+    # A cache directory that is a symlink is not used at all.
+    linked = tmp_path / "linked"
+    linked.symlink_to(cache)
+    assert not KvStore(linked, MODEL, tmp_path / "ws").usable

@@ -44,16 +44,19 @@ class SessionOptions:
 
 def open_model_client(
     resolution: Resolution, thread_id: str, *, originator: str = "codex_exec", request_log: RequestLog | None = None,
-    notice: Callable[[str], None] | None = None,
+    notice: Callable[[str], None] | None = None, keep_conversation: bool = True,
 ) -> ModelClient:  # fmt: skip
     """The model client a resolution leads to. The embedded model's weights are assembled here
-    (once, with ``notice`` told), so this may write under ``~/.codexbro/models``."""
+    (once, with ``notice`` told), so this may write under ``~/.codexbro/models``.
+    ``keep_conversation=False`` (ephemeral sessions, ``history_persistence = "none"``): the
+    embedded model keeps no KV cache of the conversation on disk (its token ids are the text)."""
     config = resolution.config
     if resolution.embedded:
         from codexbro.embedded.provider import EmbeddedClient, weights_path
 
         path = weights_path(resolution.model.slug, config, notice)
-        return EmbeddedClient(config=config, model=resolution.model, model_path=path, request_log=request_log)
+        return EmbeddedClient(config=config, model=resolution.model, model_path=path, request_log=request_log,
+                              keep_conversation=keep_conversation)  # fmt: skip
     from codexbro.api.responses_client import ResponsesModelClient
 
     return ResponsesModelClient(
@@ -72,15 +75,13 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
     thread_id = resume.thread_id if resume else new_thread_id()
     rules = _load_rules(resolution) if not options.ignore_rules else ()
     log = RequestLog()
+    persistent = not options.ephemeral and config.history_persistence != "none"
     client = open_model_client(
-        resolution, thread_id, originator=options.originator, request_log=log, notice=options.notice
-    )
-    recorder = RolloutRecorder(
-        config.codexbro_home,
-        thread_id,
-        path=resume.path if resume else None,
-        enabled=not options.ephemeral and config.history_persistence != "none",
-    )
+        resolution, thread_id, originator=options.originator, request_log=log, notice=options.notice,
+        keep_conversation=persistent,
+    )  # fmt: skip
+    recorder = RolloutRecorder(config.codexbro_home, thread_id, path=resume.path if resume else None,
+                               enabled=persistent)  # fmt: skip
     if resume:
         recorder.adopt(resume.meta, resume.last_turn_context)
     else:

@@ -14,6 +14,7 @@ turn (instructions and tools) comes first and never names the workspace (``rende
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import secrets
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,27 @@ from codexbro.embedded.render import answer_tool, native_tools, to_messages, to_
 from codexbro.errors import ContextWindowExceeded
 
 log = logging.getLogger(__name__)
+_LIVE: weakref.WeakSet[EmbeddedModel] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    """At interpreter exit: stop running requests (before the worker threads are joined) so exit
+    is prompt, then close every engine (saving its KV prefix) before the interpreter tears down."""
+    for model in list(_LIVE):
+        model._cancel.set()
+
+
+def _close_all() -> None:
+    for model in list(_LIVE):
+        try:
+            model.close()
+        except Exception as exc:  # exiting: report, never raise
+            log.warning("closing the embedded engine at exit: %s", exc)
+
+
+# threading's exit hooks run before concurrent.futures joins its workers; atexit's after.
+getattr(threading, "_register_atexit", atexit.register)(_stop_all)
+atexit.register(_close_all)
 
 
 @dataclass
@@ -77,7 +100,9 @@ class EmbeddedModel:
         self._lock = threading.Lock()  # one generation at a time per slot
         self._primed = False  # the first request of the process restores the saved KV prefix
         self._prefixes: dict[str, list[int]] = {}  # system turn → its tokens
-        self._last_tokens: list[int] = []  # the last prompt (the slot holds a prefix of it, then the reply)
+        self._last_tokens: list[int] = []  # the prompt the slot holds a prefix of (then the reply)
+        self._cancel = threading.Event()  # the running request's
+        _LIVE.add(self)
         self._slot_tokens = 0  # how many tokens the slot holds (the server reports its progress)
         self.last_stats = RequestStats()
 
@@ -85,7 +110,8 @@ class EmbeddedModel:
 
     def _load(self) -> LlamaServer:
         if self._server is None:
-            directory = self.kv_store.directory if self.kv_store is not None else None
+            store = self.kv_store
+            directory = store.directory if store is not None and store.usable else None
             server = LlamaServer(self.model_path, n_ctx=self.n_ctx, threads=self.threads, slot_dir=directory)
             template = server.chat_template
             if not template:
@@ -177,10 +203,10 @@ class EmbeddedModel:
                     f"the prompt ({len(tokens)} tokens) does not fit the embedded model's context "
                     f"window ({self.n_ctx} tokens)"
                 )
+            self._cancel = cancel
             if not self._primed:
                 self._primed = True
                 stats.restored_tokens, stats.restored_from = self._restore(tokens[:prefix], cancel)
-            self._last_tokens = tokens
             self._complete(tokens, grammar, stats, start, emit, cancel)
             stats.total_s = time.perf_counter() - start
 
@@ -206,15 +232,17 @@ class EmbeddedModel:
 
         def chunk(data: dict[str, Any]) -> bool:
             nonlocal stopped
-            self._track(data)
+            self._track(data, tokens)
             stopped = stopped or cancel.is_set()
             return stopped
 
         server.complete({"prompt": tokens, "max_tokens": 1, "top_k": 1, "temperature": 0.0}, chunk)
         return stopped
 
-    def _track(self, data: dict[str, Any]) -> None:
-        """Follow how many tokens the slot holds, from the server's progress and usage reports."""
+    def _track(self, data: dict[str, Any], tokens: list[int]) -> None:
+        """Follow what the slot holds, from the server's progress and usage reports: a prefix of
+        ``tokens`` (the prompt being evaluated) once the server reports on it."""
+        self._last_tokens = tokens
         progress = data.get("prompt_progress")
         if isinstance(progress, dict):
             self._slot_tokens = int(progress.get("processed") or 0)
@@ -232,7 +260,7 @@ class EmbeddedModel:
 
         def chunk(data: dict[str, Any]) -> bool:
             nonlocal written
-            self._track(data)
+            self._track(data, tokens)
             if cancel.is_set():
                 return True
             progress = data.get("prompt_progress")
@@ -251,7 +279,7 @@ class EmbeddedModel:
             if not produced:
                 stats.first_token_s = time.perf_counter() - start
             produced.append(pieces.setdefault(piece, len(pieces)))
-            stats.output_tokens = len(produced)
+            stats.output_tokens = max(stats.output_tokens, len(produced))
             emit(piece)
             written += piece
             if looping(produced):

@@ -5,16 +5,21 @@ streams one chunk per token and, with ``return_progress``, one per evaluated bat
 a cancelled request is noticed between batches (``BATCH`` tokens) and the server stops it there.
 
 The server also opens an HTTP listener (it always does); the template, tokenizer and KV-slot
-endpoints are reached through it. It binds 127.0.0.1 on a random port, and every endpoint except
-``/health`` requires a random 256-bit key that lives only in this process's memory (never in the
-environment, argv or a file), so neither other local processes nor sandboxed commands can use it;
-the web UI is off. Slot files are written only into the KV cache directory (0700), by name.
+endpoints are reached through it. It listens on a Unix socket in a fresh 0700 directory of this
+process (no TCP port at all: other users cannot reach it), and every endpoint except ``/health``
+requires a random 256-bit key that lives only in this process's memory (never in the environment,
+argv or a file), so other processes of the same user — sandboxed commands included — cannot use it
+either; the web UI is off, and read/write timeouts of seconds keep a connection that never sends its
+request from holding a listener thread. Slot files are written only into the KV cache directory
+(0700), by name.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,12 +68,15 @@ class LlamaServer:
         params.no_extra_bufts = True
         params.ui = False
         params.n_threads_http = 2
-        params.hostnames = ["127.0.0.1"]
-        params.port = 0
+        self._socket_dir = tempfile.mkdtemp(prefix="codexbro-engine-")  # 0700, ours
+        self._socket = f"{self._socket_dir}/engine.sock"
+        params.hostnames = [self._socket]  # a path ending in .sock: llama.cpp listens there, no TCP
         self._key = secrets.token_urlsafe(32)
         params.api_keys = [self._key]
-        if slot_dir is not None:
-            slot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A client that opens a connection and never sends its request holds one of the listener's
+        # threads: read/write timeouts of seconds (llama.cpp's default is an hour) free it.
+        params.timeout_read = params.timeout_write = 10
+        if slot_dir is not None:  # the caller checked it (kvcache.private_dir)
             params.endpoint_slots = True
             params.slot_save_path = f"{slot_dir}/"
         self.slot_dir = slot_dir
@@ -76,6 +84,7 @@ class LlamaServer:
         try:
             self._server: Any = xllamacpp.Server(params)
         except RuntimeError as exc:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
             raise UserError(f"the embedded engine could not load {model_path.name}: {exc}") from None
         self.load_s = time.perf_counter() - start
         self._http: Any = None
@@ -87,19 +96,17 @@ class LlamaServer:
         return self._request("POST", path, body)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One call to the server's loopback listener (``http.client``: no proxy from the
-        environment can ever see the key or the prompt; one kept-alive connection)."""
+        """One call to the server's listener (``http.client`` over its Unix socket: no proxy from
+        the environment can ever see the key or the prompt; one kept-alive connection)."""
         import http.client
         import json
-        from urllib.parse import urlsplit
 
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"}
         for attempt in (1, 2):
             fresh = self._http is None
             if self._http is None:
-                address = urlsplit(self._server.listening_address)
-                self._http = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=120)
+                self._http = _UnixConnection(self._socket)
             try:
                 self._http.request(method, path, body=payload, headers=headers)
                 response = self._http.getresponse()
@@ -156,17 +163,24 @@ class LlamaServer:
         stop (the server then cancels the request at its next step). Blocks: call it from a worker
         thread (the GIL is released while the server works)."""
         failure: list[str] = []
+        raised: list[BaseException] = []
 
         def chunk(data: Any) -> bool:
             if isinstance(data, dict) and ("error" in data or data.get("type") == "server_error"):
                 error = data.get("error", data)
                 failure.append(str(error.get("message") if isinstance(error, dict) else error))
                 return True
-            return bool(on_chunk(data))
+            try:
+                return bool(on_chunk(data))
+            except BaseException as exc:  # the binding would swallow it: stop, and raise it below
+                raised.append(exc)
+                return True
 
         self._server.handle_completions(
             {**body, "stream": True, "return_progress": True, "id_slot": 0, "cache_prompt": True}, chunk
         )
+        if raised:
+            raise raised[0]
         if failure:
             raise EngineError(failure[0])
 
@@ -176,3 +190,22 @@ class LlamaServer:
             self._http.close()
             self._http = None
         self._server = None
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+class _UnixConnection:
+    """``http.client.HTTPConnection`` to a Unix socket (built on first use: ``http.client`` is
+    imported only when the engine runs)."""
+
+    def __new__(cls, path: str) -> Any:
+        import http.client
+        import socket
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(120)
+                sock.connect(path)
+                self.sock = sock
+
+        return Connection("localhost", timeout=120)
