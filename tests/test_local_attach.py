@@ -67,4 +67,7 @@ def test_the_system_turn_never_names_the_workspace() -> None:
     assert "<cwd>/srv/beta &amp; co</cwd>" in local and "<root>/tmp/extra</root>" in local
     assert "<root>/srv/beta" not in local and "<current_date>" in local and "sandbox_mode" not in local
     # Anything that is not an environment context in the expected shape is left whole.
-    assert split_environment("<environment_context>\n  <cwd>/x</cwd>") == ("", "<environment_context>\n  <cwd>/x</cwd>")
+    assert split_environment("<environment_context>\n  <cwd>/x</cwd>") == (
+        "",
+        "<environment_context>\n  <cwd>/x</cwd>",
+    )

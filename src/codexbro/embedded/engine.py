@@ -177,7 +177,9 @@ class EmbeddedModel:
             if answer_only or (not tools and schema):
                 grammar = tool_grammar([], allow_text=True, text_schema=schema)
             elif tools:
-                grammar = tool_grammar(tools, allow_text=not require_tool, required_only=True, text_schema=schema)
+                grammar = tool_grammar(
+                    tools, allow_text=not require_tool, required_only=True, text_schema=schema
+                )
             else:
                 grammar = None
             messages = to_messages(prompt, instructions, attachments)
@@ -196,7 +198,9 @@ class EmbeddedModel:
             if self._server is None:
                 self._load()
                 stats.load_s = time.perf_counter() - start
-            tokens, grammar, prefix = self.prepare(prompt, instructions, require_tool, answer_only, attachments)
+            tokens, grammar, prefix = self.prepare(
+                prompt, instructions, require_tool, answer_only, attachments
+            )
             stats.prompt_tokens = len(tokens)
             if len(tokens) + 16 > self.n_ctx:
                 raise ContextWindowExceeded(
@@ -248,7 +252,9 @@ class EmbeddedModel:
             self._slot_tokens = int(progress.get("processed") or 0)
         usage = data.get("usage")
         if isinstance(usage, dict):
-            self._slot_tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+            self._slot_tokens = int(usage.get("prompt_tokens") or 0) + int(
+                usage.get("completion_tokens") or 0
+            )
 
     def _complete(self, tokens: list[int], grammar: str | None, stats: RequestStats, start: float,
                   emit: Callable[[str], None], cancel: threading.Event) -> None:  # fmt: skip

@@ -81,7 +81,9 @@ def _own_file(path: Path) -> bool:
 
 
 class KvStore:
-    def __init__(self, directory: Path, model_path: Path, workspace: Path, *, keep_conversation: bool = True) -> None:
+    def __init__(
+        self, directory: Path, model_path: Path, workspace: Path, *, keep_conversation: bool = True
+    ) -> None:
         try:
             info = model_path.stat()
             self.model_key = f"{model_path.name}:{info.st_size}:{info.st_mtime_ns}"

@@ -211,7 +211,12 @@ class EmbeddedClient:
     is reported to the session's request log like an HTTP attempt (method ``LOCAL``), with its cost."""
 
     def __init__(
-        self, *, config: Config, model: ModelInfo, model_path: Path, request_log: RequestLog | None = None,
+        self,
+        *,
+        config: Config,
+        model: ModelInfo,
+        model_path: Path,
+        request_log: RequestLog | None = None,
         keep_conversation: bool = True,
     ) -> None:
         self.config = config
@@ -220,7 +225,9 @@ class EmbeddedClient:
         self.base_url = f"embedded://{model_path.name}"
         self.on_wait: Callable[[str], None] | None = None  # never waits for a server
         self._log = request_log
-        store = KvStore(cache_dir(config.codexbro_home), model_path, config.cwd, keep_conversation=keep_conversation)
+        store = KvStore(
+            cache_dir(config.codexbro_home), model_path, config.cwd, keep_conversation=keep_conversation
+        )
         self.engine = EmbeddedModel(model_path, n_ctx=model.context_window or 4096, kv_store=store)
         self._rounds = 0
         self._attachments: dict[str, str] = {}  # request text → named small files, read at first sight

@@ -201,7 +201,9 @@ def split_environment(text: str) -> tuple[str, str]:
         line = body[i]
         field = _FIELD.match(line)
         if line.strip() == "<writable_roots>":
-            end = next((j for j in range(i, len(body)) if body[j].strip() == "</writable_roots>"), len(body) - 1)
+            end = next(
+                (j for j in range(i, len(body)) if body[j].strip() == "</writable_roots>"), len(body) - 1
+            )
             roots = [r for r in body[i + 1 : end] if r.strip() != f"<root>{cwd}</root>"]
             if roots:
                 local += [line, *roots, body[end]]
