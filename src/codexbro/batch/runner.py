@@ -185,17 +185,21 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def run_local(items: list[Task | BadLine], results: ResultsFile, defaults: Defaults, *, jobs: int,
-                    work: Path, home: Path, rerun: bool, progress: Progress) -> int:  # fmt: skip
-    """Run every task (``jobs`` at a time); returns how many did not end ``ok``."""
+def failed_result(task_id: str, status: str, error: str) -> dict[str, Any]:
+    return {"id": task_id, "status": status, "error": error, "final_message": None, "diff": "", "usage": None,
+            "wall_s": 0.0, "rollout": None}  # fmt: skip
+
+
+def plan(items: list[Task | BadLine], results: ResultsFile, *, rerun: bool, progress: Progress) -> list[Task]:
+    """The tasks still to run: bad lines are recorded as failed at once (the rest still run), tasks
+    with a result are skipped unless ``rerun``. Shared by both engines."""
     finished = set() if rerun else results.finished_ids()
     todo: list[Task] = []
     for item in items:
         if isinstance(item, BadLine):
             key = item.id or f"line-{item.line}"
             if key not in finished:
-                bad = {"id": key, "status": "failed", "error": item.error, "final_message": None, "diff": "",
-                       "usage": None, "wall_s": 0.0, "rollout": None}  # fmt: skip
+                bad = failed_result(key, "failed", item.error)
                 results.append(bad)
                 progress.done += 1
                 progress.failed += 1
@@ -205,6 +209,13 @@ async def run_local(items: list[Task | BadLine], results: ResultsFile, defaults:
             progress.total -= 1
             continue
         todo.append(item)
+    return todo
+
+
+async def run_local(items: list[Task | BadLine], results: ResultsFile, defaults: Defaults, *, jobs: int,
+                    work: Path, home: Path, rerun: bool, progress: Progress) -> int:  # fmt: skip
+    """Run every task (``jobs`` at a time); returns how many did not end ``ok``."""
+    todo = plan(items, results, rerun=rerun, progress=progress)
     gate = asyncio.Semaphore(max(1, jobs))
     running: dict[str, asyncio.Task[dict[str, Any]]] = {}
 
@@ -215,8 +226,7 @@ async def run_local(items: list[Task | BadLine], results: ResultsFile, defaults:
             try:
                 result = await run_task(task, defaults, work, home)
             except asyncio.CancelledError:
-                results.append({"id": task.id, "status": "cancelled", "error": "the batch was interrupted",
-                                "final_message": None, "diff": "", "usage": None, "wall_s": 0.0, "rollout": None})  # fmt: skip
+                results.append(failed_result(task.id, "cancelled", "the batch was interrupted"))
                 raise
             finally:
                 progress.running -= 1

@@ -42,8 +42,11 @@ def run_batch(ns: argparse.Namespace) -> int:
     if not tasks_path.is_file():
         print(f"Error: {tasks_path} is not a file", file=sys.stderr)
         return 2
-    if ns.engine == "ray":
-        print("Error: the Ray engine is not built yet; use --engine local (the default)", file=sys.stderr)
+    if (ns.ray_address or ns.ray_task_cpus != 1.0) and ns.engine != "ray":
+        print("Error: --ray-address and --ray-task-cpus need --engine ray", file=sys.stderr)
+        return 2
+    if ns.ray_task_cpus <= 0:
+        print("Error: --ray-task-cpus must be more than 0", file=sys.stderr)
         return 2
     if ns.jobs < 1:
         print("Error: --jobs must be at least 1", file=sys.stderr)
@@ -71,8 +74,18 @@ def run_batch(ns: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     progress = Progress(total=len(items), on_change=lambda p, r: _show(p, r, tty))
     try:
-        failed = asyncio.run(run_local(items, results, defaults, jobs=ns.jobs, work=work, home=config.codexbro_home,
-                                       rerun=ns.rerun, progress=progress))  # fmt: skip
+        if ns.engine == "ray":
+            from codexbro.batch.ray_engine import run_ray
+
+            failed = run_ray(items, results, defaults, jobs=ns.jobs, work=work, home=config.codexbro_home,
+                             rerun=ns.rerun, progress=progress, address=ns.ray_address,
+                             task_cpus=ns.ray_task_cpus)  # fmt: skip
+        else:
+            failed = asyncio.run(run_local(items, results, defaults, jobs=ns.jobs, work=work,
+                                           home=config.codexbro_home, rerun=ns.rerun, progress=progress))  # fmt: skip
+    except CodexbroError as err:
+        print(f"Error: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"\n[batch] interrupted: running tasks recorded as cancelled in {results.path}", file=sys.stderr

@@ -49,8 +49,17 @@ def register(sub: Any) -> None:
         "--work-dir", metavar="DIR", help="where the copies go (default: .codexbro-batch beside the results)"
     )
     parser.add_argument(
-        "--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray"
-    )
+        "--engine", choices=("local", "ray"), default="local",
+        help="local processes (default) or Ray tasks (needs codexbro[ray])",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray instance for the batch",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-task-cpus", type=float, default=1.0, metavar="N",
+        help="CPUs Ray reserves per task (default 1; agent tasks mostly wait on the model: 0.25-0.5 packs more per node)",
+    )  # fmt: skip
     add_config_options(parser)
     parser.set_defaults(run=run)
 
