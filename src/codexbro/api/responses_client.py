@@ -76,6 +76,8 @@ class ResponsesModelClient:
         self.auth = auth
         self.model = model
         self.thread_id = thread_id
+        self.subagent: str | None = None  # every request of a sub-agent session carries this label
+        self.parent_thread_id: str | None = None  # a sub-agent session: its parent's thread
         self.originator = originator_for(originator)
         self.base_url = base_url
         self.idle_timeout_s = provider.stream_idle_timeout_ms / 1000
@@ -199,9 +201,14 @@ class ResponsesModelClient:
             headers["chatgpt-account-id"] = self.auth.account_id
         headers["originator"] = self.originator
         headers["user-agent"] = user_agent(self.originator)
-        headers["session-id"] = self.thread_id
+        # A sub-agent's requests (0.169, fixture multi-agent-exec.json): the session is the parent's,
+        # the request id the child's thread, plus the parent's thread and the subagent label.
+        headers["session-id"] = self.parent_thread_id or self.thread_id
         headers["thread-id"] = self.thread_id
         headers["x-client-request-id"] = self.thread_id
+        if self.parent_thread_id:
+            headers["x-codex-parent-thread-id"] = self.parent_thread_id
+        subagent = subagent or self.subagent
         if subagent:
             headers["x-openai-subagent"] = subagent
         headers.update(self.provider.http_headers)

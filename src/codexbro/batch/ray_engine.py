@@ -33,7 +33,9 @@ from codexbro.errors import UserError
 INSTALL_HINT = "pip install 'codexbro[ray]'"
 
 
-def _run_on_worker(task: dict[str, Any], defaults: dict[str, Any], work: str, home: str | None) -> dict[str, Any]:
+def _run_on_worker(
+    task: dict[str, Any], defaults: dict[str, Any], work: str, home: str | None
+) -> dict[str, Any]:
     """Runs inside a Ray worker: the local engine's ``run_task`` for one task."""
     from codexbro.batch.runner import run_task
 

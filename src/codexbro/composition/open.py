@@ -40,6 +40,7 @@ class SessionOptions:
     ignore_rules: bool = False
     notice: Callable[[str], None] | None = None  # front end's one-line progress notes (e.g. weights)
     interactive: bool = False  # a person answers the model's questions (TUI, app server), not exec
+    subagents: bool = True  # the session may spawn sub-agents (multi_agent_v1); never a sub-agent itself
 
 
 def open_model_client(
@@ -92,7 +93,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         originator = originator_for(options.originator)
         codex_index.index_after_turns(recorder, config, thread_id, resolution.provider.id, resolution.model.slug,
                                       originator, options.source)  # fmt: skip
-    return Session(
+    session = Session(
         config=config,
         model=resolution.model,
         client=client,
@@ -110,6 +111,46 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
         can_ask_user=options.interactive,
         model_lookup=None if resolution.embedded else model_lookup(config),
     )
+    if options.subagents and not resolution.embedded:
+        _attach_subagents(session, resolution, options)
+    return session
+
+
+def _attach_subagents(session: Session, resolution: Resolution, options: SessionOptions) -> None:
+    """Give ``session`` its sub-agents: each child is opened here from the same resolution (config,
+    sandbox, approval policy, provider, credential; a model override when asked), cannot spawn its
+    own, and tags its requests as 0.169 does."""
+    from dataclasses import replace
+
+    from codexbro.api.responses_client import ResponsesModelClient
+    from codexbro.composition.resolve import Readers, model_lookup
+    from codexbro.core.subagents import DEFAULT_MAX_THREADS, SubAgents
+
+    config = resolution.config
+
+    def open_child(model: str | None) -> Session:
+        res = resolution
+        if model is not None and model != resolution.model.slug:
+            res = replace(resolution, model=model_lookup(config)(model), config=replace(config, model=model))
+        child = open_session(res, replace(options, subagents=False, resume=None, fork=None, source="subagent",
+                                          notice=None, interactive=False))  # fmt: skip
+        if isinstance(child.client, ResponsesModelClient):
+            child.client.subagent = "collab_spawn"
+            child.client.parent_thread_id = session.thread_id
+        return child
+
+    agents_cfg = config.raw.get("agents")
+    limit = agents_cfg.get("max_threads") if isinstance(agents_cfg, dict) else None
+    max_threads = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_THREADS
+    agents = SubAgents(session, open_child, max_threads=max_threads)
+    session.subagents = agents
+    session.tool_resources.agents = agents
+    model = resolution.model
+    if model.is_fallback or model.raw.get("multi_agent_version") == "v1":  # the tools are offered
+        catalog = Readers().catalog(config.codexbro_home, config.model_catalog_json)[0]
+        session.tool_resources.agent_models = [
+            (m.slug, m.description) for m in catalog.models if m.visibility == "list" and m.description
+        ][:8]
 
 
 def start_session(config: Config, options: SessionOptions | None = None) -> Session:

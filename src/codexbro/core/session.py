@@ -17,7 +17,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codexbro import protocol as p
 from codexbro import textsafe
@@ -36,6 +36,9 @@ from codexbro.protocol.items import ResponseItem, developer_message, user_input_
 from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
 from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
+
+if TYPE_CHECKING:
+    from codexbro.core.subagents import SubAgents
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class Session:
         self.rules = rules
         self.resolution = resolution
         self.tool_resources = tool_resources or ToolResources(thread_id)
+        self.subagents: SubAgents | None = None  # set by the composition root when it can spawn
         self.can_ask_user = can_ask_user  # an interactive front end answers request_user_input
         self.model_lookup = model_lookup  # slug → metadata, for OverrideTurnContext (None: fixed model)
         self.stream_max_retries = config.model_provider.stream_max_retries
@@ -175,6 +179,14 @@ class Session:
         info = {"total_token_usage": self.total_usage.to_dict(), "last_token_usage": usage.to_dict(),
                 "model_context_window": self.context.context_window()}  # fmt: skip
         self.emit(p.TokenCount(info, asdict(rate_limits) if rate_limits is not None else None))
+
+    def inject(self, item: ResponseItem) -> None:
+        """Put ``item`` into the conversation: into the running turn's next request, or the
+        history when no turn runs (a sub-agent's notification)."""
+        if self.active is not None:
+            self._pending_input.append(item)
+        else:
+            self.record(item)
 
     def drain_pending_input(self) -> list[ResponseItem]:
         items, self._pending_input = self._pending_input, []
@@ -301,6 +313,8 @@ class Session:
         """The active turn is over: its last event; then input steered too late for it (it arrived
         after the turn's last request) starts a turn of its own, then the next queued turn."""
         self.active = None
+        if isinstance(final, p.TurnAborted) and self.subagents is not None:
+            self.subagents.interrupt_all()  # the user stopped the turn: its agents stop too
         if final is not None:
             self.emit(final)
         if self._closed:
@@ -366,6 +380,8 @@ class Session:
         if self._background is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._background, 5)
+        if self.subagents is not None:
+            await self.subagents.close_all()
         await self.tool_resources.aclose()
         await self.client.aclose()
         self.recorder.close()

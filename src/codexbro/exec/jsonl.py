@@ -104,6 +104,18 @@ class JsonlProcessor:
                 "changes": _changes(msg.changes),
             }
             self._item("item.completed", {**item, "status": "completed" if msg.success else "failed"})
+        elif isinstance(msg, p.CollabToolCallBegin):  # as 0.169's exec --json (fixture multi-agent-exec)
+            item = {"id": self._id(), "type": "collab_tool_call", "tool": msg.tool,
+                    "sender_thread_id": msg.sender_thread_id, "receiver_thread_ids": list(msg.receiver_thread_ids),
+                    "prompt": msg.prompt, "agents_states": {}, "status": "in_progress"}  # fmt: skip
+            self._running[msg.call_id] = item
+            self._item("item.started", item)
+        elif isinstance(msg, p.CollabToolCallEnd):
+            item = self._take(msg.call_id) or {"id": self._id(), "type": "collab_tool_call", "tool": msg.tool,
+                                               "sender_thread_id": msg.sender_thread_id, "prompt": msg.prompt}  # fmt: skip
+            self._item("item.completed", {**item, "receiver_thread_ids": list(msg.receiver_thread_ids),
+                                          "agents_states": msg.agents_states,
+                                          "status": "completed" if msg.success else "failed"})  # fmt: skip
         elif isinstance(msg, p.McpToolCallBegin):
             item = {"id": self._id(), "type": "mcp_tool_call", **_invocation(msg.invocation),
                     "result": None, "error": None, "status": "in_progress"}  # fmt: skip

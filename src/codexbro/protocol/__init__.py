@@ -398,6 +398,33 @@ class McpStartupComplete(EventMsg):
 
 
 @dataclass(eq=False, repr=False)
+class CollabToolCallBegin(EventMsg):
+    """A collaboration tool call (``multi_agent_v1``) started: ``tool`` is upstream's short name
+    (``spawn_agent``, ``send_input``, ``wait``, ``close_agent``, ``resume_agent``)."""
+
+    call_id: str
+    tool: str
+    sender_thread_id: str
+    receiver_thread_ids: list[str]
+    prompt: str | None
+    type: ClassVar[str] = "collab_tool_call_begin"
+
+
+@dataclass(eq=False, repr=False)
+class CollabToolCallEnd(EventMsg):
+    """It ended: ``agents_states`` maps each agent id to ``{status, message}``."""
+
+    call_id: str
+    tool: str
+    sender_thread_id: str
+    receiver_thread_ids: list[str]
+    prompt: str | None
+    agents_states: dict[str, dict[str, Any]]
+    success: bool = True
+    type: ClassVar[str] = "collab_tool_call_end"
+
+
+@dataclass(eq=False, repr=False)
 class McpToolCallBegin(EventMsg):
     """``invocation`` is ``{server, tool, arguments}`` (the tool's own name, not the model's)."""
 

@@ -149,6 +149,15 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.misc import ViewImageHandler
 
         handlers.append(ViewImageHandler())
+    # 0.169: the collaboration tools for models whose catalog entry says multi_agent_version v1 (and
+    # unknown models, which get fallback metadata), when the session can run sub-agents (a child
+    # session has no AgentControl: sub-agents do not spawn their own, upstream's depth limit of 1).
+    version = "v1" if model.is_fallback else model.raw.get("multi_agent_version")
+    wanted = version == "v1" and config.features.get("multi_agent") is not False  # [features] as upstream
+    if resources.agents is not None and on("multi_agent", wanted):
+        from codexbro.tools.handlers.agents import agent_handlers
+
+        handlers.extend(agent_handlers(resources.agents, resources.agent_models))
     # 0.169 puts tool_search after view_image (its newer web_search placement is not followed here).
     search = mcp is not None and model.raw.get("supports_search_tool") is True
     if (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
     from codexbro.tools.exec_sessions import ExecSessions
+    from codexbro.tools.handlers.agents import AgentControl
     from codexbro.tools.handlers.js_repl import JsRepl
     from codexbro.tools.shell_snapshot import ShellSnapshot
 
@@ -24,6 +25,10 @@ class ToolResources:
         self.mcp = mcp  # the session's MCP servers (None: none configured, `mcp` never imported)
         # the login environment restored in each shell command (None: login shells, as configured)
         self.shell_snapshot = shell_snapshot
+        # The session's sub-agents (``multi_agent_v1`` tools); None: this session cannot spawn any
+        # (a child session, or a front end without them). Set by the composition root.
+        self.agents: AgentControl | None = None
+        self.agent_models: list[tuple[str, str]] = []  # (slug, description) listed by spawn_agent
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
 

@@ -75,8 +75,12 @@ class ToolRouter:
         return {**self.static, **extra}
 
     def specs(self) -> list[dict[str, Any]]:
-        """The menu: every handler but the deferred ones (reached through ``tool_search``)."""
-        return [h.spec() for h in self.handlers.values() if not getattr(h, "deferred", False)]
+        """The menu: every handler but the deferred ones (reached through ``tool_search``) and the
+        hidden ones (functions of a namespace, on the menu through the namespace's entry)."""
+        return [
+            h.spec() for h in self.handlers.values()
+            if not getattr(h, "deferred", False) and not getattr(h, "hidden", False)
+        ]  # fmt: skip
 
     def names(self) -> list[str]:
         return list(self.handlers)

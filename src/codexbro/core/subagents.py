@@ -1,0 +1,239 @@
+"""Sub-agents: child sessions a session spawns through upstream's ``multi_agent_v1`` tools.
+
+Each child is a real ``Session`` opened by the composition root (``open_child``): the parent's
+config — so the same sandbox, approval policy, provider and credential — a model override when the
+call names one, its own thread and rollout, and requests tagged ``x-openai-subagent: collab_spawn``
+with ``x-codex-parent-thread-id`` (as 0.169 sends them; fixture ``multi-agent-exec.json``). A child
+has no collaboration tools of its own (upstream's default depth limit of 1), and at most
+``max_threads`` children are open at once (``[agents] max_threads``, default 6 — upstream's default
+as its config documents it; not checked against the binary).
+
+A pump task per child reads its events: its final message makes its status
+``{"completed": message}`` and puts a ``<subagent_notification>`` into the parent's conversation
+(as 0.169 does); its approval requests and questions are asked through the parent's front end and
+answered back. When the parent's turn is interrupted, every running child's turn is interrupted
+too; when the parent closes, its children close.
+
+Status values follow 0.169's serialisation: ``"pending_init"``, ``"running"``,
+``{"completed": text}``, ``{"errored": text}``, ``"interrupted"``, ``"shutdown"``, ``"not_found"``
+(the completed form is captured; the others follow upstream's enum names, unverified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from codexbro import protocol as p
+from codexbro.tools.base import RespondToModel
+
+if TYPE_CHECKING:
+    from codexbro.core.session import Session
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_THREADS = 6
+FINAL = ("completed", "errored", "interrupted", "shutdown", "not_found")
+# Upstream gives each agent a nickname from a list of names; these are codexbro's own.
+NICKNAMES = (
+    "Ada",
+    "Locke",
+    "Noether",
+    "Turing",
+    "Hopper",
+    "Knuth",
+    "Lovelace",
+    "Dijkstra",
+    "Liskov",
+    "Ritchie",
+)
+
+
+@dataclass
+class Child:
+    id: str
+    nickname: str
+    session: Session
+    status: Any = "pending_init"
+    pump: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_message: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.status if isinstance(self.status, str) else next(iter(self.status))
+
+    def state(self) -> dict[str, Any]:
+        """``{status, message}`` as the ``collab_tool_call`` items show it."""
+        message = None if isinstance(self.status, str) else next(iter(self.status.values()))
+        return {"status": self.kind, "message": message}
+
+
+class SubAgents:
+    """The ``AgentControl`` of one session: its children, their lifecycle and statuses."""
+
+    def __init__(
+        self, parent: Session, open_child: Callable[[str | None], Session], *, max_threads: int
+    ) -> None:
+        self.parent = parent
+        self.open_child = open_child
+        self.max_threads = max(1, max_threads)
+        self.children: dict[str, Child] = {}
+
+    @property
+    def thread_id(self) -> str:
+        return self.parent.thread_id
+
+    def states(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {i: (self.children[i].state() if i in self.children else {"status": "not_found", "message": None})
+                for i in ids}  # fmt: skip
+
+    def _get(self, target: str) -> Child:
+        child = self.children.get(target)
+        if child is None:
+            raise RespondToModel(f"no agent with id {target!r} (ids come from spawn_agent)")
+        return child
+
+    # ---- the tools -------------------------------------------------------------------------------
+
+    async def spawn(self, message: str, *, model: str | None, fork_context: bool) -> dict[str, Any]:
+        open_now = sum(1 for c in self.children.values() if c.kind != "shutdown")
+        if open_now >= self.max_threads:
+            raise RespondToModel(
+                f"agent limit reached ({self.max_threads} open); close one with close_agent first"
+            )
+        try:
+            session = self.open_child(model)
+        except Exception as exc:  # a bad model override, a broken config: the model reads why
+            raise RespondToModel(f"could not start the agent: {exc}") from None
+        if fork_context:
+            for item in self.parent.history.items:
+                session.history.append(item)
+        child = Child(session.thread_id, NICKNAMES[len(self.children) % len(NICKNAMES)], session)
+        self.children[child.id] = child
+        child.pump = asyncio.get_running_loop().create_task(self._pump(child))
+        session.submit(p.UserTurn((p.UserInput("text", message),)))
+        return {"agent_id": child.id, "nickname": child.nickname}
+
+    async def send(self, target: str, message: str, *, interrupt: bool) -> dict[str, Any]:
+        child = self._get(target)
+        if child.kind == "shutdown":
+            raise RespondToModel(f"agent {target} is closed")
+        if interrupt and child.session.active is not None:
+            child.session.submit(p.Interrupt())
+        submission = child.session.submit(p.UserTurn((p.UserInput("text", message),), when="queue"))
+        return {"submission_id": submission}
+
+    async def wait(self, targets: list[str], timeout_s: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            done = {t: self._status(t) for t in targets if self._kind(t) in FINAL}
+            if done:
+                return {"status": done, "timed_out": False}
+            left = deadline - loop.time()
+            if left <= 0:
+                return {"status": {}, "timed_out": True}
+            waits = [
+                asyncio.ensure_future(self.children[t].changed.wait()) for t in targets if t in self.children
+            ]
+            try:
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def close(self, target: str) -> dict[str, Any]:
+        child = self._get(target)
+        previous = child.status
+        await self._shutdown(child)
+        return {"previous_status": previous}
+
+    async def resume(self, target: str) -> dict[str, Any]:
+        child = self._get(target)
+        if child.kind != "shutdown":
+            return {"status": child.status}
+        raise RespondToModel(f"agent {target} is closed and cannot be reopened here; spawn a new agent")
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def _kind(self, target: str) -> str:
+        child = self.children.get(target)
+        return child.kind if child is not None else "not_found"
+
+    def _status(self, target: str) -> Any:
+        child = self.children.get(target)
+        return child.status if child is not None else "not_found"
+
+    def _set(self, child: Child, status: Any) -> None:
+        child.status = status
+        child.changed.set()
+        child.changed = asyncio.Event()
+
+    async def _pump(self, child: Child) -> None:
+        """The child's events: its status, its final answer (and the parent's notification), its
+        approval requests and questions (asked through the parent's front end)."""
+        session = child.session
+        while True:
+            event = await session.next_event()
+            msg = event.msg
+            if isinstance(msg, p.TaskStarted):
+                self._set(child, "running")
+            elif isinstance(msg, p.AgentMessage):
+                child.last_message = msg.message
+            elif isinstance(msg, p.ErrorEvent):
+                child.last_message = None
+                self._set(child, {"errored": msg.message})
+            elif isinstance(msg, p.TaskComplete):
+                if child.kind != "errored":
+                    self._set(child, {"completed": msg.last_agent_message or child.last_message})
+                self._notify(child)
+            elif isinstance(msg, p.TurnAborted):
+                self._set(child, "interrupted")
+                self._notify(child)
+            elif isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
+                decision = await self.parent.request_approval(msg)
+                answer = p.ExecApproval if isinstance(msg, p.ExecApprovalRequest) else p.PatchApproval
+                session.submit(answer(msg.call_id, decision))  # type: ignore[arg-type]
+            elif isinstance(msg, p.RequestUserInput):
+                answers = await self.parent.ask(msg)
+                session.submit(p.UserInputAnswer(msg.call_id, answers))
+            elif isinstance(msg, p.ModelRequest):
+                self.parent.emit(msg)  # the child's requests show in the parent's trace
+            elif isinstance(msg, p.ShutdownComplete):
+                return
+
+    def _notify(self, child: Child) -> None:
+        """0.169 tells the parent model what became of the agent in a user message."""
+        body = json.dumps(
+            {"agent_path": child.id, "status": child.status}, separators=(",", ":"), ensure_ascii=False
+        )
+        text = f"<subagent_notification>\n{body}\n</subagent_notification>"
+        self.parent.inject(
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        )
+
+    async def _shutdown(self, child: Child) -> None:
+        if child.kind == "shutdown":
+            return
+        child.session.submit(p.Shutdown())
+        if child.pump is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(child.pump), 15)
+        with contextlib.suppress(Exception):
+            await child.session.close()
+        self._set(child, "shutdown")
+
+    def interrupt_all(self) -> None:
+        """The parent's turn was interrupted: so is every child's running turn."""
+        for child in self.children.values():
+            if child.session.active is not None:
+                child.session.submit(p.Interrupt())
+
+    async def close_all(self) -> None:
+        for child in list(self.children.values()):
+            await self._shutdown(child)

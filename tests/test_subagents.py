@@ -1,0 +1,177 @@
+"""Sub-agents (``multi_agent_v1``) end to end against the loopback fake, compared with what the real
+Codex CLI 0.169 sent and printed for the same script (``fixtures/codex-0.169/multi-agent-*.json``):
+the namespace on the menu, a child session whose requests carry the subagent headers, the tools'
+JSON outputs, the ``<subagent_notification>``, the ``collab_tool_call`` items of ``exec --json``;
+limits, and children stopping when the parent's turn is interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import run_cli, write_config
+from tests.fakes.events import ev_completed, ev_created, ev_function_call, message_turn
+from tests.fakes.responses_server import FakeResponsesServer, Reply
+
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
+MODEL = "gpt-5.6-luna"  # multi_agent_version v1 in the catalog
+
+
+def agent_call(call_id: str, name: str, args: dict[str, Any]) -> Reply:
+    event = ev_function_call(call_id, name, args)
+    event["item"]["namespace"] = "multi_agent_v1"
+    return Reply([ev_created(), event, ev_completed()])
+
+
+class ScriptedAgents(FakeResponsesServer):
+    """Answers by what each request holds (a parent and its child run at once): the child says
+    hello; the parent spawns, waits, closes, then answers — the capture's script."""
+
+    child_reply = "hi from the child"
+    child_delay = 0.0
+
+    def _next(self) -> Reply | None:
+        rec = self.requests[-1]
+        headers = {k.lower(): v for k, v in rec.headers.items()}
+        if headers.get("x-openai-subagent") == "collab_spawn":
+            time.sleep(self.child_delay)
+            return Reply(message_turn(self.child_reply))
+        outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
+        if not outputs:
+            return agent_call("c1", "spawn_agent", {"message": "child task: say hi"})
+        agent = json.loads(outputs[0]["output"])["agent_id"]
+        if len(outputs) == 1:
+            return agent_call("c2", "wait_agent", {"targets": [agent], "timeout_ms": 10000})
+        if len(outputs) == 2:
+            return agent_call("c3", "close_agent", {"target": agent})
+        return Reply(message_turn("parent done"))
+
+
+def _shape(value: Any, ids: dict[str, str]) -> Any:
+    """``value`` with thread ids and item ids replaced by stable names (compare shapes, not ids)."""
+    if isinstance(value, dict):
+        return {ids.get(k, k): _shape(v, ids) for k, v in value.items() if k != "id"}
+    if isinstance(value, list):
+        return [_shape(v, ids) for v in value]
+    if isinstance(value, str):
+        return ids.get(value, value)
+    return value
+
+
+def test_spawn_wait_close_as_upstream(home: Path, workspace: Path) -> None:
+    with ScriptedAgents() as fake:
+        write_config(home, fake.base_url, model=MODEL)
+        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
+        assert res.code == 0, res.stderr
+        requests = fake.responses_requests()
+    captured = json.loads((FIXTURES / "multi-agent-exec.json").read_text())
+    tools = json.loads((FIXTURES / "multi-agent-tools.json").read_text())
+    parent, child = requests[0], next(r for r in requests if r.headers.get("x-openai-subagent"))
+    # The menu: the namespace, with upstream's five functions and schemas.
+    names = [t.get("name") or t.get("type") for t in parent.body["tools"]]
+    assert "multi_agent_v1" in names
+    ours = next(t for t in parent.body["tools"] if t.get("name") == "multi_agent_v1")
+    assert [t["name"] for t in ours["tools"]] == [t["name"] for t in tools["multi_agent_v1"]["tools"]]
+    assert [t["parameters"] for t in ours["tools"]] == [
+        t["parameters"] for t in tools["multi_agent_v1"]["tools"]
+    ]
+    # The child: its own thread, the parent's session, the subagent headers, no collaboration tools.
+    parent_id = parent.headers["session-id"]
+    assert child.headers["x-openai-subagent"] == "collab_spawn"
+    assert child.headers["x-codex-parent-thread-id"] == parent_id == child.headers["session-id"]
+    assert child.headers["x-client-request-id"] != parent_id
+    assert "multi_agent_v1" not in [t.get("name") for t in child.body["tools"]]
+    assert child.body["input"][-1]["content"][0]["text"] == "child task: say hi"
+    # The outputs and the notification, as 0.169's (ids aside).
+    last = requests[-1].body["input"]
+    agent_id = json.loads(next(i for i in last if i.get("call_id") == "c1" and "output" in i)["output"])[
+        "agent_id"
+    ]
+    want_last = captured["requests"][-1]["input_tail"]
+    upstream_id = json.loads(
+        next(i for i in want_last if i.get("call_id") == "c1" and "output" in i)["output"]
+    )["agent_id"]
+    ids = {agent_id: "AGENT", upstream_id: "AGENT"}
+    outputs = {i["call_id"]: json.loads(i["output"]) for i in last if i.get("type") == "function_call_output"}
+    want = {
+        i["call_id"]: json.loads(i["output"]) for i in want_last if i.get("type") == "function_call_output"
+    }
+    for call_id in ("c2", "c3"):
+        assert _shape(outputs[call_id], ids) == _shape(want[call_id], ids), call_id
+    assert set(outputs["c1"]) == set(want["c1"]) == {"agent_id", "nickname"}
+    note = next(i for i in last if i.get("role") == "user" and "subagent_notification" in json.dumps(i))
+    upstream_note = next(
+        i for i in want_last if i.get("role") == "user" and "subagent_notification" in json.dumps(i)
+    )
+    assert _shape(note["content"][0]["text"].replace(agent_id, "AGENT"), {}) == upstream_note["content"][0][
+        "text"
+    ].replace(upstream_id, "AGENT")
+    # exec --json: the same collab_tool_call items as 0.169's.
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    items = [e for e in events if e.get("item", {}).get("type") == "collab_tool_call"]
+    upstream = [e for e in captured["exec_json"] if e.get("item", {}).get("type") == "collab_tool_call"]
+    threads = {parent_id: "PARENT", agent_id: "AGENT"}
+    up_parent = upstream[0]["item"]["sender_thread_id"]
+    assert [_shape(e, threads) for e in items] == [
+        _shape(e, {up_parent: "PARENT", upstream_id: "AGENT"}) for e in upstream
+    ]
+
+
+class LimitScript(FakeResponsesServer):
+    def _next(self) -> Reply | None:
+        rec = self.requests[-1]
+        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+            return Reply(message_turn("child"))
+        outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
+        if not outputs:
+            calls = [agent_call(f"s{n}", "spawn_agent", {"message": "wait"}).events[1] for n in (1, 2)]
+            return Reply([ev_created(), *calls, ev_completed()])
+        if len(outputs) == 2:
+            return agent_call("w", "wait_agent", {"targets": ["nope"]})
+        return Reply(message_turn("done"))
+
+
+def test_agent_limit_and_unknown_ids_are_told_to_the_model(home: Path, workspace: Path) -> None:
+    with LimitScript() as fake:
+        write_config(home, fake.base_url, model=MODEL, extra="[agents]\nmax_threads = 1\n")
+        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
+        assert res.code == 0, res.stderr
+        bodies = [r.body for r in fake.responses_requests() if not r.headers.get("x-openai-subagent")]
+    outputs = {
+        i["call_id"]: i["output"]
+        for b in bodies
+        for i in b["input"]
+        if i.get("type") == "function_call_output"
+    }
+    spawned = sorted(outputs[k] for k in ("s1", "s2"))
+    assert "agent limit reached (1 open)" in spawned[0] and "agent_id" in spawned[1], spawned
+    assert json.loads(outputs["w"]) == {"status": {"nope": "not_found"}, "timed_out": False}
+
+
+def test_interrupting_the_parent_interrupts_its_agents(home: Path, workspace: Path) -> None:
+    """Ctrl-C while a child works: the parent's turn ends, and so does the child's (its request
+    was still streaming); the process exits promptly."""
+    with ScriptedAgents() as fake:
+        fake.child_delay = 30.0  # the child's request hangs
+        write_config(home, fake.base_url, model=MODEL)
+        env = {**os.environ}
+        proc = subprocess.Popen([sys.executable, "-m", "codexbro", "exec", "--json", "hi"], cwd=workspace, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            r.headers.get("x-openai-subagent") for r in fake.requests
+        ):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 10, stderr
+    assert proc.returncode == 130, stderr
+    assert json.loads(stdout.splitlines()[-1])["type"] == "turn.failed"
