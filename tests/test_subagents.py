@@ -175,3 +175,13 @@ def test_interrupting_the_parent_interrupts_its_agents(home: Path, workspace: Pa
         assert time.monotonic() - started < 10, stderr
     assert proc.returncode == 130, stderr
     assert json.loads(stdout.splitlines()[-1])["type"] == "turn.failed"
+
+
+def test_human_output_shows_each_collaboration_call(home: Path, workspace: Path) -> None:
+    with ScriptedAgents() as fake:
+        write_config(home, fake.base_url, model=MODEL)
+        res = run_cli("exec", "hi", cwd=workspace, timeout=120)
+    assert res.code == 0, res.stderr
+    assert "agents: spawn_agent — child task: say hi → " in res.stderr and "pending_init" in res.stderr
+    assert "agents: wait → " in res.stderr and "completed: hi from the child" in res.stderr
+    assert "agents: close_agent → " in res.stderr and res.stdout.strip() == "parent done"

@@ -92,6 +92,11 @@ class HumanProcessor:
                     *lines[-MAX_SHOWN_OUTPUT_LINES // 2 :],
                 ]
             self._err(self._style(verdict, "32" if ok else "31") + ("\n" + "\n".join(lines) if lines else ""))
+        elif isinstance(msg, p.CollabToolCallEnd):
+            from codexbro.protocol.display import collab_summary
+
+            line = collab_summary(msg.tool, msg.receiver_thread_ids, msg.agents_states, msg.prompt)
+            self._err(self._style(safe(line), "35" if msg.success else "31"))
         elif isinstance(msg, p.McpToolCallBegin):
             inv = msg.invocation
             self._err(

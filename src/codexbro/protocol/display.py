@@ -9,3 +9,18 @@ import shlex
 def display_command(argv: list[str]) -> str:
     """Shell-joined form for people (``/bin/bash -lc 'echo hi'``), as ``codex exec --json`` shows."""
     return shlex.join(argv)
+
+
+def collab_summary(
+    tool: str, receivers: list[str], agents_states: dict[str, dict[str, object]], prompt: str | None
+) -> str:
+    """One line for a finished collaboration call (``spawn_agent``, ``wait``, ``close_agent``…):
+    which agents, in which state, and their last message (cut)."""
+    parts = []
+    for agent in receivers:
+        state = agents_states.get(agent) or {}
+        message = state.get("message")
+        shown = f": {str(message)[:120]}" if message else ""
+        parts.append(f"{agent[-8:]} {state.get('status', '?')}{shown}")
+    ask = f" — {prompt[:80]}" if prompt else ""
+    return f"agents: {tool}{ask} → " + ("; ".join(parts) if parts else "no agent")

@@ -230,6 +230,11 @@ class CodexbroApp(App[int]):
             if known is None:
                 await self.add(mcp_cell)
             mcp_cell.finish_mcp(msg.result, msg.duration)
+        elif isinstance(msg, p.CollabToolCallEnd):
+            from codexbro.protocol.display import collab_summary
+
+            line = collab_summary(msg.tool, msg.receiver_thread_ids, msg.agents_states, msg.prompt)
+            await self.add(cells.NoteCell(line, "info" if msg.success else "error"))
         elif isinstance(msg, p.McpStartupComplete) and msg.ready:
             await self.add(
                 cells.NoteCell(f"MCP servers ready: {', '.join(msg.ready)} (/mcp lists their tools)", "info")
