@@ -57,6 +57,9 @@ class ExecArgs:
     session_id: str | None = None
     last: bool = False
     all: bool = False
+    # exec review: uncommitted | base | commit | custom (the prompt is then the instructions)
+    review_kind: str | None = None
+    review_value: str = ""
 
 
 OSS_DEFAULT_MODELS = {
@@ -72,6 +75,26 @@ def run_exec(args: ExecArgs) -> int:
     except UserError as err:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1
+
+
+def _review_label(args: ExecArgs) -> str:
+    from codexbro.core.review import ReviewTarget
+
+    return ReviewTarget(args.review_kind or "custom", args.review_value).label()
+
+
+def _rendered_review(event: p.Event) -> p.Event:
+    """A review turn's answer (the model's JSON) as upstream prints it."""
+    from dataclasses import replace
+
+    from codexbro.core.review import render_review
+
+    msg = event.msg
+    if isinstance(msg, p.AgentMessage):
+        return replace(event, msg=p.AgentMessage(render_review(msg.message)))
+    if isinstance(msg, p.TaskComplete) and msg.last_agent_message:
+        return replace(event, msg=p.TaskComplete(msg.turn_id, render_review(msg.last_agent_message)))
+    return event
 
 
 def _piped_stdin() -> bool:
@@ -231,7 +254,18 @@ def _prepare(args: ExecArgs) -> Prepared:
         raise UserError("Not inside a trusted directory and --skip-git-repo-check was not specified.")
     if args.output_last_message:
         args.output_last_message = _check_output_file(args.output_last_message)
-    prompt = _read_prompt(args)
+    if args.review_kind is not None and args.review_kind != "custom":
+        from codexbro.core.review import ReviewTarget
+
+        prompt = ReviewTarget(args.review_kind, args.review_value).request(config.cwd)
+    else:
+        prompt = _read_prompt(args)
+    if args.review_kind is not None:  # upstream's review guidelines are the first developer message
+        from dataclasses import replace
+
+        from codexbro.core.review import review_prompt
+
+        config = replace(config, developer_instructions=review_prompt())
     schema = _load_schema(args.output_schema) if args.output_schema else None
     inputs = [p.UserInput("text", text=prompt)]
     for image in (part for value in args.images for part in value.split(",") if part):
@@ -269,6 +303,13 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
             notice=lambda text: print(f"codexbro: {text}", file=sys.stderr, flush=True),
         ),
     )
+    review = args.review_kind is not None
+    if review:
+        from codexbro.api.responses_client import ResponsesModelClient
+
+        if isinstance(session.client, ResponsesModelClient):  # as 0.169: no base instructions, tagged
+            session.client.base_instructions = ""
+            session.client.subagent = "review"
     color = args.color == "always" or (
         args.color == "auto" and sys.stderr.isatty() and "NO_COLOR" not in os.environ
     )
@@ -284,7 +325,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
             lambda text: print(text, file=sys.stderr, flush=True),
             lambda text: print(text, flush=True),
             color=color,
-            prompt=prompt,
+            prompt=_review_label(args) if review else prompt,
             sandbox_note=note,
             out_is_terminal=sys.stdout.isatty(),
         )
@@ -319,6 +360,8 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
         session.submit(p.UserTurn(tuple(inputs), schema))
         while True:
             event = await session.next_event()
+            if review:
+                event = _rendered_review(event)
             if tracer is not None:
                 tracer.process(event)
             processor.process(event)

@@ -42,6 +42,20 @@ def build_resume_parser(kind: str = "resume") -> argparse.ArgumentParser:
     return parser
 
 
+def build_review_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codexbro exec review", description="review code changes (as Codex CLI 0.169's exec review)"
+    )
+    parser.add_argument("prompt", nargs="?", help="custom review instructions; `-` reads stdin")
+    parser.add_argument(
+        "--uncommitted", action="store_true", help="review staged, unstaged and untracked changes"
+    )
+    parser.add_argument("--base", metavar="BRANCH", help="review the changes against this base branch")
+    parser.add_argument("--commit", metavar="SHA", help="review the changes a commit introduced")
+    add_exec_options(parser)
+    return parser
+
+
 def subcommand(argv: Sequence[str]) -> str | None:
     """The first positional after `exec` when it names a subcommand (never taken as a prompt)."""
     skip = False
@@ -75,12 +89,27 @@ def pre_dispatch(argv: list[str], overrides: list[str], profile: str | None) -> 
             return 2
         return run(ns, resume=sub == "resume", fork=sub == "fork")
     if sub == "review":
-        print(
-            "Error: `codexbro exec review` is not available yet; ask for a review in the prompt instead, e.g. "
-            'codexbro exec "review the uncommitted changes and list problems by severity"',
-            file=sys.stderr,
-        )
-        return 2
+        rest = list(argv[1:])
+        rest.remove(sub)
+        ns = build_review_parser().parse_args(rest)
+        ns.config_overrides = overrides + ns.config_overrides
+        ns.profile = ns.profile or profile
+        chosen = [k for k in ("uncommitted", "base", "commit") if getattr(ns, k)]
+        if len(chosen) > 1 or (chosen and ns.prompt is not None):
+            print(
+                "Error: exec review takes one of --uncommitted, --base, --commit or a PROMPT", file=sys.stderr
+            )
+            return 2
+        if not chosen and ns.prompt is None:
+            print(
+                "Error: exec review needs --uncommitted, --base BRANCH, --commit SHA or a PROMPT",
+                file=sys.stderr,
+            )
+            return 2
+        kind = chosen[0] if chosen else "custom"
+        ns.review_kind = kind
+        ns.review_value = {"base": ns.base, "commit": ns.commit}.get(kind) or ""
+        return run(ns)
     if sub == "help":
         return ["exec", "--help"]
     return None

@@ -1,0 +1,92 @@
+"""Code review turns (``codexbro exec review``, the TUI's ``/review``), as Codex CLI 0.169 runs them
+(fixture ``tests/fixtures/codex-0.169/exec-review.json``): a turn whose requests carry
+``x-openai-subagent: review``, with no base instructions and upstream's review guidelines as the
+first developer message (``review_prompt.md``, verbatim), the target as the user message, and the
+model's JSON answer (findings, overall verdict) rendered as upstream prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from codexbro.errors import UserError
+
+
+@cache
+def review_prompt() -> str:
+    return resources.files("codexbro.core").joinpath("review_prompt.md").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class ReviewTarget:
+    """What to review: ``uncommitted`` changes, the diff against a ``base`` branch, one
+    ``commit``, or ``custom`` instructions."""
+
+    kind: str
+    value: str = ""
+
+    def request(self, cwd: Path) -> str:
+        """The user message 0.169 sends for this target."""
+        if self.kind == "uncommitted":
+            return "Review the current code changes (staged, unstaged, and untracked files) and provide prioritized findings."
+        if self.kind == "commit":
+            return f"Review the code changes introduced by commit {self.value}. Provide prioritized, actionable findings."
+        if self.kind == "base":
+            merge_base = _merge_base(cwd, self.value)
+            return (
+                f"Review the code changes against the base branch '{self.value}'. The merge base commit for this "
+                f"comparison is {merge_base}. Run `git diff {merge_base}` to inspect the changes relative to "
+                f"{self.value}. Provide prioritized, actionable findings."
+            )
+        return self.value
+
+    def label(self) -> str:
+        """How the human output names the review (``user`` line)."""
+        return {"uncommitted": "current changes", "commit": f"commit {self.value}",
+                "base": f"changes against '{self.value}'"}.get(self.kind, self.value)  # fmt: skip
+
+
+def _merge_base(cwd: Path, branch: str) -> str:
+    try:
+        done = subprocess.run(["git", "merge-base", "HEAD", branch], cwd=cwd, capture_output=True, text=True,
+                              timeout=30, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"review --base {branch}: cannot run git: {exc}") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UserError(
+            f"review --base {branch}: no merge base with HEAD ({done.stderr.strip() or 'not a git repository'})"
+        )
+    return done.stdout.strip()
+
+
+def render_review(text: str) -> str:
+    """The model's review JSON as upstream prints it: the overall explanation, then each finding
+    (``- TITLE — PATH:START-END`` and its body). Text that is not the review JSON is shown as it is."""
+    try:
+        doc: Any = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(doc, dict) or "findings" not in doc:
+        return text
+    parts = [str(doc.get("overall_explanation") or "").strip()]
+    findings = [f for f in doc.get("findings") or [] if isinstance(f, dict)]
+    if findings:
+        # "Review comment:" is 0.169's for one finding; the plural for several is unverified.
+        lines = ["Review comment:" if len(findings) == 1 else "Review comments:", ""]
+        for finding in findings:
+            where = finding.get("code_location") or {}
+            span = where.get("line_range") or {}
+            place = (
+                f" — {where.get('absolute_file_path')}:{span.get('start')}-{span.get('end')}" if where else ""
+            )
+            lines.append(f"- {finding.get('title', '')}{place}")
+            body = str(finding.get("body") or "").strip()
+            lines += [f"  {line}" for line in body.splitlines()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(p for p in parts if p)
