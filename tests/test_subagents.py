@@ -185,3 +185,42 @@ def test_human_output_shows_each_collaboration_call(home: Path, workspace: Path)
     assert "agents: spawn_agent — child task: say hi → " in res.stderr and "pending_init" in res.stderr
     assert "agents: wait → " in res.stderr and "completed: hi from the child" in res.stderr
     assert "agents: close_agent → " in res.stderr and res.stdout.strip() == "parent done"
+
+
+class ResumeScript(FakeResponsesServer):
+    """spawn → wait → close → resume → send_input → wait → answer."""
+
+    def _next(self) -> Reply | None:
+        rec = self.requests[-1]
+        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+            said = [i for i in rec.body["input"] if i.get("role") == "user"]
+            return Reply(message_turn(f"child says {said[-1]['content'][0]['text']}"))
+        outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
+        if not outputs:
+            return agent_call("c1", "spawn_agent", {"message": "first"})
+        agent = json.loads(outputs[0]["output"])["agent_id"]
+        steps = [("c2", "wait_agent", {"targets": [agent]}), ("c3", "close_agent", {"target": agent}),
+                 ("c4", "resume_agent", {"id": agent}), ("c5", "send_input", {"target": agent, "message": "again"}),
+                 ("c6", "wait_agent", {"targets": [agent]})]  # fmt: skip
+        if len(outputs) <= len(steps):
+            call_id, name, args = steps[len(outputs) - 1]
+            return agent_call(call_id, name, args)
+        return Reply(message_turn("done"))
+
+
+def test_a_closed_agent_is_resumed_with_its_history(home: Path, workspace: Path) -> None:
+    with ResumeScript() as fake:
+        write_config(home, fake.base_url, model=MODEL)
+        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
+        assert res.code == 0, res.stderr
+        requests = fake.responses_requests()
+    last = requests[-1].body["input"]
+    outputs = {i["call_id"]: json.loads(i["output"]) for i in last if i.get("type") == "function_call_output"}
+    assert outputs["c3"]["previous_status"] == {"completed": "child says first"}
+    assert outputs["c4"] == {"status": {"completed": "child says first"}}
+    (agent,) = outputs["c6"]["status"]
+    assert outputs["c6"]["status"][agent] == {"completed": "child says again"}
+    # The reopened child's request carries its first turn too (its rollout was resumed).
+    child_requests = [r for r in requests if r.headers.get("x-openai-subagent")]
+    texts = json.dumps(child_requests[-1].body["input"])
+    assert "child says first" in texts and texts.index("child says first") < texts.index('"again"')

@@ -655,3 +655,22 @@ async def test_transcribe_puts_a_recordings_words_in_the_composer(
             ),
         )
     assert len(calls) == 1 and calls[0].headers["authorization"] == "Bearer sk-tui"
+
+
+async def test_review_runs_a_review_sub_turn(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    """``/review``: its own request (upstream's review set-up, tagged ``review``), the findings as
+    a cell; the conversation itself is not touched."""
+    from tests.test_exec_review import REVIEW
+
+    fake.add(Reply(message_turn(json.dumps(REVIEW))))
+    app = make_app(home, fake, workspace)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"/review", "enter")
+        await until(
+            pilot, lambda: any("Review comment:" in str(c.render()) for c in texts(app, cells.NoteCell))
+        )
+        shown = "\n".join(str(c.render()) for c in texts(app, cells.NoteCell))
+        assert "reviewing current changes" in shown and "[P1] Division by zero in ratio()" in shown
+    (request,) = fake.responses_requests()
+    assert request.headers["x-openai-subagent"] == "review"
+    assert request.body["input"][0]["content"][0]["text"].startswith("# Review guidelines:")

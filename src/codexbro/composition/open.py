@@ -128,11 +128,16 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
 
     config = resolution.config
 
-    def open_child(model: str | None) -> Session:
+    def open_child(model: str | None, resume: str | None = None) -> Session:
         res = resolution
         if model is not None and model != resolution.model.slug:
             res = replace(resolution, model=model_lookup(config)(model), config=replace(config, model=model))
-        child = open_session(res, replace(options, subagents=False, resume=None, fork=None, source="subagent",
+        earlier = None
+        if resume is not None:  # a closed agent reopened from its rollout
+            from codexbro.core.rollout import find_rollout, load_rollout
+
+            earlier = load_rollout(find_rollout(config.codexbro_home, resume))
+        child = open_session(res, replace(options, subagents=False, resume=earlier, fork=None, source="subagent",
                                           notice=None, interactive=False))  # fmt: skip
         if isinstance(child.client, ResponsesModelClient):
             child.client.subagent = "collab_spawn"

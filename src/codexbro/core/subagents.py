@@ -77,7 +77,7 @@ class SubAgents:
     """The ``AgentControl`` of one session: its children, their lifecycle and statuses."""
 
     def __init__(
-        self, parent: Session, open_child: Callable[[str | None], Session], *, max_threads: int
+        self, parent: Session, open_child: Callable[..., Session], *, max_threads: int
     ) -> None:
         self.parent = parent
         self.open_child = open_child
@@ -126,6 +126,7 @@ class SubAgents:
         if interrupt and child.session.active is not None:
             child.session.submit(p.Interrupt())
         submission = child.session.submit(p.UserTurn((p.UserInput("text", message),), when="queue"))
+        self._set(child, "running")  # a wait_agent right after this waits for this turn, not the last
         return {"submission_id": submission}
 
     async def wait(self, targets: list[str], timeout_s: float) -> dict[str, Any]:
@@ -154,10 +155,24 @@ class SubAgents:
         return {"previous_status": previous}
 
     async def resume(self, target: str) -> dict[str, Any]:
+        """A closed agent opened again from its rollout (its history kept), ready for
+        ``send_input``; a live one is left as it is. The output shape is unverified."""
         child = self._get(target)
         if child.kind != "shutdown":
             return {"status": child.status}
-        raise RespondToModel(f"agent {target} is closed and cannot be reopened here; spawn a new agent")
+        open_now = sum(1 for c in self.children.values() if c.kind != "shutdown")
+        if open_now >= self.max_threads:
+            raise RespondToModel(
+                f"agent limit reached ({self.max_threads} open); close one with close_agent first"
+            )
+        try:
+            session = self.open_child(None, resume=target)
+        except Exception as exc:  # no rollout (an ephemeral session), or it cannot be read
+            raise RespondToModel(f"could not reopen agent {target}: {exc}") from None
+        child.session = session
+        self._set(child, {"completed": child.last_message} if child.last_message else "pending_init")
+        child.pump = asyncio.get_running_loop().create_task(self._pump(child))
+        return {"status": child.status}
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 

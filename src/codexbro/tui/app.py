@@ -46,6 +46,7 @@ SLASH_COMMANDS = {
     "/approvals": "choose the sandbox and when to ask",
     "/compact": "summarise the conversation to free context",
     "/diff": "the workspace's git diff",
+    "/review": "/review [INSTRUCTIONS]: review the uncommitted changes (or as instructed), as a sub-turn",
     "/trace": "this session's trace: every request, decision and tool call, and why",
     "/mcp": "the MCP servers: their state and tools",
     "/init": "ask the agent to write an AGENTS.md for this project",
@@ -395,6 +396,8 @@ class CodexbroApp(App[int]):
             self.pick_session()
         elif command == "/transcribe":
             await self.transcribe(argument)
+        elif command == "/review":
+            await self.review(argument)
         elif command == "/logout":
             from codexbro.api.responses_client import originator_for, user_agent
             from codexbro.auth.revoke import logout
@@ -410,6 +413,21 @@ class CodexbroApp(App[int]):
             await self.add(
                 cells.NoteCell("\n".join(f"{k:<9} {v}" for k, v in SLASH_COMMANDS.items()), "info")
             )
+
+    async def review(self, argument: str) -> None:
+        """``/review [INSTRUCTIONS]``: a review sub-turn (its own ephemeral session, upstream's review
+        set-up) of the uncommitted changes, or as instructed; the findings as a cell."""
+        from codexbro.composition.review import run_review
+        from codexbro.core.review import ReviewTarget
+        from codexbro.errors import CodexbroError
+
+        target = ReviewTarget("custom", argument) if argument else ReviewTarget("uncommitted")
+        await self.add(cells.NoteCell(f"reviewing {target.label()}…", "info"))
+        try:
+            text = await run_review(self.session.config, target)
+        except CodexbroError as err:
+            text = f"review failed: {err.message}"
+        await self.add(cells.NoteCell(text, "info"))
 
     async def transcribe(self, argument: str) -> None:
         """``/transcribe FILE``: the recording's words appended to the composer, to edit and send."""
