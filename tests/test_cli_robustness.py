@@ -96,7 +96,10 @@ def test_exec_fork_and_review(home: Path, fake: FakeResponsesServer, workspace: 
     assert "remember the word banana" in texts and "first answer" in texts and "what was the word?" in texts
     assert "what was the word?" not in original.read_text()  # the original is untouched
     review = run_cli("exec", "review", cwd=workspace)
-    assert review.code == 2 and "exec review needs --uncommitted, --base BRANCH, --commit SHA or a PROMPT" in review.stderr
+    assert (
+        review.code == 2
+        and "exec review needs --uncommitted, --base BRANCH, --commit SHA or a PROMPT" in review.stderr
+    )
     assert len(fake.bodies()) == 2  # "review" was not taken as a prompt
 
 

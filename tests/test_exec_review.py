@@ -78,3 +78,31 @@ def test_review_targets_send_upstreams_requests(
     assert both.code == 2 and "one of --uncommitted, --base, --commit or a PROMPT" in both.stderr
     bad = run_cli("exec", "review", "--base", "no-such-branch", cwd=work)
     assert bad.code == 1 and "review --base no-such-branch: no merge base" in bad.stderr
+
+
+def test_review_offers_no_editing_tools_and_survives_malformed_answers(
+    home: Path, fake: FakeResponsesServer, tmp_path: Path
+) -> None:
+    from codexbro.core.review import render_review
+
+    write_config(home, fake.base_url, model="gpt-5.6-luna")  # a model that offers sub-agents elsewhere
+    work = repo(tmp_path / "repo")
+    odd = json.dumps(
+        {"findings": [{"title": "x", "code_location": "calc.py"}, 3], "overall_explanation": "ok"}
+    )
+    fake.add(Reply(message_turn(odd)))
+    res = run_cli("exec", "review", "--uncommitted", cwd=work)
+    assert res.code == 0, res.stderr
+    names = [t.get("name") or t.get("type") for t in fake.responses_requests()[0].body["tools"]]
+    assert not {"apply_patch", "update_plan", "edit_file", "multi_agent_v1"} & set(names), names
+    assert res.stdout.strip() == "ok\n\nReview comment:\n\n- x".replace("\\n", "\n")
+    for text in (
+        '{"findings": 3}',
+        '{"findings": [{"code_location": {"line_range": [1]}}]}',
+        "[" * 100000,
+        "plain",
+    ):
+        render_review(text)  # never raises
+    assert render_review("plain words") == "plain words"
+    bad = run_cli("exec", "review", "--base=--all", cwd=work)
+    assert bad.code == 1 and "not a branch name" in bad.stderr

@@ -215,7 +215,9 @@ def test_a_closed_agent_is_resumed_with_its_history(home: Path, workspace: Path)
         assert res.code == 0, res.stderr
         requests = fake.responses_requests()
     last = requests[-1].body["input"]
-    outputs = {i["call_id"]: json.loads(i["output"]) for i in last if i.get("type") == "function_call_output"}
+    raw = {i["call_id"]: i["output"] for i in last if i.get("type") == "function_call_output"}
+    assert all(v.startswith("{") for v in raw.values()), raw
+    outputs = {k: json.loads(v) for k, v in raw.items()}
     assert outputs["c3"]["previous_status"] == {"completed": "child says first"}
     assert outputs["c4"] == {"status": {"completed": "child says first"}}
     (agent,) = outputs["c6"]["status"]
@@ -224,3 +226,36 @@ def test_a_closed_agent_is_resumed_with_its_history(home: Path, workspace: Path)
     child_requests = [r for r in requests if r.headers.get("x-openai-subagent")]
     texts = json.dumps(child_requests[-1].body["input"])
     assert "child says first" in texts and texts.index("child says first") < texts.index('"again"')
+
+
+class NoWaitScript(FakeResponsesServer):
+    """The parent spawns an agent and answers at once; the child answers a moment later."""
+
+    def _next(self) -> Reply | None:
+        rec = self.requests[-1]
+        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+            time.sleep(1.0)
+            return Reply(message_turn("late child"))
+        outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
+        if not outputs:
+            return agent_call("c1", "spawn_agent", {"message": "take your time"})
+        return Reply(message_turn(f"parent done {len(rec.body['input'])}"))
+
+
+def test_a_late_notification_starts_no_turn_and_resume_last_is_the_parents(
+    home: Path, workspace: Path
+) -> None:
+    with NoWaitScript() as fake:
+        write_config(home, fake.base_url, model=MODEL)
+        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
+        assert res.code == 0, res.stderr
+        events = [json.loads(line) for line in res.stdout.splitlines()]
+        assert [e["type"] for e in events if e["type"].startswith("turn.")] == [
+            "turn.started",
+            "turn.completed",
+        ]
+        parent_id = next(e["thread_id"] for e in events if e["type"] == "thread.started")
+        # The child's session is on disk too, newer than the parent's; --last still means the parent.
+        again = run_cli("exec", "--json", "resume", "--last", "next", cwd=workspace, timeout=120)
+        assert again.code == 0, again.stderr
+        assert next(json.loads(line) for line in again.stdout.splitlines())["thread_id"] == parent_id

@@ -5,11 +5,9 @@ output)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from codexbro import protocol as p
 from codexbro.config.types import Config
-from codexbro.core.review import ReviewTarget, render_review, review_prompt
+from codexbro.core.review import ReviewTarget, render_review, review_config
 
 
 async def run_review(config: Config, target: ReviewTarget) -> str:
@@ -19,7 +17,7 @@ async def run_review(config: Config, target: ReviewTarget) -> str:
 
     request = target.request(config.cwd)
     session = open_session(
-        resolve(replace(config, developer_instructions=review_prompt())),
+        resolve(review_config(config)),
         SessionOptions(ephemeral=True, source="review", subagents=False),
     )
     if isinstance(session.client, ResponsesModelClient):  # as 0.169: no base instructions, tagged

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from codexbro.config.types import Config
 from codexbro.errors import UserError
 
 
 @cache
 def review_prompt() -> str:
     return resources.files("codexbro.core").joinpath("review_prompt.md").read_text(encoding="utf-8")
+
+
+def review_config(config: Config) -> Config:
+    """``config`` set up for a review turn: upstream's review guidelines as the developer message,
+    and no tool that edits (0.169's review menu is exec_command, write_stdin, request_user_input,
+    view_image: a review reads and runs, it does not patch)."""
+    off = dict.fromkeys(("apply_patch", "edit_file", "update_plan", "js_repl", "multi_agent"), False)
+    return replace(config, developer_instructions=review_prompt(), tools={**config.tools, **off})
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,11 @@ class ReviewTarget:
 
 
 def _merge_base(cwd: Path, branch: str) -> str:
+    if branch.startswith("-"):
+        raise UserError(f"review --base {branch}: not a branch name")
     try:
-        done = subprocess.run(["git", "merge-base", "HEAD", branch], cwd=cwd, capture_output=True, text=True,
-                              timeout=30, check=False)  # fmt: skip
+        done = subprocess.run(["git", "merge-base", "--end-of-options", "HEAD", branch], cwd=cwd,
+                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UserError(f"review --base {branch}: cannot run git: {exc}") from None
     if done.returncode != 0 or not done.stdout.strip():
@@ -67,24 +78,28 @@ def _merge_base(cwd: Path, branch: str) -> str:
 
 def render_review(text: str) -> str:
     """The model's review JSON as upstream prints it: the overall explanation, then each finding
-    (``- TITLE — PATH:START-END`` and its body). Text that is not the review JSON is shown as it is."""
+    (``- TITLE — PATH:START-END`` and its body). Anything that is not the review JSON — other text,
+    malformed or oddly typed fields — is shown as it is, never an error."""
     try:
         doc: Any = json.loads(text)
-    except ValueError:
+        return _render(doc) if isinstance(doc, dict) and isinstance(doc.get("findings"), list) else text
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return text
-    if not isinstance(doc, dict) or "findings" not in doc:
-        return text
+
+
+def _render(doc: dict[str, Any]) -> str:
     parts = [str(doc.get("overall_explanation") or "").strip()]
-    findings = [f for f in doc.get("findings") or [] if isinstance(f, dict)]
+    findings = [f for f in doc["findings"] if isinstance(f, dict)]
     if findings:
         # "Review comment:" is 0.169's for one finding; the plural for several is unverified.
         lines = ["Review comment:" if len(findings) == 1 else "Review comments:", ""]
         for finding in findings:
-            where = finding.get("code_location") or {}
-            span = where.get("line_range") or {}
-            place = (
-                f" — {where.get('absolute_file_path')}:{span.get('start')}-{span.get('end')}" if where else ""
-            )
+            where = finding.get("code_location")
+            place = ""
+            if isinstance(where, dict):
+                raw = where.get("line_range")
+                span: dict[str, Any] = raw if isinstance(raw, dict) else {}
+                place = f" — {where.get('absolute_file_path')}:{span.get('start')}-{span.get('end')}"
             lines.append(f"- {finding.get('title', '')}{place}")
             body = str(finding.get("body") or "").strip()
             lines += [f"  {line}" for line in body.splitlines()]

@@ -379,16 +379,20 @@ def find_rollout(home: Path, thread_id: str) -> Path:
     raise UserError(f"no session `{thread_id}` under {root}")
 
 
+# Sessions opened by another session (sub-agents, reviews): listed and resumed through their parent only.
+HELPER_SOURCES = ("subagent", "review")
+
+
 def latest_rollout(home: Path, cwd: Path | None) -> Path:
     """Newest rollout, restricted to sessions started in ``cwd`` unless ``cwd`` is None."""
     root = home / "sessions"
     files = sorted(root.glob("*/*/*/rollout-*.jsonl"), reverse=True) if root.is_dir() else []
     for path in files:
-        if cwd is None:
-            return path
         first = next(iter(read_lines(path)), None)
         payload = (first or {}).get("payload") or {}
-        if first and first.get("type") == "session_meta" and payload.get("cwd") == str(cwd):
+        if payload.get("source") in HELPER_SOURCES:  # a sub-agent's session is not "the last one"
+            continue
+        if cwd is None or (first and first.get("type") == "session_meta" and payload.get("cwd") == str(cwd)):
             return path
     where = "" if cwd is None else f" started in {cwd} (use --all to look everywhere)"
     raise UserError(f"no previous session{where} under {root}")
@@ -424,7 +428,7 @@ def list_sessions(home: Path, cwd: Path | None, limit: int = 50) -> list[Session
             elif doc.get("type") == "event_msg" and payload.get("type") == "user_message":
                 first = str(payload.get("message") or "")
                 break
-        if meta is None or not isinstance(meta.get("id"), str):
+        if meta is None or not isinstance(meta.get("id"), str) or meta.get("source") in HELPER_SOURCES:
             continue
         if cwd is not None and meta.get("cwd") != str(cwd):
             continue

@@ -85,6 +85,7 @@ class Session:
         self.context_recorded = resumed  # the initial context is in the history already
         self.rollout_error: RolloutWriteError | None = None  # a failed write stopping the turn
         self._pending_input: list[ResponseItem] = []  # steered into the running turn
+        self._notes: list[ResponseItem] = []  # sub-agent notifications for the running turn's next request
         self._queued: list[tuple[str, ResponseItem, dict[str, Any] | None]] = []  # turns waiting their go
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # call id → (kind, answer)
         self._events: asyncio.Queue[p.Event] = asyncio.Queue()
@@ -184,13 +185,14 @@ class Session:
         """Put ``item`` into the conversation: into the running turn's next request, or the
         history when no turn runs (a sub-agent's notification)."""
         if self.active is not None:
-            self._pending_input.append(item)
+            self._notes.append(item)
         else:
             self.record(item)
 
     def drain_pending_input(self) -> list[ResponseItem]:
         items, self._pending_input = self._pending_input, []
-        return items
+        notes, self._notes = self._notes, []
+        return items + notes
 
     async def before_sample(self, ctx: TurnContext) -> None:
         await self.context.before_sample(ctx)
@@ -317,9 +319,14 @@ class Session:
             self.subagents.interrupt_all()  # the user stopped the turn: its agents stop too
         if final is not None:
             self.emit(final)
+        # Notifications that came after the turn's last request join the history; unlike typed
+        # input they never start a turn of their own (0.169's exec ends with the turn).
+        notes, self._notes = self._notes, []
+        for note in notes:
+            self.record(note)
         if self._closed:
             return
-        late = self.drain_pending_input()
+        late, self._pending_input = self._pending_input, []
         if late:
             self._start_items(late, None)
         elif self._queued:

@@ -62,6 +62,8 @@ class Child:
     pump: asyncio.Task[None] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     last_message: str | None = None
+    expect: str = ""  # the submission whose end is the status (an earlier turn's end is not)
+    asking: bool = False  # the pump waits for the parent's front end (an approval, a question)
 
     @property
     def kind(self) -> str:
@@ -76,9 +78,7 @@ class Child:
 class SubAgents:
     """The ``AgentControl`` of one session: its children, their lifecycle and statuses."""
 
-    def __init__(
-        self, parent: Session, open_child: Callable[..., Session], *, max_threads: int
-    ) -> None:
+    def __init__(self, parent: Session, open_child: Callable[..., Session], *, max_threads: int) -> None:
         self.parent = parent
         self.open_child = open_child
         self.max_threads = max(1, max_threads)
@@ -116,7 +116,7 @@ class SubAgents:
         child = Child(session.thread_id, NICKNAMES[len(self.children) % len(NICKNAMES)], session)
         self.children[child.id] = child
         child.pump = asyncio.get_running_loop().create_task(self._pump(child))
-        session.submit(p.UserTurn((p.UserInput("text", message),)))
+        child.expect = session.submit(p.UserTurn((p.UserInput("text", message),)))
         return {"agent_id": child.id, "nickname": child.nickname}
 
     async def send(self, target: str, message: str, *, interrupt: bool) -> dict[str, Any]:
@@ -126,6 +126,7 @@ class SubAgents:
         if interrupt and child.session.active is not None:
             child.session.submit(p.Interrupt())
         submission = child.session.submit(p.UserTurn((p.UserInput("text", message),), when="queue"))
+        child.expect = submission  # the running turn's end is not this message's answer
         self._set(child, "running")  # a wait_agent right after this waits for this turn, not the last
         return {"submission_id": submission}
 
@@ -170,6 +171,8 @@ class SubAgents:
         except Exception as exc:  # no rollout (an ephemeral session), or it cannot be read
             raise RespondToModel(f"could not reopen agent {target}: {exc}") from None
         child.session = session
+        child.expect = ""
+        child.status = "pending_init"  # reopened: no longer shut down (``_set`` keeps a closed one closed)
         self._set(child, {"completed": child.last_message} if child.last_message else "pending_init")
         child.pump = asyncio.get_running_loop().create_task(self._pump(child))
         return {"status": child.status}
@@ -185,37 +188,64 @@ class SubAgents:
         return child.status if child is not None else "not_found"
 
     def _set(self, child: Child, status: Any) -> None:
+        if child.kind == "shutdown" and status != "shutdown":
+            return  # a closed agent stays closed (a late event of its last turn changes nothing)
         child.status = status
         child.changed.set()
         child.changed = asyncio.Event()
 
     async def _pump(self, child: Child) -> None:
         """The child's events: its status, its final answer (and the parent's notification), its
-        approval requests and questions (asked through the parent's front end)."""
+        approval requests and questions (asked through the parent's front end). A failure here
+        makes the agent ``errored``; it never passes silently."""
+        try:
+            await self._read(child)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("sub-agent %s", child.id)
+            self._set(child, {"errored": f"{type(exc).__name__}: {exc}"})
+
+    async def _read(self, child: Child) -> None:
         session = child.session
         while True:
             event = await session.next_event()
             msg = event.msg
+            current = event.id == child.expect  # an earlier turn's end is not the status
             if isinstance(msg, p.TaskStarted):
-                self._set(child, "running")
+                if current:
+                    self._set(child, "running")
             elif isinstance(msg, p.AgentMessage):
                 child.last_message = msg.message
             elif isinstance(msg, p.ErrorEvent):
-                child.last_message = None
-                self._set(child, {"errored": msg.message})
+                if current:
+                    self._set(child, {"errored": msg.message})
             elif isinstance(msg, p.TaskComplete):
-                if child.kind != "errored":
+                if current and child.kind != "errored":
                     self._set(child, {"completed": msg.last_agent_message or child.last_message})
-                self._notify(child)
+                if current:
+                    self._notify(child)
             elif isinstance(msg, p.TurnAborted):
-                self._set(child, "interrupted")
-                self._notify(child)
+                if current:
+                    self._set(child, "interrupted")
+                    self._notify(child)
             elif isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
-                decision = await self.parent.request_approval(msg)
+                child.asking = True
+                try:
+                    decision = await self.parent.request_approval(msg)
+                finally:
+                    child.asking = False
+                if decision == "abort":  # stops this agent's turn, never the parent's
+                    session.submit(p.Interrupt())
+                    decision = "denied"
                 answer = p.ExecApproval if isinstance(msg, p.ExecApprovalRequest) else p.PatchApproval
                 session.submit(answer(msg.call_id, decision))  # type: ignore[arg-type]
             elif isinstance(msg, p.RequestUserInput):
-                answers = await self.parent.ask(msg)
+                child.asking = True
+                try:
+                    answers = await self.parent.ask(msg)
+                finally:
+                    child.asking = False
                 session.submit(p.UserInputAnswer(msg.call_id, answers))
             elif isinstance(msg, p.ModelRequest):
                 self.parent.emit(msg)  # the child's requests show in the parent's trace
@@ -237,8 +267,11 @@ class SubAgents:
             return
         child.session.submit(p.Shutdown())
         if child.pump is not None:
+            if child.asking:  # waiting for the user on the child's behalf: nobody needs the answer now
+                child.pump.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(child.pump), 15)
+            child.pump.cancel()
         with contextlib.suppress(Exception):
             await child.session.close()
         self._set(child, "shutdown")
@@ -250,5 +283,6 @@ class SubAgents:
                 child.session.submit(p.Interrupt())
 
     async def close_all(self) -> None:
-        for child in list(self.children.values()):
-            await self._shutdown(child)
+        await asyncio.gather(
+            *(self._shutdown(c) for c in list(self.children.values())), return_exceptions=True
+        )

@@ -261,11 +261,9 @@ def _prepare(args: ExecArgs) -> Prepared:
     else:
         prompt = _read_prompt(args)
     if args.review_kind is not None:  # upstream's review guidelines are the first developer message
-        from dataclasses import replace
+        from codexbro.core.review import review_config
 
-        from codexbro.core.review import review_prompt
-
-        config = replace(config, developer_instructions=review_prompt())
+        config = review_config(config)
     schema = _load_schema(args.output_schema) if args.output_schema else None
     inputs = [p.UserInput("text", text=prompt)]
     for image in (part for value in args.images for part in value.split(",") if part):
@@ -301,6 +299,7 @@ async def _run(args: ExecArgs, prep: Prepared) -> int:
             fork=prep.fork,
             ignore_rules=args.ignore_rules,
             notice=lambda text: print(f"codexbro: {text}", file=sys.stderr, flush=True),
+            subagents=args.review_kind is None,  # a review spawns no agents
         ),
     )
     review = args.review_kind is not None
