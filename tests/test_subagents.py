@@ -29,6 +29,21 @@ def agent_call(call_id: str, name: str, args: dict[str, Any]) -> Reply:
     return Reply([ev_created(), event, ev_completed()])
 
 
+def from_child(rec: Any) -> bool:
+    return bool({k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"))
+
+
+def run_agents(
+    server: FakeResponsesServer, home: Path, workspace: Path, *, extra: str = ""
+) -> tuple[Any, list[Any]]:
+    """``codexbro exec --json hi`` against ``server``'s script: the result and every request."""
+    with server as fake:
+        write_config(home, fake.base_url, model=MODEL, extra=extra)
+        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
+        assert res.code == 0, res.stderr
+        return res, fake.responses_requests()
+
+
 class ScriptedAgents(FakeResponsesServer):
     """Answers by what each request holds (a parent and its child run at once): the child says
     hello; the parent spawns, waits, closes, then answers — the capture's script."""
@@ -38,8 +53,7 @@ class ScriptedAgents(FakeResponsesServer):
 
     def _next(self) -> Reply | None:
         rec = self.requests[-1]
-        headers = {k.lower(): v for k, v in rec.headers.items()}
-        if headers.get("x-openai-subagent") == "collab_spawn":
+        if from_child(rec):
             time.sleep(self.child_delay)
             return Reply(message_turn(self.child_reply))
         outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
@@ -65,11 +79,7 @@ def _shape(value: Any, ids: dict[str, str]) -> Any:
 
 
 def test_spawn_wait_close_as_upstream(home: Path, workspace: Path) -> None:
-    with ScriptedAgents() as fake:
-        write_config(home, fake.base_url, model=MODEL)
-        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
-        assert res.code == 0, res.stderr
-        requests = fake.responses_requests()
+    res, requests = run_agents(ScriptedAgents(), home, workspace)
     captured = json.loads((FIXTURES / "multi-agent-exec.json").read_text())
     tools = json.loads((FIXTURES / "multi-agent-tools.json").read_text())
     parent, child = requests[0], next(r for r in requests if r.headers.get("x-openai-subagent"))
@@ -126,7 +136,7 @@ def test_spawn_wait_close_as_upstream(home: Path, workspace: Path) -> None:
 class LimitScript(FakeResponsesServer):
     def _next(self) -> Reply | None:
         rec = self.requests[-1]
-        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+        if from_child(rec):
             return Reply(message_turn("child"))
         outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
         if not outputs:
@@ -138,11 +148,8 @@ class LimitScript(FakeResponsesServer):
 
 
 def test_agent_limit_and_unknown_ids_are_told_to_the_model(home: Path, workspace: Path) -> None:
-    with LimitScript() as fake:
-        write_config(home, fake.base_url, model=MODEL, extra="[agents]\nmax_threads = 1\n")
-        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
-        assert res.code == 0, res.stderr
-        bodies = [r.body for r in fake.responses_requests() if not r.headers.get("x-openai-subagent")]
+    _res, requests = run_agents(LimitScript(), home, workspace, extra="[agents]\nmax_threads = 1\n")
+    bodies = [r.body for r in requests if not from_child(r)]
     outputs = {
         i["call_id"]: i["output"]
         for b in bodies
@@ -192,7 +199,7 @@ class ResumeScript(FakeResponsesServer):
 
     def _next(self) -> Reply | None:
         rec = self.requests[-1]
-        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+        if from_child(rec):
             said = [i for i in rec.body["input"] if i.get("role") == "user"]
             return Reply(message_turn(f"child says {said[-1]['content'][0]['text']}"))
         outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
@@ -209,11 +216,7 @@ class ResumeScript(FakeResponsesServer):
 
 
 def test_a_closed_agent_is_resumed_with_its_history(home: Path, workspace: Path) -> None:
-    with ResumeScript() as fake:
-        write_config(home, fake.base_url, model=MODEL)
-        res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
-        assert res.code == 0, res.stderr
-        requests = fake.responses_requests()
+    _res, requests = run_agents(ResumeScript(), home, workspace)
     last = requests[-1].body["input"]
     raw = {i["call_id"]: i["output"] for i in last if i.get("type") == "function_call_output"}
     assert all(v.startswith("{") for v in raw.values()), raw
@@ -233,7 +236,7 @@ class NoWaitScript(FakeResponsesServer):
 
     def _next(self) -> Reply | None:
         rec = self.requests[-1]
-        if {k.lower(): v for k, v in rec.headers.items()}.get("x-openai-subagent"):
+        if from_child(rec):
             time.sleep(1.0)
             return Reply(message_turn("late child"))
         outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
