@@ -162,8 +162,9 @@ def test_oss_builtins_and_env_override(home: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_every_key_is_declared_once_and_drives_validation_and_defaults(tmp_path: Path) -> None:
-    import dataclasses
     import typing
+
+    import msgspec
 
     from codexbro.config import values
     from codexbro.config.keys import KEYS, root_spec
@@ -180,9 +181,9 @@ def test_every_key_is_declared_once_and_drives_validation_and_defaults(tmp_path:
             assert isinstance(node, Table)
             node = node.fields[rest[0]]
         assert node is key.spec, key.path
-    fields = {f.name: f for f in dataclasses.fields(Config)}
+    fields = {f.name: f for f in msgspec.structs.fields(Config)}
     for key in KEYS:  # a field's default is its key's default
-        if key.field is not None and fields[key.field].default is not dataclasses.MISSING:
+        if key.field is not None and fields[key.field].default is not msgspec.NODEFAULT:
             assert fields[key.field].default == key.default, key.path
     # a Literal-typed key allows exactly the Literal's values
     mode = next(k for k in KEYS if k.path == "sandbox_mode").spec

@@ -410,4 +410,4 @@ def test_a_text_turn_imports_only_what_it_uses(home: Path, workspace: Path) -> N
         t for t in installed if t not in sys.stdlib_module_names and t != "codexbro" and t[0] != "_"
     }
     assert "codexbro" in top and third_party <= {"httpx", "httpcore", "h11", "anyio", "sniffio", "idna", "certifi",
-                                                   "httpx_sse", "typing_extensions"}, sorted(third_party)  # fmt: skip
+                                                   "httpx_sse", "typing_extensions", "msgspec"}, sorted(third_party)  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from codexbro.protocol import EventMsg, WarningEvent
+from codexbro.records import replace
 from codexbro.sandbox import probes
 from codexbro.sandbox.linux import BACKENDS
 from tests.sandbox_support import FULL, REPORTS, WORKING, backend_params, ctx_for, end_session, sh
@@ -143,7 +144,7 @@ async def test_weaker_backend_is_announced_once(ws: Path) -> None:
     exec_gate._NOTED.discard("landlock")
     seen: list[EventMsg] = []
     ctx = ctx_for("workspace-write", ws, "landlock")
-    ctx = type(ctx)(**{**ctx.__dict__, "emit": seen.append})
+    ctx = replace(ctx, emit=seen.append)
     await sh(ctx, "true")
     await sh(ctx, "true")
     warnings = [m.message for m in seen if isinstance(m, WarningEvent)]

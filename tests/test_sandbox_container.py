@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codexbro.records import replace
 from codexbro.sandbox import container as containers
 from codexbro.sandbox.linux import prepare
 from tests.sandbox_support import REPORTS, ctx_for, sh, tool
@@ -183,12 +184,8 @@ async def test_closing_one_session_leaves_another_running(tmp_path: Path) -> Non
     a = ctx_for("workspace-write", tmp_path / "a", "namespaces")
     b = ctx_for("workspace-write", tmp_path / "b", "namespaces")
     sww = b.sandbox_workspace_write
-    b = type(b)(
-        **{**b.__dict__, "sandbox": make_spec("workspace-write", sww, tmp_path / "b", None, "session-b")}
-    )
-    a = type(a)(
-        **{**a.__dict__, "sandbox": make_spec("workspace-write", sww, tmp_path / "a", None, "session-a")}
-    )
+    b = replace(b, sandbox=make_spec("workspace-write", sww, tmp_path / "b", None, "session-b"))
+    a = replace(a, sandbox=make_spec("workspace-write", sww, tmp_path / "a", None, "session-a"))
     await sh(a, "true")
     running = asyncio.ensure_future(sh(b, "sleep 1; echo b-done"))
     await asyncio.sleep(0.3)

@@ -5,7 +5,6 @@ Earlier rounds: test_sandbox_redteam.py; the main corpus: test_sandbox_escapes.p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+from codexbro.records import replace
 from codexbro.sandbox.linux import spec_for
 from codexbro.tools.base import ToolCall, ToolContext
 from tests.sandbox_support import FULL, WORKING, ctx_for, end_session, policy_params, router, sh
@@ -249,7 +249,7 @@ async def test_an_escalation_names_a_program_that_lies_in_a_writable_root(
 
     store = ApprovalStore()
     store.add(["git", "status"], ws)
-    ctx = dataclasses.replace(ctx_for(mode, ws, backend, approval="on-request"), request_approval=approve,
+    ctx = replace(ctx_for(mode, ws, backend, approval="on-request"), request_approval=approve,
                               approvals=store)  # fmt: skip
     call = ToolCall("g", "shell", "function", arguments=json.dumps(
         {"command": ["git", "status"], "sandbox_permissions": "require_escalated", "justification": "state"}))  # fmt: skip

@@ -32,8 +32,9 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro import textsafe
 from codexbro.api import events as ev
@@ -145,8 +146,7 @@ MAX_CALLS = 64  # tool calls in one response; more is a broken or hostile server
 MAX_TEXT = 16 * 1024 * 1024  # characters of text, reasoning or arguments in one response
 
 
-@dataclass
-class _Call:
+class _Call(Struct):
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
@@ -169,8 +169,7 @@ class _TooBig(Exception):
     pass
 
 
-@dataclass
-class ChatStream:
+class ChatStream(Struct):
     """Chat-completion chunks in, Responses events out (one response). Whatever the server sends,
     only ``FatalApiError`` comes out of it: fields of the wrong type are ignored, and a response
     past ``MAX_CALLS`` calls or ``MAX_TEXT`` characters is refused."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro.protocol.items import ResponseItem as ResponseItem  # items are the protocol's
 
 
-@dataclass(frozen=True)
-class TokenUsage:
+class TokenUsage(Struct, frozen=True):
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
@@ -55,73 +55,61 @@ class TokenUsage:
         }
 
 
-@dataclass(frozen=True)
-class RateLimitWindow:
+class RateLimitWindow(Struct, frozen=True):
     used_percent: float
     window_minutes: int | None
     resets_at: int | None
 
 
-@dataclass(frozen=True)
-class RateLimitSnapshot:
+class RateLimitSnapshot(Struct, frozen=True):
     limit_id: str = "codex"
     primary: RateLimitWindow | None = None
     secondary: RateLimitWindow | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Created:
+class Created(Struct, frozen=True, eq=False):
     response_id: str | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class OutputItemAdded:
+class OutputItemAdded(Struct, frozen=True, eq=False):
     item: ResponseItem
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class OutputItemDone:
+class OutputItemDone(Struct, frozen=True, eq=False):
     """The authoritative finished item: recorded into history, tool calls dispatched from it."""
 
     item: ResponseItem
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class OutputTextDelta:
+class OutputTextDelta(Struct, frozen=True, eq=False):
     delta: str
     item_id: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class ReasoningSummaryDelta:
+class ReasoningSummaryDelta(Struct, frozen=True, eq=False):
     delta: str
     summary_index: int = 0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class ReasoningSummaryPartAdded:
+class ReasoningSummaryPartAdded(Struct, frozen=True, eq=False):
     summary_index: int = 0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class ReasoningContentDelta:
+class ReasoningContentDelta(Struct, frozen=True, eq=False):
     delta: str
     content_index: int = 0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class ToolCallInputDelta:
+class ToolCallInputDelta(Struct, frozen=True, eq=False):
     call_id: str | None
     delta: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class RateLimits:
+class RateLimits(Struct, frozen=True, eq=False):
     snapshot: RateLimitSnapshot
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Completed:
+class Completed(Struct, frozen=True, eq=False):
     response_id: str | None
     usage: TokenUsage = field(default_factory=TokenUsage)
     end_turn: bool | None = None

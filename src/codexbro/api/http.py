@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
+
+from msgspec import Struct, field
 
 from codexbro.api.routes import Route, bucket_for
 from codexbro.errors import TransportError
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-@dataclass
-class RequestRecord:
+class RequestRecord(Struct):
     route: str
     bucket: str
     method: str

@@ -10,16 +10,16 @@ inspection see both the same way.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from msgspec import Struct, field
 
 from codexbro.api.events import ResponseEvent
 from codexbro.api.http import RequestRecord
 from codexbro.protocol.items import ResponseItem
 
 
-@dataclass(frozen=True)
-class Prompt:
+class Prompt(Struct, frozen=True):
     """One request's variable part: the input items, the tool menu, and the output schema."""
 
     input: list[ResponseItem]
@@ -28,8 +28,7 @@ class Prompt:
     output_schema: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class RequestPreview:
+class RequestPreview(Struct, frozen=True):
     """The request a prompt would make, built and never sent (``codexbro debug request``)."""
 
     url: str

@@ -31,8 +31,9 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro.api.http import RequestRecord
 from codexbro.api.routes import bucket_for, route
@@ -51,8 +52,7 @@ MAX_TEXT = 1024 * 1024
 RunTool = Callable[[str, str, str], Awaitable[str]]  # (call id, name, arguments JSON) → output
 
 
-@dataclass
-class Conversation:
+class Conversation(Struct):
     """What a realtime exchange produced."""
 
     input_transcript: str = ""

@@ -38,8 +38,9 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from codexbro import textsafe
 from codexbro.api import events as ev
@@ -183,8 +184,7 @@ async def _close_quietly(conn: Any) -> None:
         await asyncio.wait_for(conn.close(), 2.0)
 
 
-@dataclass
-class _Baseline:
+class _Baseline(Struct):
     body: dict[str, Any]  # the last request, whole (input included)
     output: list[ev.ResponseItem] = field(default_factory=list)
     response_id: str | None = None

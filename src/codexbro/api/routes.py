@@ -14,8 +14,9 @@ Buckets:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
+
+from msgspec import Struct
 
 PUBLIC_API = "public_api"
 CODEX_BACKEND = "codex_backend"
@@ -26,8 +27,7 @@ IN_PROCESS = "in_process"
 BUCKETS = (PUBLIC_API, CODEX_BACKEND, CHATGPT_ECOSYSTEM, AUTH, THIRD_PARTY, IN_PROCESS)
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(Struct, frozen=True):
     """One endpoint. ``family`` says which base URL it hangs off:
 
     - ``model``: the provider base (``.../v1`` or ``.../backend-api/codex``)

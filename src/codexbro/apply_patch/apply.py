@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from codexbro.apply_patch.parser import AddFile, Chunk, DeleteFile, Hunk, PatchError, UpdateFile
 
@@ -223,8 +224,7 @@ def _os_error(message: str, exc: OSError) -> PatchError:
     return err
 
 
-@dataclass
-class Affected:
+class Affected(Struct):
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -291,8 +291,7 @@ def _commit_update(hunk: UpdateFile, path: Path, text: str, cwd: Path) -> None:
             raise _os_error(f"Failed to write file {path}", exc) from None
 
 
-@dataclass(frozen=True)
-class PlannedChange:
+class PlannedChange(Struct, frozen=True):
     """One verified change: ``kind`` is add | delete | update; ``new_text`` for add/update."""
 
     kind: str

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import PurePath
+
+from msgspec import Struct
 
 from codexbro.apply_patch.parser import BEGIN
 
@@ -24,8 +25,7 @@ _HEREDOC = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class ShellPatch:
+class ShellPatch(Struct, frozen=True):
     patch: str
     cd: str | None = None
 

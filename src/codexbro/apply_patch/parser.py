@@ -17,7 +17,7 @@ Pure: no filesystem access. Errors carry upstream's wording so models recognise 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 BEGIN = "*** Begin Patch"
 END = "*** End Patch"
@@ -54,8 +54,7 @@ class InvalidHunk(PatchError):
         return f"invalid hunk at line {self.line}, {self.message}"
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(Struct, frozen=True):
     change_context: str | None
     old_lines: tuple[str, ...]
     new_lines: tuple[str, ...]
@@ -65,19 +64,16 @@ class Chunk:
     ops: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class AddFile:
+class AddFile(Struct, frozen=True):
     path: str
     contents: str
 
 
-@dataclass(frozen=True)
-class DeleteFile:
+class DeleteFile(Struct, frozen=True):
     path: str
 
 
-@dataclass(frozen=True)
-class UpdateFile:
+class UpdateFile(Struct, frozen=True):
     path: str
     move_to: str | None
     chunks: tuple[Chunk, ...] = field(default_factory=tuple)

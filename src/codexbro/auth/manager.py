@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
 from codexbro.auth import storage
 from codexbro.errors import AuthError, TransportError
+from codexbro.records import replace
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 DEFAULT_ISSUER = "https://auth.openai.com"

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro.auth import storage
 from codexbro.config.types import ModelProviderInfo
 from codexbro.errors import AuthError
 
 
-@dataclass(frozen=True)
-class ProviderAuth:
+class ProviderAuth(Struct, frozen=True):
     """The credential a provider uses, and where it came from (never shown: the token)."""
 
     mode: str  # "apikey" | "chatgpt" | "env_key" | "bearer" | "none"

@@ -17,8 +17,9 @@ revoked stays valid at the issuer until it expires.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro.api.routes import route
 from codexbro.auth import storage
@@ -36,8 +37,7 @@ def revoke_url(issuer: str = DEFAULT_ISSUER) -> str:
     return override or REVOKE.url(issuer)
 
 
-@dataclass(frozen=True)
-class LogoutResult:
+class LogoutResult(Struct, frozen=True):
     removed: bool  # a credential was stored and is gone
     revoked: bool | None  # None: nothing to revoke (API key, or not logged in)
     problem: str | None = None  # why the revoke failed

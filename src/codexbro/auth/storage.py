@@ -15,24 +15,23 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from msgspec import Struct
+
 from codexbro.errors import AuthError
 
 
-@dataclass(frozen=True)
-class Tokens:
+class Tokens(Struct, frozen=True):
     id_token: str
     access_token: str
     refresh_token: str
     account_id: str | None = None
 
 
-@dataclass(frozen=True)
-class AuthFile:
+class AuthFile(Struct, frozen=True):
     auth_mode: str  # apikey | chatgpt
     api_key: str | None = None
     tokens: Tokens | None = None

@@ -21,7 +21,6 @@ node (created there when missing). ``ray`` is imported only here (``pip install 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from codexbro.batch.runner import Defaults, Progress, ResultsFile, failed_result, plan
 from codexbro.batch.tasks import BadLine, Task
 from codexbro.errors import UserError
+from codexbro.records import as_dict
 
 INSTALL_HINT = "pip install 'codexbro[ray]'"
 
@@ -72,7 +72,7 @@ def run_ray(items: list[Task | BadLine], results: ResultsFile, defaults: Default
     # max_retries=0: a task is not re-run behind the user's back (its result says what happened;
     # `--rerun` or a filtered tasks file runs it again).
     remote = ray.remote(num_cpus=task_cpus, max_retries=0)(_run_on_worker)
-    plain = dataclasses.asdict(defaults)
+    plain = as_dict(defaults)
     plain["overrides"] = tuple(plain["overrides"])
     # On the machine that started the instance the driver's home is the workers' home too; a
     # cluster's workers use their own.
@@ -84,7 +84,7 @@ def run_ray(items: list[Task | BadLine], results: ResultsFile, defaults: Default
         while queue or pending:
             while queue and len(pending) < limit:
                 task = queue.pop(0)
-                ref = remote.remote(dataclasses.asdict(task), plain, str(work), home_arg)
+                ref = remote.remote(as_dict(task), plain, str(work), home_arg)
                 pending[ref] = task
                 progress.running += 1
                 progress.changed()

@@ -18,16 +18,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro.batch import workspace
 from codexbro.batch.tasks import BadLine, Task
 
 
-@dataclass(frozen=True)
-class Defaults:
+class Defaults(Struct, frozen=True):
     """The batch's own flags: what every task gets unless it says otherwise."""
 
     model: str | None = None
@@ -38,8 +38,7 @@ class Defaults:
     keep: bool = False
 
 
-@dataclass
-class Progress:
+class Progress(Struct):
     total: int
     done: int = 0
     failed: int = 0

@@ -12,16 +12,16 @@ the other tasks still run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 KEYS = {"id", "prompt", "cwd", "repo", "ref", "model", "sandbox", "output_schema", "config"}
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(Struct, frozen=True):
     id: str
     prompt: str
     line: int
@@ -34,8 +34,7 @@ class Task:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class BadLine:
+class BadLine(Struct, frozen=True):
     """A line that is not a runnable task; ``id`` when the line named one."""
 
     line: int

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro.batch.tasks import Task
 
@@ -24,8 +25,7 @@ class WorkspaceError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Workspace:
+class Workspace(Struct, frozen=True):
     path: Path  # where the task runs
     original: Path | None  # the source directory (plain copies: what the diff compares with)
     git: bool

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelCatalog, ModelInfo
+from codexbro.records import as_dict
 
 
 def catalog_for(config: Config) -> ModelCatalog:
@@ -41,7 +41,7 @@ async def refresh_now(config: Config) -> str:
 
 
 def _public(info: ModelInfo) -> dict[str, object]:
-    doc = asdict(info)
+    doc: dict[str, object] = as_dict(info)
     doc.pop("raw", None)
     return doc
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from codexbro import __version__
 from codexbro.api.model_client import ModelClient, RequestLog
@@ -28,8 +29,7 @@ if TYPE_CHECKING:
     from codexbro.tools.shell_snapshot import ShellSnapshot
 
 
-@dataclass(frozen=True)
-class SessionOptions:
+class SessionOptions(Struct, frozen=True):
     """How a front end wants its session: new, resumed or forked; recorded or not; interactive or not."""
 
     originator: str = "codex_exec"
@@ -120,11 +120,10 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
     """Give ``session`` its sub-agents: each child is opened here from the same resolution (config,
     sandbox, approval policy, provider, credential; a model override when asked), cannot spawn its
     own, and tags its requests as 0.169 does."""
-    from dataclasses import replace
-
     from codexbro.api.responses_client import ResponsesModelClient
     from codexbro.composition.resolve import Readers, model_lookup
     from codexbro.core.subagents import DEFAULT_MAX_THREADS, SubAgents
+    from codexbro.records import replace
 
     config = resolution.config
 

@@ -5,8 +5,9 @@ cache, installed weights) are read through ``Readers``, which tests replace."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro import protocol as p
 from codexbro.api.routes import bucket_for, route
@@ -16,6 +17,7 @@ from codexbro.core.instructions import base_instructions
 from codexbro.core.rollout import LoadedRollout
 from codexbro.errors import AuthError
 from codexbro.models.catalog import ModelCatalog, ModelInfo, Resolved
+from codexbro.records import replace
 
 
 def _read_auth(provider: ModelProviderInfo, home: Path) -> ProviderAuth:
@@ -36,8 +38,7 @@ def _embedded_runnable(config: Config) -> bool:
     return runnable(config)
 
 
-@dataclass(frozen=True)
-class Readers:
+class Readers(Struct, frozen=True):
     """What ``resolve`` reads from disk and the environment, each replaceable."""
 
     auth: Callable[[ModelProviderInfo, Path], ProviderAuth] = _read_auth  # auth.json + env vars
@@ -45,8 +46,7 @@ class Readers:
     embedded_runnable: Callable[[Config], bool] = _embedded_runnable  # llama.cpp + weights present
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(Struct, frozen=True):
     """Everything a session's set-up decided, with the reason for each choice."""
 
     config: Config  # the config as used: switched to the embedded provider when it stood in
@@ -60,7 +60,7 @@ class Resolution:
     base_url_reason: str
     bucket: str
     fallback: str | None = None  # the banner when the embedded model stands in for missing credentials
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     refresh_catalog: bool = False  # the live model list is due for a refresh (ChatGPT logins only)
 
     @property

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
+
+from msgspec import Struct, field
 
 from codexbro import __version__
 from codexbro.config.spec import validate
@@ -42,8 +43,7 @@ def codexbro_home(env: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".codexbro"
 
 
-@dataclass
-class Overrides:
+class Overrides(Struct):
     """What the command line contributes on top of the files."""
 
     cli_overrides: Sequence[str] = ()  # raw `-c key=value` strings, in order

@@ -12,8 +12,9 @@ checked here, with upstream's wording where it has one (``url is not supported f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+
+from msgspec import Struct, field
 
 from codexbro.config.spec import (
     ANY,
@@ -77,8 +78,7 @@ SERVER = Table(
 )
 
 
-@dataclass(frozen=True)
-class StdioTransport:
+class StdioTransport(Struct, frozen=True):
     command: str
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
@@ -87,8 +87,7 @@ class StdioTransport:
     kind: Literal["stdio"] = "stdio"
 
 
-@dataclass(frozen=True)
-class HttpTransport:
+class HttpTransport(Struct, frozen=True):
     url: str
     bearer_token_env_var: str | None = None
     http_headers: dict[str, str] = field(default_factory=dict)
@@ -96,8 +95,7 @@ class HttpTransport:
     kind: Literal["streamable_http"] = "streamable_http"
 
 
-@dataclass(frozen=True)
-class McpServerConfig:
+class McpServerConfig(Struct, frozen=True):
     """One configured server, checked."""
 
     name: str

@@ -10,30 +10,28 @@ load silently and are kept in ``Config.raw`` for later layers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class Scalar:
+class Scalar(Struct, frozen=True):
     """A leaf value; ``check`` accepts or rejects it, ``expected`` describes it for errors."""
 
     expected: str
     check: Callable[[Any], bool]
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(Struct, frozen=True):
     """A table with known keys."""
 
     fields: dict[str, Spec]
     open: bool = False  # open tables accept any extra key without a warning
 
 
-@dataclass(frozen=True)
-class MapOf:
+class MapOf(Struct, frozen=True):
     """A table whose keys are names chosen by the user (providers, profiles, …)."""
 
     value: Spec

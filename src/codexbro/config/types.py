@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro.config.keys import FIELD_DEFAULTS as _D
 from codexbro.config.mcp_servers import McpServerConfig
@@ -26,8 +27,7 @@ DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
 MAX_RETRIES_CAP = 100
 
 
-@dataclass(frozen=True)
-class ModelProviderInfo:
+class ModelProviderInfo(Struct, frozen=True):
     """One ``[model_providers.ID]`` entry, with upstream's fields and defaults."""
 
     id: str
@@ -55,8 +55,7 @@ class ModelProviderInfo:
         return self.name == "OpenAI"
 
 
-@dataclass(frozen=True)
-class SandboxWorkspaceWrite:
+class SandboxWorkspaceWrite(Struct, frozen=True):
     """``[sandbox_workspace_write]``."""
 
     writable_roots: tuple[str, ...] = ()
@@ -65,8 +64,7 @@ class SandboxWorkspaceWrite:
     exclude_slash_tmp: bool = False
 
 
-@dataclass(frozen=True)
-class ShellEnvironmentPolicy:
+class ShellEnvironmentPolicy(Struct, frozen=True):
     """``[shell_environment_policy]``; applied to every process a tool spawns."""
 
     inherit: EnvInherit = "all"
@@ -81,8 +79,7 @@ class ShellEnvironmentPolicy:
     credential_vars: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Struct, frozen=True):
     """The effective configuration for one run: every layer merged, every value checked."""
 
     codexbro_home: Path

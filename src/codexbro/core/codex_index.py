@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from codexbro import __version__
 
@@ -33,8 +34,7 @@ REQUIRED = ("id", "rollout_path", "created_at", "updated_at", "source", "model_p
 log = logging.getLogger("codexbro.codex_index")
 
 
-@dataclass(frozen=True)
-class ThreadRow:
+class ThreadRow(Struct, frozen=True):
     thread_id: str
     rollout_path: str
     cwd: str

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.api import events as ev
 from codexbro.api.events import ResponseItem
@@ -124,8 +125,7 @@ def trim_tool_outputs(history: list[ResponseItem], target_tokens: int) -> tuple[
     return items, trimmed
 
 
-@dataclass(frozen=True)
-class Compacted:
+class Compacted(Struct, frozen=True):
     history: list[ResponseItem]
     summary: str
     strategy: str

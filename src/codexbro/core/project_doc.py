@@ -6,15 +6,15 @@ joined root-first and capped at ``project_doc_max_bytes`` (default 32 KiB; 0 dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 PRIMARY = ("AGENTS.override.md", "AGENTS.md")
 SEPARATOR = "\n\n--- project-doc ---\n\n"
 
 
-@dataclass(frozen=True)
-class ProjectDocs:
+class ProjectDocs(Struct, frozen=True):
     text: str
     sources: tuple[str, ...]
     truncated: bool

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from msgspec import Struct
+
 from codexbro.config.types import Config
 from codexbro.errors import UserError
+from codexbro.records import replace
 
 
 @cache
@@ -32,8 +34,7 @@ def review_config(config: Config) -> Config:
     return replace(config, developer_instructions=review_prompt(), tools={**config.tools, **off})
 
 
-@dataclass(frozen=True)
-class ReviewTarget:
+class ReviewTarget(Struct, frozen=True):
     """What to review: ``uncommitted`` changes, the diff against a ``base`` branch, one
     ``commit``, or ``custom`` instructions."""
 

@@ -16,10 +16,11 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+
+from msgspec import Struct, field
 
 from codexbro import textsafe
 from codexbro.api.events import ResponseItem
@@ -269,8 +270,7 @@ class RolloutRecorder:
             self._fd = None
 
 
-@dataclass
-class LoadedRollout:
+class LoadedRollout(Struct):
     """A session file read back: its meta, its rebuilt history and its last turn context."""
 
     path: Path
@@ -398,8 +398,7 @@ def latest_rollout(home: Path, cwd: Path | None) -> Path:
     raise UserError(f"no previous session{where} under {root}")
 
 
-@dataclass(frozen=True)
-class SessionSummary:
+class SessionSummary(Struct, frozen=True):
     """One session on disk, for a picker: its file, id, first message and when it last changed."""
 
     path: Path

@@ -16,8 +16,9 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from codexbro import protocol as p
 from codexbro import textsafe
@@ -33,6 +34,7 @@ from codexbro.core.rollout import RolloutRecorder, RolloutWriteError, new_thread
 from codexbro.core.turn import TurnContext
 from codexbro.models.catalog import ModelInfo
 from codexbro.protocol.items import ResponseItem, developer_message, user_input_item
+from codexbro.records import as_dict
 from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
 from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
@@ -43,8 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ActiveTurn:
+class ActiveTurn(Struct):
     """The running turn (or manual compaction): its id and the task, which Interrupt cancels."""
 
     turn_id: str
@@ -179,7 +180,7 @@ class Session:
         self.last_usage = usage
         info = {"total_token_usage": self.total_usage.to_dict(), "last_token_usage": usage.to_dict(),
                 "model_context_window": self.context.context_window()}  # fmt: skip
-        self.emit(p.TokenCount(info, asdict(rate_limits) if rate_limits is not None else None))
+        self.emit(p.TokenCount(info, as_dict(rate_limits) if rate_limits is not None else None))
 
     def inject(self, item: ResponseItem) -> None:
         """Put ``item`` into the conversation: into the running turn's next request, or the

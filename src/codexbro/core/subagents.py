@@ -26,8 +26,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from codexbro import protocol as p
 from codexbro.tools.base import RespondToModel
@@ -53,8 +54,7 @@ NICKNAMES = (
 )
 
 
-@dataclass
-class Child:
+class Child(Struct):
     id: str
     nickname: str
     session: Session

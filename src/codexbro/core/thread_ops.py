@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 def override(session: Session, op: p.OverrideTurnContext) -> None:
     """New settings for the turns that follow; a running turn keeps its own."""
-    from dataclasses import replace
     from typing import get_args
 
     from codexbro.config import values
+    from codexbro.records import replace
 
     wanted = {"approval_policy": (op.approval_policy, values.ApprovalPolicy),
               "sandbox_mode": (op.sandbox_mode, values.SandboxMode),

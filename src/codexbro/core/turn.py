@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from msgspec import Struct, field
 
 from codexbro import protocol as p
 from codexbro.api import events as ev
@@ -46,8 +47,7 @@ if TYPE_CHECKING:
     from codexbro.sandbox.linux import SandboxSpec
 
 
-@dataclass(frozen=True)
-class TurnContext:
+class TurnContext(Struct, frozen=True):
     """Immutable settings of one turn."""
 
     turn_id: str
@@ -70,8 +70,7 @@ class TurnContext:
     ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
 
 
-@dataclass
-class TurnState:
+class TurnState(Struct):
     """Mutable state of one turn."""
 
     last_agent_message: str | None = None

@@ -24,9 +24,10 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt
@@ -62,8 +63,7 @@ getattr(threading, "_register_atexit", atexit.register)(_stop_all)
 atexit.register(_close_all)
 
 
-@dataclass
-class RequestStats:
+class RequestStats(Struct):
     """What one local request cost — shown in traces and used by the benchmark."""
 
     prompt_tokens: int = 0

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 _FENCE = re.compile(r"```(?:json|tool_call)?\s*(\{.*?\})\s*```", re.DOTALL)
 _TAG = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class ParsedCall:
+class ParsedCall(Struct, frozen=True):
     name: str
     arguments: dict[str, Any]
 

@@ -28,7 +28,6 @@ import importlib.util
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir
 from codexbro.errors import AuthError, UserError
 from codexbro.models.catalog import ModelInfo
 from codexbro.protocol.items import message_text
+from codexbro.records import replace
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 MAX_TOOL_ROUNDS = 6

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.api.model_client import Prompt
 from codexbro.protocol.items import message_text
@@ -31,8 +32,7 @@ def tool_guide(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Struct, frozen=True):
     """One Responses input item, reduced to what a chat template needs."""
 
     kind: str  # system | user | assistant | call | output

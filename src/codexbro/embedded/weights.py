@@ -20,16 +20,16 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro.errors import UserError
 
 LICENSE_DIR = Path(__file__).with_name("licenses")
 
 
-@dataclass(frozen=True)
-class WeightsSpec:
+class WeightsSpec(Struct, frozen=True):
     slug: str
     filename: str
     size: int

@@ -12,9 +12,10 @@ import json
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from codexbro import protocol as p
 from codexbro.config.loader import Overrides, load_config
@@ -23,8 +24,7 @@ from codexbro.core.rollout import LoadedRollout, find_rollout, latest_rollout, l
 from codexbro.errors import UserError
 
 
-@dataclass
-class ExecArgs:
+class ExecArgs(Struct):
     """``codexbro exec``'s parsed command line."""
 
     prompt: str | None
@@ -85,9 +85,8 @@ def _review_label(args: ExecArgs) -> str:
 
 def _rendered_review(event: p.Event) -> p.Event:
     """A review turn's answer (the model's JSON) as upstream prints it."""
-    from dataclasses import replace
-
     from codexbro.core.review import render_review
+    from codexbro.records import replace
 
     msg = event.msg
     if isinstance(msg, p.AgentMessage):
@@ -220,8 +219,7 @@ def _flags(args: ExecArgs) -> dict[str, Any]:
     return flags
 
 
-@dataclass
-class Prepared:
+class Prepared(Struct):
     config: Config
     prompt: str
     inputs: list[p.UserInput]

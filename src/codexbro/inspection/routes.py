@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.api.routes import (
     AUTH,
@@ -31,8 +32,7 @@ TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(Struct, frozen=True):
     bucket: str
     route: Route
     url: str

@@ -14,9 +14,10 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro import protocol as p
 from codexbro.config.mcp_servers import HttpTransport, McpServerConfig
@@ -26,8 +27,7 @@ from codexbro.mcp.connection import Elicit, McpConnection
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class McpToolInfo:
+class McpToolInfo(Struct, frozen=True):
     """One server tool as the model sees it (``qualified``) and as the server knows it (``tool``)."""
 
     server: str

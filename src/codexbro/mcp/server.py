@@ -45,9 +45,10 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from codexbro import protocol as p
 from codexbro.mcp.server_args import ArgumentError, ServerBase, parse_codex, parse_reply
@@ -85,8 +86,7 @@ def serve(config_overrides: list[str], profile: str | None) -> int:
     return 0
 
 
-@dataclass
-class _Thread:
+class _Thread(Struct):
     session: Session
     busy: bool = False  # a call is running a turn on it
     stopping: bool = False  # that call was cancelled: its turn is being interrupted

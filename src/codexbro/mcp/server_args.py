@@ -14,9 +14,10 @@ import math
 import shlex
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
+
+from msgspec import Struct
 
 from codexbro import protocol as p
 from codexbro.config.loader import Overrides
@@ -112,8 +113,7 @@ class ArgumentError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class ServerBase:
+class ServerBase(Struct, frozen=True):
     """What the server was started with: its ``-c`` overrides, its profile and its directory."""
 
     cli_overrides: tuple[str, ...]
@@ -121,8 +121,7 @@ class ServerBase:
     cwd: Path
 
 
-@dataclass(frozen=True)
-class CodexCall:
+class CodexCall(Struct, frozen=True):
     """A ``codex`` tool call, parsed: the prompt and the config layers for its new session."""
 
     prompt: str

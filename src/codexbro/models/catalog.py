@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from msgspec import Struct, field
+
 from codexbro.errors import ConfigError
+from codexbro.records import replace
 
 
-@dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(Struct, frozen=True):
     """One model's metadata (upstream's catalog fields) as codexbro uses it."""
 
     slug: str
@@ -57,7 +58,15 @@ class ModelInfo:
     experimental_supported_tools: tuple[str, ...] = ()
     input_modalities: tuple[str, ...] = ("text", "image")
     is_fallback: bool = False
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict)  # the entry as given; not compared, not hashed
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.__struct_fields__ if f != "raw")
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self.__struct_fields__ if f != "raw"))
 
     @classmethod
     def from_json(cls, entry: dict[str, Any], source: str) -> ModelInfo:
@@ -112,8 +121,7 @@ def fallback_model(slug: str) -> ModelInfo:
     )
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(Struct, frozen=True):
     """How a slug resolved: the metadata used, the match kind and entry, a warning when it fell back."""
 
     info: ModelInfo

@@ -9,16 +9,18 @@ most of this module's import time, and the CLI must start fast. Ops stay frozen.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
+
+from msgspec import Struct, field
+
+from codexbro.records import as_dict
 
 ReviewDecision = Literal["approved", "approved_for_session", "approved_for_workspace", "denied", "abort"]
 
 # ---- Ops (front end → core) -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UserInput:
+class UserInput(Struct, frozen=True):
     """One piece of user input: ``text``, ``image`` (URL / data URL) or ``local_image`` (path)."""
 
     type: str
@@ -27,8 +29,7 @@ class UserInput:
     path: str = ""
 
 
-@dataclass(frozen=True)
-class UserTurn:
+class UserTurn(Struct, frozen=True):
     """Start a turn with these inputs (settings are the session's unless given). While a turn
     runs, ``when="steer"`` adds the input to it (sent with its next request, as upstream does with
     text typed mid-turn); ``when="queue"`` starts a turn of its own once the running one ends."""
@@ -39,15 +40,13 @@ class UserTurn:
     kind: ClassVar[str] = "user_turn"
 
 
-@dataclass(frozen=True)
-class Interrupt:
+class Interrupt(Struct, frozen=True):
     """Stop the running turn (running commands are killed, unanswered calls answered ``aborted``)."""
 
     kind: ClassVar[str] = "interrupt"
 
 
-@dataclass(frozen=True)
-class ExecApproval:
+class ExecApproval(Struct, frozen=True):
     """The answer to an ``exec_approval_request``."""
 
     id: str
@@ -55,8 +54,7 @@ class ExecApproval:
     kind: ClassVar[str] = "exec_approval"
 
 
-@dataclass(frozen=True)
-class PatchApproval:
+class PatchApproval(Struct, frozen=True):
     """The answer to an ``apply_patch_approval_request``."""
 
     id: str
@@ -64,22 +62,19 @@ class PatchApproval:
     kind: ClassVar[str] = "patch_approval"
 
 
-@dataclass(frozen=True)
-class Shutdown:
+class Shutdown(Struct, frozen=True):
     """Stop the turn, close the session, then ``shutdown_complete``."""
 
     kind: ClassVar[str] = "shutdown"
 
 
-@dataclass(frozen=True)
-class Compact:
+class Compact(Struct, frozen=True):
     """Compact the conversation now (``/compact``)."""
 
     kind: ClassVar[str] = "compact"
 
 
-@dataclass(frozen=True)
-class OverrideTurnContext:
+class OverrideTurnContext(Struct, frozen=True):
     """Settings for the turns that follow (``/model``, ``/approvals``): each given one replaces the
     session's; answered with a fresh ``session_configured``."""
 
@@ -91,8 +86,7 @@ class OverrideTurnContext:
     kind: ClassVar[str] = "override_turn_context"
 
 
-@dataclass(frozen=True)
-class ThreadRollback:
+class ThreadRollback(Struct, frozen=True):
     """Drop the last ``num_turns`` user turns (each from the user's message on) from the history;
     recorded, so a resumed session has them dropped too. Only between turns."""
 
@@ -100,8 +94,7 @@ class ThreadRollback:
     kind: ClassVar[str] = "thread_rollback"
 
 
-@dataclass(frozen=True)
-class UserInputAnswer:
+class UserInputAnswer(Struct, frozen=True):
     """The answer to a ``request_user_input`` event: question id → the chosen option's label (or
     the user's own words)."""
 
@@ -110,8 +103,7 @@ class UserInputAnswer:
     kind: ClassVar[str] = "user_input_answer"
 
 
-@dataclass(frozen=True)
-class ResolveElicitation:
+class ResolveElicitation(Struct, frozen=True):
     """The answer to an ``elicitation_request``: ``accept`` (with ``content``), ``decline`` or ``cancel``."""
 
     server_name: str
@@ -121,15 +113,13 @@ class ResolveElicitation:
     kind: ClassVar[str] = "resolve_elicitation"
 
 
-@dataclass(frozen=True)
-class ListMcpTools:
+class ListMcpTools(Struct, frozen=True):
     """Ask for the MCP servers' state and tools; answered with ``mcp_list_tools_response``."""
 
     kind: ClassVar[str] = "list_mcp_tools"
 
 
-@dataclass(frozen=True)
-class ForkThread:
+class ForkThread(Struct, frozen=True):
     """Copy this conversation (less its last ``drop_turns`` turns) into a new thread with its own
     session file; answered with ``thread_forked``. Only between turns."""
 
@@ -145,21 +135,19 @@ Op = (
 # ---- Events (core → front end) ----------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
-class EventMsg:
+class EventMsg(Struct, eq=False):
     """Base of every event the core emits; ``to_dict`` gives upstream's tagged JSON."""
 
     type: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **as_dict(self)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_dict()!r})"
 
 
-@dataclass(eq=False, repr=False)
-class SessionConfigured(EventMsg):
+class SessionConfigured(EventMsg, eq=False):
     session_id: str
     model: str
     model_provider_id: str
@@ -172,8 +160,7 @@ class SessionConfigured(EventMsg):
     type: ClassVar[str] = "session_configured"
 
 
-@dataclass(eq=False, repr=False)
-class ModelResolved(EventMsg):
+class ModelResolved(EventMsg, eq=False):
     """How this session's model, provider and endpoint were chosen (for inspection and traces)."""
 
     requested: str | None
@@ -192,8 +179,7 @@ class ModelResolved(EventMsg):
     type: ClassVar[str] = "model_resolved"
 
 
-@dataclass(eq=False, repr=False)
-class ModelRequest(EventMsg):
+class ModelRequest(EventMsg, eq=False):
     """One HTTP attempt on a route of the route table (no headers, no bodies)."""
 
     route: str
@@ -208,8 +194,7 @@ class ModelRequest(EventMsg):
     type: ClassVar[str] = "model_request"
 
 
-@dataclass(eq=False, repr=False)
-class ToolDecision(EventMsg):
+class ToolDecision(EventMsg, eq=False):
     """The policy/sandbox/approval decision for one command before it ran (or did not)."""
 
     call_id: str
@@ -221,75 +206,64 @@ class ToolDecision(EventMsg):
     type: ClassVar[str] = "tool_decision"
 
 
-@dataclass(eq=False, repr=False)
-class TaskStarted(EventMsg):
+class TaskStarted(EventMsg, eq=False):
     turn_id: str
     model_context_window: int | None
     type: ClassVar[str] = "task_started"
 
 
-@dataclass(eq=False, repr=False)
-class TaskComplete(EventMsg):
+class TaskComplete(EventMsg, eq=False):
     turn_id: str
     last_agent_message: str | None
     type: ClassVar[str] = "task_complete"
 
 
-@dataclass(eq=False, repr=False)
-class TurnAborted(EventMsg):
+class TurnAborted(EventMsg, eq=False):
     turn_id: str
     reason: str  # "interrupted"
     type: ClassVar[str] = "turn_aborted"
 
 
-@dataclass(eq=False, repr=False)
-class UserMessage(EventMsg):
+class UserMessage(EventMsg, eq=False):
     message: str
     type: ClassVar[str] = "user_message"
 
 
-@dataclass(eq=False, repr=False)
-class AgentMessageDelta(EventMsg):
+class AgentMessageDelta(EventMsg, eq=False):
     delta: str
     type: ClassVar[str] = "agent_message_delta"
 
 
-@dataclass(eq=False, repr=False)
-class AgentMessage(EventMsg):
+class AgentMessage(EventMsg, eq=False):
     message: str
     type: ClassVar[str] = "agent_message"
 
 
-@dataclass(eq=False, repr=False)
-class AgentReasoningDelta(EventMsg):
+class AgentReasoningDelta(EventMsg, eq=False):
     delta: str
     type: ClassVar[str] = "agent_reasoning_delta"
 
 
-@dataclass(eq=False, repr=False)
-class AgentReasoning(EventMsg):
+class AgentReasoning(EventMsg, eq=False):
     text: str
     type: ClassVar[str] = "agent_reasoning"
 
 
-@dataclass(eq=False, repr=False)
-class ExecCommandBegin(EventMsg):
+class ExecCommandBegin(EventMsg, eq=False):
     call_id: str
     command: list[str]
     cwd: str
     type: ClassVar[str] = "exec_command_begin"
 
 
-@dataclass(eq=False, repr=False)
-class ExecCommandOutputDelta(EventMsg):
+class ExecCommandOutputDelta(EventMsg, eq=False):
     call_id: str
     stream: str  # stdout | stderr
     chunk: str
     type: ClassVar[str] = "exec_command_output_delta"
 
 
-@dataclass(eq=False, repr=False)
-class ExecCommandEnd(EventMsg):
+class ExecCommandEnd(EventMsg, eq=False):
     call_id: str
     command: list[str]
     cwd: str
@@ -302,8 +276,7 @@ class ExecCommandEnd(EventMsg):
     type: ClassVar[str] = "exec_command_end"
 
 
-@dataclass(eq=False, repr=False)
-class ExecApprovalRequest(EventMsg):
+class ExecApprovalRequest(EventMsg, eq=False):
     """Answer with ``ExecApproval(id=call_id, decision)``: approved | approved_for_session (this
     prefix, this workspace, this session) | approved_for_workspace (persisted as a rule scoped to
     this workspace) | denied | abort (stop the turn)."""
@@ -317,8 +290,7 @@ class ExecApprovalRequest(EventMsg):
     type: ClassVar[str] = "exec_approval_request"
 
 
-@dataclass(eq=False, repr=False)
-class ApplyPatchApprovalRequest(EventMsg):
+class ApplyPatchApprovalRequest(EventMsg, eq=False):
     call_id: str
     turn_id: str
     changes: dict[str, dict[str, Any]]
@@ -326,16 +298,14 @@ class ApplyPatchApprovalRequest(EventMsg):
     type: ClassVar[str] = "apply_patch_approval_request"
 
 
-@dataclass(eq=False, repr=False)
-class PatchApplyBegin(EventMsg):
+class PatchApplyBegin(EventMsg, eq=False):
     call_id: str
     changes: dict[str, dict[str, Any]]
     auto_approved: bool = True
     type: ClassVar[str] = "patch_apply_begin"
 
 
-@dataclass(eq=False, repr=False)
-class PatchApplyEnd(EventMsg):
+class PatchApplyEnd(EventMsg, eq=False):
     call_id: str
     success: bool
     stdout: str
@@ -344,29 +314,25 @@ class PatchApplyEnd(EventMsg):
     type: ClassVar[str] = "patch_apply_end"
 
 
-@dataclass(eq=False, repr=False)
-class PlanUpdate(EventMsg):
+class PlanUpdate(EventMsg, eq=False):
     explanation: str | None
     plan: list[dict[str, str]]
     type: ClassVar[str] = "plan_update"
 
 
-@dataclass(eq=False, repr=False)
-class WebSearchBegin(EventMsg):
+class WebSearchBegin(EventMsg, eq=False):
     call_id: str
     type: ClassVar[str] = "web_search_begin"
 
 
-@dataclass(eq=False, repr=False)
-class WebSearchEnd(EventMsg):
+class WebSearchEnd(EventMsg, eq=False):
     call_id: str
     query: str
     action: dict[str, Any] | None = None
     type: ClassVar[str] = "web_search_end"
 
 
-@dataclass(eq=False, repr=False)
-class ToolCallEnd(EventMsg):
+class ToolCallEnd(EventMsg, eq=False):
     """A tool without a dedicated event (read_file, list_dir, …) finished: for traces and UIs."""
 
     call_id: str
@@ -377,8 +343,7 @@ class ToolCallEnd(EventMsg):
     type: ClassVar[str] = "tool_call_end"
 
 
-@dataclass(eq=False, repr=False)
-class McpStartupUpdate(EventMsg):
+class McpStartupUpdate(EventMsg, eq=False):
     """One MCP server's start-up state: ``{"state": "starting"|"ready"|"failed"|"cancelled"}``
     (failed adds ``error``: the reason and the server's last stderr lines)."""
 
@@ -387,8 +352,7 @@ class McpStartupUpdate(EventMsg):
     type: ClassVar[str] = "mcp_startup_update"
 
 
-@dataclass(eq=False, repr=False)
-class McpStartupComplete(EventMsg):
+class McpStartupComplete(EventMsg, eq=False):
     """Every configured server has started or failed: ``failed`` is ``[{server, error}]``."""
 
     ready: list[str]
@@ -397,8 +361,7 @@ class McpStartupComplete(EventMsg):
     type: ClassVar[str] = "mcp_startup_complete"
 
 
-@dataclass(eq=False, repr=False)
-class CollabToolCallBegin(EventMsg):
+class CollabToolCallBegin(EventMsg, eq=False):
     """A collaboration tool call (``multi_agent_v1``) started: ``tool`` is upstream's short name
     (``spawn_agent``, ``send_input``, ``wait``, ``close_agent``, ``resume_agent``)."""
 
@@ -410,8 +373,7 @@ class CollabToolCallBegin(EventMsg):
     type: ClassVar[str] = "collab_tool_call_begin"
 
 
-@dataclass(eq=False, repr=False)
-class CollabToolCallEnd(EventMsg):
+class CollabToolCallEnd(EventMsg, eq=False):
     """It ended: ``agents_states`` maps each agent id to ``{status, message}``."""
 
     call_id: str
@@ -424,8 +386,7 @@ class CollabToolCallEnd(EventMsg):
     type: ClassVar[str] = "collab_tool_call_end"
 
 
-@dataclass(eq=False, repr=False)
-class McpToolCallBegin(EventMsg):
+class McpToolCallBegin(EventMsg, eq=False):
     """``invocation`` is ``{server, tool, arguments}`` (the tool's own name, not the model's)."""
 
     call_id: str
@@ -433,8 +394,7 @@ class McpToolCallBegin(EventMsg):
     type: ClassVar[str] = "mcp_tool_call_begin"
 
 
-@dataclass(eq=False, repr=False)
-class McpToolCallEnd(EventMsg):
+class McpToolCallEnd(EventMsg, eq=False):
     """``result`` is ``{"Ok": CallToolResult}`` or ``{"Err": message}``; ``duration`` is
     ``{secs, nanos}`` — upstream's serialization of both."""
 
@@ -450,16 +410,14 @@ class McpToolCallEnd(EventMsg):
         return isinstance(ok, dict) and not ok.get("isError")
 
 
-@dataclass(eq=False, repr=False)
-class McpListToolsResponse(EventMsg):
+class McpListToolsResponse(EventMsg, eq=False):
     """Each configured MCP server: ``{name, state, error, transport, tools, ready_after_ms}``."""
 
     servers: list[dict[str, Any]]
     type: ClassVar[str] = "mcp_list_tools_response"
 
 
-@dataclass(eq=False, repr=False)
-class ElicitationRequest(EventMsg):
+class ElicitationRequest(EventMsg, eq=False):
     """An MCP server asks the user something mid-call (``elicitation/create``); answered with
     ``Op`` ``ResolveElicitation``. Front ends that cannot ask decline."""
 
@@ -470,15 +428,13 @@ class ElicitationRequest(EventMsg):
     type: ClassVar[str] = "elicitation_request"
 
 
-@dataclass(eq=False, repr=False)
-class TokenCount(EventMsg):
+class TokenCount(EventMsg, eq=False):
     info: dict[str, Any] | None
     rate_limits: dict[str, Any] | None = None
     type: ClassVar[str] = "token_count"
 
 
-@dataclass(eq=False, repr=False)
-class ContextUsage(EventMsg):
+class ContextUsage(EventMsg, eq=False):
     """Estimated size of the next request, before it is sent."""
 
     estimated_tokens: int
@@ -487,8 +443,7 @@ class ContextUsage(EventMsg):
     type: ClassVar[str] = "context_usage"
 
 
-@dataclass(eq=False, repr=False)
-class ContextCompacted(EventMsg):
+class ContextCompacted(EventMsg, eq=False):
     strategy: str  # remote | inline | local | trim
     reason: str  # auto | manual | overflow
     tokens_before: int
@@ -497,16 +452,14 @@ class ContextCompacted(EventMsg):
     type: ClassVar[str] = "context_compacted"
 
 
-@dataclass(eq=False, repr=False)
-class StreamError(EventMsg):
+class StreamError(EventMsg, eq=False):
     message: str
     codex_error_info: str = "response_stream_disconnected"
     additional_details: str | None = None
     type: ClassVar[str] = "stream_error"
 
 
-@dataclass(eq=False, repr=False)
-class ErrorEvent(EventMsg):
+class ErrorEvent(EventMsg, eq=False):
     """A failure the front end must show (the turn still ends with task_complete)."""
 
     message: str
@@ -514,29 +467,25 @@ class ErrorEvent(EventMsg):
     type: ClassVar[str] = "error"
 
 
-@dataclass(eq=False, repr=False)
-class WarningEvent(EventMsg):
+class WarningEvent(EventMsg, eq=False):
     """Something worth knowing that did not stop anything."""
 
     message: str
     type: ClassVar[str] = "warning"
 
 
-@dataclass(eq=False, repr=False)
-class ThreadRolledBack(EventMsg):
+class ThreadRolledBack(EventMsg, eq=False):
     num_turns: int
     type: ClassVar[str] = "thread_rolled_back"
 
 
-@dataclass(eq=False, repr=False)
-class ThreadForked(EventMsg):
+class ThreadForked(EventMsg, eq=False):
     thread_id: str
     rollout_path: str | None
     type: ClassVar[str] = "thread_forked"
 
 
-@dataclass(eq=False, repr=False)
-class RequestUserInput(EventMsg):
+class RequestUserInput(EventMsg, eq=False):
     """The model asks the user (``request_user_input``); answered with ``UserInputAnswer``."""
 
     call_id: str
@@ -545,13 +494,11 @@ class RequestUserInput(EventMsg):
     type: ClassVar[str] = "request_user_input"
 
 
-@dataclass(eq=False, repr=False)
-class ShutdownComplete(EventMsg):
+class ShutdownComplete(EventMsg, eq=False):
     type: ClassVar[str] = "shutdown_complete"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Struct, frozen=True):
     """An event and the submission that caused it."""
 
     id: str  # the submission id that caused it

@@ -16,8 +16,9 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+
+from msgspec import Struct, field
 
 from codexbro.config.values import CommandVerdict
 
@@ -162,8 +163,7 @@ def is_dangerous(argv: list[str]) -> bool:
 DECISION_ORDER = {"allow": 0, "prompt": 1, "forbidden": 2}
 
 
-@dataclass(frozen=True)
-class PrefixRule:
+class PrefixRule(Struct, frozen=True):
     pattern: tuple[tuple[str, ...], ...]  # each element: the alternatives for that token
     decision: str = "allow"
     justification: str = ""
@@ -242,8 +242,7 @@ def append_rule(home: Path, prefix: list[str], workspace: Path, note: str = "") 
 # ---- decisions --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExecDecision:
+class ExecDecision(Struct, frozen=True):
     """What the policy decided for one command, and why."""
 
     verdict: CommandVerdict
@@ -251,8 +250,7 @@ class ExecDecision:
     reason: str = ""
 
 
-@dataclass
-class ApprovalStore:
+class ApprovalStore(Struct):
     """Session approvals: (workspace, prefix) pairs; never global."""
 
     approved: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)

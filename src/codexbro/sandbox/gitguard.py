@@ -25,8 +25,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 MAX_DEPTH = 4
 _INDEX_CACHE: dict[tuple[str, int, int, int], list[str]] = {}
@@ -42,8 +43,7 @@ COMMAND_KEYS = re.compile(
 )
 
 
-@dataclass
-class Exposure:
+class Exposure(Struct):
     protect: list[Path] = field(default_factory=list)  # existing paths to keep read-only
     placeholders: list[Path] = field(default_factory=list)  # missing directories to hold
     problems: list[str] = field(default_factory=list)  # layouts that cannot be kept safe

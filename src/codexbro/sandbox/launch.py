@@ -29,8 +29,9 @@ import resource
 import signal
 import termios
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NoReturn
+
+from msgspec import Struct
 
 from codexbro.sandbox import syscalls as sc
 
@@ -41,8 +42,7 @@ WAITED = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """What the child does. Callables run in forked children: keep them to syscalls."""
 
     controlling_tty: bool = False

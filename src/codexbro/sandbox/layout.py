@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from codexbro.sandbox import gitguard, placeholders
 from codexbro.sandbox.policy import agent_install, hidden_dirs, physical, protected_paths, unprotectable
@@ -31,8 +32,7 @@ class SandboxUnavailable(Exception):
     """No backend can enforce the policy on this machine; the message says what to do."""
 
 
-@dataclass
-class Layout:
+class Layout(Struct):
     """Existing paths the sandbox must arrange (placeholders made for missing protected names)."""
 
     writable: list[str]

@@ -26,10 +26,11 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 if TYPE_CHECKING:
     from codexbro.sandbox.container import Container
@@ -49,8 +50,7 @@ DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
 PRIVATE_DEVICES = ("/dev/ptmx", "/dev/pts", "/dev/shm")
 
 
-@dataclass(frozen=True)
-class SandboxSpec:
+class SandboxSpec(Struct, frozen=True):
     """What a sandboxed process may do. Protected and hidden paths are looked up at each spawn."""
 
     mode: str
@@ -75,8 +75,7 @@ def spec_for(
     return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None, owner)
 
 
-@dataclass
-class Spawn:
+class Spawn(Struct):
     """Everything a ``create_subprocess_exec`` call needs to start one command."""
 
     argv: list[str]
@@ -85,8 +84,7 @@ class Spawn:
     pass_fds: tuple[int, ...] = ()
 
 
-@dataclass
-class Prepared:
+class Prepared(Struct):
     """Parent-side state for one sandboxed process. ``started`` once it runs (drops what the
     child had to inherit), ``release`` once it has exited (lets go of the protected paths)."""
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from codexbro.sandbox import syscalls as sc
 
@@ -36,8 +37,7 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
 
 
-@dataclass(frozen=True)
-class View:
+class View(Struct, frozen=True):
     """What the child builds; computed in the parent (paths exist when the spawn starts)."""
 
     writable: tuple[str, ...]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.config.values import PatchVerdict
@@ -196,8 +197,7 @@ def is_writable(path: Path, roots: list[Path], home: Path | None = None) -> bool
     return not is_protected(target, roots, home) and any(_within(target, root) for root in roots)
 
 
-@dataclass(frozen=True)
-class PatchDecision:
+class PatchDecision(Struct, frozen=True):
     """What the policy decided for one patch, and why."""
 
     verdict: PatchVerdict

@@ -20,10 +20,11 @@ import stat
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 from codexbro.sandbox import placeholders
 
@@ -97,8 +98,7 @@ print(json.dumps(out))
 """
 
 
-@dataclass
-class ProbeResult:
+class ProbeResult(Struct):
     backend: str
     ok: bool  # the floor holds
     detail: str

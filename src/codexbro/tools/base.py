@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from msgspec import Struct, field
 
 from codexbro import textsafe
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
@@ -27,8 +28,7 @@ class RespondToModel(Exception):
     """A problem with the call that the model should read and fix (becomes the output text)."""
 
 
-@dataclass(frozen=True)
-class ToolCall:
+class ToolCall(Struct, frozen=True):
     """A call parsed from a wire item: ``function`` (JSON arguments), ``custom`` (raw input) or
     ``local_shell`` (an action object)."""
 
@@ -66,16 +66,14 @@ class ToolCall:
         return None
 
 
-@dataclass(frozen=True)
-class ToolOutput:
+class ToolOutput(Struct, frozen=True):
     """Text for the model, or a list of content items (images); ``success`` is for events/traces."""
 
     content: str | list[dict[str, Any]]
     success: bool = True
 
 
-@dataclass(frozen=True)
-class ToolContext:
+class ToolContext(Struct, frozen=True):
     """What a tool call may use: the turn's cwd and policies, the sandbox, the approval channel, the event sink."""
 
     cwd: Path

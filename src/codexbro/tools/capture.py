@@ -10,7 +10,7 @@ command ended and accurate figures for what was left out. ``Captured.text`` is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 BUDGET_BYTES = 1024 * 1024
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes: not a character of their own
@@ -21,8 +21,7 @@ def char_count(data: bytes) -> int:
     return len(data.translate(None, _CONTINUATION))
 
 
-@dataclass(frozen=True)
-class Captured:
+class Captured(Struct, frozen=True):
     """What a stream printed: ``text`` (head + tail), ``seam`` (where in ``text`` the omitted
     middle was), and the totals of everything, kept or not."""
 
@@ -86,8 +85,7 @@ def _leading_continuations(data: bytes | bytearray) -> int:
     return n
 
 
-@dataclass
-class Capture:
+class Capture(Struct):
     """Accumulates a stream: the first ``budget // 2`` bytes, a rolling last ``budget // 2``, and
     totals of everything. Where the middle is left out, the kept head and tail are cut back to whole
     UTF-8 characters (the bytes cut count as left out), so counts are exact and no character is

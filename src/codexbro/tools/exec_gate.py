@@ -8,10 +8,10 @@ the command again outside the sandbox (only under ``on-failure`` / ``untrusted``
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from codexbro.protocol import ExecApprovalRequest, ToolDecision, WarningEvent
+from codexbro.records import replace
 from codexbro.sandbox.exec_policy import ApprovalStore, append_rule, decide, proposed_prefix
 from codexbro.sandbox.linux import Prepared, SandboxUnavailable, prepare
 from codexbro.tools.base import RespondToModel, ToolContext

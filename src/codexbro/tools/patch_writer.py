@@ -21,17 +21,17 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from codexbro.apply_patch.apply import PlannedChange
     from codexbro.sandbox.linux import Prepared
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(Struct, frozen=True):
     ok: bool
     text: str  # the summary, or the error message
     errno: int | None = None

@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro.protocol import ToolCallEnd
 from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolHandler, ToolOutput
@@ -47,8 +48,7 @@ class RWLock:
             self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class DispatchResult:
+class DispatchResult(Struct, frozen=True):
     """A call's output item and whether it succeeded."""
 
     output: ToolOutput

@@ -52,9 +52,10 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from codexbro.config.types import ShellEnvironmentPolicy
 from codexbro.tools.shell_snapshot_text import (
@@ -87,8 +88,7 @@ class SnapshotError(Exception):
     """Why there is no snapshot (said once, and commands use a login shell)."""
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(Struct, frozen=True):
     """How to start one command: its argv and environment, and descriptors it must inherit."""
 
     argv: list[str]

@@ -17,9 +17,10 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from msgspec import Struct
 
 from codexbro.tools.capture import Capture, Captured
 
@@ -33,8 +34,7 @@ TIMEOUT_EXIT_CODE = 124
 OnOutput = Callable[[str, bytes], None]
 
 
-@dataclass(frozen=True)
-class ExecResult:
+class ExecResult(Struct, frozen=True):
     """A finished command: exit code, captured output, timing, whether the sandbox denied it."""
 
     exit_code: int

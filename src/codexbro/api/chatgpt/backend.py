@@ -10,8 +10,9 @@ results cover the fields codexbro shows and keep the raw document for ``--json``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct
 
 from codexbro import textsafe
 from codexbro.api.http import RouteHttp
@@ -19,30 +20,27 @@ from codexbro.api.routes import route
 from codexbro.errors import ApiError, FatalApiError, TransportError
 
 
-@dataclass(frozen=True)
-class UsageWindow:
+class UsageWindow(Struct, frozen=True):
     name: str
     used_percent: float
     window_seconds: int | None
     resets_at: int | None
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(Struct, frozen=True):
     plan_type: str | None
     windows: list[UsageWindow]
     credits: dict[str, Any] | None
-    raw: dict[str, Any] = field(repr=False)
+    raw: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class TaskSummary:
+class TaskSummary(Struct, frozen=True):
     id: str
     title: str
     status: str | None
     updated_at: float | None
     files_modified: int | None
-    raw: dict[str, Any] = field(repr=False)
+    raw: dict[str, Any]
 
 
 def _window(name: str, doc: Any) -> UsageWindow | None:

@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 def run(ns: argparse.Namespace, *, resume: bool = False, fork: bool = False) -> int:
     from codexbro.exec.run import ExecArgs, run_exec
 
-    fields = {k: v for k, v in vars(ns).items() if k in ExecArgs.__dataclass_fields__}
+    fields = {k: v for k, v in vars(ns).items() if k in ExecArgs.__struct_fields__}
     return run_exec(ExecArgs(resume=resume, fork=fork, **fields))
 
 

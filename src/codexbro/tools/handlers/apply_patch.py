@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import errno
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from codexbro.protocol import ApplyPatchApprovalRequest, PatchApplyBegin, PatchApplyEnd
 from codexbro.tools.base import (
@@ -113,8 +114,7 @@ def _changes(plan: list[PlannedChange]) -> dict[str, dict[str, Any]]:
     return out
 
 
-@dataclass(frozen=True)
-class PatchResult:
+class PatchResult(Struct, frozen=True):
     output: str
     exit_code: int
     seconds: float
