@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from codexbro.apply_patch.apply import commit, verify  # noqa: E402
 from codexbro.apply_patch.parser import parse_patch  # noqa: E402
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy  # noqa: E402
-from codexbro.sandbox.linux import BACKENDS, spec_for  # noqa: E402
+from codexbro.sandbox.linux import BACKENDS  # noqa: E402
+from codexbro.sandbox.policy import spec_for  # noqa: E402
 from codexbro.sandbox.probes import backend_report  # noqa: E402
 from codexbro.tools.base import ToolCall, ToolContext  # noqa: E402
 from codexbro.tools.handlers.grep import GrepFilesHandler, find_rg  # noqa: E402

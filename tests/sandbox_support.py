@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
-from codexbro.sandbox.linux import BACKENDS, spec_for
+from codexbro.sandbox.linux import BACKENDS
+from codexbro.sandbox.policy import spec_for
 from codexbro.sandbox.probes import ProbeResult, backend_report
 from codexbro.tools.base import ToolCall, ToolContext
 from codexbro.tools.exec_sessions import ExecSessions

@@ -125,3 +125,31 @@ def test_config_options_after_a_nested_subcommand_still_apply(home: Path) -> Non
     assert missing.code == 1 and "profile `nope` not found" in missing.stderr, missing.stderr
     bad = run_cli("models", "list", "-c", "sandbox_mode=read-onyl")
     assert bad.code == 1 and "`sandbox_mode` must be one of" in bad.stderr, bad.stderr
+
+
+def test_the_command_table_names_every_command_each_module_registers() -> None:
+    """`main` builds only the parser of the command given (COMMANDS says which module has it): the
+    table must match what the modules register, or a command would fall through to the TUI."""
+    import argparse
+    import importlib
+
+    from codexbro.cli.commands import COMMANDS, MODULES
+
+    registered: dict[str, str] = {}
+    sub = argparse.ArgumentParser().add_subparsers()
+    for module in MODULES:
+        before = set(sub.choices)
+        importlib.import_module(f"codexbro.cli.commands.{module}").register(sub)
+        registered.update(dict.fromkeys(set(sub.choices) - before, module))
+    assert registered == COMMANDS
+
+
+def test_a_command_alone_parses_as_in_the_whole_parser() -> None:
+    from codexbro.cli.main import build_parser
+
+    argv = ["exec", "--json", "-s", "read-only", "hi"]
+    alone, whole = build_parser("exec").parse_args(argv), build_parser().parse_args(argv)
+    assert {k: v for k, v in vars(alone).items() if k != "run"} == {
+        k: v for k, v in vars(whole).items() if k != "run"
+    }
+    assert alone.prompt == "hi" and alone.json is True

@@ -177,7 +177,7 @@ async def test_missing_cwd_or_program_fail_as_unsandboxed(ws: Path) -> None:
 
 async def test_closing_one_session_leaves_another_running(tmp_path: Path) -> None:
     from codexbro.sandbox.linux import end_session
-    from codexbro.sandbox.linux import spec_for as make_spec
+    from codexbro.sandbox.policy import spec_for as make_spec
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -16,7 +16,7 @@ import pytest
 
 from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
 from codexbro.records import replace
-from codexbro.sandbox.linux import spec_for
+from codexbro.sandbox.policy import spec_for
 from codexbro.tools.base import ToolCall, ToolContext
 from tests.sandbox_support import FULL, WORKING, ctx_for, end_session, policy_params, router, sh
 

@@ -291,7 +291,7 @@ async def test_the_capture_runs_inside_the_sandbox(mode: str, backend: str, home
     """A profile runs programs found on PATH; with a project venv of the workspace on PATH, a
     sandboxed command can plant one. The capture must run it sandboxed too (the control: full
     access, where the planted program runs and writes outside the workspace)."""
-    from codexbro.sandbox.linux import spec_for
+    from codexbro.sandbox.policy import spec_for
 
     ws = tmp_path / "ws"
     (ws / ".venv" / "bin").mkdir(parents=True)

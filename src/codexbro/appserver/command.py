@@ -25,7 +25,7 @@ SANDBOX_KINDS: dict[str, SandboxMode] = {
 async def command_exec(base: Overrides, home: Path, owner: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run ``command`` under the config's sandbox policy (or ``sandboxPolicy``), buffered."""
     from codexbro.config.loader import load_config
-    from codexbro.sandbox.linux import spec_for
+    from codexbro.sandbox.policy import spec_for
     from codexbro.tools.base import RespondToModel, ToolContext
     from codexbro.tools.exec_env import build_env
     from codexbro.tools.exec_gate import sandbox_for

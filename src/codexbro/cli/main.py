@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from codexbro import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``: a command name) the top level and that command."""
     from codexbro.cli.commands import register_all
 
     parser = argparse.ArgumentParser(
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-p", "--profile", dest="global_profile", metavar="NAME", help="config profile, for any subcommand"
     )
-    register_all(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    register_all(parser.add_subparsers(dest="command", metavar="COMMAND"), only)
     return parser
 
 
@@ -78,13 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
-def _command_names(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
-
-
 def _main(argv: list[str]) -> int:
     if argv in (["-V"], ["--version"]):  # answered before any command's parser is built
         print(f"codexbro {__version__}")
@@ -102,11 +96,13 @@ def _main(argv: list[str]) -> int:
             return handled
         if handled is not None:
             argv = handled
-    parser = build_parser()
-    if not argv or (argv[0] not in _command_names(parser) and argv[0] not in ("-h", "--help")):
+    from codexbro.cli.commands import COMMANDS
+
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         from codexbro.cli.commands import tui  # no subcommand: the interactive agent
 
         return tui.run(argv, overrides, profile)
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else None)
     tail: list[str] = []
     if (
         argv[0] == "mcp" and "--" in argv

@@ -34,7 +34,7 @@ async def realtime_exchange(ns: argparse.Namespace) -> dict[str, Any]:
     from codexbro.composition.resolve import resolve
     from codexbro.config.loader import Overrides, load_config
     from codexbro.core.rollout import new_thread_id
-    from codexbro.sandbox.linux import spec_for
+    from codexbro.sandbox.policy import spec_for
     from codexbro.tools.base import ToolCall, ToolContext
     from codexbro.tools.menu import build_router
     from codexbro.tools.resources import ToolResources

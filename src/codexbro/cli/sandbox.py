@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from codexbro.config.types import SandboxWorkspaceWrite
-from codexbro.sandbox.linux import BACKENDS, SandboxUnavailable, prepare, spawn_args, spec_for
+from codexbro.sandbox.linux import BACKENDS, SandboxUnavailable, prepare, spawn_args
+from codexbro.sandbox.policy import spec_for
 
 PROTECTION_LABELS = {
     "writes": "writes outside the roots and into protected paths",

@@ -26,6 +26,7 @@ from codexbro.tools.resources import ToolResources
 
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
+    from codexbro.sandbox.policy import SandboxSpec
     from codexbro.tools.shell_snapshot import ShellSnapshot
 
 
@@ -120,14 +121,17 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
     """Give ``session`` its sub-agents: each child is opened here from the same resolution (config,
     sandbox, approval policy, provider, credential; a model override when asked), cannot spawn its
     own, and tags its requests as 0.169 does."""
-    from codexbro.api.responses_client import ResponsesModelClient
-    from codexbro.composition.resolve import Readers, model_lookup
-    from codexbro.core.subagents import DEFAULT_MAX_THREADS, SubAgents
     from codexbro.records import replace
+
+    if TYPE_CHECKING:
+        from codexbro.core.subagents import SubAgents
 
     config = resolution.config
 
     def open_child(model: str | None, resume: str | None = None) -> Session:
+        from codexbro.api.responses_client import ResponsesModelClient
+        from codexbro.composition.resolve import model_lookup
+
         res = resolution
         if model is not None and model != resolution.model.slug:
             res = replace(resolution, model=model_lookup(config)(model), config=replace(config, model=model))
@@ -143,18 +147,22 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
             child.client.parent_thread_id = session.thread_id
         return child
 
-    agents_cfg = config.raw.get("agents")
-    limit = agents_cfg.get("max_threads") if isinstance(agents_cfg, dict) else None
-    max_threads = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_THREADS
-    agents = SubAgents(session, open_child, max_threads=max_threads)
-    session.subagents = agents
-    session.tool_resources.agents = agents
-    model = resolution.model
-    if model.is_fallback or model.raw.get("multi_agent_version") == "v1":  # the tools are offered
+    def make() -> SubAgents:  # when a turn's menu first offers the tools: most sessions never do
+        from codexbro.composition.resolve import Readers
+        from codexbro.core.subagents import DEFAULT_MAX_THREADS, SubAgents
+
+        agents_cfg = config.raw.get("agents")
+        limit = agents_cfg.get("max_threads") if isinstance(agents_cfg, dict) else None
+        max_threads = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_THREADS
+        agents = SubAgents(session, open_child, max_threads=max_threads)
+        session.subagents = agents
         catalog = Readers().catalog(config.codexbro_home, config.model_catalog_json)[0]
         session.tool_resources.agent_models = [
             (m.slug, m.description) for m in catalog.models if m.visibility == "list" and m.description
         ][:8]
+        return agents
+
+    session.tool_resources.agents_factory = make
 
 
 def start_session(config: Config, options: SessionOptions | None = None) -> Session:
@@ -170,16 +178,22 @@ def _shell_snapshot(config: Config, thread_id: str) -> ShellSnapshot:
     """The session's shell snapshot (``[features] shell_snapshot``, on by default as upstream's),
     captured when the first shell command needs it — inside the session's sandbox, read-only,
     unless the session runs with full access."""
-    from codexbro.sandbox.linux import spec_for
     from codexbro.tools.exec_env import user_shell
     from codexbro.tools.shell_snapshot import ShellSnapshot
 
     enabled = config.features.get("shell_snapshot") is not False
-    sandbox = None
+    sandbox: Callable[[], SandboxSpec] | None = None
     if config.sandbox_mode != "danger-full-access":
-        sandbox = spec_for(
-            "read-only", config.sandbox_workspace_write, config.cwd, config.codexbro_home, thread_id
-        )
+
+        def sandbox() -> SandboxSpec:  # built at the capture: a text-only session loads no sandbox module
+            from codexbro.sandbox.policy import spec_for
+
+            spec = spec_for(
+                "read-only", config.sandbox_workspace_write, config.cwd, config.codexbro_home, thread_id
+            )
+            assert spec is not None  # read-only always has one
+            return spec
+
     return ShellSnapshot(user_shell(), config.codexbro_home, config.shell_environment_policy, enabled=enabled,
                          sandbox=sandbox, backend=config.sandbox_backend)  # fmt: skip
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from codexbro.records import replace
 
 @cache
 def review_prompt() -> str:
-    return resources.files("codexbro.core").joinpath("review_prompt.md").read_text(encoding="utf-8")
+    return Path(__file__).with_name("review_prompt.md").read_text(encoding="utf-8")
 
 
 def review_config(config: Config) -> Config:

@@ -44,7 +44,7 @@ from codexbro.tools.router import ToolRouter
 
 if TYPE_CHECKING:
     from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
-    from codexbro.sandbox.linux import SandboxSpec
+    from codexbro.sandbox.policy import SandboxSpec
 
 
 class TurnContext(Struct, frozen=True):

@@ -29,7 +29,7 @@ TURN_ABORTED_NOTE = (
 
 
 def turn_context(session: Session, output_schema: dict[str, Any] | None) -> TurnContext:
-    from codexbro.sandbox.linux import spec_for
+    from codexbro.sandbox.policy import spec_for
 
     cfg, model = session.config, session.model
     return TurnContext(

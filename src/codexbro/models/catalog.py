@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +188,7 @@ class ModelCatalog:
 
     @classmethod
     def bundled(cls) -> ModelCatalog:
-        text = resources.files("codexbro.models").joinpath("models.json").read_text(encoding="utf-8")
+        text = Path(__file__).with_name("models.json").read_text(encoding="utf-8")
         return cls.from_text(text, "bundled catalog")
 
     @classmethod

@@ -35,10 +35,9 @@ from msgspec import Struct, field
 if TYPE_CHECKING:
     from codexbro.sandbox.container import Container
 
-from codexbro.config.types import SandboxWorkspaceWrite
 from codexbro.sandbox import launch, placeholders
 from codexbro.sandbox.layout import Layout, SandboxUnavailable, layout
-from codexbro.sandbox.policy import physical, writable_roots
+from codexbro.sandbox.policy import SandboxSpec, physical
 
 __all__ = ["Layout", "SandboxUnavailable", "layout"]
 
@@ -48,31 +47,6 @@ BACKENDS = ("namespaces", "bubblewrap", "landlock")
 # user's terminals are the same user's files). A command's own terminal is open already: unaffected.
 DEVICE_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
 PRIVATE_DEVICES = ("/dev/ptmx", "/dev/pts", "/dev/shm")
-
-
-class SandboxSpec(Struct, frozen=True):
-    """What a sandboxed process may do. Protected and hidden paths are looked up at each spawn."""
-
-    mode: str
-    writable: tuple[str, ...]
-    network: bool
-    home: str | None = None
-    owner: str = ""  # the session: each has its own containers
-
-    @property
-    def env_markers(self) -> dict[str, str]:
-        return {} if self.network else {"CODEX_SANDBOX_NETWORK_DISABLED": "1"}
-
-
-def spec_for(
-    mode: str, sww: SandboxWorkspaceWrite, cwd: Path, home: Path | None = None, owner: str = ""
-) -> SandboxSpec | None:
-    """The spec for a policy; None for ``danger-full-access`` (no sandbox)."""
-    if mode == "danger-full-access":
-        return None
-    roots = writable_roots(mode, sww, cwd)
-    network = mode == "workspace-write" and sww.network_access
-    return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None, owner)
 
 
 class Spawn(Struct):

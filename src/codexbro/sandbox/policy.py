@@ -237,3 +237,28 @@ def assess_patch(
             "rejected by user approval settings",
         )
     return PatchDecision("ask", f"{outside[0]} is outside the writable roots or protected")
+
+
+class SandboxSpec(Struct, frozen=True):
+    """What a sandboxed process may do. Protected and hidden paths are looked up at each spawn."""
+
+    mode: str
+    writable: tuple[str, ...]
+    network: bool
+    home: str | None = None
+    owner: str = ""  # the session: each has its own containers
+
+    @property
+    def env_markers(self) -> dict[str, str]:
+        return {} if self.network else {"CODEX_SANDBOX_NETWORK_DISABLED": "1"}
+
+
+def spec_for(
+    mode: str, sww: SandboxWorkspaceWrite, cwd: Path, home: Path | None = None, owner: str = ""
+) -> SandboxSpec | None:
+    """The spec for a policy; None for ``danger-full-access`` (no sandbox)."""
+    if mode == "danger-full-access":
+        return None
+    roots = writable_roots(mode, sww, cwd)
+    network = mode == "workspace-write" and sww.network_access
+    return SandboxSpec(mode, tuple(str(r) for r in roots), network, str(home) if home else None, owner)

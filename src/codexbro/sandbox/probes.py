@@ -184,7 +184,8 @@ async def _run(
 
 async def _probe(backend: str, network: bool) -> ProbeResult:
     from codexbro.sandbox.container import close_containers
-    from codexbro.sandbox.linux import SandboxSpec, SandboxUnavailable, prepare
+    from codexbro.sandbox.linux import SandboxUnavailable, prepare
+    from codexbro.sandbox.policy import SandboxSpec
 
     if sys.platform != "linux":
         return ProbeResult(backend, False, "not Linux")

@@ -21,7 +21,7 @@ from codexbro.protocol import EventMsg
 
 if TYPE_CHECKING:
     from codexbro.sandbox.exec_policy import ApprovalStore, PrefixRule
-    from codexbro.sandbox.linux import SandboxSpec
+    from codexbro.sandbox.policy import SandboxSpec
 
 
 class RespondToModel(Exception):

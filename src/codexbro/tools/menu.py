@@ -154,7 +154,7 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
     # session has no AgentControl: sub-agents do not spawn their own, upstream's depth limit of 1).
     version = "v1" if model.is_fallback else model.raw.get("multi_agent_version")
     wanted = version == "v1" and config.features.get("multi_agent") is not False  # [features] as upstream
-    if resources.agents is not None and on("multi_agent", wanted):
+    if on("multi_agent", wanted) and resources.agents is not None:  # made now, the first time
         from codexbro.tools.handlers.agents import agent_handlers
 
         handlers.extend(agent_handlers(resources.agents, resources.agent_models))

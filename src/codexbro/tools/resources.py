@@ -5,6 +5,7 @@ shutdown. Members are created on first use, so a session that never runs them ne
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,12 +26,24 @@ class ToolResources:
         self.mcp = mcp  # the session's MCP servers (None: none configured, `mcp` never imported)
         # the login environment restored in each shell command (None: login shells, as configured)
         self.shell_snapshot = shell_snapshot
-        # The session's sub-agents (``multi_agent_v1`` tools); None: this session cannot spawn any
-        # (a child session, or a front end without them). Set by the composition root.
-        self.agents: AgentControl | None = None
+        # The session's sub-agents (``multi_agent_v1`` tools), made by ``agents_factory`` (set by the
+        # composition root) when a menu first offers them; None: this session cannot spawn any (a
+        # child session, or a front end without them).
+        self._agents: AgentControl | None = None
+        self.agents_factory: Callable[[], AgentControl] | None = None
         self.agent_models: list[tuple[str, str]] = []  # (slug, description) listed by spawn_agent
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
+
+    @property
+    def agents(self) -> AgentControl | None:
+        if self._agents is None and self.agents_factory is not None:
+            self._agents = self.agents_factory()
+        return self._agents
+
+    @agents.setter
+    def agents(self, value: AgentControl | None) -> None:
+        self._agents = value
 
     @property
     def exec_sessions(self) -> ExecSessions:

@@ -51,7 +51,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +78,8 @@ from codexbro.tools.shell_snapshot_text import (
 )  # fmt: skip
 
 if TYPE_CHECKING:
-    from codexbro.sandbox.linux import Prepared, SandboxSpec
+    from codexbro.sandbox.linux import Prepared
+    from codexbro.sandbox.policy import SandboxSpec
     from codexbro.tools.spawn import ToolProcess
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,13 @@ class ShellSnapshot:
 
     def __init__(
         self, shell: str, home: Path, policy: ShellEnvironmentPolicy, *, enabled: bool = True,
-        ttl_s: float = TTL_S, timeout_s: float = CAPTURE_TIMEOUT_S, sandbox: SandboxSpec | None = None,
-        backend: str = "auto",
+        ttl_s: float = TTL_S, timeout_s: float = CAPTURE_TIMEOUT_S,
+        sandbox: SandboxSpec | Callable[[], SandboxSpec] | None = None, backend: str = "auto",
     ) -> None:  # fmt: skip
         self.shell = shell
         # Where the login shell runs for the capture: the session's sandbox, read-only (None: the
-        # session runs unsandboxed, and so does the capture).
+        # session runs unsandboxed, and so does the capture). A callable is asked at the capture:
+        # a session that never runs a command never loads the sandbox modules.
         self.sandbox = sandbox
         self.backend = backend
         self.kind = shell_kind(shell)
@@ -294,7 +296,8 @@ class ShellSnapshot:
             from codexbro.sandbox.linux import SandboxUnavailable, prepare
 
             try:
-                prepared = prepare(self.sandbox, self.backend)
+                spec = self.sandbox() if callable(self.sandbox) else self.sandbox
+                prepared = prepare(spec, self.backend)
             except (SandboxUnavailable, OSError) as exc:
                 raise SnapshotError(f"no sandbox to capture the login shell in: {exc}") from None
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolOutput, parse_arguments
@@ -39,7 +39,7 @@ class AgentControl(Protocol):
 
 @cache
 def _namespace_spec() -> dict[str, Any]:
-    text = resources.files("codexbro.tools").joinpath("specs/multi_agent_v1.json").read_text(encoding="utf-8")
+    text = (Path(__file__).parent.parent / "specs" / "multi_agent_v1.json").read_text(encoding="utf-8")
     spec: dict[str, Any] = json.loads(text)
     return spec
 

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +65,7 @@ class JsKernel:
         node = node_path()
         if node is None:
             raise RespondToModel("js_repl is unavailable: Node.js (`node`) is not installed")
-        script = resources.files("codexbro.tools.js").joinpath("kernel.js")
+        script = Path(__file__).parent.parent / "js" / "kernel.js"
         read_fd, write_fd = os.pipe()
         try:
             from codexbro.tools.spawn import start_process
