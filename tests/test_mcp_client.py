@@ -411,3 +411,10 @@ def test_a_text_turn_imports_only_what_it_uses(home: Path, workspace: Path) -> N
     }
     assert "codexbro" in top and third_party <= {"httpx", "httpcore", "h11", "anyio", "sniffio", "idna", "certifi",
                                                    "httpx_sse", "typing_extensions", "msgspec"}, sorted(third_party)  # fmt: skip
+    # … and of codexbro itself, none of what only a command, another subcommand or a sub-agent needs
+    # (issue 19: those are loaded when first used); nor the log file's rotating handler (no record).
+    modules = {ln.rsplit("|", 1)[-1].strip() for ln in lines}
+    unneeded = {"codexbro.sandbox.linux", "codexbro.sandbox.layout", "codexbro.sandbox.container",
+                "codexbro.sandbox.probes", "codexbro.core.subagents", "codexbro.tools.spawn",
+                "codexbro.cli.commands.mcp", "codexbro.cli.commands.login", "logging.handlers"}  # fmt: skip
+    assert not modules & unneeded, sorted(modules & unneeded)

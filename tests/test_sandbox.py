@@ -131,7 +131,7 @@ async def test_tool_environment_drops_secret_variables(
 async def test_a_backend_below_the_floor_refuses(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A forced backend whose probe fails the floor: commands are refused, with the reason."""
     failing = probes.ProbeResult("landlock", False, "does not enforce: agent_environ")
-    monkeypatch.setattr(probes, "backend_report", lambda backend: failing)
+    monkeypatch.setattr(probes, "backend_report", lambda backend, home=None: failing)
     _code, out = await sh(ctx_for("workspace-write", ws, "landlock"), "echo hi")
     assert "sandbox unavailable, command not run" in out and "agent_environ" in out, out
     assert "hi\n" not in out

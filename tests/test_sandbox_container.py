@@ -227,3 +227,40 @@ async def test_datagram_pairs_cannot_reach_host_services(ws: Path, tmp_path: Pat
         assert server.recv(10) == b"hi"  # the control: unsandboxed, it arrives
     finally:
         server.close()
+
+
+async def test_a_sessions_helper_view_does_not_retire_its_container() -> None:
+    """The shell snapshot's capture (read-only, owner SESSION/snapshot) and the session's commands
+    (another view) each keep their container: one view retiring the other mid-start failed the
+    first command ("exited during set-up") when both started at once."""
+    from codexbro.sandbox import container
+    from codexbro.sandbox.namespaces import View
+
+    def view(mode: str) -> View:
+        return View(("/w",) if mode == "rw" else (), (), (), (), False, os.getuid(), os.getgid())
+
+    commands = container.container_for("sess-h", view("rw"), [], 0)
+    capture = container.container_for("sess-h/snapshot", view("ro"), [], 0)
+    assert container.container_for("sess-h", view("rw"), [], 0) is commands  # still the session's
+    assert capture is not commands
+    await container.close_containers("sess-h")  # the session's end closes its helpers' too
+    assert not [k for k in container._CONTAINERS if k[1].startswith("sess-h")]
+
+
+def test_another_loops_containers_and_closing_tasks_are_left_alone() -> None:
+    """Each event loop closes only its own containers (the live probes run a loop in a thread)."""
+    from codexbro.sandbox import container
+    from codexbro.sandbox.namespaces import View
+
+    v = View((), (), (), (), False, os.getuid(), os.getgid())
+
+    async def make() -> tuple[int, object]:
+        return container._loop_key(), container.container_for("loop-owner", v, [], 0)
+
+    first_key, first = asyncio.run(make())
+    second_key, second = asyncio.run(make())
+    assert first_key != second_key and first is not second  # a new loop, even at a reused id()
+    asyncio.run(container.close_containers("loop-owner"))  # a third loop: closes nothing of theirs
+    assert sum(k[1] == "loop-owner" for k in container._CONTAINERS) == 2
+    for key in [k for k in container._CONTAINERS if k[1] == "loop-owner"]:
+        del container._CONTAINERS[key]  # never started: nothing to stop

@@ -188,8 +188,13 @@ def _shell_snapshot(config: Config, thread_id: str) -> ShellSnapshot:
         def sandbox() -> SandboxSpec:  # built at the capture: a text-only session loads no sandbox module
             from codexbro.sandbox.policy import spec_for
 
+            # its own container (owner SESSION/snapshot): a read-only view beside the session's
             spec = spec_for(
-                "read-only", config.sandbox_workspace_write, config.cwd, config.codexbro_home, thread_id
+                "read-only",
+                config.sandbox_workspace_write,
+                config.cwd,
+                config.codexbro_home,
+                f"{thread_id}/snapshot",
             )
             assert spec is not None  # read-only always has one
             return spec

@@ -384,16 +384,22 @@ HELPER_SOURCES = ("subagent", "review")
 
 
 def latest_rollout(home: Path, cwd: Path | None) -> Path:
-    """Newest rollout, restricted to sessions started in ``cwd`` unless ``cwd`` is None."""
+    """Newest rollout, restricted to sessions started in ``cwd`` unless ``cwd`` is None. Each
+    file's session_meta comes from the session index (``core/session_index.py``): no rollout is
+    opened unless the index does not know it yet."""
+    from codexbro.core.session_index import SessionIndex, rollouts_newest_first
+
     root = home / "sessions"
-    files = sorted(root.glob("*/*/*/rollout-*.jsonl"), reverse=True) if root.is_dir() else []
-    for path in files:
-        first = next(iter(read_lines(path)), None)
-        payload = (first or {}).get("payload") or {}
-        if payload.get("source") in HELPER_SOURCES:  # a sub-agent's session is not "the last one"
-            continue
-        if cwd is None or (first and first.get("type") == "session_meta" and payload.get("cwd") == str(cwd)):
-            return path
+    index = SessionIndex(home)
+    try:
+        for path in rollouts_newest_first(root):
+            facts = index.facts(path)
+            if facts is None or facts.source in HELPER_SOURCES:  # a sub-agent's session is not "the last one"
+                continue
+            if cwd is None or facts.cwd == str(cwd):
+                return path
+    finally:
+        index.save()
     where = "" if cwd is None else f" started in {cwd} (use --all to look everywhere)"
     raise UserError(f"no previous session{where} under {root}")
 
@@ -408,31 +414,24 @@ class SessionSummary(Struct, frozen=True):
 
 
 def list_sessions(home: Path, cwd: Path | None, limit: int = 50) -> list[SessionSummary]:
-    """Sessions started in ``cwd`` (every one when None), newest first; only each file's first
-    lines are read."""
-    root = home / "sessions"
-    files = sorted(root.glob("*/*/*/rollout-*.jsonl"), reverse=True) if root.is_dir() else []
+    """Sessions started in ``cwd`` (every one when None), newest first, from the session index;
+    a file it does not know is read (its first lines only) and added to it."""
+    from codexbro.core.session_index import SessionIndex, rollouts_newest_first
+
+    index = SessionIndex(home)
     out: list[SessionSummary] = []
-    for path in files:
-        meta: dict[str, Any] | None = None
-        first = ""
-        for n, doc in enumerate(read_lines(path)):
-            if doc is None or n > 400:
-                break
-            payload = doc.get("payload")
-            if not isinstance(payload, dict):
+    try:
+        for path in rollouts_newest_first(home / "sessions"):
+            facts = index.facts(path)
+            if facts is None or facts.id is None or facts.source in HELPER_SOURCES:
                 continue
-            if doc.get("type") == "session_meta" and meta is None:
-                meta = payload
-            elif doc.get("type") == "event_msg" and payload.get("type") == "user_message":
-                first = str(payload.get("message") or "")
+            if cwd is not None and facts.cwd != str(cwd):
+                continue
+            facts = index.facts(path, first_message=True) or facts
+            with contextlib.suppress(OSError):
+                out.append(SessionSummary(path, facts.id or "", facts.first or "", path.stat().st_mtime))
+            if len(out) >= limit:
                 break
-        if meta is None or not isinstance(meta.get("id"), str) or meta.get("source") in HELPER_SOURCES:
-            continue
-        if cwd is not None and meta.get("cwd") != str(cwd):
-            continue
-        with contextlib.suppress(OSError):
-            out.append(SessionSummary(path, meta["id"], first, path.stat().st_mtime))
-        if len(out) >= limit:
-            break
+    finally:
+        index.save()
     return out

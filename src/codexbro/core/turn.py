@@ -68,6 +68,9 @@ class TurnContext(Struct, frozen=True):
     home: Path | None = None
     request_approval: Callable[[EventMsg], Awaitable[str]] | None = None
     ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
+    # Called when the model starts a tool call: what a command waits for (the shell snapshot, the
+    # sandbox container) starts while the call's arguments stream in. Idempotent.
+    warm_up: Callable[[str], None] | None = None
 
 
 class TurnState(Struct):
@@ -198,6 +201,8 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
                 host.record(item)
                 call = ToolCall.from_item(item)
                 if call is not None:
+                    if ctx.warm_up is not None:
+                        ctx.warm_up(call.name)
                     needs_follow_up = True
                     calls.append((item, asyncio.create_task(ctx.router.dispatch(call, tool_ctx))))
                 elif item.get("type") == "message" and item.get("role") == "assistant":
@@ -218,6 +223,10 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
                     )
             elif isinstance(event, ev.OutputItemAdded) and event.item.get("type") == "web_search_call":
                 host.emit(WebSearchBegin(str(event.item.get("id") or "")))
+            elif isinstance(event, ev.OutputItemAdded) and ctx.warm_up is not None:
+                name = event.item.get("name")
+                if isinstance(name, str) or event.item.get("type") == "local_shell_call":
+                    ctx.warm_up(name if isinstance(name, str) else "local_shell")
             elif isinstance(event, ev.OutputTextDelta):
                 host.emit(AgentMessageDelta(event.delta))
             elif isinstance(event, ev.ReasoningSummaryDelta):

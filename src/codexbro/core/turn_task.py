@@ -32,16 +32,20 @@ def turn_context(session: Session, output_schema: dict[str, Any] | None) -> Turn
     from codexbro.sandbox.policy import spec_for
 
     cfg, model = session.config, session.model
+    spec = spec_for(
+        cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd, cfg.codexbro_home, session.thread_id
+    )
     return TurnContext(
         turn_id=new_thread_id(), cwd=cfg.cwd, model=model, approval_policy=cfg.approval_policy,
         sandbox_mode=cfg.sandbox_mode, sandbox_workspace_write=cfg.sandbox_workspace_write,
         env_policy=cfg.shell_environment_policy, router=build_router(model, cfg, session.tool_resources),
         output_schema=output_schema, truncation_mode=model.truncation_mode,
         truncation_limit=cfg.tool_output_token_limit or model.truncation_limit,
-        sandbox=spec_for(cfg.sandbox_mode, cfg.sandbox_workspace_write, cfg.cwd, cfg.codexbro_home, session.thread_id),
+        sandbox=spec,
         sandbox_backend=cfg.sandbox_backend, approvals=session.approvals, rules=session.rules,
         home=cfg.codexbro_home, request_approval=session.request_approval,
         ask_user=session.ask if session.can_ask_user else None,
+        warm_up=lambda tool: session.tool_resources.warm_up(tool, spec, cfg.sandbox_backend, cfg.codexbro_home),
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,9 @@ class Container:
             if self._starting is not None or self._server is not None:
                 await self._teardown()  # a dead or failed container: start afresh
             self._starting = asyncio.ensure_future(self._start())
+            # a start whose callers were all cancelled (a warm-up, a stopped turn) may still fail:
+            # its error is the next caller's, never an "exception was never retrieved" on stderr
+            self._starting.add_done_callback(_retrieved)
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
@@ -341,6 +345,11 @@ async def _pipe(proc: ContainerProcess, target: int, ours: list[int]) -> int:
     return child_end
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -349,8 +358,21 @@ def _resolve(future: asyncio.Future[None]) -> None:
 # ---- the containers of this process -----------------------------------------------------------------
 
 MAX_CONTAINERS = 8
+# Keyed by (event loop, owner, view). A loop is named by a serial of its own, never by ``id()``:
+# the id of a closed loop is reused by the next one (tests run many loops; the live probes run
+# theirs in a thread), and one loop must never touch another's containers or closing tasks.
 _CONTAINERS: dict[tuple[int, str, View], Container] = {}
 _CLOSING: set[asyncio.Task[None]] = set()
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+_serials = itertools.count(1)
+
+
+def _loop_key() -> int:
+    loop = asyncio.get_running_loop()
+    key = _LOOPS.get(loop)
+    if key is None:
+        key = _LOOPS[loop] = next(_serials)
+    return key
 
 
 def _close_soon(container: Container) -> None:
@@ -364,7 +386,7 @@ def container_for(owner: str, view: View, landlock_writable: list[str], landlock
     policy or the protected paths change — a protected directory replaced on the host included (its
     inode is in the view) —, and the session's previous containers are then retired: stopped as soon
     as no command of theirs runs."""
-    loop = id(asyncio.get_running_loop())
+    loop = _loop_key()
     key = (loop, owner, view)
     found = _CONTAINERS.get(key)
     if found is not None:
@@ -376,19 +398,28 @@ def container_for(owner: str, view: View, landlock_writable: list[str], landlock
         else:
             old.on_idle = _close_soon
     found = _CONTAINERS[key] = Container(view, landlock_writable, landlock_abi)
-    for extra in list(_CONTAINERS)[:-MAX_CONTAINERS]:
+    for extra in [k for k in _CONTAINERS if k[0] == loop][:-MAX_CONTAINERS]:
         if _CONTAINERS[extra].running == 0:
             _close_soon(_CONTAINERS.pop(extra))
     return found
 
 
+def _owned(key_owner: str, owner: str | None) -> bool:
+    """A session's containers: its own, and its helpers' (owner ``SESSION/…``, e.g. the shell
+    snapshot's capture, which must not retire the session's container by using another view)."""
+    return owner is None or key_owner == owner or key_owner.startswith(owner + "/")
+
+
 async def close_containers(owner: str | None = None) -> None:
-    """Stop this event loop's containers — of one session, or all — and what still runs in them."""
-    loop = id(asyncio.get_running_loop())
-    for key in [k for k in _CONTAINERS if k[0] == loop and (owner is None or k[1] == owner)]:
+    """Stop this event loop's containers — of one session (and its helpers), or all — and what
+    still runs in them."""
+    loop = _loop_key()
+    for key in [k for k in _CONTAINERS if k[0] == loop and _owned(k[1], owner)]:
         await _CONTAINERS.pop(key).aclose()
-    if _CLOSING:
-        await asyncio.gather(*list(_CLOSING), return_exceptions=True)
+    here = asyncio.get_running_loop()
+    closing = [task for task in _CLOSING if task.get_loop() is here]
+    if closing:
+        await asyncio.gather(*closing, return_exceptions=True)
 
 
 def containers_open() -> bool:

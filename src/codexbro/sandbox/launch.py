@@ -29,9 +29,7 @@ import resource
 import signal
 import termios
 from collections.abc import Callable, Sequence
-from typing import NoReturn
-
-from msgspec import Struct
+from typing import NamedTuple, NoReturn
 
 from codexbro.sandbox import syscalls as sc
 
@@ -42,8 +40,10 @@ WAITED = {
 }  # fmt: skip
 
 
-class Plan(Struct, frozen=True):
-    """What the child does. Callables run in forked children: keep them to syscalls."""
+class Plan(NamedTuple):
+    """What the child does. Callables run in forked children: keep them to syscalls. A NamedTuple,
+    not a Struct: the container server (``server.py``) imports this module and starts on every
+    sandboxed session — it must not pay for importing msgspec (~20 ms)."""
 
     controlling_tty: bool = False
     command_setup: Callable[[], None] | None = None  # just before the command starts

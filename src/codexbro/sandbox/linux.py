@@ -307,17 +307,18 @@ def landlock_abi() -> int:
     return landlock.abi_version()
 
 
-def choose_backend() -> str:
+def choose_backend(home: Path | None = None) -> str:
     """The strongest backend that passes its live probe (the answer, or the refusal, is cached for
-    the process: no probe runs twice)."""
-    answer = _choice()
+    the process: no probe runs twice; with the agent's ``home``, verdicts kept there are used —
+    see ``probe_cache.py``)."""
+    answer = _choice(home)
     if isinstance(answer, SandboxUnavailable):
         raise answer
     return answer
 
 
 @cache
-def _choice() -> str | SandboxUnavailable:
+def _choice(home: Path | None) -> str | SandboxUnavailable:
     from codexbro.sandbox.probes import backend_report
 
     forced = os.environ.get("CODEXBRO_SANDBOX_BACKEND")
@@ -329,7 +330,7 @@ def _choice() -> str | SandboxUnavailable:
         )
     reasons = []
     for backend in BACKENDS:
-        report = backend_report(backend)
+        report = backend_report(backend, home)
         if report.ok:
             return backend
         reasons.append(f"{backend}: {report.detail}")

@@ -26,8 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-
-from msgspec import Struct
+from typing import NamedTuple
 
 from codexbro.sandbox import syscalls as sc
 
@@ -37,8 +36,9 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
 
 
-class View(Struct, frozen=True):
-    """What the child builds; computed in the parent (paths exist when the spawn starts)."""
+class View(NamedTuple):
+    """What the child builds; computed in the parent (paths exist when the spawn starts). A
+    NamedTuple, not a Struct: the container server imports it (see ``launch.Plan``)."""
 
     writable: tuple[str, ...]
     protected: tuple[str, ...]

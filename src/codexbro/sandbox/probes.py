@@ -258,6 +258,15 @@ def _judge(backend: str, checks: dict[str, tuple[str, str]]) -> ProbeResult:
 
 
 @cache
-def backend_report(backend: str) -> ProbeResult:
-    """The probe of ``backend`` under a network-off policy, once per process."""
-    return run_probe(backend)
+def backend_report(backend: str, home: Path | None = None) -> ProbeResult:
+    """The probe of ``backend`` under a network-off policy, once per process; with the agent's
+    ``home``, a verdict kept there for this machine as it is now (``probe_cache.py``) is used, and
+    a new one kept."""
+    from codexbro.sandbox import probe_cache
+
+    if home is not None and (kept := probe_cache.remembered(home, backend)) is not None:
+        return kept
+    result = run_probe(backend)
+    if home is not None:
+        probe_cache.remember(home, result)
+    return result

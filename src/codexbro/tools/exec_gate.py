@@ -97,7 +97,7 @@ async def gate_command(
         from codexbro.sandbox.linux import SandboxUnavailable, choose_backend
 
         try:
-            backend = await asyncio.to_thread(choose_backend)
+            backend = await asyncio.to_thread(choose_backend, ctx.home)
         except SandboxUnavailable:
             backend = "unavailable"
     ctx.emit(
@@ -122,8 +122,9 @@ async def sandbox_for(ctx: ToolContext, sandboxed: bool) -> Prepared | None:
     backend = ctx.sandbox_backend
     try:
         if backend == "auto":
-            backend = await asyncio.to_thread(choose_backend)
-        report = await asyncio.to_thread(backend_report, backend)  # a live probe, once per process
+            backend = await asyncio.to_thread(choose_backend, ctx.home)
+        # a live probe once per process, or its verdict kept in the home for this machine
+        report = await asyncio.to_thread(backend_report, backend, ctx.home)
         prepared = prepare(ctx.sandbox, backend)
     except (SandboxUnavailable, OSError) as exc:
         raise RespondToModel(f"sandbox unavailable, command not run: {exc}") from None

@@ -4,16 +4,25 @@ shutdown. Members are created on first use, so a session that never runs them ne
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
+    from codexbro.sandbox.policy import SandboxSpec
     from codexbro.tools.exec_sessions import ExecSessions
     from codexbro.tools.handlers.agents import AgentControl
     from codexbro.tools.handlers.js_repl import JsRepl
     from codexbro.tools.shell_snapshot import ShellSnapshot
+
+# The tools whose calls start a process (or write through the sandbox): worth warming up for.
+COMMAND_TOOLS = frozenset({"shell", "shell_command", "local_shell", "exec_command", "apply_patch"})
+log = logging.getLogger(__name__)
 
 
 class ToolResources:
@@ -34,6 +43,7 @@ class ToolResources:
         self.agent_models: list[tuple[str, str]] = []  # (slug, description) listed by spawn_agent
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     @property
     def agents(self) -> AgentControl | None:
@@ -61,7 +71,23 @@ class ToolResources:
             self._js = JsRepl()
         return self._js
 
+    def warm_up(self, tool: str, sandbox: SandboxSpec | None, backend: str, home: Path | None) -> None:
+        """The model has begun a call of ``tool``: when it starts a command, start what the command
+        would otherwise wait for — the shell snapshot and, for the namespace backend, the session's
+        sandbox container (its server takes ~80 ms to start) — while the call's arguments stream
+        in. Once per session; a text-only session starts nothing. Failures are left for the
+        command to report."""
+        if self._warming is not None or tool not in COMMAND_TOOLS:
+            return
+        if self.shell_snapshot is not None:
+            self.shell_snapshot.start()
+        self._warming = asyncio.get_running_loop().create_task(_prestart(sandbox, backend, home))
+
     async def aclose(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warming
         if self.mcp is not None:
             await self.mcp.aclose()
         if self._exec is not None:
@@ -73,3 +99,26 @@ class ToolResources:
         linux = sys.modules.get("codexbro.sandbox.linux")
         if linux is not None:  # only when this session ran something sandboxed
             await linux.end_session(self.owner)
+
+
+async def _prestart(sandbox: SandboxSpec | None, backend: str, home: Path | None) -> None:
+    """Choose the backend (its probe verdict is usually kept in the home) and start the session's
+    container, the one the first command's spawn will find (same owner, same view)."""
+    if sandbox is None:
+        return
+    from codexbro.sandbox.linux import SandboxUnavailable, choose_backend, prepare
+    from codexbro.sandbox.probes import backend_report
+
+    try:
+        if backend == "auto":
+            backend = await asyncio.to_thread(choose_backend, home)
+        if backend != "namespaces" or not (await asyncio.to_thread(backend_report, backend, home)).ok:
+            return
+        prepared = prepare(sandbox, backend)
+        try:
+            if prepared.container is not None:
+                await prepared.container.start()
+        finally:
+            prepared.release()
+    except (SandboxUnavailable, OSError) as exc:
+        log.debug("sandbox warm-up: %s", exc)

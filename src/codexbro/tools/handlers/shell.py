@@ -22,10 +22,10 @@ from codexbro.tools.base import (
 )
 from codexbro.tools.exec_env import build_env, user_shell
 from codexbro.tools.output import exec_output_freeform, exec_output_structured
-from codexbro.tools.spawn import ExecResult, run_process
 
 if TYPE_CHECKING:
     from codexbro.tools.shell_snapshot import Launch, ShellSnapshot
+    from codexbro.tools.spawn import ExecResult
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class _ShellBase:
             if deltas < MAX_DELTA_EVENTS:
                 deltas += 1
                 ctx.emit(ExecCommandOutputDelta(call.call_id, stream, chunk.decode("utf-8", "replace")))
+
+        from codexbro.tools.spawn import run_process
 
         async def spawn(inside: bool) -> ExecResult:
             try:
