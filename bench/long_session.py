@@ -62,6 +62,7 @@ async def measure(home: Path, cwd: Path, thread_id: str) -> tuple[float, float, 
     from codexbro.composition import SessionOptions, open_session, resolve
     from codexbro.config.loader import Overrides, load_config
     from codexbro.core.rollout import find_rollout, load_rollout
+    from codexbro.textsafe import json_bytes
 
     config = load_config(Overrides(cwd=cwd, flags={"model_provider": "fake"}))
     loaded = load_rollout(find_rollout(home, thread_id))
@@ -71,7 +72,7 @@ async def measure(home: Path, cwd: Path, thread_id: str) -> tuple[float, float, 
         for _ in range(15):
             started = time.perf_counter()
             preview = session.preview_request("next step")
-            size = len(json.dumps(preview.body, ensure_ascii=False).encode())
+            size = len(json_bytes(preview.body))  # as the request is sent
             times.append((time.perf_counter() - started) * 1000)
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x" * 200}]}
         started = time.perf_counter()
