@@ -15,7 +15,7 @@ MAX_LINES = 600
 # Bottom to top. A module belongs to the layer of the longest prefix that names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("protocol", ("codexbro.protocol", "codexbro.textsafe", "codexbro.records")),
-    ("base", ("codexbro", "codexbro.errors", "codexbro.logs", "codexbro.config", "codexbro.apply_patch")),
+    ("base", ("codexbro", "codexbro.errors", "codexbro.logs", "codexbro.homefiles", "codexbro.config", "codexbro.apply_patch")),
     ("transport", ("codexbro.api.http", "codexbro.api.routes", "codexbro.api.classify")),
     ("foundation", ("codexbro.auth", "codexbro.models")),
     ("model clients", ("codexbro.api", "codexbro.embedded")),

@@ -32,12 +32,15 @@ def live(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(probes, "run_probe", fake_probe)
     probes.backend_report.cache_clear()
+    probes._live_report.cache_clear()
     yield runs
     probes.backend_report.cache_clear()
+    probes._live_report.cache_clear()
 
 
 def report(backend: str, home: Path | None) -> ProbeResult:
     probes.backend_report.cache_clear()  # as a new process would
+    probes._live_report.cache_clear()
     return probes.backend_report(backend, home)
 
 
@@ -156,3 +159,109 @@ async def test_closing_the_session_stops_a_warm_up_in_flight(tmp_path: Path) -> 
     resources.warm_up("shell", spec, "namespaces", tmp_path)
     await resources.aclose()  # at once: cancelled, awaited, nothing left pending
     assert resources._warming is not None and resources._warming.done()
+
+
+def test_the_key_follows_the_bubblewrap_the_backend_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not `bwrap` on the agent's PATH: the one `linux.bwrap_path` runs (system directories)."""
+    from codexbro.sandbox import linux
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(linux, "bwrap_path", lambda: str(fake))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    probe_cache.machine_key.cache_clear()
+    before = probe_cache.machine_key()
+    fake.write_text('#!/bin/sh\nexec "$@"  # a replaced binary\n')
+    probe_cache.machine_key.cache_clear()
+    assert probe_cache.machine_key() != before
+    probe_cache.machine_key.cache_clear()
+
+
+def test_two_first_callers_share_one_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up and the first command ask at once: one probe runs."""
+    import threading
+
+    runs: list[str] = []
+
+    def slow_probe(backend: str, *, network: bool = False) -> ProbeResult:
+        runs.append(backend)
+        time.sleep(0.3)
+        return ProbeResult(backend, True, "ok")
+
+    monkeypatch.setattr(probes, "run_probe", slow_probe)
+    probes.backend_report.cache_clear()
+    probes._live_report.cache_clear()
+    callers = [
+        threading.Thread(target=probes.backend_report, args=("namespaces", tmp_path)) for _ in range(2)
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert runs == ["namespaces"]
+    probes.backend_report.cache_clear()
+    probes._live_report.cache_clear()
+
+
+def test_a_fifo_in_place_of_the_verdicts_is_not_waited_on(tmp_path: Path, live: list[str]) -> None:
+    os.mkfifo(tmp_path / CACHE_FILE)
+    assert report("namespaces", tmp_path).ok and live == ["namespaces"]
+
+
+async def test_the_snapshot_capture_uses_the_kept_verdict_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The capture resolves `auto` with the agent's home (the kept verdict), in a thread."""
+    import threading
+
+    from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+    from codexbro.sandbox import linux
+    from codexbro.sandbox.policy import spec_for
+    from codexbro.tools.shell_snapshot import ShellSnapshot
+
+    asked: list[tuple[Path | None, bool]] = []
+
+    def choose(home: Path | None = None) -> str:
+        asked.append((home, threading.current_thread() is threading.main_thread()))
+        raise linux.SandboxUnavailable("none here")
+
+    monkeypatch.setattr(linux, "choose_backend", choose)
+    spec = spec_for("read-only", SandboxWorkspaceWrite(), tmp_path, tmp_path, "s/snapshot")
+    snap = ShellSnapshot("/bin/bash", tmp_path, ShellEnvironmentPolicy(), sandbox=spec, backend="auto")
+    assert await snap.ready() is None and "none here" in (snap.error or "")
+    assert asked == [(tmp_path, False)]
+    snap.close()
+
+
+@pytest.mark.skipif("namespaces" not in WORKING, reason="the namespaces backend does not work here")
+async def test_the_capture_container_is_closed_after_the_capture(tmp_path: Path) -> None:
+    from codexbro.config.types import SandboxWorkspaceWrite, ShellEnvironmentPolicy
+    from codexbro.sandbox import container
+    from codexbro.sandbox.policy import spec_for
+    from codexbro.tools.shell_snapshot import ShellSnapshot
+
+    agent_home = tmp_path / "agent"
+    agent_home.mkdir()
+    spec = spec_for("read-only", SandboxWorkspaceWrite(), tmp_path, agent_home, "cap-sess/snapshot")
+    snap = ShellSnapshot(
+        "/bin/bash", agent_home, ShellEnvironmentPolicy(), sandbox=spec, backend="namespaces"
+    )
+    assert await snap.ready() is not None, snap.error
+    assert not [k for k in container._CONTAINERS if k[1] == "cap-sess/snapshot"]
+    snap.close()
+
+
+def test_a_starting_container_is_not_idle() -> None:
+    from codexbro.sandbox.container import Container
+    from codexbro.sandbox.namespaces import View
+
+    async def check() -> None:
+        c = Container(View((), (), (), (), False, os.getuid(), os.getgid()), [], 0)
+        assert c.idle
+        c._starting = asyncio.get_running_loop().create_future()  # a start in progress
+        assert not c.idle  # never evicted under a spawn that waits for it
+        c._starting.cancel()
+
+    asyncio.run(check())

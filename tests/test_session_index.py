@@ -128,3 +128,58 @@ def test_an_unwritable_home_still_finds_the_session(tmp_path: Path) -> None:
     path = write_session(home, 1, "/w")
     (home / INDEX_FILE).mkdir()  # cannot be written: the search still works, the index is a cache
     assert latest_rollout(home, Path("/w")) == path
+
+
+def test_codex_thread_names_in_a_shared_home_are_left_alone(tmp_path: Path) -> None:
+    """Codex 0.169 keeps thread names in `session_index.jsonl`: ours is another file."""
+    home = tmp_path
+    names = "".join(
+        json.dumps({"id": f"t{n}", "thread_name": "x", "updated_at": "now"}) + "\n" for n in range(1100)
+    )
+    (home / "session_index.jsonl").write_text(names)
+    write_session(home, 1, "/w")
+    latest_rollout(home, Path("/w"))
+    assert (home / "session_index.jsonl").read_text() == names and INDEX_FILE != "session_index.jsonl"
+
+
+def test_odd_names_and_hostile_lines_do_not_break_the_search(tmp_path: Path) -> None:
+    home = tmp_path
+    good = write_session(home, 1, "/w")
+    odd = good.parent / os.fsdecode(b"rollout-2026-12-01T11-00-00-\xff\xfe-0000.jsonl")  # not UTF-8
+    odd.write_text(good.read_text().replace("00000001", "0000000f"))
+    with open(home / INDEX_FILE, "w") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")  # nested too deep to parse
+    for _ in range(2):  # and again, with whatever the first search saved
+        assert latest_rollout(home, Path("/w")) == odd
+    assert [s.thread_id for s in list_sessions(home, Path("/w"))] == ["0000000f", "00000001"]
+
+
+def test_compaction_drops_deleted_rollouts_and_linked_days_are_searched(tmp_path: Path) -> None:
+    home = tmp_path
+    gone = [write_session(home, n, "/w") for n in range(1, 11)]
+    latest_rollout(home, Path("/w"))
+    for path in gone:
+        path.unlink()
+    elsewhere = tmp_path / "archive" / "05"
+    elsewhere.mkdir(parents=True)
+    kept = elsewhere / "rollout-2026-12-05T10-00-00-00000099-0000-7000-8000-000000000000.jsonl"
+    kept.write_text(json.dumps({"type": "session_meta", "payload": {"id": "00000099", "cwd": "/w"}}) + "\n")
+    os.symlink(elsewhere, home / "sessions" / "2026" / "12" / "05")
+    with open(home / INDEX_FILE, "a") as fh:
+        fh.write("stale\n" * 1100)
+    assert latest_rollout(home, Path("/w")) == home / "sessions" / "2026" / "12" / "05" / kept.name
+    lines = (home / INDEX_FILE).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["00000099"]  # the deleted ones are gone
+
+
+def test_a_fifo_in_place_of_the_index_is_not_waited_on(tmp_path: Path) -> None:
+    import threading
+
+    home = tmp_path
+    path = write_session(home, 1, "/w")
+    os.mkfifo(home / INDEX_FILE)
+    found: list[Path] = []
+    worker = threading.Thread(target=lambda: found.append(latest_rollout(home, Path("/w"))), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert found == [path]

@@ -1,7 +1,8 @@
 """What ``resume --last`` and the session pickers need to know of each rollout, cached.
 
 A rollout's first line (its ``session_meta``: id, cwd, source) never changes once written, and
-its first user message never changes once there. ``$CODEXBRO_HOME/session_index.jsonl`` keeps
+its first user message never changes once there. ``$CODEXBRO_HOME/codexbro_session_index.jsonl``
+(not Codex's ``session_index.jsonl``, which holds thread names in a shared home) keeps
 those facts per file, so finding the newest session of a directory among thousands opens no
 rollout at all: the ``sessions/YYYY/MM/DD`` directories are listed newest first and each file's
 facts come from the index. A file the index does not know (a new session, one written by Codex in
@@ -17,13 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-INDEX_FILE = "session_index.jsonl"
+from codexbro.homefiles import read_own_file
+
+INDEX_FILE = "codexbro_session_index.jsonl"  # not Codex's session_index.jsonl (thread names)
 MAX_FIRST_MESSAGE = 400  # characters of the first user message kept for the pickers
+MAX_INDEX_BYTES = 64 << 20  # an index larger than this is not read (the rollouts are, once)
 log = logging.getLogger(__name__)
 
 
@@ -53,14 +59,14 @@ def rollouts_newest_first(root: Path) -> Iterator[Path]:
         except OSError:
             return []
 
-    for year in entries(root):
-        if not year.is_dir(follow_symlinks=False):
+    for year in entries(root):  # linked directories are followed, as the glob it replaces did
+        if not year.is_dir():
             continue
         for month in entries(Path(year.path)):
-            if not month.is_dir(follow_symlinks=False):
+            if not month.is_dir():
                 continue
             for day in entries(Path(month.path)):
-                if not day.is_dir(follow_symlinks=False):
+                if not day.is_dir():
                     continue
                 for file in entries(Path(day.path)):
                     if file.name.startswith("rollout-") and file.name.endswith(".jsonl"):
@@ -81,10 +87,10 @@ class SessionIndex:
         self._load()
 
     def _load(self) -> None:
-        try:  # our own file only: a symlink planted in its place is neither read nor written through
-            with os.fdopen(os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as fh:
-                data = fh.read()
-        except OSError:
+        # our own regular file only: a symlink planted in its place is neither read nor written
+        # through, a FIFO is never waited on
+        data = read_own_file(self.path, MAX_INDEX_BYTES)
+        if data is None:
             return
         self.torn = bool(data) and not data.endswith(b"\n")  # a torn last line: ours start afresh
         for line in data.splitlines():
@@ -93,7 +99,7 @@ class SessionIndex:
             self.lines += 1
             try:
                 facts = _decoder.decode(line)
-            except msgspec.DecodeError:  # a torn or foreign line: the file is read again instead
+            except (msgspec.DecodeError, RecursionError, ValueError):  # torn or foreign: read the rollout
                 continue
             self.known[facts.file] = facts
 
@@ -102,8 +108,11 @@ class SessionIndex:
 
     def facts(self, path: Path, *, first_message: bool = False) -> Facts | None:
         """The facts of rollout ``path`` (None: not a rollout, or not readable now); with
-        ``first_message``, a file whose first message is not known yet is read again for it."""
+        ``first_message``, a file whose first message is not known yet is read again for it. A
+        name that is not valid UTF-8 is never indexed (read each time instead)."""
         key = self.key(path)
+        if not _utf8(key):
+            return read_facts(path, key)
         cached = self.known.get(key)
         if cached is not None and (cached.first is not None or not first_message):
             return cached
@@ -125,10 +134,11 @@ class SessionIndex:
                 self._rewrite()
             else:
                 data = b"\n" * self.torn + b"".join(_encoder.encode(f) + b"\n" for f in self.learnt)
-                fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-                )
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+                fd = os.open(self.path, flags, 0o600)
                 try:
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        raise OSError(f"{self.path} is not a regular file")
                     os.write(fd, data)
                 finally:
                     os.close(fd)
@@ -139,9 +149,11 @@ class SessionIndex:
         self.learnt = []
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
+        """Only the entries of rollouts that still exist, in a new file renamed over the old."""
+        self.known = {k: f for k, f in self.known.items() if (self.root / k).is_file()}
+        tmp = self.path.with_name(f".{INDEX_FILE}.{secrets.token_hex(6)}.tmp")
         data = b"".join(_encoder.encode(f) + b"\n" for f in self.known.values())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -153,6 +165,14 @@ class SessionIndex:
         os.close(fd)
         os.replace(tmp, self.path)
         self.lines = len(self.known)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_facts(path: Path, key: str) -> Facts | None:

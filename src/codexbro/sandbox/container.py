@@ -131,6 +131,11 @@ class Container:
             and not self._reader.done()
         )
 
+    @property
+    def idle(self) -> bool:
+        """Nothing runs in it and it is not starting (a start in progress has a spawn waiting)."""
+        return self.running == 0 and (self._starting is None or self._starting.done())
+
     # ---- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -170,6 +175,7 @@ class Container:
         ours.setblocking(False)
         self._sock = ours
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready.add_done_callback(_retrieved)  # set by the reader even when this start was cancelled
         self._reader = asyncio.ensure_future(self._read(ours, ready))
         try:
             await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
@@ -399,7 +405,7 @@ def container_for(owner: str, view: View, landlock_writable: list[str], landlock
             old.on_idle = _close_soon
     found = _CONTAINERS[key] = Container(view, landlock_writable, landlock_abi)
     for extra in [k for k in _CONTAINERS if k[0] == loop][:-MAX_CONTAINERS]:
-        if _CONTAINERS[extra].running == 0:
+        if _CONTAINERS[extra].idle:
             _close_soon(_CONTAINERS.pop(extra))
     return found
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import sys
 import time
 from functools import cache
@@ -28,6 +27,7 @@ from pathlib import Path
 import msgspec
 
 from codexbro import __version__
+from codexbro.homefiles import read_own_file
 from codexbro.sandbox.probes import ProbeResult
 
 CACHE_FILE = "sandbox_probes.json"
@@ -70,6 +70,14 @@ def _stat_sig(path: str | None) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode]
 
 
+def _bwrap() -> list[object]:
+    """The bubblewrap the backend runs (``linux.bwrap_path``: system directories only), resolved."""
+    from codexbro.sandbox.linux import bwrap_path
+
+    path = bwrap_path()
+    return [path, path and os.path.realpath(path), _stat_sig(path and os.path.realpath(path))]
+
+
 @cache
 def machine_key() -> str:
     """Everything a probe verdict depends on, hashed."""
@@ -83,20 +91,18 @@ def machine_key() -> str:
             namespaces.append("")
     parts = [
         __version__, code, [_read(p) for p in SETTINGS], namespaces, list(os.uname()), os.getuid(), os.getgid(),
-        _stat_sig(shutil.which("bwrap")), os.path.realpath(sys.executable), _stat_sig(os.path.realpath(sys.executable)),
+        _bwrap(), os.path.realpath(sys.executable), _stat_sig(os.path.realpath(sys.executable)),
     ]  # fmt: skip
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
 def _load(home: Path) -> Stored | None:
-    try:
-        fd = os.open(home / CACHE_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    data = read_own_file(home / CACHE_FILE, 1 << 20)
+    if data is None:
         return None
     try:
-        with os.fdopen(fd, "rb") as fh:
-            stored = _decoder.decode(fh.read(1 << 20))
-    except (OSError, msgspec.DecodeError):
+        stored = _decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError, ValueError):
         return None
     if stored.key != machine_key() or not 0 <= time.time() - stored.saved <= TTL_S:
         return None

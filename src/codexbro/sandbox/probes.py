@@ -257,6 +257,9 @@ def _judge(backend: str, checks: dict[str, tuple[str, str]]) -> ProbeResult:
     return result
 
 
+_PROBING = threading.Lock()  # one probe at a time: the warm-up and a first command do not both run one
+
+
 @cache
 def backend_report(backend: str, home: Path | None = None) -> ProbeResult:
     """The probe of ``backend`` under a network-off policy, once per process; with the agent's
@@ -264,9 +267,15 @@ def backend_report(backend: str, home: Path | None = None) -> ProbeResult:
     a new one kept."""
     from codexbro.sandbox import probe_cache
 
-    if home is not None and (kept := probe_cache.remembered(home, backend)) is not None:
-        return kept
-    result = run_probe(backend)
-    if home is not None:
-        probe_cache.remember(home, result)
-    return result
+    with _PROBING:
+        if home is not None and (kept := probe_cache.remembered(home, backend)) is not None:
+            return kept
+        result = _live_report(backend)
+        if home is not None:
+            probe_cache.remember(home, result)
+        return result
+
+
+@cache
+def _live_report(backend: str) -> ProbeResult:
+    return run_probe(backend)

@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -125,6 +126,7 @@ class ShellSnapshot:
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self.path: Path | None = None  # the cached file the memfd was loaded from
+        self.capture_owner: str | None = None  # the capture's sandbox container, closed after it
         self.error: str | None = None  # why there is none
         self.cached = False  # the file came from the cache (no capture this session)
         self.capture_s = 0.0
@@ -222,6 +224,8 @@ class ShellSnapshot:
                 except SnapshotError as exc:
                     _write_private(path.with_suffix(".failed"), str(exc))
                     raise
+                finally:
+                    await self._close_capture_container()
                 _write_private(path, text)
                 _prune(path, self.ttl_s)
             else:
@@ -238,6 +242,13 @@ class ShellSnapshot:
         else:
             log.info("shell snapshot %s (%s, %.0f ms)", self.path, "cached" if self.cached else "captured",
                      self.capture_s * 1000)  # fmt: skip
+
+    async def _close_capture_container(self) -> None:
+        """The capture's container (its own owner, ``SESSION/snapshot``) is not needed again."""
+        container = sys.modules.get("codexbro.sandbox.container")
+        if container is not None and self.capture_owner is not None:
+            with contextlib.suppress(Exception):
+                await container.close_containers(self.capture_owner)
 
     def _base_env(self) -> dict[str, str]:
         from codexbro.tools.exec_env import build_env
@@ -293,11 +304,17 @@ class ShellSnapshot:
 
         prepared = None
         if self.sandbox is not None:
-            from codexbro.sandbox.linux import SandboxUnavailable, prepare
+            from codexbro.sandbox.linux import SandboxUnavailable, choose_backend, prepare
 
             try:
                 spec = self.sandbox() if callable(self.sandbox) else self.sandbox
-                prepared = prepare(spec, self.backend)
+                self.capture_owner = spec.owner
+                # the session's backend, from the verdict kept in the home; a live probe, if one
+                # is needed, runs in a thread (never on the event loop)
+                backend = self.backend
+                if backend == "auto":
+                    backend = await asyncio.to_thread(choose_backend, self.home)
+                prepared = prepare(spec, backend)
             except (SandboxUnavailable, OSError) as exc:
                 raise SnapshotError(f"no sandbox to capture the login shell in: {exc}") from None
         loop = asyncio.get_running_loop()
