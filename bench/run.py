@@ -104,7 +104,18 @@ def compile_bytecode() -> None:
     import compileall
     import importlib.util
 
-    for name in ("codexbro", "httpx", "httpcore", "anyio", "h11", "httpx_sse", "idna", "certifi", "sniffio", "msgspec"):
+    for name in (
+        "codexbro",
+        "httpx",
+        "httpcore",
+        "anyio",
+        "h11",
+        "httpx_sse",
+        "idna",
+        "certifi",
+        "sniffio",
+        "msgspec",
+    ):
         spec = importlib.util.find_spec(name)
         if spec and spec.submodule_search_locations:
             for location in spec.submodule_search_locations:
