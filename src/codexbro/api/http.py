@@ -35,6 +35,14 @@ class RequestRecord(Struct):
 
 Observer = Callable[[RequestRecord], None]
 
+MAX_UNARY_BYTES = 16 * 1024 * 1024  # a JSON API answer; the model catalog is ~200 KiB
+_DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
 SECRET_HEADERS = frozenset(
     {"authorization", "chatgpt-account-id", "openai-organization", "openai-project", "cookie"}
 )
@@ -65,6 +73,7 @@ class RouteHttp:
         # Building the TLS context (CA bundle) costs ~50 ms; a client that only ever talks plain
         # http (a local server, the loopback fake) skips it, and refuses https URLs (see _check).
         self.tls = tls
+        self.timeout_s = read_timeout_s if read_timeout_s is not None else timeout_s
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, read=read_timeout_s),
             follow_redirects=False,
@@ -131,33 +140,56 @@ class RouteHttp:
         files: dict[str, tuple[str, bytes, str]] | None = None,
         attempt: int = 1,
         timeout_s: float | None = None,
+        max_bytes: int = MAX_UNARY_BYTES,
+        deadline_s: float | None = None,
     ) -> httpx.Response:
-        """A unary request (JSON APIs), its body read; no answer raises ``TransportError``."""
+        """A unary request (JSON APIs), its body read; no answer raises ``TransportError``. The
+        body is read up to ``max_bytes`` after decoding (a larger one — or a compression bomb — is
+        a ``TransportError``), and the whole exchange must end within ``deadline_s`` (default: four
+        times the read timeout, at least a minute): a server that trickles a byte now and then,
+        each within the read timeout, is cut off all the same."""
+        import asyncio
+
         self._check(url)
         content = None
         if json_body is not None:
             content, headers = _json_content(json_body, headers)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
+        limit = deadline_s if deadline_s is not None else max(60.0, 4 * (timeout_s or self.timeout_s))
         try:
-            response = await self._client.request(
-                route.method,
-                url,
-                headers=headers,
-                content=content,
-                data=data,
-                files=files,
-                timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
-            )
-        except self._httpx.HTTPError as exc:
-            record.error = describe_transport_error(exc)
+            async with asyncio.timeout(limit):
+                request = self._client.build_request(
+                    route.method, url, headers=headers, content=content, data=data, files=files,
+                    timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
+                )  # fmt: skip
+                response = await self._client.send(request, stream=True)
+                try:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise _TooLarge
+                finally:
+                    await response.aclose()
+        except (self._httpx.HTTPError, TimeoutError, _TooLarge) as exc:
+            if isinstance(exc, TimeoutError):
+                record.error = f"no complete answer within {limit:g} s"
+            elif isinstance(exc, _TooLarge):
+                record.error = f"the answer is over {max_bytes // 1024} KiB"
+            else:
+                record.error = describe_transport_error(exc)
             record.duration_ms = (time.monotonic() - started) * 1000
             self._emit(record)
             raise TransportError(record.error, route=route.name) from None
         record.status = response.status_code
         record.duration_ms = (time.monotonic() - started) * 1000
         self._emit(record)
-        return response
+        # the body is decoded already: the copy says so (no content-encoding), so .content, .text
+        # and .json() read it as it is
+        kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DECODED_HEADERS]
+        return self._httpx.Response(response.status_code, headers=kept, content=bytes(body),
+                                    request=response.request, extensions=response.extensions)  # fmt: skip
 
 
 _MAPPED: Any = None

@@ -11,6 +11,7 @@ from codexbro.api.routes import route
 from codexbro.errors import ApiError, FatalApiError, TransportError
 
 DEFAULT_MODEL = "gpt-4o-transcribe"
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # read no further: a larger answer is not a transcription
 
 
 async def transcribe(
@@ -21,17 +22,14 @@ async def transcribe(
     url = r.url(base_url)
     data = {} if chatgpt else {"model": model}
     try:
-        resp = await http.request(r, url, headers=headers, data=data, files={"file": (filename, audio, mime)})
+        resp = await http.request(r, url, headers=headers, data=data, files={"file": (filename, audio, mime)},
+                                  max_bytes=MAX_ANSWER_BYTES)  # fmt: skip
     except TransportError as exc:
         raise ApiError(f"could not reach {url}: {exc.detail}", kind="http_connection_failed",
                        route=r.name) from None  # fmt: skip
     if resp.status_code != 200:
         raise FatalApiError(f"transcription failed: HTTP {resp.status_code} from {url}", kind="other",
                             status=resp.status_code, route=r.name)  # fmt: skip
-    if len(resp.content) > 4 * 1024 * 1024:
-        raise FatalApiError(
-            f"{url} answered with over 4 MiB; not a transcription", kind="other", route=r.name
-        )
     try:
         doc = json.loads(resp.content)
     except (ValueError, RecursionError):
