@@ -130,7 +130,6 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
 
     def open_child(model: str | None, resume: str | None = None) -> Session:
         from codexbro.api.responses_client import ResponsesModelClient
-        from codexbro.composition.resolve import model_lookup
 
         res = resolution
         if model is not None and model != resolution.model.slug:
