@@ -7,6 +7,6 @@ import sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 
-from codexbro.cli.main import main
+from codexbro.cli.main import entry
 
-raise SystemExit(main())
+entry()

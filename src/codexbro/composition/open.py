@@ -77,44 +77,70 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
     thread_id = resume.thread_id if resume else new_thread_id()
     rules = _load_rules(resolution) if not options.ignore_rules else ()
     log = RequestLog()
-    persistent = not options.ephemeral and config.history_persistence != "none"
-    client = open_model_client(
-        resolution, thread_id, originator=options.originator, request_log=log, notice=options.notice,
-        keep_conversation=persistent,
-    )  # fmt: skip
-    recorder = RolloutRecorder(config.codexbro_home, thread_id, path=resume.path if resume else None,
-                               enabled=persistent)  # fmt: skip
-    if resume:
-        recorder.adopt(resume.meta, resume.last_turn_context)
-    else:
-        _start_file(recorder, resolution, client, thread_id, options)
-    if recorder.enabled:
-        from codexbro.core import codex_index
+    _boot_spare_server(config, thread_id)
+    try:
+        persistent = not options.ephemeral and config.history_persistence != "none"
+        client = open_model_client(
+            resolution, thread_id, originator=options.originator, request_log=log, notice=options.notice,
+            keep_conversation=persistent,
+        )  # fmt: skip
+        recorder = RolloutRecorder(config.codexbro_home, thread_id, path=resume.path if resume else None,
+                                   enabled=persistent)  # fmt: skip
+        if resume:
+            recorder.adopt(resume.meta, resume.last_turn_context)
+        else:
+            _start_file(recorder, resolution, client, thread_id, options)
+        if recorder.enabled:
+            from codexbro.core import codex_index
 
-        originator = originator_for(options.originator)
-        codex_index.index_after_turns(recorder, config, thread_id, resolution.provider.id, resolution.model.slug,
-                                      originator, options.source)  # fmt: skip
-    session = Session(
-        config=config,
-        model=resolution.model,
-        client=client,
-        request_log=log,
-        thread_id=thread_id,
-        recorder=recorder,
-        history=History(earlier.history if earlier else None),
-        resumed=earlier is not None,
-        warnings=list(resolution.warnings),
-        rules=rules,
-        resolution=resolution.event(),
-        # exec processes, js_repl, MCP servers and the shell snapshot outlive turns, not the session
-        tool_resources=ToolResources(thread_id, _mcp_manager(resolution), _shell_snapshot(config, thread_id)),
-        first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
-        can_ask_user=options.interactive,
-        model_lookup=None if resolution.embedded else model_lookup(config),
-    )
+            originator = originator_for(options.originator)
+            codex_index.index_after_turns(recorder, config, thread_id, resolution.provider.id, resolution.model.slug,
+                                          originator, options.source)  # fmt: skip
+        session = Session(
+            config=config,
+            model=resolution.model,
+            client=client,
+            request_log=log,
+            thread_id=thread_id,
+            recorder=recorder,
+            history=History(earlier.history if earlier else None),
+            resumed=earlier is not None,
+            warnings=list(resolution.warnings),
+            rules=rules,
+            resolution=resolution.event(),
+            # exec processes, js_repl, MCP servers and the shell snapshot outlive turns, not the session
+            tool_resources=ToolResources(
+                thread_id, _mcp_manager(resolution), _shell_snapshot(config, thread_id)
+            ),
+            first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
+            can_ask_user=options.interactive,
+            model_lookup=None if resolution.embedded else model_lookup(config),
+        )
+    except BaseException:
+        _drop_spare_server(thread_id)
+        raise
     if options.subagents and not resolution.embedded:
         _attach_subagents(session, resolution, options)
     return session
+
+
+def _boot_spare_server(config: Config, thread_id: str) -> None:
+    """A session that may run commands in the namespace sandbox boots its container's server now, in
+    the background: its ~70 ms interpreter start overlaps the agent's own set-up instead of
+    delaying the first command (``sandbox/spare.py``; stopped unused when the session closes)."""
+    if config.sandbox_mode == "danger-full-access" or config.sandbox_backend not in ("auto", "namespaces"):
+        return
+    from codexbro.sandbox import spare
+
+    spare.boot_for(thread_id)
+
+
+def _drop_spare_server(thread_id: str) -> None:
+    import sys
+
+    spare = sys.modules.get("codexbro.sandbox.spare")
+    if spare is not None:
+        spare.drop(thread_id)
 
 
 def _attach_subagents(session: Session, resolution: Resolution, options: SessionOptions) -> None:

@@ -22,16 +22,14 @@ import json
 import os
 import signal
 import socket
-import sys
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from codexbro.sandbox import spare
 from codexbro.sandbox.namespaces import View
 
 START_TIMEOUT_S = 20.0
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _ids = itertools.count(1)
 
 
@@ -103,15 +101,16 @@ class ContainerProcess:
 class Container:
     """One container: its server process, the control socket, the requests in flight."""
 
-    def __init__(self, view: View, landlock_writable: list[str], landlock_abi: int) -> None:
+    def __init__(self, view: View, landlock_writable: list[str], landlock_abi: int, owner: str = "") -> None:
         self.view = view
         self._config = {
             "writable": list(view.writable), "protected": list(view.protected),
             "hidden_dirs": list(view.hidden_dirs), "pinned": list(view.pinned),
             "network": view.network, "landlock_writable": landlock_writable, "landlock_abi": landlock_abi,
         }  # fmt: skip
+        self.owner = owner
         self._sock: socket.socket | None = None
-        self._server: asyncio.subprocess.Process | None = None
+        self._server: spare.Booted | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
         self._procs: dict[str, ContainerProcess] = {}
@@ -126,7 +125,7 @@ class Container:
         return (
             self._sock is not None
             and self._server is not None
-            and self._server.returncode is None
+            and self._server.alive
             and self._reader is not None
             and not self._reader.done()
         )
@@ -157,27 +156,17 @@ class Container:
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        config = json.dumps({**self._config, "agent_pid": os.getpid(), "control_fd": theirs.fileno()})
-        boot = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from codexbro.sandbox.server import main; main()"
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
-        try:
-            self._server = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-c", boot, config, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-                pass_fds=(theirs.fileno(),), start_new_session=True, cwd="/",
-            )  # fmt: skip
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        self._sock = ours
+        # The session's spare server (booted when it opened) if it has one; else one booted now.
+        booted = spare.take(self.owner) if self.owner else None
+        if booted is None:
+            booted = spare.boot()
+        self._server = booted
+        self._sock = booted.sock
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ready.add_done_callback(_retrieved)  # set by the reader even when this start was cancelled
-        self._reader = asyncio.ensure_future(self._read(ours, ready))
+        self._reader = asyncio.ensure_future(self._read(booted.sock, ready))
         try:
+            await self._send({"op": "configure"}, self._config, [])
             await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
         except BaseException as exc:
             await self._teardown()
@@ -226,16 +215,13 @@ class Container:
             reader.cancel()  # before the socket closes: its descriptor number may be reused at once
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()  # the server reads end-of-file and takes the container down
-            self._sock = None
+        self._sock = None
         server, self._server = self._server, None
-        if server is not None and server.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                server.kill()  # the holder; PID 1 follows it by its parent-death signal
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait(), 5)
+        if server is not None:
+            # Closing our end: the server reads end-of-file and takes the container down; killing
+            # the holder (the process we started): PID 1 follows it by its parent-death signal.
+            server.kill()
+            await server.reaped()
         for proc in list(self._procs.values()):
             proc._event({"event": "lost", "message": "the sandbox container was stopped"})
         self._procs.clear()
@@ -403,7 +389,7 @@ def container_for(owner: str, view: View, landlock_writable: list[str], landlock
             _close_soon(old)
         else:
             old.on_idle = _close_soon
-    found = _CONTAINERS[key] = Container(view, landlock_writable, landlock_abi)
+    found = _CONTAINERS[key] = Container(view, landlock_writable, landlock_abi, owner)
     for extra in [k for k in _CONTAINERS if k[0] == loop][:-MAX_CONTAINERS]:
         if _CONTAINERS[extra].idle:
             _close_soon(_CONTAINERS.pop(extra))

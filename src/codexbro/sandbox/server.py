@@ -1,7 +1,9 @@
 """The namespace sandbox's spawn server: one small process per session container.
 
-Started by the agent (``container.py``) as a fresh ``python -I`` — no copy of the agent's memory or
-environment — with a control socket (its descriptor number is in the configuration). It arms a
+Started by the agent (``spare.py``) as a fresh ``python -I`` — no copy of the agent's memory or
+environment — with a control socket (its descriptor number and the agent's pid are its arguments),
+often before the session needs a container: it imports what it needs and waits for its
+configuration (the view), the first message on the socket. It arms a
 parent-death signal (the agent's death is its death) and builds the container
 (``namespaces.enter``: user, mount, IPC, network and — for its children — PID namespaces, and the
 read-only mount view). Then it forks: the child is PID 1 of the container and goes on as the server
@@ -57,8 +59,8 @@ RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ", "SIGCHLD", "SIGINT", "SIGTERM",
 
 
 class Server:
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.sock = socket.socket(fileno=int(config["control_fd"]))
+    def __init__(self, config: dict[str, Any], sock: socket.socket) -> None:
+        self.sock = sock
         self.view = namespaces.View(
             tuple(config["writable"]), tuple(config["protected"]), tuple(config["pinned"]),
             tuple(config["hidden_dirs"]), bool(config["network"]), os.getuid(), os.getgid(),
@@ -107,7 +109,6 @@ class Server:
         self.alive_r, self._alive_w = _high(alive_r), _high(alive_w)
         if self.abi > 0:  # built once, in the container's view; each command only applies it
             self.ruleset = _high(landlock.build_ruleset(self.landlock_writable, abi=self.abi))
-        import codexbro.apply_patch.apply  # noqa: F401 - loaded once: the patch writer's children fork with it
 
     # ---- serving ------------------------------------------------------------------------------
 
@@ -273,13 +274,43 @@ def _write_patch(patch: str, cwd: str) -> NoReturn:
     os._exit(0)
 
 
+def receive_config(sock: socket.socket) -> dict[str, Any] | None:
+    """The first message: ``configure``, the configuration in a memfd. None when the agent closed
+    the socket first (a spare it never used)."""
+    while True:
+        try:
+            head, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+        except InterruptedError:
+            continue
+        break
+    try:
+        if not head:
+            return None
+        if not fds or json.loads(head).get("op") != "configure":
+            raise ValueError("the first message is not the configuration")
+        return _read_request(fds[0])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def main() -> None:
-    config = json.loads(sys.argv[1])
-    arm_parent_death(int(config["agent_pid"]))
+    """``python -I -c BOOT AGENT_PID CONTROL_FD``: boot (imports done, parent-death signal armed),
+    wait for the configuration, build the container, serve."""
+    agent_pid, control_fd = int(sys.argv[1]), int(sys.argv[2])
+    arm_parent_death(agent_pid)
     os.chdir("/")
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)  # only the agent ends the server (by closing the socket)
-    server = Server(config)
+    # Loaded before the configuration arrives (a spare server waits with it loaded): the patch
+    # writer's children fork with it.
+    import codexbro.apply_patch.apply  # noqa: F401
+
+    sock = socket.socket(fileno=control_fd)
+    config = receive_config(sock)
+    if config is None:
+        return
+    server = Server(config, sock)
     try:
         server.build()
     except OSError as exc:

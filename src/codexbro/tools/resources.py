@@ -96,6 +96,9 @@ class ToolResources:
             await self.shell_snapshot.aclose()
         if self._js is not None:
             await self._js.aclose()
+        spare = sys.modules.get("codexbro.sandbox.spare")
+        if spare is not None:  # a server booted for this session that no command used
+            await spare.discard(self.owner)
         linux = sys.modules.get("codexbro.sandbox.linux")
         if linux is not None:  # only when this session ran something sandboxed
             await linux.end_session(self.owner)
