@@ -74,9 +74,9 @@ class ToolResources:
     def warm_up(self, tool: str, sandbox: SandboxSpec | None, backend: str, home: Path | None) -> None:
         """The model has begun a call of ``tool``: when it starts a command, start what the command
         would otherwise wait for — the shell snapshot and, for the namespace backend, the session's
-        sandbox container (its server takes ~80 ms to start) — while the call's arguments stream
-        in. Once per session; a text-only session starts nothing. Failures are left for the
-        command to report."""
+        sandbox container (configuring the spare server booted when the session opened, or
+        booting one: ~80 ms) — while the call's arguments stream in. Once per session; a text-only
+        session starts nothing more than that spare. Failures are left for the command to report."""
         if self._warming is not None or tool not in COMMAND_TOOLS:
             return
         if self.shell_snapshot is not None:
