@@ -39,7 +39,7 @@ def setup(home: Path, fake: FakeResponsesServer, token: str | None = None) -> li
     fake.route("POST", "/backend-api/wham/tasks", answer({"task": {"id": "task_e_new"}}))
     fake.route("GET", "/backend-api/connectors/directory/list", answer({"items": [{"id": "gh", "name": "GitHub",
                                                                                     "description": "repos"}]}))  # fmt: skip
-    fake.route("GET", "/backend-api/plugins/list", answer(b"<html>login</html>", 200, "text/html"))
+    fake.route("GET", "/backend-api/ps/plugins/list", answer(b"<html>login</html>", 200, "text/html"))
     return seen
 
 
@@ -50,7 +50,11 @@ def test_usage_and_cloud_tasks(home: Path, fake: FakeResponsesServer) -> None:
     assert "plan: plus" in res.stdout and "primary" in res.stdout and "12.0% used  (5h window" in res.stdout
     assert json.loads(run_cli("usage", "--json").stdout)["plan_type"] == "plus"
     listing = run_cli("cloud", "list")
-    assert "task_e_1" in listing.stdout and "completed" in listing.stdout and "2h ago" in listing.stdout
+    assert (
+        "task_e_1" in listing.stdout
+        and "[READY] Add dark mode" in listing.stdout
+        and "2h ago" in listing.stdout
+    )
     assert json.loads(run_cli("cloud", "show", "task_e_1").stdout)["title"] == "Add dark mode"
     created = run_cli("cloud", "create", "env_123", "fix", "the", "bug")
     assert json.loads(created.stdout) == {"task": {"id": "task_e_new"}}
@@ -166,8 +170,11 @@ async def test_every_backend_route_success_and_error(fake: FakeResponsesServer) 
         ("GET", "/backend-api/wham/config/requirements"): {"requirements": {"sandbox": "workspace-write"}},
         ("GET", "/backend-api/wham/environments"): [{"id": "env_1", "label": "main"}],
         ("GET", "/backend-api/wham/environments/by-repo/github/acme/app"): [{"id": "env_2"}],
-        ("GET", "/backend-api/wham/tasks/t1/turns/tr1/sibling_turns"): {"sibling_turns": []},
-        ("GET", "/backend-api/plugins/list"): {"plugins": [{"id": "p", "enabled": True}]},
+        ("GET", "/backend-api/wham/tasks/t1/turns/tr1/sibling_turns"): {"sibling_turns": [{"id": "tr2"}]},
+        ("GET", "/backend-api/ps/plugins/list"): {
+            "plugins": [{"id": "p", "enabled": True}],
+            "pagination": {"next_page_token": None},
+        },
         ("POST", "/backend-api/wham/apps"): {"jsonrpc": "2.0", "id": 1, "result": {"tools": []}},
         ("GET", "/backend-api/connectors/directory/list_workspace"): {
             "items": [{"id": "w1", "name": "Drive"}]
@@ -187,8 +194,8 @@ async def test_every_backend_route_success_and_error(fake: FakeResponsesServer) 
         assert (await backend.requirements())["requirements"]["sandbox"] == "workspace-write"
         assert (await backend.environments())[0]["id"] == "env_1"
         assert (await backend.environments_by_repo("github", "acme", "app"))[0]["id"] == "env_2"
-        assert (await backend.sibling_turns("t1", "tr1")) == {"sibling_turns": []}
-        assert (await backend.plugins())["plugins"][0]["enabled"] is True
+        assert (await backend.sibling_turns("t1", "tr1")) == [{"id": "tr2"}]
+        assert (await backend.plugins())[0]["enabled"] is True
         assert (await backend.apps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))["result"] == {
             "tools": []
         }

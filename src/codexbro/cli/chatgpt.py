@@ -1,12 +1,12 @@
-"""``codexbro usage``, ``codexbro cloud list|show|create``, ``codexbro connectors list``: the ChatGPT
-backend ecosystem, with readable tables by default and ``--json`` for scripts."""
+"""``codexbro usage``, ``codexbro connectors list|workspace|active``: the ChatGPT backend ecosystem,
+with readable tables by default and ``--json`` for scripts (``cloud``: cli/cloud.py; ``plugin``:
+cli/plugins.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,16 +19,6 @@ async def _with_backend(fn: Callable[[Any], Awaitable[str]], overrides: list[str
 
     async with chatgpt_backend(load_config(Overrides(cli_overrides=overrides))) as backend:
         return await fn(backend)
-
-
-def _ago(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    delta = max(0, time.time() - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if delta >= size:
-            return f"{int(delta // size)}{unit} ago"
-    return "just now"
 
 
 def run(command: str, action: str | None, args: list[str], as_json: bool, overrides: list[str]) -> int:
@@ -47,27 +37,12 @@ def run(command: str, action: str | None, args: list[str], as_json: bool, overri
             if usage.credits:
                 lines.append(f"credits: {json.dumps(usage.credits)}")
             return "\n".join(lines)
-        if command == "cloud":
-            if action == "show":
-                return json.dumps(await backend.task(args[0]), indent=2)
-            if action == "create":
-                return json.dumps(await backend.create_task(args[0], " ".join(args[1:])), indent=2)
-            tasks, cursor = await backend.tasks()
-            if as_json:
-                return json.dumps({"items": [t.raw for t in tasks], "cursor": cursor}, indent=2)
-            rows = [f"{'id':<44} {'status':<12} {'files':>5}  {'updated':<10} title"]
-            rows += [f"{t.id:<44} {t.status or '-':<12} {t.files_modified if t.files_modified is not None else '-':>5}  "
-                     f"{_ago(t.updated_at):<10} {t.title}" for t in tasks]  # fmt: skip
-            return "\n".join(rows) if tasks else "no cloud tasks"
         items = await backend.connectors(workspace=action == "workspace")
         if as_json:
             return json.dumps(items, indent=2)
         rows = [f"  {i.get('name') or i.get('id')!s:<30} {i.get('description') or ''}"[:120] for i in items]
         return "\n".join([f"{len(items)} connectors", *rows])
 
-    if command == "cloud" and action in ("show", "create") and not args:
-        print("Error: cloud show TASK_ID | cloud create ENVIRONMENT_ID PROMPT", file=sys.stderr)
-        return 2
     try:
         from codexbro.textsafe import for_terminal
 

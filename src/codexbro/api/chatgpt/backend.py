@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from msgspec import Struct
 
@@ -96,14 +97,17 @@ class ChatGPTBackend:
         self._on_unauthorized = on_unauthorized
 
     async def call(
-        self, name: str, *, query: dict[str, str] | None = None, body: Any = None, **params: str
-    ) -> Any:
+        self, name: str, *, query: dict[str, str] | None = None, body: Any = None,
+        headers: dict[str, str] | None = None, **params: str,
+    ) -> Any:  # fmt: skip
         r = route(name)
+        if query:
+            query = {k: quote(v, safe="") for k, v in query.items()}
         url = r.url(self.base_url, query, **params)
         for attempt in (1, 2):
-            headers = {"accept": "application/json", **await self._headers()}
+            sent = {"accept": "application/json", **(headers or {}), **await self._headers()}
             try:
-                response = await self.http.request(r, url, headers=headers, json_body=body, attempt=attempt)
+                response = await self.http.request(r, url, headers=sent, json_body=body, attempt=attempt)
             except TransportError as exc:
                 raise ApiError(f"could not reach {url}: {exc.detail}", kind="http_connection_failed",
                                route=name) from None  # fmt: skip
@@ -133,8 +137,16 @@ class ChatGPTBackend:
             raise FatalApiError("wham/usage: expected a JSON object", kind="other", route="wham.usage")
         return parse_usage(doc)
 
-    async def tasks(self, limit: int = 20, cursor: str | None = None) -> tuple[list[TaskSummary], str | None]:
-        query = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+    async def tasks(
+        self, limit: int = 20, cursor: str | None = None, environment_id: str | None = None
+    ) -> tuple[list[TaskSummary], str | None, dict[str, Any]]:
+        """One page of the current tasks (query as 0.169 sends it: ``limit``, ``task_filter``,
+        then ``cursor`` and ``environment_id`` when given): summaries, the next cursor, the page."""
+        query = {"limit": str(limit), "task_filter": "current"}
+        if cursor:
+            query["cursor"] = cursor
+        if environment_id:
+            query["environment_id"] = environment_id
         doc = await self.call("wham.tasks.list", query=query)
         items = doc.get("items") if isinstance(doc, dict) else None
         if not isinstance(items, list):
@@ -142,39 +154,58 @@ class ChatGPTBackend:
                 'wham/tasks/list: expected {"items": [...]}', kind="other", route="wham.tasks.list"
             )
         nxt = doc.get("cursor") if isinstance(doc.get("cursor"), str) else None
-        return [parse_task(i) for i in items if isinstance(i, dict)], nxt
+        return [parse_task(i) for i in items if isinstance(i, dict)], nxt, doc
 
     async def task(self, task_id: str) -> dict[str, Any]:
         doc = await self.call("wham.tasks.get", task_id=task_id)
-        return doc if isinstance(doc, dict) else {"value": doc}
+        if not isinstance(doc, dict):
+            raise FatalApiError(f"wham/tasks/{task_id}: expected a JSON object", kind="other",
+                                route="wham.tasks.get")  # fmt: skip
+        return doc
 
-    async def sibling_turns(self, task_id: str, turn_id: str) -> dict[str, Any]:
+    async def sibling_turns(self, task_id: str, turn_id: str) -> list[dict[str, Any]]:
         doc = await self.call("wham.tasks.sibling_turns", task_id=task_id, turn_id=turn_id)
-        return doc if isinstance(doc, dict) else {"value": doc}
+        turns = doc.get("sibling_turns") if isinstance(doc, dict) else None
+        return [t for t in turns if isinstance(t, dict)] if isinstance(turns, list) else []
 
-    async def create_task(self, environment_id: str, prompt: str, branch: str = "main") -> dict[str, Any]:
-        # Payload as upstream's cloud-tasks client sends it (field names from its source; unverified live).
-        body = {
+    async def create_task(
+        self, environment_id: str, prompt: str, branch: str = "main", *, best_of_n: int = 1,
+        starting_diff: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """``POST wham/tasks`` as 0.169 sends it (captured on loopback): best-of-N as
+        ``metadata.best_of_n``, only when above 1; a starting diff as a ``pre_apply_patch`` item."""
+        items: list[dict[str, Any]] = [
+            {"type": "message", "role": "user", "content": [{"content_type": "text", "text": prompt}]}
+        ]
+        if starting_diff:
+            items.append({"type": "pre_apply_patch", "output_diff": {"diff": starting_diff}})
+        body: dict[str, Any] = {
             "new_task": {
                 "environment_id": environment_id,
                 "branch": branch,
                 "run_environment_in_qa_mode": False,
             },
-            "input_items": [
-                {"type": "message", "role": "user", "content": [{"content_type": "text", "text": prompt}]}
-            ],
+            "input_items": items,
         }
+        if best_of_n > 1:
+            body["metadata"] = {"best_of_n": best_of_n}
         doc = await self.call("wham.tasks.create", body=body)
         return doc if isinstance(doc, dict) else {"value": doc}
 
+    async def config_bundle(self) -> Any:
+        """The workspace's managed config and requirements (0.169's route)."""
+        return await self.call("wham.config.bundle")
+
     async def requirements(self) -> Any:
+        """The older managed-requirements route (``{"contents": TOML}``), for servers without the bundle."""
         return await self.call("wham.config.requirements")
 
-    async def environments(self) -> Any:
-        return await self.call("wham.environments")
+    async def environments(self) -> list[dict[str, Any]]:
+        return _objects(await self.call("wham.environments"), "wham/environments")
 
-    async def environments_by_repo(self, provider: str, owner: str, repo: str) -> Any:
-        return await self.call("wham.environments.by_repo", provider=provider, owner=owner, repo=repo)
+    async def environments_by_repo(self, provider: str, owner: str, repo: str) -> list[dict[str, Any]]:
+        doc = await self.call("wham.environments.by_repo", provider=provider, owner=owner, repo=repo)
+        return _objects(doc, "wham/environments/by-repo")
 
     async def connectors(self, workspace: bool = False) -> list[dict[str, Any]]:
         doc = await self.call(
@@ -183,12 +214,39 @@ class ChatGPTBackend:
         items = doc.get("items") or doc.get("connectors") or [] if isinstance(doc, dict) else doc
         return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
-    async def plugins(self) -> Any:
-        return await self.call("plugins.list")
+    async def plugins(self, scope: str = "GLOBAL", *, installed: bool = False) -> list[dict[str, Any]]:
+        """The remote plugin catalog (or the account's installed plugins), every page, as 0.169
+        asks for it (``oai-product-sku: codex``)."""
+        name = "plugins.installed" if installed else "plugins.list"
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        for _page in range(50):
+            query = {"scope": scope, "limit": "200", **({"pageToken": token} if token else {})}
+            doc = await self.call(name, query=query, headers={"oai-product-sku": "codex"})
+            items = doc.get("plugins") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise FatalApiError(
+                    f'{route(name).path}: expected {{"plugins": [...]}}', kind="other", route=name
+                )
+            found += [i for i in items if isinstance(i, dict)]
+            pagination = doc.get("pagination")
+            token = pagination.get("next_page_token") if isinstance(pagination, dict) else None
+            if not isinstance(token, str) or not token:
+                break
+        return found
 
     async def apps(self, message: dict[str, Any]) -> Any:
         """The legacy apps MCP gateway: one JSON-RPC message in, the gateway's answer out."""
         return await self.call("wham.apps", body=message)
+
+
+def _objects(doc: Any, what: str) -> list[dict[str, Any]]:
+    """A bare JSON array of objects (the environments routes answer one)."""
+    if isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        doc = doc["items"]
+    if not isinstance(doc, list):
+        raise FatalApiError(f"{what}: expected a JSON array", kind="other")
+    return [d for d in doc if isinstance(d, dict)]
 
 
 def _describe(text: str) -> str:

@@ -29,7 +29,7 @@ MODULES = (
 # parser is built alone — argparse spends ~0.3 ms of gettext lookups per option, ~15 ms for all.
 COMMANDS = {
     "exec": "exec_cmd", "e": "exec_cmd", "apply-patch": "apply_patch", "login": "login", "logout": "login",
-    "models": "models", "usage": "chatgpt", "cloud": "chatgpt", "connectors": "chatgpt",
+    "models": "models", "usage": "chatgpt", "cloud": "chatgpt", "connectors": "chatgpt", "plugin": "chatgpt",
     "routes": "inspection", "trace": "inspection", "debug": "inspection", "sandbox": "sandbox", "mcp": "mcp",
     "mcp-server": "mcp_server", "app-server": "app_server", "transcribe": "transcribe", "realtime": "realtime",
     "batch": "batch",
