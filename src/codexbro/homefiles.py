@@ -24,3 +24,26 @@ def read_own_file(path: Path, limit: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def write_own_file(path: Path, data: bytes) -> bool:
+    """Replace ``path`` atomically with ``data``, 0600: a fresh temporary file beside it (never
+    through a planted link), renamed over it. False (and nothing left behind) when it cannot."""
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False

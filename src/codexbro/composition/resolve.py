@@ -12,6 +12,7 @@ from msgspec import Struct
 from codexbro import protocol as p
 from codexbro.api.routes import bucket_for, route
 from codexbro.auth.resolve import ProviderAuth
+from codexbro.config.requirements import Requirements
 from codexbro.config.types import Config, ModelProviderInfo
 from codexbro.core.instructions import base_instructions
 from codexbro.core.rollout import LoadedRollout
@@ -38,12 +39,20 @@ def _embedded_runnable(config: Config) -> bool:
     return runnable(config)
 
 
+def _read_requirements(config: Config) -> tuple[Config, Requirements, list[str]]:
+    from codexbro.composition import managed
+
+    return managed.apply(config)
+
+
 class Readers(Struct, frozen=True):
     """What ``resolve`` reads from disk and the environment, each replaceable."""
 
     auth: Callable[[ModelProviderInfo, Path], ProviderAuth] = _read_auth  # auth.json + env vars
     catalog: Callable[[Path, str | None], tuple[ModelCatalog, bool]] = _read_catalog  # (catalog, refresh due)
     embedded_runnable: Callable[[Config], bool] = _embedded_runnable  # llama.cpp + weights present
+    # a ChatGPT workspace's managed requirements: (config held to them, them, warnings)
+    requirements: Callable[[Config], tuple[Config, Requirements, list[str]]] = _read_requirements
 
 
 class Resolution(Struct, frozen=True):
@@ -62,6 +71,7 @@ class Resolution(Struct, frozen=True):
     fallback: str | None = None  # the banner when the embedded model stands in for missing credentials
     warnings: tuple[str, ...] = ()
     refresh_catalog: bool = False  # the live model list is due for a refresh (ChatGPT logins only)
+    requirements: Requirements | None = None  # a ChatGPT workspace's managed requirements in force
 
     @property
     def embedded(self) -> bool:
@@ -82,6 +92,7 @@ class Resolution(Struct, frozen=True):
             base_url_reason=self.base_url_reason,
             bucket=self.bucket,
             auth=self.auth.source,
+            requirements=tuple(self.requirements.lines()) if self.requirements is not None else (),
         )
 
 
@@ -96,7 +107,8 @@ def resolve(
     Raises ``AuthError``/``UserError`` with a fix on bad set-up, unless ``allow_missing_auth``
     (inspection: everything is still explained, the credential shown as missing)."""
     readers = readers or Readers()
-    warnings = list(config.warnings)
+    config, requirements, held = readers.requirements(config)
+    warnings = [*config.warnings, *held]
     catalog, refresh_due = readers.catalog(config.codexbro_home, config.model_catalog_json)
     fallback = None
     try:
@@ -158,6 +170,7 @@ def resolve(
         fallback=fallback,
         warnings=tuple(warnings),
         refresh_catalog=refresh_due and auth.mode == "chatgpt",
+        requirements=requirements,
     )
 
 

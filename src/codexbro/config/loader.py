@@ -53,6 +53,9 @@ class Overrides(Struct):
     add_dirs: Sequence[str] = ()  # --add-dir: extra writable roots
     strict: bool = False  # --strict-config: unknown keys are errors
     ignore_user_config: bool = False  # --ignore-user-config: skip $CODEXBRO_HOME/config.toml
+    # top-level keys a command fixes on top of everything, though nobody chose them (exec's
+    # approval_policy = "never": no one is there to approve); their origin is "command default"
+    command_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 _warned: set[str] = set()  # unknown keys already reported in this process
@@ -162,6 +165,7 @@ def load_config(overrides: Overrides | None = None, *, env: Mapping[str, str] | 
         (str(config_path), file_doc),
         (f"profile {profile_name}", profile_doc),
         ("-c", cli_doc),
+        ("command default", {k: v for k, v in overrides.command_defaults.items() if k not in flags}),
         ("flag", flags),
     ):
         merged = deep_merge(merged, layer)

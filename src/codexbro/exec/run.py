@@ -193,7 +193,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def _flags(args: ExecArgs) -> dict[str, Any]:
-    flags: dict[str, Any] = {"model": args.model, "approval_policy": "never"}
+    flags: dict[str, Any] = {"model": args.model}
     if args.full_auto:
         flags["sandbox_mode"] = "workspace-write"
     if args.sandbox:
@@ -240,6 +240,7 @@ def _prepare(args: ExecArgs) -> Prepared:
             cli_overrides=args.config_overrides,
             profile=args.profile,
             flags=_flags(args),
+            command_defaults={"approval_policy": "never"},  # headless: no one is there to approve
             cwd=cwd,
             add_dirs=args.add_dirs,
             strict=args.strict_config,

@@ -46,6 +46,11 @@ async def build(config: Config, prompt: str) -> dict[str, Any]:
             "bucket": res.bucket if res else None,
         },
         "auth": res.auth if res else None,
+        "policy": {
+            "sandbox_mode": session.config.sandbox_mode,
+            "approval_policy": session.config.approval_policy,
+            "managed_requirements": list(res.requirements) if res else [],
+        },
         "headers": redact_headers(headers),
         "tools": [
             {
@@ -93,6 +98,11 @@ def render(info: dict[str, Any]) -> str:
         f"base URL     {base['url']}  ({base['why']})",
         f"route        {rt['method']} {rt['url']}  [{rt['name']}, bucket {rt['bucket']}]",
         f"auth         {info['auth']}",
+        f"policy       sandbox {info['policy']['sandbox_mode']}, approvals {info['policy']['approval_policy']}",
+        *(
+            f"{'managed' if i == 0 else '':<13}{line}"
+            for i, line in enumerate(info["policy"]["managed_requirements"])
+        ),
         "headers",
         *(f"  {k}: {v}" for k, v in info["headers"].items()),
         f"tools        {len(info['tools'])}, {kb(sum(t['bytes'] for t in info['tools']))}",

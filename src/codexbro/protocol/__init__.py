@@ -176,6 +176,7 @@ class ModelResolved(EventMsg, eq=False):
     base_url_reason: str
     bucket: str
     auth: str
+    requirements: tuple[str, ...] = ()  # a ChatGPT workspace's managed requirements in force (lines)
     type: ClassVar[str] = "model_resolved"
 
 

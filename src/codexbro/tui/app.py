@@ -190,7 +190,9 @@ class CodexbroApp(App[int]):
             self.info.update(effort=msg.reasoning_effort,model=msg.model, provider=msg.model_provider_id, sandbox=msg.sandbox_policy,
                              approval=msg.approval_policy, session_id=msg.session_id, rollout=msg.rollout_path)  # fmt: skip
         elif isinstance(msg, p.ModelResolved):
-            self.info.update(base_url=msg.base_url, bucket=msg.bucket, auth=msg.auth)
+            self.info.update(
+                base_url=msg.base_url, bucket=msg.bucket, auth=msg.auth, requirements=msg.requirements
+            )
         elif isinstance(msg, p.UserMessage):
             await self.add(cells.UserCell(msg.message))
         elif isinstance(msg, p.AgentMessageDelta):
@@ -353,6 +355,7 @@ class CodexbroApp(App[int]):
                 f"model      {info.get('model')}  (provider {info.get('provider')}, {info.get('base_url')}, bucket {info.get('bucket')})",
                 f"auth       {info.get('auth')}",
                 f"sandbox    {info.get('sandbox')}  approvals {info.get('approval')}",
+                *[f"{'managed' if i == 0 else '':<11}{line}" for i, line in enumerate(info.get("requirements") or ())],
                 f"tokens     {self.tokens}  {self.context_left}",
                 f"limits     {limits_text(info.get('limits'))}",
                 f"session    {info.get('session_id')}",

@@ -66,7 +66,7 @@ def run_debug_request(ns: argparse.Namespace) -> int:
     from codexbro.inspection import debug_request
 
     # The request `codexbro exec` would send: exec always runs with approval policy never.
-    flags: dict[str, object] = {"model": ns.model, "sandbox_mode": ns.sandbox, "approval_policy": "never"}
+    flags: dict[str, object] = {"model": ns.model, "sandbox_mode": ns.sandbox}
     if ns.oss:
         from codexbro.exec.run import OSS_DEFAULT_MODELS
 
@@ -75,7 +75,13 @@ def run_debug_request(ns: argparse.Namespace) -> int:
         flags["model"] = ns.model or OSS_DEFAULT_MODELS.get(provider)
     cwd = Path(ns.cd) if ns.cd else None
     config = load_config(
-        Overrides(cli_overrides=ns.config_overrides, profile=ns.profile, flags=flags, cwd=cwd)
+        Overrides(
+            cli_overrides=ns.config_overrides,
+            profile=ns.profile,
+            flags=flags,
+            cwd=cwd,
+            command_defaults={"approval_policy": "never"},
+        )
     )
     info = asyncio.run(debug_request.build(config, ns.prompt))
     print(json.dumps(info, indent=2, ensure_ascii=False) if ns.json else debug_request.render(info))
