@@ -226,3 +226,37 @@ def test_backend_errors_expired_login_403_and_html(backend: FakeChatGPTBackend, 
     html = run_cli("cloud", "status", "task_e_1")
     assert html.code == 1 and "an HTML page instead of JSON" in html.stderr
     assert run_cli("cloud", "status", "../../etc").code == 1
+
+
+async def test_the_tui_tasks_view(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+    """`/cloud` in the TUI: the task list, then one task with its diff (a ChatGPT login)."""
+    pytest.importorskip("textual", reason="textual (a base dependency) is not installed")
+    import asyncio
+
+    from codexbro.composition import SessionOptions, start_session
+    from codexbro.config.loader import Overrides, load_config
+    from codexbro.tui import cells
+    from codexbro.tui.app import CodexbroApp
+    from tests.conftest import write_config
+
+    write_config(home, fake.base_url, extra=f'chatgpt_base_url = "http://127.0.0.1:{fake.port}/backend-api/"\n')
+    write_chatgpt_auth(home, jwt({"exp": int(time.time()) + 3600}))
+    backend = FakeChatGPTBackend(fake)
+    backend.add_task("task_e_1", "Change world to codex", diff_for("hello.txt", "hello world", "hello codex"))
+    config = load_config(Overrides(cwd=workspace, flags={"sandbox_mode": "read-only"}))
+    app = CodexbroApp(start_session(config, SessionOptions(interactive=True)))
+
+    async def until(pilot: object, check: object) -> None:
+        async with asyncio.timeout(20):
+            while not check():  # type: ignore[operator]
+                await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"/cloud", "enter")
+        await until(pilot, lambda: any("[READY] Change world" in str(c.render()) for c in app.query(cells.NoteCell)))
+        await pilot.press(*"/cloud task_e_1", "enter")
+        await until(pilot, lambda: list(app.query(cells.DiffTextCell)))
+        (shown,) = app.query(cells.DiffTextCell)
+        assert "+hello codex" in shown.diff
+        assert fake.bodies() == []  # nothing went to the model
+    await app.session.close()

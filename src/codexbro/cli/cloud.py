@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from codexbro.cloud import tasks as t
+from codexbro.cloud.view import block as _block
+from codexbro.cloud.view import task_json as _task_json
+from codexbro.cloud.view import task_url
 from codexbro.config.loader import Overrides, load_config
 from codexbro.errors import CodexbroError, UserError
 from codexbro.textsafe import for_terminal
@@ -52,33 +55,6 @@ def run(action: str, ns: Any) -> int:
         # diff's text is made safe (or kept byte for byte when piped) by the action itself
         print(text if action == "diff" else for_terminal(text), end="" if text.endswith("\n") else "\n")
     return 0
-
-
-def task_url(base: str, task_id: str) -> str:
-    base = base.rstrip("/")
-    root = base[: -len("/backend-api")] if base.endswith("/backend-api") else base
-    return f"{root}/codex/tasks/{task_id}"
-
-
-def _block(task: t.Task, base: str, indent: str) -> list[str]:
-    meta = "  •  ".join(
-        x for x in (task.environment_label or task.environment_id, t.ago(task.updated_at)) if x
-    )
-    return [f"[{task.status.upper()}] {task.title}", meta, task.summary.text()] if not indent else [
-        task_url(base, task.id), f"{indent}[{task.status.upper()}] {task.title}", f"{indent}{meta}",
-        f"{indent}{task.summary.text()}",
-    ]  # fmt: skip
-
-
-def _task_json(task: t.Task, base: str) -> dict[str, Any]:
-    return {
-        "id": task.id, "url": task_url(base, task.id), "title": task.title, "status": task.status,
-        "updated_at": t.iso(task.updated_at), "environment_id": task.environment_id,
-        "environment_label": task.environment_label,
-        "summary": {"files_changed": task.summary.files_changed, "lines_added": task.summary.lines_added,
-                    "lines_removed": task.summary.lines_removed},
-        "is_review": task.is_review, "attempt_total": task.attempt_total,
-    }  # fmt: skip
 
 
 async def _env_id(backend: Any, wanted: str | None, cwd: Path) -> str | None:

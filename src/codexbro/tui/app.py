@@ -52,6 +52,7 @@ SLASH_COMMANDS = {
     "/init": "ask the agent to write an AGENTS.md for this project",
     "/mention": "mention a file: starts an @ search in the composer",
     "/transcribe": "/transcribe FILE: a recording's words into the composer (wav, mp3, m4a, …)",
+    "/cloud": "/cloud [TASK_ID]: your Codex cloud tasks, or one task with its diff (ChatGPT login)",
     "/new": "start a new conversation (this one stays resumable)",
     "/resume": "continue an earlier conversation of this workspace",
     "/logout": "remove the stored credentials",
@@ -399,6 +400,8 @@ class CodexbroApp(App[int]):
             self.pick_session()
         elif command == "/transcribe":
             await self.transcribe(argument)
+        elif command == "/cloud":
+            await self.cloud(argument)
         elif command == "/review":
             await self.review(argument)
         elif command == "/logout":
@@ -416,6 +419,23 @@ class CodexbroApp(App[int]):
             await self.add(
                 cells.NoteCell("\n".join(f"{k:<9} {v}" for k, v in SLASH_COMMANDS.items()), "info")
             )
+
+    async def cloud(self, argument: str) -> None:
+        """``/cloud [TASK_ID]``: the tasks view (the list, or one task and its diff)."""
+        from codexbro.cloud.view import tasks_view
+        from codexbro.composition.chatgpt import chatgpt_backend
+        from codexbro.errors import CodexbroError
+
+        config = self.session.config
+        try:
+            async with chatgpt_backend(config) as backend:
+                text, diff = await tasks_view(backend, config.chatgpt_base_url, argument or None)
+        except CodexbroError as exc:
+            await self.add(cells.NoteCell(f"cloud tasks: {exc.message}", "error"))
+            return
+        await self.add(cells.NoteCell(text, "info"))
+        if diff is not None:
+            await self.add(cells.DiffTextCell(diff))
 
     async def review(self, argument: str) -> None:
         """``/review [INSTRUCTIONS]``: a review sub-turn (its own ephemeral session, upstream's review

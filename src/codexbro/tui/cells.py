@@ -147,6 +147,18 @@ class PatchCell(Static):
         self.changes = changes
 
 
+class DiffTextCell(Static):
+    """A unified diff as text (a cloud task's), highlighted."""
+
+    DEFAULT_CSS = "DiffTextCell { margin: 1 0 0 0; padding: 0 1; }"
+
+    def __init__(self, diff: str) -> None:
+        from rich.syntax import Syntax
+
+        super().__init__(Syntax(diff, "diff", theme="ansi_dark", word_wrap=True))
+        self.diff = diff
+
+
 def render_changes(changes: dict[str, dict[str, Any]], title: str) -> Any:
     """Each file's change as a coloured unified diff (an added or deleted file as all + or -)."""
     if True:  # one body for the cell and the approval dialog
