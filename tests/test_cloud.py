@@ -239,7 +239,9 @@ async def test_the_tui_tasks_view(home: Path, fake: FakeResponsesServer, workspa
     from codexbro.tui.app import CodexbroApp
     from tests.conftest import write_config
 
-    write_config(home, fake.base_url, extra=f'chatgpt_base_url = "http://127.0.0.1:{fake.port}/backend-api/"\n')
+    write_config(
+        home, fake.base_url, extra=f'chatgpt_base_url = "http://127.0.0.1:{fake.port}/backend-api/"\n'
+    )
     write_chatgpt_auth(home, jwt({"exp": int(time.time()) + 3600}))
     backend = FakeChatGPTBackend(fake)
     backend.add_task("task_e_1", "Change world to codex", diff_for("hello.txt", "hello world", "hello codex"))
@@ -253,7 +255,9 @@ async def test_the_tui_tasks_view(home: Path, fake: FakeResponsesServer, workspa
 
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press(*"/cloud", "enter")
-        await until(pilot, lambda: any("[READY] Change world" in str(c.render()) for c in app.query(cells.NoteCell)))
+        await until(
+            pilot, lambda: any("[READY] Change world" in str(c.render()) for c in app.query(cells.NoteCell))
+        )
         await pilot.press(*"/cloud task_e_1", "enter")
         await until(pilot, lambda: list(app.query(cells.DiffTextCell)))
         (shown,) = app.query(cells.DiffTextCell)
