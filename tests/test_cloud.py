@@ -264,3 +264,41 @@ async def test_the_tui_tasks_view(home: Path, fake: FakeResponsesServer, workspa
         assert "+hello codex" in shown.diff
         assert fake.bodies() == []  # nothing went to the model
     await app.session.close()
+
+
+def test_plugin_list_shows_what_each_provides(backend: FakeChatGPTBackend) -> None:
+    linear = {"id": "plugins~Plugin_linear", "name": "linear", "scope": "GLOBAL", "installation_policy": "AVAILABLE",
+              "authentication_policy": "ON_USE", "enabled": True,
+              "release": {"version": "1.2.0", "display_name": "Linear", "description": "Track work in Linear",
+                          "app_ids": ["asdk_app_linear"], "interface": {"capabilities": ["Interactive"]},
+                          "skills": [{"name": "linear-triage", "description": "triage issues"}]}}  # fmt: skip
+    github = {**linear, "id": "plugins~Plugin_github", "name": "github",
+              "release": {"version": "2.0.0", "display_name": "GitHub", "description": "Repos and PRs"}}  # fmt: skip
+    empty = run_cli("plugin", "list")
+    assert empty.code == 0 and empty.stdout.strip() == "No marketplace plugins found."
+    backend.installed = [linear]
+    backend.plugins = [linear, github]
+    res = run_cli("plugin", "list", "--available")
+    assert res.code == 0, res.stderr
+    rows = res.stdout.splitlines()
+    assert rows[0] == "Marketplace `openai-curated-remote`"
+    linear_row = next(r for r in rows if r.startswith("linear@"))
+    assert "installed, enabled" in linear_row and "1.2.0" in linear_row
+    assert "skills: linear-triage; apps: asdk_app_linear; capabilities: Interactive" in linear_row
+    assert (
+        "not installed" in next(r for r in rows if r.startswith("github@")) and "Repos and PRs" in res.stdout
+    )
+    listed = [r for r in backend.seen if "/ps/plugins/" in r.path]
+    assert all(r.headers.get("oai-product-sku") == "codex" for r in listed)
+    assert any(r.path.endswith("/ps/plugins/installed?scope=GLOBAL&limit=200") for r in listed)
+    doc = json.loads(run_cli("plugin", "list", "--json").stdout)
+    assert [e["pluginId"] for e in doc["installed"]] == ["linear@openai-curated-remote"] and doc[
+        "available"
+    ] == []
+    backend.fail["/ps/plugins/installed"] = (
+        403,
+        {"content-type": "application/json"},
+        b'{"detail": "no access"}',
+    )
+    denied = run_cli("plugin", "list")
+    assert denied.code == 1 and "HTTP 403" in denied.stderr
