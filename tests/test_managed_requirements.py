@@ -130,3 +130,34 @@ def test_invalid_requirements_are_refused_and_personal_plans_fetch_nothing(
     before = bundle_fetches(backend)
     assert run_cli("debug", "request", "hi", cwd=workspace).code == 0
     assert bundle_fetches(backend) == before
+
+
+async def test_a_later_change_is_held_to_them_too(backend: FakeChatGPTBackend, workspace: Path) -> None:
+    """`/approvals` (OverrideTurnContext) and an app-server client change settings mid-session:
+    the requirements hold there too."""
+    import asyncio
+
+    from codexbro import protocol as p
+    from codexbro.composition import SessionOptions, start_session
+    from codexbro.config.loader import Overrides, load_config
+
+    config = load_config(
+        Overrides(cwd=workspace, flags={"sandbox_mode": "read-only", "approval_policy": "untrusted"})
+    )
+    session = start_session(config, SessionOptions(ephemeral=True, interactive=True))
+    try:
+        session.submit(p.OverrideTurnContext(sandbox_mode="danger-full-access"))
+        async with asyncio.timeout(10):
+            while True:
+                msg = (await session.next_event()).msg
+                if isinstance(msg, p.ErrorEvent):
+                    break
+        assert "sandbox_mode = 'danger-full-access' is not allowed by your workspace" in msg.message
+        assert session.config.sandbox_mode == "read-only"
+        session.submit(p.OverrideTurnContext(approval_policy="on-request"))
+        async with asyncio.timeout(10):
+            while not isinstance((await session.next_event()).msg, p.SessionConfigured):
+                pass
+        assert session.config.approval_policy == "on-request"  # an allowed change goes through
+    finally:
+        await session.close()

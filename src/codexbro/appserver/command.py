@@ -46,6 +46,13 @@ async def command_exec(base: Overrides, home: Path, owner: str, params: dict[str
         if not isinstance(policy, dict) or policy.get("type") not in SANDBOX_KINDS:
             raise invalid_params("`sandboxPolicy.type` must be dangerFullAccess, readOnly or workspaceWrite")
         mode = SANDBOX_KINDS[policy["type"]]
+    from codexbro.composition import managed
+    from codexbro.config.requirements import refusal
+
+    # a ChatGPT workspace's managed requirements hold a command run here too
+    _held, reqs, _warnings = await asyncio.to_thread(managed.apply, config)
+    if (why := refusal("sandbox_mode", mode, reqs)) is not None:
+        raise invalid_params(why.replace("; the setting is unchanged", ""))
     timeout_ms = params.get("timeoutMs")
     if timeout_ms is not None and (
         not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms <= 0

@@ -115,6 +115,7 @@ def open_session(resolution: Resolution, options: SessionOptions | None = None) 
             first_turn_job=_catalog_refresh(resolution, client) if resolution.refresh_catalog else None,
             can_ask_user=options.interactive,
             model_lookup=None if resolution.embedded else model_lookup(config),
+            requirements=resolution.requirements,
         )
     except BaseException:
         _drop_spare_server(thread_id)

@@ -105,6 +105,16 @@ def parse(fragments: list[Fragment]) -> tuple[tuple[Rule, ...], dict[str, str]]:
     return rules, ignored
 
 
+def refusal(setting: str, value: str, reqs: Requirements | None) -> str | None:
+    """Why ``setting = value`` chosen later in a session (``/approvals``, an app-server client) is not
+    allowed, or None."""
+    for rule in reqs.rules if reqs is not None else ():
+        if ENFORCED[rule.key] == setting and value not in rule.allowed:
+            return (f"{setting} = {value!r} is not allowed by your workspace: {rule.key} = {list(rule.allowed)} "
+                    f"({rule.source}); the setting is unchanged")  # fmt: skip
+    return None
+
+
 def enforce(
     values: dict[str, str], origins: dict[str, str], reqs: Requirements
 ) -> tuple[dict[str, str], list[str]]:

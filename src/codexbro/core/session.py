@@ -40,6 +40,7 @@ from codexbro.tools.menu import build_router
 from codexbro.tools.resources import ToolResources
 
 if TYPE_CHECKING:
+    from codexbro.config.requirements import Requirements
     from codexbro.core.subagents import SubAgents
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Session:
         rules: tuple[PrefixRule, ...] = (), resolution: p.ModelResolved | None = None,
         tool_resources: ToolResources | None = None, first_turn_job: Callable[[], Awaitable[None]] | None = None,
         can_ask_user: bool = False, model_lookup: Callable[[str], ModelInfo] | None = None,
+        requirements: Requirements | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.model = model
@@ -76,6 +78,7 @@ class Session:
         self.subagents: SubAgents | None = None  # set by the composition root when it can spawn
         self.can_ask_user = can_ask_user  # an interactive front end answers request_user_input
         self.model_lookup = model_lookup  # slug → metadata, for OverrideTurnContext (None: fixed model)
+        self.requirements = requirements  # a workspace's managed requirements: settings changed later too
         self.stream_max_retries = config.model_provider.stream_max_retries
         self.retry_wait_max_s = config.retry_wait_max_ms / 1000
         self.total_usage = TokenUsage()

@@ -19,6 +19,7 @@ def override(session: Session, op: p.OverrideTurnContext) -> None:
     from typing import get_args
 
     from codexbro.config import values
+    from codexbro.config.requirements import refusal
     from codexbro.records import replace
 
     wanted = {"approval_policy": (op.approval_policy, values.ApprovalPolicy),
@@ -32,6 +33,9 @@ def override(session: Session, op: p.OverrideTurnContext) -> None:
             session.emit(
                 p.ErrorEvent(f"`{value}` is not a valid {key} (one of {', '.join(get_args(allowed))})")
             )
+            return
+        if (why := refusal(key, value, session.requirements)) is not None:
+            session.emit(p.ErrorEvent(why))
             return
         changes[key] = value
     if op.cwd is not None:
