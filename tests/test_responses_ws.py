@@ -200,3 +200,33 @@ def test_odd_shapes_in_stream_events_are_ignored_not_internal_errors() -> None:
     assert isinstance(created, ev.Created) and created.response_id is None
     with pytest.raises(ValueError):
         textsafe.loads("[" * 200_000 + "]" * 200_000)
+
+
+def test_a_401_handshake_refreshes_the_login_and_opens_again(home: Path, workspace: Path,
+                                                             fake: FakeResponsesServer) -> None:  # fmt: skip
+    """A stale ChatGPT token on the WebSocket handshake: the login is refreshed and the socket opened
+    again with the new token (not retried with the old one, not counted towards the SSE fallback)."""
+    import time
+
+    from tests.test_auth import _token_endpoint, jwt, write_chatgpt_auth
+
+    old = jwt({"exp": int(time.time()) + 3600, "n": 1})
+    new = jwt({"exp": int(time.time()) + 7200, "n": 2})
+    with FakeWsServer(bearer=new) as ws:
+        (home / "config.toml").write_text(
+            'model = "gpt-5.1-codex"\nmodel_provider = "oa"\n[model_providers.oa]\nname = "OpenAI"\n'
+            f'base_url = "{ws.base_url}"\nrequires_openai_auth = true\nsupports_websockets = true\n'
+            "request_max_retries = 0\nstream_max_retries = 0\n"
+        )
+        write_chatgpt_auth(home, old)
+        calls: list[object] = []
+        url = _token_endpoint(fake, calls, (200, {"access_token": new, "refresh_token": "rt_2"}))  # type: ignore[arg-type]
+        ws.add(reply("resp_1", ev_message("after refresh")))
+        res = run_cli("exec", "--json", "hi", cwd=workspace, env={"CODEXBRO_REFRESH_TOKEN_URL_OVERRIDE": url})
+    assert res.code == 0, res.stderr
+    assert "after refresh" in res.stdout
+    sockets = [h["authorization"] for h in ws.handshakes if h["path"] == "/v1/responses"]
+    # upstream's recovery: the first 401 re-reads auth.json and tries again, the second refreshes
+    assert sockets == [f"Bearer {old}", f"Bearer {old}", f"Bearer {new}"]
+    assert len(calls) == 1 and json.loads((home / "auth.json").read_text())["tokens"]["access_token"] == new
+    assert "falling back" not in res.stderr.lower() and not fake.responses_requests()  # stayed on the socket

@@ -20,8 +20,10 @@ class WsReply:
 
 
 class FakeWsServer(ThreadedWsServer):
-    def __init__(self, *, refuse_status: int | None = None, turn_state: str | None = None) -> None:
+    def __init__(self, *, refuse_status: int | None = None, turn_state: str | None = None,
+                 bearer: str | None = None) -> None:  # fmt: skip
         super().__init__()
+        self.bearer = bearer  # when set, a handshake with another Authorization is answered 401
         self.script: list[WsReply] = []
         self.frames: list[dict[str, Any]] = []
         self.refuse_status = refuse_status
@@ -34,6 +36,11 @@ class FakeWsServer(ThreadedWsServer):
             self.script.extend(replies)
 
     def _refuse(self, connection: Any) -> Any:
+        if self.bearer is not None:
+            with self._lock:
+                seen = self.handshakes[-1].get("authorization") if self.handshakes else None
+            if seen != f"Bearer {self.bearer}":
+                return connection.respond(401, "token expired\n")
         if self.refuse_status is None:
             return None
         response = connection.respond(self.refuse_status, "no websocket here\n")

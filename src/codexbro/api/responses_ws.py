@@ -49,7 +49,7 @@ from codexbro.api.http import RequestRecord
 from codexbro.api.model_client import Prompt
 from codexbro.api.responses import stream_event
 from codexbro.api.routes import bucket_for, route
-from codexbro.errors import ApiError, RetryableApiError
+from codexbro.errors import ApiError, FatalApiError, RetryableApiError
 
 if TYPE_CHECKING:
     from codexbro.api.responses_client import ResponsesModelClient
@@ -120,6 +120,11 @@ class WsTransport:
         except InvalidStatus as exc:
             status = exc.response.status_code
             self._record(rec, started, status=status)
+            if status == 401:
+                # A stale credential, not a broken transport: the client refreshes the login and
+                # opens the socket again with the new token (not counted towards the fallback).
+                raise FatalApiError(f"the WebSocket handshake was answered HTTP 401 from {self.url}",
+                                    kind="unauthorized", status=401, route=WS_ROUTE.name) from None  # fmt: skip
             if status in NO_WEBSOCKET:
                 self.fall_back(f"the WebSocket handshake was answered HTTP {status}")
                 raise WsUnavailable(self.disabled or "") from None
@@ -212,8 +217,7 @@ class ModelClientSession:
             return
         try:
             await self.client.ensure_auth()
-            headers = self._headers()
-            conn, answer = await transport.connect(headers)
+            conn, answer = await self._connect(transport)
             if answer.get("x-codex-turn-state"):
                 self.turn_state = answer["x-codex-turn-state"]
             body = self.client.build_body(prompt)
@@ -227,6 +231,21 @@ class ModelClientSession:
             self._note()
             async for event in self.client.stream(prompt, subagent):
                 yield event
+
+    async def _connect(self, transport: WsTransport) -> tuple[Any, dict[str, str]]:
+        """Open (or reuse) the socket; a handshake answered 401 under a ChatGPT login refreshes the
+        login and opens it again with the new token, as an HTTP request's 401 does."""
+        for attempt in range(3):
+            try:
+                return await transport.connect(self._headers())
+            except FatalApiError as err:
+                manager = self.client.auth_manager
+                if err.kind != "unauthorized" or manager is None or attempt == 2:
+                    raise
+                if not await manager.recover_unauthorized(attempt):
+                    raise
+                self.client._sync_auth()
+        raise AssertionError("unreachable")
 
     def _note(self) -> None:
         transport = self.transport
