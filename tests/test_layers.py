@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("transport", ("codexbro.api.http", "codexbro.api.routes", "codexbro.api.classify")),
     ("foundation", ("codexbro.auth", "codexbro.models")),
     ("model clients", ("codexbro.api", "codexbro.embedded")),
-    ("tools", ("codexbro.sandbox", "codexbro.tools", "codexbro.mcp")),
+    ("tools", ("codexbro.sandbox", "codexbro.tools", "codexbro.mcp", "codexbro.cloud")),
     ("core", ("codexbro.core",)),
     ("front ends", ("codexbro.composition", "codexbro.cli", "codexbro.exec", "codexbro.inspection",
                     "codexbro.tui", "codexbro.__main__", "codexbro.mcp.server", "codexbro.appserver",
