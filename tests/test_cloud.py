@@ -56,7 +56,7 @@ def test_list_as_upstream_prints_it(backend: FakeChatGPTBackend) -> None:
         "  +1/-1 • 1 file",
     ]
     assert blocks[1].splitlines()[1] == "  [PENDING] Pending work"
-    assert blocks[-1] == "To fetch the next page, run codexbro cloud list --cursor='cur_next_1'"
+    assert blocks[-1] == "To fetch the next page, run codexbro cloud list --cursor=cur_next_1"
     listed = backend.seen[-1].path
     assert listed.endswith("/wham/tasks/list?limit=20&task_filter=current")
     doc = json.loads(run_cli("cloud", "list", "--json", "--limit", "5", "--cursor", "cur next/1").stdout)
@@ -119,7 +119,7 @@ def test_apply_all_or_nothing_onto_a_real_work_tree(backend: FakeChatGPTBackend,
     backend.add_task("task_e_1", "Clean", diff_for("hello.txt", "hello world", "hello codex"))
     res = run_cli("cloud", "apply", "task_e_1", cwd=repo)
     assert res.code == 0, res.stderr
-    assert res.stdout.strip() == "Applied task task_e_1 locally (1 file)"
+    assert res.stdout.splitlines() == ["Applied task task_e_1 locally (1 file)", "  hello.txt"]
     assert (repo / "hello.txt").read_text() == "hello codex\n"
     assert git(repo, "status", "--porcelain") == " M hello.txt\n"  # changed, nothing staged
     # A diff that only partly fits changes nothing and names the file that does not fit.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -76,7 +77,7 @@ async def cloud_list(backend: Any, ns: Any, base: str, cwd: Path) -> str:
         return "No tasks found."
     blocks = ["\n".join(_block(x, base, "  ")) for x in found]
     if cursor:
-        blocks.append(f"To fetch the next page, run codexbro cloud list --cursor='{cursor}'")
+        blocks.append(f"To fetch the next page, run codexbro cloud list --cursor={shlex.quote(cursor)}")
     return "\n\n".join(blocks)
 
 
@@ -128,25 +129,35 @@ async def cloud_apply(backend: Any, ns: Any, base: str, cwd: Path) -> str:
     )
     if ns.json:
         text = json.dumps({"id": tid, "attempt": ns.attempt or 1, "status": result.status, "applied": result.applied,
-                           "conflicts": result.conflicts, "failed": result.failed}, indent=2)  # fmt: skip
+                           "conflicts": result.conflicts, "failed": result.failed, "summary": result.summary},
+                          indent=2)  # fmt: skip
         if not result.ok:
             raise Failed(text)
         return text
     n = len(result.applied)
+    files = [f"  {name}" for name in result.applied] + [f"  ({line})" for line in result.summary]
     if result.status == "checked":
-        return f"Preflight passed for task {tid} (applies cleanly: {n} files)"
+        return "\n".join([f"Preflight passed for task {tid} (applies cleanly: {n} {_files(n)})", *files])
     if result.status == "applied":
-        return f"Applied task {tid} locally ({n} {'file' if n == 1 else 'files'})"
+        return "\n".join([f"Applied task {tid} locally ({n} {_files(n)})", *files])
     if result.status == "conflicts":
-        lines = [f"Applied task {tid} with conflicts (applied={n}, conflicts={len(result.conflicts)}):"]
+        lines = [f"Applied task {tid} with conflicts (applied={n}, conflicts={len(result.conflicts)}"
+                 f"{f', not applied={len(result.failed)}' if result.failed else ''}):"]  # fmt: skip
         lines += [f"  applied   {f}" for f in result.applied]
         lines += [f"  conflict  {f}  (conflict markers left in the file)" for f in result.conflicts]
+        lines += [f"  failed    {f}: {why}" for f, why in result.failed.items()]
         raise Failed("\n".join(lines))
-    lines = [f"Task {tid} does not apply here; nothing was changed ({len(result.failed)} files):"]
+    lines = [
+        f"Task {tid} does not apply here; nothing was changed ({len(result.failed)} {_files(len(result.failed))}):"
+    ]
     lines += [f"  {f}: {why}" for f, why in result.failed.items()]
     if not ns.three_way:
         lines.append("Run with --3way to merge it anyway (conflict markers are left where it does not fit).")
     raise Failed("\n".join(lines))
+
+
+def _files(n: int) -> str:
+    return "file" if n == 1 else "files"
 
 
 async def cloud_exec(backend: Any, ns: Any, base: str, cwd: Path) -> str:

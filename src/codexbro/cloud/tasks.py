@@ -72,7 +72,7 @@ def task_id_of(text: str) -> str:
     """A task id, or the task's URL (``…/codex/tasks/ID?x#y``) as 0.169 accepts it."""
     text = text.strip().split("#", 1)[0].split("?", 1)[0].rstrip("/")
     tid = text.rsplit("/", 1)[-1]
-    if not tid or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", tid):
+    if not tid or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}", tid):
         raise UserError(f"not a cloud task id or task URL: {text!r}")
     return tid
 

@@ -155,7 +155,11 @@ class DiffTextCell(Static):
     def __init__(self, diff: str) -> None:
         from rich.syntax import Syntax
 
-        super().__init__(Syntax(diff, "diff", theme="ansi_dark", word_wrap=True))
+        from codexbro.textsafe import for_terminal
+
+        # the server's text: its own escape sequences (a clipboard write, a title) are shown, not run
+        self.syntax = Syntax(for_terminal(diff), "diff", theme="ansi_dark", word_wrap=True)
+        super().__init__(self.syntax)
         self.diff = diff
 
 
