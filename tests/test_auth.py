@@ -258,3 +258,27 @@ def test_logout_with_an_api_key_sends_nothing(home: Path, fake: FakeResponsesSer
     )
     assert res.stdout == "Successfully logged out\n" and fake.requests == []
     assert run_cli("logout").stdout == "Not logged in\n"
+
+
+def test_a_token_with_a_stray_line_break_never_reaches_an_error(home: Path, fake: FakeResponsesServer,
+                                                                workspace: Path) -> None:  # fmt: skip
+    """A hand-edited auth.json: a trailing newline is trimmed; one inside the token is refused by name,
+    never sent (h11 would quote the whole header — the token — in its error)."""
+    chatgpt_config(home, fake.base_url)
+    token = jwt({"exp": int(time.time()) + 3600})
+    write_chatgpt_auth(home, token + "\n")
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "hi", cwd=workspace)
+    assert res.code == 0, res.stderr
+    assert fake.responses_requests()[0].headers["authorization"] == f"Bearer {token}"
+    write_chatgpt_auth(home, token[:20] + "\n" + token[20:])
+    res = run_cli("exec", "hi", cwd=workspace)
+    assert res.code == 1 and "holds a space or a control character" in res.stderr
+    assert token[:20] not in res.stderr + res.stdout
+    from codexbro.api.http import describe_transport_error
+
+    class LocalProtocolError(Exception):
+        pass
+
+    shown = describe_transport_error(LocalProtocolError(f"Illegal header value b'Bearer {token}\\n'"))
+    assert token not in shown and "invalid value" in shown

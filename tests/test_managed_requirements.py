@@ -161,3 +161,51 @@ async def test_a_later_change_is_held_to_them_too(backend: FakeChatGPTBackend, w
         assert session.config.approval_policy == "on-request"  # an allowed change goes through
     finally:
         await session.close()
+
+
+def test_odd_requirements_and_plans(backend: FakeChatGPTBackend, workspace: Path, home: Path) -> None:
+    """Values codexbro does not know are refused by name; a deeply nested fragment is an error, not
+    a traceback; an unknown plan is asked (not trusted); a copy stamped in the future is not fresh."""
+    backend.bundle = {"requirements_toml": {"enterprise_managed": [
+        {"id": "r", "name": "Typo", "contents": 'allowed_sandbox_modes = ["workspace_write"]\n'}]}}  # fmt: skip
+    res = run_cli("debug", "request", "hi", cwd=workspace)
+    assert (
+        res.code == 1
+        and "allow 'workspace_write' in allowed_sandbox_modes, which is not one of" in res.stderr
+    )
+    deep = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+    backend.bundle = {
+        "requirements_toml": {"enterprise_managed": [{"id": "d", "name": "Deep", "contents": deep}]}
+    }
+    res = run_cli("debug", "request", "hi", cwd=workspace)
+    assert res.code == 1 and "Traceback" not in res.stderr and '"Deep"' in res.stderr
+    backend.bundle = BUNDLE
+    login(home, "quorum")  # a plan codexbro does not know: asked
+    before = bundle_fetches(backend)
+    assert "allowed_sandbox_modes" in run_cli("debug", "request", "hi", cwd=workspace).stdout
+    assert bundle_fetches(backend) == before + 1
+    cache = home / "managed_requirements.json"
+    doc = json.loads(cache.read_text())
+    doc["fetched_at"] = time.time() + 10 * 86400
+    cache.write_text(json.dumps(doc))
+    os.chmod(cache, 0o600)
+    assert run_cli("debug", "request", "hi", cwd=workspace).code == 0
+    assert bundle_fetches(backend) == before + 2  # not trusted as fresh: fetched again
+
+
+def test_a_failed_fetch_is_not_waited_for_again_at_once(backend: FakeChatGPTBackend, workspace: Path) -> None:
+    """A server opening many sessions (app server): after a failed fetch, the next sessions within
+    a minute open at once (with the warning) instead of waiting again."""
+    from codexbro.composition import managed
+    from codexbro.config.loader import Overrides, load_config
+
+    backend.fail["/wham/config/bundle"] = (500, {"content-type": "application/json"}, b'{"detail": "down"}')
+    config = load_config(Overrides(cwd=workspace, flags={"sandbox_mode": "read-only"}))
+    managed._FAILED.clear()
+    first = managed.load(config)
+    assert first.origin == "none" and "could not be fetched" in first.note
+    started = time.monotonic()
+    again = managed.load(config)
+    assert time.monotonic() - started < 0.5 and "less than a minute ago" in again.note
+    assert bundle_fetches(backend) == 1
+    managed._FAILED.clear()

@@ -117,3 +117,33 @@ def test_hostile_events_and_recordings_end_cleanly(home: Path, workspace: Path, 
     (tmp_path / "zero.wav").symlink_to("/dev/zero")
     res = run_cli("transcribe", str(tmp_path / "zero.wav"), env={"CODEXBRO_API_KEY": "sk-x"})
     assert res.code == 1 and "not a regular file" in res.stderr
+
+
+def test_realtime_is_held_to_a_workspaces_requirements(home: Path, workspace: Path, tmp_path: Path) -> None:
+    """A ChatGPT workspace requiring `untrusted` approvals: a command the realtime model calls that
+    is not known-safe is refused (nobody can approve it), not run under the config's default."""
+    import time
+
+    from tests.test_managed_requirements import login
+
+    login(home, "enterprise")
+    kept = {"version": 1, "account_id": "acct_9", "fetched_at": time.time(), "url": "http://127.0.0.1:9/bundle",
+            "fragments": [{"id": "req_1", "name": "Org policy",
+                           "contents": 'allowed_approval_policies = ["untrusted"]\n'}]}  # fmt: skip
+    (home / "managed_requirements.json").write_text(json.dumps(kept))
+    (home / "managed_requirements.json").chmod(0o600)
+    call = {"command": "python3 -c 'print(6*7)'"}
+    with FakeRealtimeServer() as rt:
+        write_config(
+            home, "http://127.0.0.1:9/v1", extra=f'experimental_realtime_ws_base_url = "{rt.base_url}"'
+        )
+        rt.add(
+            [{"type": "response.output_item.done", "item": {"type": "function_call", "call_id": "rt_1",
+                                                             "name": "shell_command", "arguments": json.dumps(call)}},
+             {"type": "response.done", "response": {"status": "completed"}}],
+            [{"type": "response.done", "response": {"status": "completed"}}],
+        )  # fmt: skip
+        res = run_cli("realtime", "--input", str(tone(tmp_path / "q.wav")), cwd=workspace)
+    assert res.code == 0, res.stderr
+    output = next(e for e in rt.received if e["type"] == "conversation.item.create")["item"]["output"]
+    assert "42" not in output and "approv" in output

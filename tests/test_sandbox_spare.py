@@ -157,3 +157,23 @@ def test_a_spare_dies_with_its_agent(tmp_path: Path) -> None:
     while time.monotonic() < deadline and not _gone(pid):
         time.sleep(0.05)
     assert _gone(pid)
+
+
+def test_spares_are_bounded_and_stale_ones_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app server opens many sessions and most run nothing: at most MAX_SPARES idle spares
+    are kept, and one too old to be adopted is stopped when the next is booted."""
+    booted = []
+    try:
+        for i in range(spare.MAX_SPARES + 2):
+            spare.boot_for(f"many-{i}")
+            if f"many-{i}" in spare._SPARES:
+                booted.append(spare._SPARES[f"many-{i}"])
+        assert len(booted) == spare.MAX_SPARES and spare.spares() == spare.MAX_SPARES
+        booted[0].started -= spare.STALE_AFTER_S + 1
+        spare.boot_for("later")
+        assert "many-0" not in spare._SPARES and "later" in spare._SPARES
+        booted[0].process.wait(10)
+        booted.append(spare._SPARES["later"])
+    finally:
+        for key in [k for k in spare._SPARES if k.startswith(("many-", "later"))]:
+            spare.drop(key)

@@ -222,6 +222,9 @@ def _mapped(lib: Any, inner: Any, route: str) -> httpx.AsyncByteStream:
 
 def describe_transport_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
+    if "header" in text.lower() and ("illegal" in text.lower() or "invalid" in text.lower()):
+        # h11/httpx quote the refused header, value and all: a credential must never reach a message
+        text = "a request header has an invalid value (it is not shown: it may hold a credential)"
     return f"{type(exc).__name__}: {text}"
 
 

@@ -94,13 +94,14 @@ class AppServer:
         if owner is not None and owner is not self:
             raise RpcError(INVALID_REQUEST, f"thread {thread_id} is loaded by another client of this server")
 
-    def _open(self, params: dict[str, Any], **options: Any) -> Any:
-        from codexbro.composition import SessionOptions, start_session
+    async def _open(self, params: dict[str, Any], **options: Any) -> Any:
+        from codexbro.composition import SessionOptions, managed, start_session
         from codexbro.config.loader import load_config
         from codexbro.errors import CodexbroError
 
         try:
             config = load_config(pa.overrides(params, self.base))
+            await managed.prime(config)  # a slow requirements server must not stall every client
             return start_session(config, SessionOptions(originator=ORIGINATOR, source="appServer",
                                                         interactive=True, **options))  # fmt: skip
         except CodexbroError as err:
@@ -109,7 +110,7 @@ class AppServer:
     # ---- threads --------------------------------------------------------------------------------
 
     async def m_thread_start(self, params: dict[str, Any]) -> AfterReply:
-        session = self._open(params, ephemeral=bool(params.get("ephemeral")))
+        session = await self._open(params, ephemeral=bool(params.get("ephemeral")))
         session.drain_events()  # start-up events: the response and thread/started say it
         thread = self._load(session)
         return AfterReply({"thread": thread.json(), **thread.settings()}, self._announce(thread))
@@ -133,7 +134,7 @@ class AppServer:
         if loaded.thread_id in self.threads:
             thread = self.threads[loaded.thread_id]
         else:
-            session = self._open(params, resume=loaded)
+            session = await self._open(params, resume=loaded)
             session.drain_events()
             thread = self._load(session)
             thread.preview = pa.preview(loaded.history)
@@ -142,7 +143,7 @@ class AppServer:
 
     async def m_thread_fork(self, params: dict[str, Any]) -> AfterReply:
         loaded = self._rollout(pa.require(params, "threadId", str))
-        session = self._open(params, fork=loaded, ephemeral=bool(params.get("ephemeral")))
+        session = await self._open(params, fork=loaded, ephemeral=bool(params.get("ephemeral")))
         session.drain_events()
         thread = self._load(session)
         thread.preview = pa.preview(loaded.history)

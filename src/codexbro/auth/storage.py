@@ -94,8 +94,17 @@ def load(home: Path) -> AuthFile | None:
         if not all(isinstance(tokens.get(k), str) for k in ("access_token", "refresh_token")):
             raise AuthError(f"{path}: the ChatGPT tokens are incomplete; run `codexbro login` again")
         account = tokens.get("account_id")
-        parsed = Tokens(str(id_token or ""), tokens["access_token"], tokens["refresh_token"],
-                        account if isinstance(account, str) else None)  # fmt: skip
+        access, refresh = tokens["access_token"].strip(), tokens["refresh_token"].strip()
+        if any(not ch.isprintable() or ch.isspace() for ch in access + refresh):
+            raise AuthError(f"{path}: a ChatGPT token holds a space or a control character; run `codexbro login` "
+                            "again")  # fmt: skip
+        parsed = Tokens(str(id_token or ""), access, refresh, account if isinstance(account, str) else None)
+    if isinstance(key, str):
+        key = key.strip()
+        if any(not ch.isprintable() or ch.isspace() for ch in key):
+            raise AuthError(
+                f"{path}: OPENAI_API_KEY holds a space or a control character; run `codexbro login` again"
+            )
     if mode == "apikey" and not (isinstance(key, str) and key.strip()):
         raise AuthError(
             f"{path}: auth_mode is apikey but OPENAI_API_KEY is empty; run `codexbro login` again"

@@ -50,6 +50,7 @@ async def realtime_exchange(ns: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"{source} holds no audio")
     config = load_config(Overrides(cli_overrides=ns.config_overrides, profile=ns.profile))
     resolution = resolve(config)
+    config = resolution.config  # as resolved: held to a workspace's managed requirements
     if resolution.embedded:
         raise UserError(
             "realtime voice needs an OpenAI account (API key or ChatGPT login); the embedded model has none"

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 @asynccontextmanager
-async def chatgpt_backend(config: Config, *, timeout_s: float = 30.0) -> AsyncIterator[ChatGPTBackend]:
+async def chatgpt_backend(
+    config: Config, *, timeout_s: float = 30.0, read_timeout_s: float | None = None
+) -> AsyncIterator[ChatGPTBackend]:
     """A backend client under the stored ChatGPT login (refreshed as needed, recovered once from
     a 401); ``AuthError`` when there is no such login — an API key is not enough."""
     from codexbro.api.chatgpt.backend import ChatGPTBackend
@@ -28,7 +30,7 @@ async def chatgpt_backend(config: Config, *, timeout_s: float = 30.0) -> AsyncIt
         raise AuthError(
             "this needs a ChatGPT login (auth.json with ChatGPT tokens); an API key is not enough"
         )
-    http = RouteHttp(timeout_s=timeout_s)
+    http = RouteHttp(timeout_s=timeout_s, read_timeout_s=read_timeout_s)
     manager = AuthManager(config.codexbro_home, http)
 
     async def headers() -> dict[str, str]:

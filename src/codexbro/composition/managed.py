@@ -34,7 +34,11 @@ from codexbro.errors import CodexbroError
 CACHE_FILE = "managed_requirements.json"
 FRESH_S = 3600.0
 WAIT_S = 4.0
-WORKSPACE_PLANS = ("business", "team", "enterprise", "edu", "education", "k12", "enterprise_cbp")
+BACKOFF_S = 60.0  # after a failed fetch, sessions opened within this start at once (stale copy or none)
+# Plans with no administrator: nothing to fetch. Any other plan (business, team, enterprise, edu,
+# a workspace plan not known here) is asked — an unknown plan is asked rather than trusted.
+PERSONAL_PLANS = frozenset({"free", "plus", "pro", "go", "prolite"})
+_FAILED: dict[tuple[str, str], float] = {}  # (home, account) → when a fetch last failed, this process
 
 
 def _identity(config: Config) -> tuple[str, str] | None:
@@ -46,7 +50,7 @@ def _identity(config: Config) -> tuple[str, str] | None:
         return None
     claims = storage.jwt_claims(auth.tokens.id_token).get("https://api.openai.com/auth") or {}
     plan = claims.get("chatgpt_plan_type") if isinstance(claims, dict) else None
-    if not isinstance(plan, str) or not plan.lower().startswith(WORKSPACE_PLANS):
+    if not isinstance(plan, str) or plan.strip().lower() in PERSONAL_PLANS:
         return None
     account = auth.tokens.account_id or (
         claims.get("chatgpt_account_id") if isinstance(claims, dict) else None
@@ -68,6 +72,8 @@ def _read_cache(config: Config, account: str) -> tuple[list[Fragment], float, st
         or not isinstance(doc.get("fetched_at"), float)
     ):
         return None
+    if doc["fetched_at"] > time.time() + 300:  # stamped in the future (a clock moved): never fresh
+        doc["fetched_at"] = 0.0
     frags = [Fragment(str(f.get("id")), str(f.get("name")), str(f.get("contents")))
              for f in doc.get("fragments") or [] if isinstance(f, dict)]  # fmt: skip
     return frags, doc["fetched_at"], str(doc.get("url") or "")
@@ -85,7 +91,7 @@ async def _fetch(config: Config) -> tuple[list[Fragment], str]:
     from codexbro.api.routes import route
     from codexbro.composition.chatgpt import chatgpt_backend
 
-    async with chatgpt_backend(config, timeout_s=WAIT_S) as backend:
+    async with chatgpt_backend(config, timeout_s=WAIT_S, read_timeout_s=WAIT_S) as backend:
         try:
             return fragments_from_bundle(await backend.config_bundle()), route("wham.config.bundle").url(
                 config.chatgpt_base_url
@@ -129,7 +135,16 @@ def load(config: Config) -> Requirements:
     if cached is not None and time.time() - cached[1] < FRESH_S:
         rules, ignored = parse(cached[0])
         return Requirements(rules, ignored, "cache", cached[2], cached[1])
-    live = _fetch_waiting(config)
+    key = (str(config.codexbro_home), account)
+    failed_at = _FAILED.get(key)
+    if failed_at is not None and time.monotonic() - failed_at < BACKOFF_S:
+        live: tuple[list[Fragment], str] | str = "it failed less than a minute ago"
+    else:
+        live = _fetch_waiting(config)
+        if isinstance(live, str):
+            _FAILED[key] = time.monotonic()
+        else:
+            _FAILED.pop(key, None)
     if not isinstance(live, str):
         frags, url = live
         rules, ignored = parse(frags)  # invalid requirements are refused before they are kept
@@ -143,6 +158,13 @@ def load(config: Config) -> Requirements:
     return Requirements(
         origin="none", note=f"UNKNOWN: the workspace's requirements could not be fetched ({live})"
     )
+
+
+async def prime(config: Config) -> None:
+    """For a server opening sessions on its event loop: fetch (or fail) in a worker thread, so
+    the ``resolve`` that follows finds a fresh copy or a recent failure and does not wait."""
+    if _identity(config) is not None:
+        await asyncio.to_thread(load, config)
 
 
 def apply(config: Config) -> tuple[Config, Requirements, list[str]]:

@@ -21,6 +21,10 @@ from msgspec import Struct, field
 from codexbro.errors import UserError
 
 ENFORCED = {"allowed_sandbox_modes": "sandbox_mode", "allowed_approval_policies": "approval_policy"}
+KNOWN = {
+    "allowed_sandbox_modes": ("read-only", "workspace-write", "danger-full-access"),
+    "allowed_approval_policies": ("untrusted", "on-failure", "on-request", "never"),
+}
 
 
 class Fragment(Struct, frozen=True):
@@ -90,12 +94,21 @@ def parse(fragments: list[Fragment]) -> tuple[tuple[Rule, ...], dict[str, str]]:
             doc = tomllib.loads(frag.contents)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"the {frag.label} are not valid TOML ({exc}); ask your administrator") from None
+        except RecursionError:
+            raise UserError(
+                f"the {frag.label} are nested too deeply to read; ask your administrator"
+            ) from None
         for key, value in doc.items():
             if key not in ENFORCED:
                 ignored.setdefault(key, frag.label)
                 continue
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"the {frag.label} set {key} to {value!r}: expected a list of names")
+            known = KNOWN[key]
+            unknown = [v for v in value if v not in known]
+            if unknown:
+                raise UserError(f"the {frag.label} allow {unknown[0]!r} in {key}, which is not one of "
+                                f"{', '.join(known)}; ask your administrator")  # fmt: skip
             if key in allowed:
                 values, sources = allowed[key]
                 allowed[key] = ([v for v in values if v in value], [*sources, frag.label])

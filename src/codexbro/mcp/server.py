@@ -162,6 +162,7 @@ class CodexMcpServer:
         try:
             if params.name == "codex":
                 call = parse_codex(params.arguments, self.base)
+                await _prime(call.overrides)
                 thread = self._open(call.overrides)
                 return await self._turn(ctx, thread, call.prompt)
             if params.name == "codex-reply":
@@ -348,3 +349,17 @@ def _result(text: str, thread_id: str | None, *, error: bool = False) -> types.C
     if thread_id is not None:
         extra["structured_content"] = {"threadId": thread_id, "content": text}
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], **extra)
+
+
+async def _prime(overrides: Overrides) -> None:
+    """A workspace's managed requirements fetched off the event loop before a session opens on it
+    (a slow server must not stall the other calls); a config that does not load is left for
+    ``_open`` to report."""
+    import contextlib
+
+    from codexbro.composition import managed
+    from codexbro.config.loader import load_config
+    from codexbro.errors import CodexbroError
+
+    with contextlib.suppress(CodexbroError):
+        await managed.prime(load_config(overrides))

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 BOOT = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from codexbro.sandbox.server import main; main()"
 STALE_AFTER_S = 600.0  # a spare older than this is not adopted: the package may have changed since
+MAX_SPARES = 2  # idle spares one process keeps (an app server opens many sessions; most run nothing)
 
 
 class Booted:
@@ -113,6 +114,10 @@ def boot_for(owner: str) -> None:
     """Boot a spare server for session ``owner`` unless it has one. Never raises: without a spare,
     the first container starts its server itself."""
     if owner in _SPARES or not sys.platform.startswith("linux"):
+        return
+    for key in [k for k, spare in _SPARES.items() if time.monotonic() - spare.started >= STALE_AFTER_S]:
+        _SPARES.pop(key).kill()  # too old to be adopted: no reason to keep it
+    if len(_SPARES) >= MAX_SPARES:
         return
     try:
         _SPARES[owner] = boot()

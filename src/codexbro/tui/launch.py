@@ -23,8 +23,6 @@ def _flags(ns: argparse.Namespace, trusted: bool) -> dict[str, Any]:
     """Upstream's interactive defaults: in a trusted workspace (a git one, or one the user trusted)
     workspace-write + on-request; elsewhere read-only + on-request."""
     flags: dict[str, Any] = {"model": ns.model, "approval_policy": ns.ask_for_approval}
-    if trusted and ns.sandbox is None:
-        flags["sandbox_mode"] = "workspace-write"
     if ns.full_auto:
         flags["sandbox_mode"] = "workspace-write"
         flags["approval_policy"] = flags["approval_policy"] or "on-request"
@@ -115,8 +113,18 @@ def _config(ns: argparse.Namespace, cwd: Path) -> Any:
     from codexbro.config.loader import Overrides, load_config
 
     def load(trusted: bool) -> Any:
+        # a trusted workspace's workspace-write is the command's default, not the user's choice (a
+        # workspace's managed requirements may replace it; a chosen value they forbid is refused)
+        defaults = {"sandbox_mode": "workspace-write"} if trusted and ns.sandbox is None else {}
         return load_config(
-            Overrides(ns.config_overrides, ns.profile, _flags(ns, trusted), cwd, tuple(ns.add_dirs))
+            Overrides(
+                ns.config_overrides,
+                ns.profile,
+                _flags(ns, trusted),
+                cwd,
+                tuple(ns.add_dirs),
+                command_defaults=defaults,
+            )
         )
 
     where = cwd.resolve()
