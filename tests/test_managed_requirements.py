@@ -209,3 +209,16 @@ def test_a_failed_fetch_is_not_waited_for_again_at_once(backend: FakeChatGPTBack
     assert time.monotonic() - started < 0.5 and "less than a minute ago" in again.note
     assert bundle_fetches(backend) == 1
     managed._FAILED.clear()
+
+
+def test_a_broken_auth_json_does_not_stop_an_api_key_session(home: Path, fake: FakeResponsesServer,
+                                                             workspace: Path) -> None:  # fmt: skip
+    """Requirements look at auth.json for a workspace login; one that cannot be read is no such login
+    — a session on an API key from the environment still runs."""
+    from tests.conftest import write_config
+
+    write_config(home, fake.base_url)
+    (home / "auth.json").write_text("{not json")
+    fake.add(Reply(message_turn("ok")))
+    res = run_cli("exec", "--skip-git-repo-check", "hi", cwd=workspace)
+    assert res.code == 0, res.stderr

@@ -44,8 +44,12 @@ _FAILED: dict[tuple[str, str], float] = {}  # (home, account) → when a fetch l
 def _identity(config: Config) -> tuple[str, str] | None:
     """(account id, plan) of a ChatGPT workspace login; None when requirements do not apply."""
     from codexbro.auth import storage
+    from codexbro.errors import AuthError
 
-    auth = storage.load(config.codexbro_home)
+    try:
+        auth = storage.load(config.codexbro_home)
+    except AuthError:  # an unreadable login is no workspace login; it is reported where it is used
+        return None
     if auth is None or auth.tokens is None:
         return None
     claims = storage.jwt_claims(auth.tokens.id_token).get("https://api.openai.com/auth") or {}
