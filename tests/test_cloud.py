@@ -302,3 +302,11 @@ def test_plugin_list_shows_what_each_provides(backend: FakeChatGPTBackend) -> No
     )
     denied = run_cli("plugin", "list")
     assert denied.code == 1 and "HTTP 403" in denied.stderr
+
+
+def test_routes_show_the_ecosystem_as_used_under_a_chatgpt_login(backend: FakeChatGPTBackend) -> None:
+    shown = {r["name"]: r["status"] for r in json.loads(run_cli("routes", "--json").stdout)}
+    for name in ("wham.tasks.list", "wham.tasks.get", "wham.tasks.sibling_turns", "wham.tasks.create",
+                 "wham.environments", "wham.environments.by_repo", "wham.config.bundle",
+                 "wham.config.requirements", "plugins.list", "plugins.installed"):  # fmt: skip
+        assert shown[name] == "used", (name, shown[name])

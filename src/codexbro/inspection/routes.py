@@ -75,6 +75,17 @@ def _apps_gateway(config: Config | None) -> str | None:
     return gateway(config)[1]
 
 
+def _chatgpt_login(config: Config | None) -> bool:
+    from codexbro.auth import storage
+    from codexbro.errors import AuthError
+
+    try:
+        auth = storage.load(config.codexbro_home) if config is not None else None
+    except AuthError:
+        return False
+    return auth is not None and auth.tokens is not None
+
+
 def rows(config: Config | None) -> list[Row]:
     current = current_model_base(config)[0] if config else None
     current_bucket = bucket_for_url(current) if current else None
@@ -84,6 +95,7 @@ def rows(config: Config | None) -> list[Row]:
     chatgpt_base = config.chatgpt_base_url if config else "https://chatgpt.com/backend-api/"
     out: list[Row] = []
     gateway = _apps_gateway(config)
+    chatgpt_login = _chatgpt_login(config)
     for route in ROUTES:
         if route.name == "connectors.gateway_mcp":  # only ever at the public API (mcp/apps.py)
             targets = [(PUBLIC_API, route.template(OPENAI_API_BASE))]
@@ -105,6 +117,8 @@ def rows(config: Config | None) -> list[Row]:
                 status = "used" if _config_uses(route, config) else "available"
             elif route.name == gateway:
                 status = "used"  # this config's sessions reach the ChatGPT connectors through it
+            elif route.family == "chatgpt" and chatgpt_login:
+                status = "used"  # this login's sessions and commands (cloud, usage, plugins, …) send it
             else:
                 status = "available"
             out.append(Row(bucket, route, url, status))
@@ -144,7 +158,8 @@ def render(config: Config | None, as_json: bool) -> str:
             lines.append(f"        {r.route.name} — {r.route.purpose}; auth: {_auth(r)}; {r.status}")
         lines.append("")
     lines.append(
-        "status: used = this config sends it; available = codexbro sends it with another provider or login;"
+        "status: used = this config sends it (with a ChatGPT login: the ChatGPT backend's commands too); "
+        "available = codexbro sends it with another provider or login;"
     )
     lines.append("        not implemented = on the map (upstream calls it), not called by codexbro yet")
     return "\n".join(lines)
