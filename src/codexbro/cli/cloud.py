@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,8 +18,8 @@ from typing import Any
 
 from codexbro.cloud import tasks as t
 from codexbro.cloud.view import block as _block
+from codexbro.cloud.view import list_text, task_url
 from codexbro.cloud.view import task_json as _task_json
-from codexbro.cloud.view import task_url
 from codexbro.config.loader import Overrides, load_config
 from codexbro.errors import CodexbroError, UserError
 from codexbro.textsafe import for_terminal
@@ -73,12 +71,7 @@ async def cloud_list(backend: Any, ns: Any, base: str, cwd: Path) -> str:
     found = [t.from_list_item(s.raw) for s in summaries]
     if ns.json:
         return json.dumps({"tasks": [_task_json(x, base) for x in found], "cursor": cursor}, indent=2)
-    if not found:
-        return "No tasks found."
-    blocks = ["\n".join(_block(x, base, "  ")) for x in found]
-    if cursor:
-        blocks.append(f"To fetch the next page, run codexbro cloud list --cursor={shlex.quote(cursor)}")
-    return "\n\n".join(blocks)
+    return list_text(found, base, cursor)
 
 
 async def cloud_status(backend: Any, ns: Any, base: str, cwd: Path) -> str:
@@ -228,10 +221,11 @@ def _query(query: str | None) -> str:
 
 
 def _current_branch(cwd: Path) -> str | None:
+    from codexbro.cloud.git import run_git
+
     try:
-        proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "branch",
-                               "--show-current"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+        proc = run_git(["branch", "--show-current"], cwd, timeout_s=10)
+    except (UserError, OSError):
         return None
     name = proc.stdout.strip()
     return name if proc.returncode == 0 and name else None

@@ -33,17 +33,8 @@ from pathlib import Path
 
 from msgspec import Struct, field
 
+from codexbro.cloud.git import run_git
 from codexbro.errors import UserError
-
-GIT = [
-    "git",
-    "-c",
-    "safe.bareRepository=explicit",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.fsmonitor=false",
-]
 
 _APPLIED = (re.compile(r"^Applied patch to '(.+)' cleanly\.$"), re.compile(r"^Applied patch (.+) cleanly\.$"))
 _CONFLICT = (re.compile(r"^Applied patch to '(.+)' with conflicts\.$"), re.compile(r"^U (.+)$"))
@@ -82,8 +73,7 @@ def is_unified_diff(text: str) -> bool:
 
 
 def work_tree(cwd: Path) -> Path:
-    proc = subprocess.run([*GIT, "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
-                          timeout=30, check=False)  # fmt: skip
+    proc = run_git(["rev-parse", "--show-toplevel"], cwd, timeout_s=30)
     if proc.returncode != 0:
         raise UserError(
             f"{cwd} is not inside a git work tree: {proc.stderr.strip() or 'git rev-parse failed'}"
@@ -353,10 +343,4 @@ def _private_index(root: Path, tmp: str) -> dict[str, str]:
 
 
 def _git(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([*GIT, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
-                              env=env, errors="surrogateescape")  # fmt: skip
-    except FileNotFoundError:
-        raise UserError("git is not installed: it is needed to apply a task's diff") from None
-    except subprocess.TimeoutExpired:
-        raise UserError("git apply did not finish within 2 minutes") from None
+    return run_git(args, cwd, env=env)

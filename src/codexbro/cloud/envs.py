@@ -8,12 +8,12 @@ Each environment keeps the reason it matched, for ``cloud envs``."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
 
+from codexbro.cloud.git import run_git
 from codexbro.errors import ApiError, CodexbroError, UserError
 
 _GITHUB = re.compile(
@@ -39,12 +39,8 @@ def github_repos(cwd: Path) -> list[tuple[str, str]]:
     """(owner, repo) of every GitHub remote of the work tree at ``cwd``, sorted, no duplicates.
     git runs without hooks or fsmonitor (a repository's config must not run anything here)."""
     try:
-        out = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "config", "--get-regexp",
-             r"^remote\..*\.url$"],
-            cwd=cwd, capture_output=True, text=True, timeout=10, check=False,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+        out = run_git(["config", "--get-regexp", r"^remote\..*\.url$"], cwd, timeout_s=10).stdout
+    except (UserError, OSError):
         return []
     found = set()
     for line in out.splitlines():

@@ -35,13 +35,23 @@ def task_json(task: t.Task, base: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def list_text(found: list[t.Task], base: str, cursor: str | None) -> str:
+    """``cloud list``'s blocks (0.169's), and the command for the next page when there is one."""
+    import shlex
+
+    if not found:
+        return "No tasks found."
+    blocks = ["\n".join(block(x, base, "  ")) for x in found]
+    if cursor:
+        blocks.append(f"To fetch the next page, run codexbro cloud list --cursor={shlex.quote(cursor)}")
+    return "\n\n".join(blocks)
+
+
 async def tasks_view(backend: Any, base: str, task_id: str | None = None) -> tuple[str, str | None]:
     """The TUI's ``/cloud``: the task list; or one task's status lines and its diff (None if none)."""
     if task_id is None:
         summaries, cursor, _page = await backend.tasks()
-        found = [t.from_list_item(s.raw) for s in summaries]
-        text = "\n\n".join("\n".join(block(x, base, "  ")) for x in found) or "No tasks found."
-        return text + ("\n\n(more: codexbro cloud list --cursor=…)" if cursor else ""), None
+        return list_text([t.from_list_item(s.raw) for s in summaries], base, cursor), None
     tid = t.task_id_of(task_id)
     doc = await backend.task(tid)
     task = t.from_details(doc, tid)
