@@ -32,11 +32,12 @@ from msgspec import Struct
 from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt
 from codexbro.embedded.grammar import tool_grammar
-from codexbro.embedded.guards import answer_so_far, looping, repeated_at
+from codexbro.embedded.guards import answer_so_far, echoes_scaffold, repeated_at
 from codexbro.embedded.kvcache import MAX_TOKENS, KvStore
 from codexbro.embedded.llama_server import EngineError, LlamaServer
 from codexbro.embedded.parse import ParsedCall, parse_output
 from codexbro.embedded.render import answer_tool, native_tools, to_messages, to_native_messages
+from codexbro.embedded.reply import Reply
 from codexbro.errors import ContextWindowExceeded
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class RequestStats(Struct):
     prompt_tokens: int = 0
     reused_tokens: int = 0  # already in the KV cache (this process or restored from disk)
     restored_tokens: int = 0  # loaded from the on-disk cache before this request
-    output_tokens: int = 0
+    output_tokens: int = 0  # sampled
+    written_tokens: int = 0  # written into the prompt by the engine (the fixed parts of a call)
     load_s: float = 0.0
     first_token_s: float = 0.0  # from the request's start to the first sampled token
     total_s: float = 0.0
@@ -144,7 +146,7 @@ class EmbeddedModel:
     ) -> dict[str, Any]:
         """What the model is given for ``prompt``: the rendered template text, its token count and
         the grammar (``codexbro debug request`` with the embedded provider)."""
-        tokens, grammar, prefix = self.prepare(prompt, instructions, attachments=attachments)
+        tokens, grammar, prefix, _calls = self.prepare(prompt, instructions, attachments=attachments)
         text = self._load().detokenize(tokens)
         return {
             "mode": "native tool template + answer tool" if self.native else "plain chat template + tool guide",
@@ -154,21 +156,24 @@ class EmbeddedModel:
 
     def prepare(self, prompt: Prompt, instructions: str, require_tool: bool = False,
                 answer_only: bool = False, attachments: Mapping[str, str] | None = None,
-                ) -> tuple[list[int], str | None, int]:  # fmt: skip
-        """The prompt's tokens, the grammar for this model's template and how many leading tokens
-        are the workspace-independent prefix (loads the model).
+                ) -> tuple[list[int], str | None, int, list[dict[str, Any]] | None]:  # fmt: skip
+        """The prompt's tokens, the grammar for this model's template, how many leading tokens
+        are the workspace-independent prefix, and — for the native profile, whose replies are
+        tagged calls written in phases (``reply.py``) — the tools the reply may call. The grammar
+        is what those phases amount to (shown by ``debug request``). Loads the model.
 
         ``answer_only`` keeps the tools in the prompt — so its tokens, and the KV cache, stay the
         same — but lets the grammar accept only a text answer."""
         self._load()
         tools = [t for t in prompt.tools if t.get("type") == "function"]
         grammar: str | None
+        calls: list[dict[str, Any]] | None = None
         if self.native:
             # The template's own tool format; every reply is a tagged call, plain answers through
             # the `answer` pseudo-tool (the best of the modes measured; see docs/embedded.md).
             answer = answer_tool(prompt.output_schema)
             tools = [*tools, answer]
-            allowed = [answer] if answer_only else tools
+            allowed = calls = [answer] if answer_only else tools
             grammar = tool_grammar(allowed, allow_text=False, required_only=True, tagged=True)
             messages = to_native_messages(prompt, instructions, attachments)
             template_tools: list[dict[str, Any]] | None = native_tools(tools)
@@ -185,7 +190,7 @@ class EmbeddedModel:
             messages = to_messages(prompt, instructions, attachments)
             template_tools = None
         tokens = self.render(messages, template_tools)
-        return tokens, grammar, len(self._prefix(messages, template_tools, tokens))
+        return tokens, grammar, len(self._prefix(messages, template_tools, tokens)), calls
 
     # ---- generation (runs in a worker thread) --------------------------------------------------
 
@@ -198,7 +203,7 @@ class EmbeddedModel:
             if self._server is None:
                 self._load()
                 stats.load_s = time.perf_counter() - start
-            tokens, grammar, prefix = self.prepare(
+            tokens, grammar, prefix, calls = self.prepare(
                 prompt, instructions, require_tool, answer_only, attachments
             )
             stats.prompt_tokens = len(tokens)
@@ -211,7 +216,7 @@ class EmbeddedModel:
             if not self._primed:
                 self._primed = True
                 stats.restored_tokens, stats.restored_from = self._restore(tokens[:prefix], cancel)
-            self._complete(tokens, grammar, stats, start, emit, cancel)
+            self._complete(tokens, grammar, calls, stats, start, emit, cancel)
             stats.total_s = time.perf_counter() - start
 
     def _restore(self, prefix: list[int], cancel: threading.Event) -> tuple[int, str]:
@@ -256,52 +261,19 @@ class EmbeddedModel:
                 usage.get("completion_tokens") or 0
             )
 
-    def _complete(self, tokens: list[int], grammar: str | None, stats: RequestStats, start: float,
-                  emit: Callable[[str], None], cancel: threading.Event) -> None:  # fmt: skip
+    def _complete(self, tokens: list[int], grammar: str | None, calls: list[dict[str, Any]] | None,
+                  stats: RequestStats, start: float, emit: Callable[[str], None],
+                  cancel: threading.Event) -> None:  # fmt: skip
+        """Generate the reply: a tagged call in phases when ``calls`` (the native profile, see
+        ``reply.py``), else one sampling under ``grammar``."""
         assert self._server is not None
         budget = min(self.max_tokens, self.n_ctx - len(tokens))
-        pieces: dict[str, int] = {}  # each distinct piece as a number, for the token-loop guard
-        produced: list[int] = []
-        written = ""  # the decoded output so far (the answer's repetition guard reads it)
-
-        def chunk(data: dict[str, Any]) -> bool:
-            nonlocal written
-            self._track(data, tokens)
-            if cancel.is_set():
-                return True
-            progress = data.get("prompt_progress")
-            if isinstance(progress, dict):
-                stats.reused_tokens = int(progress.get("cache") or 0)
-                return False
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                stats.output_tokens = int(usage.get("completion_tokens") or stats.output_tokens)
-                details = usage.get("prompt_tokens_details") or {}
-                stats.reused_tokens = int(details.get("cached_tokens") or stats.reused_tokens)
-            choices = data.get("choices") or [{}]
-            piece = str(choices[0].get("text") or "")
-            if not piece:
-                return False
-            if not produced:
-                stats.first_token_s = time.perf_counter() - start
-            produced.append(pieces.setdefault(piece, len(pieces)))
-            stats.output_tokens = max(stats.output_tokens, len(produced))
-            emit(piece)
-            written += piece
-            if looping(produced):
-                stats.stopped = "repetition"  # greedy decoding stuck in a loop: cut it short
-                return True
-            if any(c in piece for c in ".!?\n") and repeated_at(answer_so_far(written) or "") is not None:
-                stats.stopped = "repetition"  # an answer saying the same sentences again: enough
-                return True
-            return False
-
-        body: dict[str, Any] = {"prompt": tokens, "max_tokens": budget, "top_k": 1, "temperature": 0.0,
-                                "repeat_penalty": 1.0}  # fmt: skip
-        if grammar:
-            body["grammar"] = grammar
+        reply = Reply(self._server, stats, start, emit, cancel, self._track)
         try:
-            self._server.complete(body, chunk)
+            if calls is None:
+                reply.sample(tokens, grammar, budget)
+            else:
+                reply.write_call(tokens, calls, budget)
         except EngineError as exc:
             if "context" in str(exc).lower():
                 raise ContextWindowExceeded(f"the embedded model's context window is full: {exc}") from None
@@ -384,8 +356,9 @@ class EmbeddedModel:
             value = parsed.arguments.get("text", "")
             parsed = value.strip() if isinstance(value, str) else json.dumps(value)
         if isinstance(parsed, str):  # an answer that says the same thing again ends before it does
-            cut = repeated_at(parsed)
-            parsed = parsed[:cut].rstrip() if cut is not None else parsed
+            for guard in (repeated_at, echoes_scaffold):
+                cut = guard(parsed)
+                parsed = parsed[:cut].rstrip(" \n(") if cut is not None else parsed
         if isinstance(parsed, ParsedCall):
             item: ev.ResponseItem = {
                 "type": "function_call", "id": f"fc_{secrets.token_hex(6)}", "call_id": f"call_{secrets.token_hex(6)}",

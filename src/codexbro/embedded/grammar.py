@@ -15,12 +15,14 @@ from typing import Any
 
 BASE_RULES = r"""
 ws ::= [ \t\n]{0,2}
-string ::= "\"" ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
+string ::= "\"" string-body
+string-body ::= ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
 number ::= "-"? [0-9]{1,15} ("." [0-9]{1,10})?
 integer ::= "-"? [0-9]{1,15}
 boolean ::= "true" | "false"
 text ::= [^<{`\x00-\x08\n] [^\x00]{0,4000}
-prose ::= "\"" ( [^"\\<{`\x00-\x1f] | "\\" ["\\/bfnrt] ) ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
+prose ::= "\"" prose-body
+prose-body ::= ( [^"\\<{`\x00-\x1f] | "\\" ["\\/bfnrt] ) ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4} ){0,2000} "\""
 """
 
 
@@ -113,3 +115,49 @@ def tool_grammar(
     lines = [f"root ::= {' | '.join(alternatives)}"]
     lines += [f"{k} ::= {v}" for k, v in builder.rules.items()]
     return "\n".join(lines) + BASE_RULES
+
+
+# A tagged call as the template writes it. The native profile's replies are all tagged calls, so
+# the text before the tool's name is the same in every reply (``reply.py`` writes it into the prompt).
+CALL_OPEN = "<tool_call>\n"
+CALL_HEAD = CALL_OPEN + '{"name": "'
+CALL_TAIL = "\n</tool_call>"
+
+
+def call_rest(tools: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """A tagged call to one of ``tools`` after ``CALL_HEAD``, split at the model's first real
+    choice: the text every such call continues with — nothing when there are several tools (the
+    name is the choice); with one tool its name and ``", "arguments": {"first": "`` — and a grammar
+    for the rest, through the call's two closing braces (required arguments only, in schema
+    order). ``(text, None)`` when nothing is left to choose."""
+    builder = GrammarBuilder(required_only=True)
+    if len(tools) == 1:
+        schema = tools[0].get("parameters") or {}
+        props: dict[str, Any] = schema.get("properties") or {}
+        required = [k for k in props if k in set(schema.get("required") or [])]
+        head = tools[0]["name"] + '", "arguments": '
+        if not required:
+            return head + "{}}", None
+        first, *others = required
+        value = builder.value(props[first], f"args-{first}")
+        head += "{" + json.dumps(first) + ": "
+        if value in ("string", "prose"):  # the opening quote is written too
+            head += '"'
+            value += "-body"
+        members = "".join(
+            f' ws "," ws {_lit(json.dumps(k))} ws ":" ws {builder.value(props[k], f"args-{k}")}'
+            for k in others
+        )
+        root = f'{value}{members} ws "}}" ws "}}"'
+    else:
+        head, calls = "", []
+        for tool in tools:
+            args = builder.object(tool.get("parameters") or {"type": "object"}, f"{tool['name']}-args")
+            rule = builder._name(f"call-{tool['name']}")
+            builder.rules[rule] = (
+                f'{_lit(tool["name"] + chr(34))} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
+            )
+            calls.append(rule)
+        root = " | ".join(calls)
+    lines = [f"root ::= {root}", *(f"{k} ::= {v}" for k, v in builder.rules.items())]
+    return head, "\n".join(lines) + BASE_RULES

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+from codexbro.embedded.render import REMINDER_HEAD
+
 _ANSWER_HEAD = '<tool_call>\n{"name": "answer", "arguments": {"text": "'
 
 
@@ -82,3 +84,20 @@ def looping(
     newest = recent[-gram:]
     seen = sum(1 for i in range(len(recent) - gram) if recent[i : i + gram] == newest)
     return seen >= repeats
+
+
+def echoes_scaffold(answer: str) -> int | None:
+    """Where an answer starts copying out the reminder the prompt puts after each tool result
+    (``render.REMINDER``) — text of ours, never the user's or a tool's — or None."""
+    at = answer.find(REMINDER_HEAD)
+    return at if at >= 0 else None
+
+
+def restarts(tokens: list[int], gram: int = 8) -> bool:
+    """A command line starting over: its newest ``gram`` tokens were already written in it (a
+    pipeline that repeats its own stages, ``| sed 's/row 1//g' | sed 's/row 2//g' | …``, or the
+    same search written twice). A command a small model needs never repeats such a stretch."""
+    if len(tokens) < 2 * gram:
+        return False
+    newest = tokens[-gram:]
+    return any(tokens[i : i + gram] == newest for i in range(len(tokens) - gram))

@@ -262,7 +262,7 @@ class EmbeddedClient:
                     # just the answer's tokens.
                     self.calls_refused += 1
                     stats = self.engine.last_stats
-                    refusal = {"reason": reason, "output_tokens": stats.output_tokens,
+                    refusal = {"reason": reason, "stopped": stats.stopped, "output_tokens": stats.output_tokens,
                                "seconds": round(stats.total_s, 2), "output": _snippet(event.item),
                                "first_token_s": round(stats.first_token_s, 3),
                                "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
@@ -324,7 +324,7 @@ class EmbeddedClient:
         local = {
             "prompt_tokens": stats.prompt_tokens, "reused_tokens": stats.reused_tokens,
             "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
-            "output_tokens": stats.output_tokens,
+            "output_tokens": stats.output_tokens, "written_tokens": stats.written_tokens,
             "load_s": round(stats.load_s, 3), "first_token_s": round(stats.first_token_s, 3),
             "tokens_per_s": round(stats.tokens_per_s, 2), "calls_refused": self.calls_refused,
             **({"stopped": stats.stopped} if stats.stopped else {}),

@@ -220,8 +220,11 @@ def _wrap(lines: list[str]) -> str:
     return "\n".join([ENV_OPEN, *lines, ENV_CLOSE]) if lines else ""
 
 
+# The start of the reminder: an answer that copies it out (the prompt's own scaffolding, not
+# anything the user or a tool wrote) is cut there (``guards.echoes_scaffold``).
+REMINDER_HEAD = "The user asked:"
 REMINDER = (
-    "\n\n(The user asked: {request}\nIf this result answers it or completes it, reply with answer now, "
+    "\n\n(" + REMINDER_HEAD + " {request}\nIf this result answers it or completes it, reply with answer now, "
     "quoting the lines the user asked to see; otherwise make the next call.)"
 )
 
