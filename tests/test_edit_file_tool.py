@@ -60,7 +60,11 @@ def test_edit_file_in_an_exec_turn(home: Path, fake: FakeResponsesServer, worksp
     assert (
         out["e1"] == "edit_file: old_text occurs 2 times in calc.py; include more of the line so it is unique"
     )
-    assert out["e2"].startswith("edit_file: old_text was not found in calc.py")
+    # A small file is shown with the not-found error: the text to copy is then in front of the model.
+    assert out["e2"] == (
+        "edit_file: old_text was not found in calc.py; copy it exactly from the file (spaces and quotes "
+        "included). calc.py is:\ndef add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b"
+    )
     assert out["e3"] == "edit_file: nope.py does not exist"
     assert out["e4"].startswith("Exit code: 0\n") and out["e4"].endswith("M calc.py\n")
     changes = [

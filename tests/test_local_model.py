@@ -324,16 +324,37 @@ def test_repeated_and_unfinished_calls_are_refused() -> None:
     answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done."}]}
     assert not _refused(answer, earlier)  # type: ignore[arg-type]
 
+    # After an edit that was made, running the same check again is the point; after a refused
+    # edit it is still a loop.
+    def edit(call_id: str) -> dict[str, object]:
+        return {"type": "function_call", "name": "edit_file", "call_id": call_id, "arguments": "{}"}
+
+    def output(call_id: str, text: str) -> dict[str, object]:
+        return {"type": "function_call_output", "call_id": call_id, "output": text}
+
+    check = call("python3 test_calc.py")
+    made = [user, check, edit("e1"), output("e1", "Exit code: 0\nWall time: 0 seconds\nOutput:\nM calc.py")]
+    assert not _refused(check, _calls_this_turn(made))  # type: ignore[arg-type]
+    failed = [user, check, edit("e1"), output("e1", "edit_file: old_text was not found in calc.py")]
+    assert _refused(check, _calls_this_turn(failed))  # type: ignore[arg-type]
+    assert _refused(check, _calls_this_turn([*made, check]))  # type: ignore[arg-type]  # run after the edit
+
 
 @needs_model
 def test_answer_grammar_keeps_prose_from_looking_like_a_call() -> None:
+    from codexbro.embedded.grammar import call_rest
     from codexbro.embedded.render import ANSWER_TOOL
 
     grammar = tool_grammar([ANSWER_TOOL], allow_text=False, required_only=True, tagged=True)
     assert 'answer-args-obj ::= "{" ws "\\"text\\"" ws ":" ws prose ws "}"' in grammar
-    prose = next(line for line in grammar.splitlines() if line.startswith("prose ::="))
-    assert prose.startswith('prose ::= "\\"" ( [^"\\\\<{`')  # the first character is not `<`, `{` or a fence
+    body = next(line for line in grammar.splitlines() if line.startswith("prose-body ::="))
+    assert body.startswith('prose-body ::= ( [^"\\\\<{`')  # the first character is not `<`, `{` or a fence
+    assert 'prose ::= "\\"" prose-body' in grammar
     compile_grammar(grammar)
+    # Written in phases, the opening quote is in the prompt and the rest starts with the same rule.
+    head, rest = call_rest([ANSWER_TOOL])
+    assert head.endswith('{"text": "') and rest is not None and rest.startswith("root ::= prose-body ")
+    compile_grammar(rest)
 
 
 @needs_model
@@ -576,3 +597,109 @@ async def test_kv_cache_refuses_planted_files_and_trims_long_conversations(
     linked = tmp_path / "linked"
     linked.symlink_to(cache)
     assert not KvStore(linked, MODEL, tmp_path / "ws").usable
+
+
+class ScriptedServer:
+    """Stands in for the engine in the reply writer's unit tests: streams the scripted pieces one
+    per chunk until the writer says stop, and records what it was asked."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.prompts: list[list[int]] = []
+        self.grammars: list[str | None] = []
+        self.consumed = 0
+
+    def complete(self, body: dict[str, object], on_chunk: object) -> None:
+        self.prompts.append(list(body["prompt"]))  # type: ignore[call-overload]
+        self.grammars.append(body.get("grammar"))  # type: ignore[arg-type]
+        assert callable(on_chunk)
+        on_chunk({"prompt_progress": {"cache": 3, "processed": len(self.prompts[-1])}})
+        for piece in self.pieces:
+            self.consumed += 1
+            if on_chunk({"choices": [{"text": piece}]}):
+                return
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return [ord(c) for c in text]
+
+
+def _write(pieces: list[str], tools: list[dict[str, object]]) -> tuple[ScriptedServer, str, object]:
+    import threading
+    import time
+
+    from codexbro.embedded.engine import RequestStats
+    from codexbro.embedded.reply import Reply
+
+    server = ScriptedServer(pieces)
+    stats = RequestStats()
+    out: list[str] = []
+    reply = Reply(server, stats, time.perf_counter(), out.append, threading.Event(), lambda _d, _t: None)  # type: ignore[arg-type]
+    reply.write_call([1, 2, 3], tools, 200)  # type: ignore[arg-type]
+    return server, "".join(out), stats
+
+
+SHELL = {"type": "function", "name": "shell_command",
+         "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}  # fmt: skip
+
+
+def test_a_call_is_written_not_sampled_where_nothing_is_chosen() -> None:
+    """The fixed head goes into the prompt; sampling stops when the call's JSON closes (the tail
+    and the end of turn are never sampled); the stream is the text a one-shot generation writes."""
+    from codexbro.embedded.render import ANSWER_TOOL
+
+    script = ['shell', '_command', '",', ' "', 'arguments', '":', ' {"', 'command', '":', ' "', 'ls', '"}}',
+              "\n", "</tool_call>", "<|im_end|>"]  # fmt: skip
+    server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    head = '<tool_call>\n{"name": "'
+    assert server.prompts == [[1, 2, 3, *map(ord, head)]]  # written into the prompt, one request
+    assert server.consumed == 12  # stopped at the closing braces: three steps fewer
+    assert text == head + 'shell_command", "arguments": {"command": "ls"}}\n</tool_call>'
+    assert parse_output(text, {"shell_command", "answer"}) == ParsedCall("shell_command", {"command": "ls"})
+    assert stats.written_tokens == len(head) and stats.output_tokens == 12  # type: ignore[attr-defined]
+    # One tool allowed (an answer redone): the name and the arguments' head are written as well.
+    server, text, stats = _write(["Two", " files", '."}}', "\n"], [ANSWER_TOOL])
+    written = head + 'answer", "arguments": {"text": "'
+    assert server.prompts == [[1, 2, 3, *map(ord, written)]] and server.consumed == 3
+    assert parse_output(text, {"answer"}) == ParsedCall("answer", {"text": "Two files."})
+    assert server.grammars[0] is not None and server.grammars[0].startswith("root ::= prose-body")
+
+
+def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> None:
+    from codexbro.embedded.render import ANSWER_TOOL
+
+    stage = [" |", " sed", " 's", "/row", " ", "1", "//", "g'"]
+    script = ['shell_command', '", "arguments": {"command": "', "cat", " data.txt", *stage * 2,
+              *[" |", " sed", " 's", "/row", " ", "2", "//", "g'"] * 3, '"}}']  # fmt: skip
+    server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    assert stats.stopped == "rambling command"  # type: ignore[attr-defined]
+    assert server.consumed < len(script) and not text.endswith("</tool_call>")
+    assert isinstance(parse_output(text, {"shell_command"}), str)  # unfinished: redone as an answer
+    # The control: a command with a repeated short word but no repeated stretch runs to its end.
+    script = ["shell_command", '", "arguments": {"command": "', "wc", " -l", " a", " b", " a", " c", '"}}']
+    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    # An answer copying the reminder put after each tool result is cut where the copy starts.
+    _server, text, stats = _write(["It has 7 lines.", "\n\n(The user asked:", " How many"], [ANSWER_TOOL])
+    assert stats.stopped == "scaffolding"  # type: ignore[attr-defined]
+
+
+@needs_model
+async def test_native_profile_on_a_real_model_writes_schema_valid_calls(home: Path) -> None:
+    """The tagged-call profile (forced on SmolLM2, whose template has no tool calls of its own):
+    real inference through the phases — the call is schema-valid, the head was written, not
+    sampled; an answer-only reply under --output-schema is JSON of the schema."""
+    from codexbro.embedded.grammar import call_rest
+
+    assert MODEL is not None
+    tools = local_menu(home)
+    compile_grammar(call_rest([t for t in tools if t.get("type") == "function"])[1] or "")  # type: ignore[misc]
+    model = EmbeddedModel(MODEL, n_ctx=2048, max_tokens=96, profile="native")
+    try:
+        await _schema_valid_call(model, tools)
+        assert model.native and model.last_stats.written_tokens > 0
+        await _schema_answer(model, {
+            "type": "object", "required": ["files", "count"],
+            "properties": {"files": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}},
+        })  # fmt: skip
+    finally:
+        model.close()

@@ -91,11 +91,16 @@ class EmbeddedModel:
     """llama.cpp in this process: renders the prompt, samples under the tool grammar, streams wire events."""
 
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, threads: int | None = None,
-                 max_tokens: int = 512, kv_store: KvStore | None = None) -> None:  # fmt: skip
+                 max_tokens: int = 512, kv_store: KvStore | None = None,
+                 profile: str | None = None) -> None:  # fmt: skip
+        """``profile``: "native" (tagged calls in the template's own format), "plain" (JSON calls or
+        text), or None — native when the GGUF's template has tool calls (``CODEXBRO_EMBEDDED_MODE``
+        overrides)."""
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.max_tokens = max_tokens
+        self.profile = profile or os.environ.get("CODEXBRO_EMBEDDED_MODE")
         self.kv_store = kv_store
         self._server: LlamaServer | None = None
         self.native = False  # the template has its own tool-call format (Qwen2.5): use it
@@ -119,8 +124,8 @@ class EmbeddedModel:
             if not template:
                 server.close()
                 raise EngineError(f"{self.model_path.name} has no chat template; it is not an instruct model")
-            mode = os.environ.get("CODEXBRO_EMBEDDED_MODE")
-            self.native = mode != "plain" and "tool_call" in template and "tools" in template
+            markers = "tool_call" in template and "tools" in template
+            self.native = self.profile == "native" or (self.profile != "plain" and markers)
             self._server = server
         return self._server
 

@@ -357,6 +357,11 @@ def _refused(item: ev.ResponseItem, earlier: set[tuple[str, str] | None]) -> str
     return None
 
 
+# How the output of an edit that was made begins (``exec_output_freeform``); a refused edit's
+# output is the tool's error message.
+EDITED = "Exit code: 0\n"
+
+
 def _snippet(item: ev.ResponseItem) -> str:
     if item.get("type") == "function_call":
         text = f"{item.get('name')} {item.get('arguments')}"
@@ -376,11 +381,19 @@ def _call_key(item: ev.ResponseItem) -> tuple[str, str] | None:
 
 
 def _calls_this_turn(items: list[ev.ResponseItem]) -> set[tuple[str, str] | None]:
-    """The calls made since the last user message (``_plain_shell`` defaults left out)."""
+    """The calls made since the last user message or the last file edit that succeeded — after a
+    change, running the same check again is the point (``_plain_shell`` defaults left out)."""
     calls: set[tuple[str, str] | None] = set()
+    edits: set[str] = set()  # call ids of this turn's edits
     for item in items:
         if item.get("type") == "message" and item.get("role") == "user":
             calls.clear()
+        elif item.get("type") in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            if item.get("call_id") in edits and isinstance(output, str) and output.startswith(EDITED):
+                calls.clear()
+        elif item.get("type") == "function_call" and item.get("name") in ("edit_file", "apply_patch"):
+            edits.add(str(item.get("call_id")))
         elif item.get("type") == "function_call":
             key = _call_key(item)
             calls.add(key)

@@ -72,7 +72,7 @@ class EditFileHandler(FunctionTool):
         if count == 0:
             raise RespondToModel(
                 f"edit_file: old_text was not found in {name}; copy it exactly from the file "
-                "(spaces and quotes included)"
+                "(spaces and quotes included)" + _shown(name, text)
             )
         if count > 1:
             raise RespondToModel(
@@ -84,3 +84,14 @@ class EditFileHandler(FunctionTool):
             result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
         )
         return ToolOutput(output, success=result.exit_code == 0)
+
+
+# A file this small is shown in the not-found error: what the model needs to copy from is then in
+# front of it (a small model otherwise guesses the text again, or gives up).
+SHOW_LIMIT = 2000
+
+
+def _shown(name: str, text: str) -> str:
+    if len(text) > SHOW_LIMIT or "\x00" in text:
+        return ""
+    return f". {name} is:\n{text.rstrip()}"
