@@ -338,6 +338,7 @@ def test_repeated_and_unfinished_calls_are_refused() -> None:
     failed = [user, check, edit("e1"), output("e1", "edit_file: old_text was not found in calc.py")]
     assert _refused(check, _calls_this_turn(failed))  # type: ignore[arg-type]
     assert _refused(check, _calls_this_turn([*made, check]))  # type: ignore[arg-type]  # run after the edit
+    assert _refused(edit("e2"), _calls_this_turn(failed))  # type: ignore[arg-type]  # the same edit again
 
 
 @needs_model

@@ -392,9 +392,9 @@ def _calls_this_turn(items: list[ev.ResponseItem]) -> set[tuple[str, str] | None
             output = item.get("output")
             if item.get("call_id") in edits and isinstance(output, str) and output.startswith(EDITED):
                 calls.clear()
-        elif item.get("type") == "function_call" and item.get("name") in ("edit_file", "apply_patch"):
-            edits.add(str(item.get("call_id")))
         elif item.get("type") == "function_call":
+            if item.get("name") in ("edit_file", "apply_patch"):
+                edits.add(str(item.get("call_id")))
             key = _call_key(item)
             calls.add(key)
             if key and key[0] == "shell_command":

@@ -56,7 +56,10 @@ class EditFileHandler(FunctionTool):
         if not old:
             raise RespondToModel("edit_file: old_text is empty; give the exact text to replace")
         if old == new:
-            raise RespondToModel("edit_file: old_text and new_text are the same; nothing to change")
+            raise RespondToModel(
+                "edit_file: old_text and new_text are the same, so nothing was changed; new_text is "
+                "the text that replaces old_text"
+            )
         path = Path(name) if Path(name).is_absolute() else ctx.cwd / name
         from codexbro.tools.agent_reads import ReadRefused, read_text
 
