@@ -374,6 +374,12 @@ def test_debug_request_shows_what_the_local_model_reads(home: Path, workspace: P
     human = run_cli(*args, cwd=workspace, timeout=120).stdout
     assert "prompt as the local model reads it:" in human and "  Count the files" in human
     assert not (home / "sessions").exists()  # nothing was run or recorded
+    # The native profile (tagged calls): the head written after the prompt and the grammar for the
+    # rest are shown too.
+    res = run_cli(*args, "--json", cwd=workspace, timeout=120, env={"CODEXBRO_EMBEDDED_MODE": "native"})
+    local = json.loads(res.stdout)["local"]
+    assert local["written_after_prompt"] == '<tool_call>\n{"name": "'
+    assert local["grammar_after_it"].startswith("root ::= call-")
 
 
 @needs_model

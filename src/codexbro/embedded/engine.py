@@ -31,7 +31,7 @@ from msgspec import Struct
 
 from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt
-from codexbro.embedded.grammar import tool_grammar
+from codexbro.embedded.grammar import CALL_HEAD, call_rest, tool_grammar
 from codexbro.embedded.guards import answer_so_far, echoes_scaffold, repeated_at
 from codexbro.embedded.kvcache import MAX_TOKENS, KvStore
 from codexbro.embedded.llama_server import EngineError, LlamaServer
@@ -151,13 +151,17 @@ class EmbeddedModel:
     ) -> dict[str, Any]:
         """What the model is given for ``prompt``: the rendered template text, its token count and
         the grammar (``codexbro debug request`` with the embedded provider)."""
-        tokens, grammar, prefix, _calls = self.prepare(prompt, instructions, attachments=attachments)
+        tokens, grammar, prefix, calls = self.prepare(prompt, instructions, attachments=attachments)
         text = self._load().detokenize(tokens)
-        return {
+        shown = {
             "mode": "native tool template + answer tool" if self.native else "plain chat template + tool guide",
             "prompt_tokens": len(tokens), "shared_prefix_tokens": prefix, "n_ctx": self.n_ctx,
             "max_tokens": self.max_tokens, "prompt": text, "grammar": grammar,
         }  # fmt: skip
+        if calls is not None:  # the reply's fixed head is written after the prompt (reply.py)
+            head, rest = call_rest(calls)
+            shown |= {"written_after_prompt": CALL_HEAD + head, "grammar_after_it": rest}
+        return shown
 
     def prepare(self, prompt: Prompt, instructions: str, require_tool: bool = False,
                 answer_only: bool = False, attachments: Mapping[str, str] | None = None,
