@@ -685,6 +685,21 @@ def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> 
     script = ["shell_command", '", "arguments": {"command": "', "wc", " -l", " a", " b", " a", " c", '"}}']
     _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
     assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    # Nor is a file written with repetitive text: the stretch repeats, but there is no chain.
+    body = ["def", " f", "():", "\\n", "    ", " return", " ", "1", "\\n", "\\n"]
+    script = [
+        "shell_command",
+        '", "arguments": {"command": "',
+        "printf",
+        " '",
+        *body,
+        *body,
+        "' >",
+        " x.py",
+        '"}}',
+    ]
+    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
     # An answer copying the reminder put after each tool result is cut where the copy starts.
     _server, text, stats = _write(["It has 7 lines.", "\n\n(The user asked:", " How many"], [ANSWER_TOOL])
     assert stats.stopped == "scaffolding"  # type: ignore[attr-defined]

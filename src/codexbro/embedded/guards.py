@@ -93,11 +93,13 @@ def echoes_scaffold(answer: str) -> int | None:
     return at if at >= 0 else None
 
 
-def restarts(tokens: list[int], gram: int = 8) -> bool:
-    """A command line starting over: its newest ``gram`` tokens were already written in it (a
-    pipeline that repeats its own stages, ``| sed 's/row 1//g' | sed 's/row 2//g' | …``, or the
-    same search written twice). A command a small model needs never repeats such a stretch."""
-    if len(tokens) < 2 * gram:
+def restarts(tokens: list[int], text: str, gram: int = 8, stages: int = 3) -> bool:
+    """A command line starting over: a chain of at least ``stages`` operators (``|``, ``&&``,
+    ``;``) whose newest ``gram`` tokens were already written in it — a pipeline repeating its own
+    stages (``| sed 's/row 1//g' | sed 's/row 2//g' | …``) or the same search chained twice. A
+    command with fewer operators is left alone, however repetitive its quoted text (a ``printf``
+    writing two similar functions into a file)."""
+    if len(tokens) < 2 * gram or text.count("|") + text.count("&&") + text.count(";") < stages:
         return False
     newest = tokens[-gram:]
     return any(tokens[i : i + gram] == newest for i in range(len(tokens) - gram))

@@ -102,7 +102,7 @@ class Reply:
             if finished is not None and finished(text):
                 return True
             shell = command is not None and command(text)
-            if self._stopped(piece, shell, self._produced[start_piece:]):
+            if self._stopped(piece, text if shell else None, self._produced[start_piece:]):
                 ok = False
                 return True
             return False
@@ -114,11 +114,13 @@ class Reply:
         self.server.complete(body, chunk)
         return text, ok
 
-    def _stopped(self, piece: str, command: bool, produced: list[int]) -> bool:
+    def _stopped(self, piece: str, command: str | None, produced: list[int]) -> bool:
+        """Whether a guard stops the reply; ``command`` is the command line so far when the reply
+        is a shell command (``produced``: its pieces)."""
         if looping(self._produced):
             self.stats.stopped = "repetition"  # greedy decoding stuck in a loop
             return True
-        if command and (len(produced) > COMMAND_TOKENS or restarts(produced)):
+        if command is not None and (len(produced) > COMMAND_TOKENS or restarts(produced, command)):
             self.stats.stopped = "rambling command"
             return True
         if any(c in piece for c in ".!?\n:"):
