@@ -700,6 +700,12 @@ def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> 
     ]
     _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
     assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    # Out of tokens before the JSON closed: no tail is added, the call stays unfinished.
+    _server, text, stats = _write(
+        ["shell_command", '", "arguments": {"command": "', "ls"], [SHELL, ANSWER_TOOL]
+    )
+    assert not stats.stopped and not text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    assert isinstance(parse_output(text, {"shell_command"}), str)
     # An answer copying the reminder put after each tool result is cut where the copy starts.
     _server, text, stats = _write(["It has 7 lines.", "\n\n(The user asked:", " How many"], [ANSWER_TOOL])
     assert stats.stopped == "scaffolding"  # type: ignore[attr-defined]

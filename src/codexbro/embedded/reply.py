@@ -48,8 +48,9 @@ COMMAND_TOKENS = 160
 
 
 class Reply:
-    """Writes one reply: ``sample`` (free or under a grammar) and ``write_call`` (a tagged call in
-    phases). ``track`` is told of every chunk (the engine follows what its slot holds)."""
+    """Writes one reply: ``sample`` (free or under a grammar) and ``write_call`` (a tagged call:
+    head written, the rest sampled, tail emitted). ``track`` is told of every chunk (the engine
+    follows what its slot holds)."""
 
     def __init__(self, server: _Server, stats: _Stats, start: float, emit: Callable[[str], None],
                  cancel: threading.Event, track: Callable[[dict[str, Any], list[int]], None],
@@ -149,11 +150,11 @@ class Reply:
             opened = self.written[self.written.rindex(CALL_HEAD) + len(CALL_OPEN) :]  # the JSON so far
             # A call of a tool taking one string (other than the `answer`) is a command line.
             shell = tuple(f'{t["name"]}"' for t in tools if t["name"] != "answer" and _one_string(t))
-            _text, ok = self.sample(
+            text, ok = self.sample(
                 tokens, grammar, budget, finished=lambda t: _closed(opened + t),
                 command=lambda t: bool(shell) and (head + t).startswith(shell),
             )  # fmt: skip
-            if not ok:
+            if not ok or not _closed(opened + text):  # stopped, or out of tokens: left unfinished
                 return
         self._emit(CALL_TAIL)
 
