@@ -669,6 +669,13 @@ def test_a_call_is_written_not_sampled_where_nothing_is_chosen() -> None:
     assert server.prompts == [[1, 2, 3, *map(ord, written)]] and server.consumed == 3
     assert parse_output(text, {"answer"}) == ParsedCall("answer", {"text": "Two files."})
     assert server.grammars[0] is not None and server.grammars[0].startswith("root ::= prose-body")
+    # A first argument that is not a string: the head stops at the colon (` {"`, ` [` are tokens
+    # of their own, a lone space is not), and the grammar starts with the space.
+    from codexbro.embedded.grammar import call_rest
+    from codexbro.embedded.render import answer_tool
+
+    head, rest = call_rest([answer_tool({"type": "object", "properties": {}, "required": []})])
+    assert head == 'answer", "arguments": {"text":' and rest is not None and rest.startswith("root ::= ws ")
 
 
 def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> None:
@@ -700,6 +707,21 @@ def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> 
     ]
     _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
     assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    # Nor two similar commands chained: a stretch written twice is not yet going round.
+    tail = [" |", " head", " -", "n", " ", "2", "0", ";"]
+    script = [
+        "shell_command",
+        '", "arguments": {"command": "',
+        "cat",
+        " a.py",
+        *tail,
+        " cat",
+        " b.py",
+        *tail,
+        '"}}',
+    ]
+    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
     # Out of tokens before the JSON closed: no tail is added, the call stays unfinished.
     _server, text, stats = _write(
         ["shell_command", '", "arguments": {"command": "', "ls"], [SHELL, ANSWER_TOOL]
@@ -709,6 +731,9 @@ def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> 
     # An answer copying the reminder put after each tool result is cut where the copy starts.
     _server, text, stats = _write(["It has 7 lines.", "\n\n(The user asked:", " How many"], [ANSWER_TOOL])
     assert stats.stopped == "scaffolding"  # type: ignore[attr-defined]
+    # An answer that is nothing but the copy is not cut to nothing.
+    _server, text, stats = _write(["The user asked:", " How many", '?"}}'], [ANSWER_TOOL])
+    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
 
 
 @needs_model

@@ -85,6 +85,7 @@ class RequestStats(Struct):
 
 
 _DONE = object()
+HEAD_RESERVE = 32
 
 
 class EmbeddedModel:
@@ -216,7 +217,7 @@ class EmbeddedModel:
                 prompt, instructions, require_tool, answer_only, attachments
             )
             stats.prompt_tokens = len(tokens)
-            if len(tokens) + 16 > self.n_ctx:
+            if len(tokens) + 16 + (HEAD_RESERVE if calls is not None else 0) > self.n_ctx:
                 raise ContextWindowExceeded(
                     f"the prompt ({len(tokens)} tokens) does not fit the embedded model's context "
                     f"window ({self.n_ctx} tokens)"
@@ -276,7 +277,8 @@ class EmbeddedModel:
         """Generate the reply: a tagged call in phases when ``calls`` (the native profile, see
         ``reply.py``), else one sampling under ``grammar``."""
         assert self._server is not None
-        budget = min(self.max_tokens, self.n_ctx - len(tokens))
+        # A tagged call's head is written after the prompt (at most a few dozen tokens).
+        budget = min(self.max_tokens, self.n_ctx - len(tokens) - (HEAD_RESERVE if calls is not None else 0))
         reply = Reply(self._server, stats, start, emit, cancel, self._track)
         try:
             if calls is None:
@@ -365,9 +367,11 @@ class EmbeddedModel:
             value = parsed.arguments.get("text", "")
             parsed = value.strip() if isinstance(value, str) else json.dumps(value)
         if isinstance(parsed, str):  # an answer that says the same thing again ends before it does
-            for guard in (repeated_at, echoes_scaffold):
-                cut = guard(parsed)
-                parsed = parsed[:cut].rstrip(" \n(") if cut is not None else parsed
+            cut = repeated_at(parsed)
+            parsed = parsed[:cut].rstrip() if cut is not None else parsed
+            # A prose answer of the native profile (the one with reminders) that copies one out.
+            cut = echoes_scaffold(parsed) if self.native and prompt.output_schema is None else None
+            parsed = parsed[:cut].rstrip(" \n(") if cut is not None else parsed
         if isinstance(parsed, ParsedCall):
             item: ev.ResponseItem = {
                 "type": "function_call", "id": f"fc_{secrets.token_hex(6)}", "call_id": f"call_{secrets.token_hex(6)}",

@@ -135,15 +135,17 @@ def call_rest(tools: list[dict[str, Any]]) -> tuple[str, str | None]:
         schema = tools[0].get("parameters") or {}
         props: dict[str, Any] = schema.get("properties") or {}
         required = [k for k in props if k in set(schema.get("required") or [])]
-        head = tools[0]["name"] + '", "arguments": '
+        head = json.dumps(tools[0]["name"])[1:] + ", " + '"arguments": '
         if not required:
             return head + "{}}", None
         first, *others = required
         value = builder.value(props[first], f"args-{first}")
-        head += "{" + json.dumps(first) + ": "
-        if value in ("string", "prose"):  # the opening quote is written too
-            head += '"'
+        head += "{" + json.dumps(first) + ":"
+        if value in ("string", "prose"):  # the opening quote is written too (` "` is one token)
+            head += ' "'
             value += "-body"
+        else:  # ` {"`, ` [` … are tokens of their own: the space is left to the model
+            value = f"ws {value}"
         members = "".join(
             f' ws "," ws {_lit(json.dumps(k))} ws ":" ws {builder.value(props[k], f"args-{k}")}'
             for k in others
@@ -155,7 +157,7 @@ def call_rest(tools: list[dict[str, Any]]) -> tuple[str, str | None]:
             args = builder.object(tool.get("parameters") or {"type": "object"}, f"{tool['name']}-args")
             rule = builder._name(f"call-{tool['name']}")
             builder.rules[rule] = (
-                f'{_lit(tool["name"] + chr(34))} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
+                f'{_lit(json.dumps(tool["name"])[1:])} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
             )
             calls.append(rule)
         root = " | ".join(calls)

@@ -87,19 +87,20 @@ def looping(
 
 
 def echoes_scaffold(answer: str) -> int | None:
-    """Where an answer starts copying out the reminder the prompt puts after each tool result
-    (``render.REMINDER``) — text of ours, never the user's or a tool's — or None."""
+    """Where an answer starts copying out the reminder the native profile puts after each tool
+    result (``render.REMINDER``, recognised by its opening words), or None. Only a copy that
+    follows some answer counts: an answer that *is* the copy is not cut to nothing."""
     at = answer.find(REMINDER_HEAD)
-    return at if at >= 0 else None
+    return at if at > 0 and answer[:at].strip(" \n(") else None
 
 
 def restarts(tokens: list[int], text: str, gram: int = 8, stages: int = 3) -> bool:
-    """A command line starting over: a chain of at least ``stages`` operators (``|``, ``&&``,
-    ``;``) whose newest ``gram`` tokens were already written in it — a pipeline repeating its own
-    stages (``| sed 's/row 1//g' | sed 's/row 2//g' | …``) or the same search chained twice. A
-    command with fewer operators is left alone, however repetitive its quoted text (a ``printf``
-    writing two similar functions into a file)."""
-    if len(tokens) < 2 * gram or text.count("|") + text.count("&&") + text.count(";") < stages:
+    """A command line going round: a chain of at least ``stages`` operators (``|``, ``&&``, ``;``)
+    whose newest ``gram`` tokens were already written in it twice — a pipeline repeating its own
+    stages (``| sed 's/row 1//g' | sed 's/row 2//g' | sed 's/row 3//g' …``). Two similar commands
+    chained (``cat a.py | head -n 20; cat b.py | head -n 20``) are left alone, and so is a command
+    with fewer operators however repetitive its quoted text (a ``printf`` writing similar lines)."""
+    if len(tokens) < 3 * gram or text.count("|") + text.count("&&") + text.count(";") < stages:
         return False
     newest = tokens[-gram:]
-    return any(tokens[i : i + gram] == newest for i in range(len(tokens) - gram))
+    return sum(1 for i in range(len(tokens) - gram) if tokens[i : i + gram] == newest) >= 2

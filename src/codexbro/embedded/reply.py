@@ -43,8 +43,8 @@ class _Server(Protocol):
     def tokenize(self, text: str, *, special: bool = True) -> list[int]: ...
 
 
-# A shell command longer than this (in tokens) is not one this profile writes: it is rambling.
-COMMAND_TOKENS = 160
+# A shell command longer than this (in tokens) is rambling: a heredoc writing a 35-line file fits.
+COMMAND_TOKENS = 320
 
 
 class Reply:
@@ -79,6 +79,7 @@ class Reply:
         text = ""
         ok = True
         start_piece = len(self._produced)
+        counted = self.stats.output_tokens  # before this request
 
         def chunk(data: dict[str, Any]) -> bool:
             nonlocal text, ok
@@ -90,6 +91,10 @@ class Reply:
             if isinstance(progress, dict):
                 self.stats.reused_tokens = int(progress.get("cache") or 0)
                 return False
+            usage = data.get("usage")
+            if isinstance(usage, dict):  # the engine's own count (pieces held back for UTF-8 too)
+                sampled = counted + int(usage.get("completion_tokens") or 0)
+                self.stats.output_tokens = max(self.stats.output_tokens, sampled)
             choices = data.get("choices") or [{}]
             piece = str(choices[0].get("text") or "")
             if not piece:
