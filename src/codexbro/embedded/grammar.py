@@ -84,6 +84,17 @@ def _lit(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _call_rule(builder: GrammarBuilder, tool: dict[str, Any], opening: str = "") -> str:
+    """A rule for one call of ``tool`` from its name's first character (after ``opening``, the
+    grammar text before it) to the call object's closing brace."""
+    name = tool["name"]
+    args = builder.object(tool.get("parameters") or {"type": "object"}, f"{name}-args")
+    rule = builder._name(f"call-{name}")
+    rest = _lit(json.dumps(name)[1:])  # the name and its closing quote, JSON-escaped
+    builder.rules[rule] = f'{opening}{rest} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
+    return rule
+
+
 def tool_grammar(
     tools: list[dict[str, Any]], *, allow_text: bool = True, required_only: bool = False,
     tagged: bool = False, text_schema: dict[str, Any] | None = None,
@@ -100,13 +111,7 @@ def tool_grammar(
     for tool in tools:
         if tool.get("type") != "function":
             continue
-        name = tool["name"]
-        args = builder.object(tool.get("parameters") or {"type": "object"}, f"{name}-args")
-        rule = builder._name(f"call-{name}")
-        builder.rules[rule] = (
-            f'"{{" ws "\\"name\\"" ws ":" ws {_lit(json.dumps(name))} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
-        )
-        calls.append(rule)
+        calls.append(_call_rule(builder, tool, '"{" ws "\\"name\\"" ws ":" ws "\\"" '))
     if tagged and calls:
         builder.rules["tagged"] = '"<tool_call>\\n" ( ' + " | ".join(calls) + ' ) "\\n</tool_call>"'
         calls = ["tagged"]
@@ -152,14 +157,7 @@ def call_rest(tools: list[dict[str, Any]]) -> tuple[str, str | None]:
         )
         root = f'{value}{members} ws "}}" ws "}}"'
     else:
-        head, calls = "", []
-        for tool in tools:
-            args = builder.object(tool.get("parameters") or {"type": "object"}, f"{tool['name']}-args")
-            rule = builder._name(f"call-{tool['name']}")
-            builder.rules[rule] = (
-                f'{_lit(json.dumps(tool["name"])[1:])} ws "," ws "\\"arguments\\"" ws ":" ws {args} ws "}}"'
-            )
-            calls.append(rule)
-        root = " | ".join(calls)
+        head = ""
+        root = " | ".join(_call_rule(builder, tool) for tool in tools)
     lines = [f"root ::= {root}", *(f"{k} ::= {v}" for k, v in builder.rules.items())]
     return head, "\n".join(lines) + BASE_RULES
