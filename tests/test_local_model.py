@@ -678,6 +678,15 @@ def test_a_call_is_written_not_sampled_where_nothing_is_chosen() -> None:
     assert head == 'answer", "arguments": {"text":' and rest is not None and rest.startswith("root ::= ws ")
 
 
+def _runs_to_its_end(command: list[str]) -> None:
+    """A shell call whose command is ``command`` (as sampled pieces) is written to its end."""
+    from codexbro.embedded.render import ANSWER_TOOL
+
+    script = ["shell_command", '", "arguments": {"command": "', *command, '"}}']
+    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
+    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+
+
 def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> None:
     from codexbro.embedded.render import ANSWER_TOOL
 
@@ -689,39 +698,13 @@ def test_guards_stop_a_rambling_command_and_an_answer_copying_the_reminder() -> 
     assert server.consumed < len(script) and not text.endswith("</tool_call>")
     assert isinstance(parse_output(text, {"shell_command"}), str)  # unfinished: redone as an answer
     # The control: a command with a repeated short word but no repeated stretch runs to its end.
-    script = ["shell_command", '", "arguments": {"command": "', "wc", " -l", " a", " b", " a", " c", '"}}']
-    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
-    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    _runs_to_its_end(["wc", " -l", " a", " b", " a", " c"])
     # Nor is a file written with repetitive text: the stretch repeats, but there is no chain.
     body = ["def", " f", "():", "\\n", "    ", " return", " ", "1", "\\n", "\\n"]
-    script = [
-        "shell_command",
-        '", "arguments": {"command": "',
-        "printf",
-        " '",
-        *body,
-        *body,
-        "' >",
-        " x.py",
-        '"}}',
-    ]
-    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
-    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    _runs_to_its_end(["printf", " '", *body, *body, "' >", " x.py"])
     # Nor two similar commands chained: a stretch written twice is not yet going round.
     tail = [" |", " head", " -", "n", " ", "2", "0", ";"]
-    script = [
-        "shell_command",
-        '", "arguments": {"command": "',
-        "cat",
-        " a.py",
-        *tail,
-        " cat",
-        " b.py",
-        *tail,
-        '"}}',
-    ]
-    _server, text, stats = _write(script, [SHELL, ANSWER_TOOL])
-    assert not stats.stopped and text.endswith("</tool_call>")  # type: ignore[attr-defined]
+    _runs_to_its_end(["cat", " a.py", *tail, " cat", " b.py", *tail])
     # Out of tokens before the JSON closed: no tail is added, the call stays unfinished.
     _server, text, stats = _write(
         ["shell_command", '", "arguments": {"command": "', "ls"], [SHELL, ANSWER_TOOL]
