@@ -8,7 +8,7 @@ import json
 import sys
 import types
 
-# As codexbro does (src/codexbro/__init__.py): httpx's command-line client is not imported (with
+# As codexbro did while it used httpx: httpx's command-line client is not imported (with
 # click installed — the MCP SDK brings it — httpx would load click, rich and pygments, ~70 ms).
 _stub = types.ModuleType("httpx._main")
 _stub.main = lambda: None

@@ -381,7 +381,7 @@ async def test_a_fork_of_a_resumed_session_keeps_its_meta(
 async def test_a_body_that_does_not_decode_is_a_retryable_transport_error() -> None:
     from codexbro.api.http import RouteHttp
     from codexbro.api.responses import ResponsesClient
-    from codexbro.errors import TransportError
+    from codexbro.errors import RetryableApiError
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -396,7 +396,8 @@ async def test_a_body_that_does_not_decode_is_a_retryable_transport_error() -> N
     http = RouteHttp(tls=False)
     client = ResponsesClient(http, base_url=f"http://127.0.0.1:{port}/v1", request_max_retries=0)
     try:
-        with pytest.raises(TransportError, match="DecodingError"):
+        # the stream's own error (a body that stops making sense mid-way), retryable, with the cause
+        with pytest.raises(RetryableApiError, match="stream disconnected before completion: DecodingError"):
             async for _event in client.stream({"model": "m"}, {}):
                 pass
     finally:

@@ -10,7 +10,7 @@
         ├── RetryableApiError          worth another attempt (stream drop, idle timeout, 5xx, 429, …)
         │   ├── (retry_after: seconds the server asked for, or None)
         │   └── TransportError         no HTTP answer: refused, reset, TLS, timeout (mapped once, in
-        │                              ``api/http.py``; nothing above it sees an ``httpx`` exception)
+        │                              ``api/http.py``; nothing above it sees a transport failure)
         └── FatalApiError              retrying cannot help (quota, context overflow, bad request, …)
             └── ContextWindowExceeded  the conversation no longer fits the model's window
     (RolloutWriteError, core/rollout.py: the session file could not be written)

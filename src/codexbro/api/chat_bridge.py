@@ -306,9 +306,9 @@ class ChatCompletionsClient(ResponsesClient):
             yield event
 
     async def _chat_events(self, response: Any, state: ChatStream) -> AsyncIterator[ev.ResponseEvent]:
-        from httpx_sse import EventSource, SSEError
+        from codexbro.api.sse import SseError, response_events
 
-        source = EventSource(response).aiter_sse()
+        source = response_events(response)
         done = False
         while not done:
             try:
@@ -319,7 +319,7 @@ class ChatCompletionsClient(ResponsesClient):
             except TimeoutError:
                 raise RetryableApiError("idle timeout waiting for SSE", kind="response_stream_disconnected",
                                         route=CHAT.name) from None  # fmt: skip
-            except (TransportError, SSEError) as exc:
+            except (TransportError, SseError) as exc:
                 raise RetryableApiError(f"stream disconnected before completion: {exc}",
                                         kind="response_stream_disconnected", route=CHAT.name) from None  # fmt: skip
             if sse.data.strip() == "[DONE]":

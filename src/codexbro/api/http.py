@@ -1,24 +1,25 @@
 """The one HTTP client every wire module uses: each request is made *by route*, never by raw URL.
 
-``RouteHttp`` wraps an ``httpx.AsyncClient`` (imported lazily: it costs ~130 ms) and reports every
-attempt to its observers as a ``RequestRecord`` (route, bucket, status, timing) — traces and the
-inspection commands subscribe here, so nothing model-facing can happen off the record.
+``RouteHttp`` speaks HTTP/1.1 through ``api/transport.py`` (``h11`` over asyncio streams, kept-alive
+connections, proxies and TLS as httpx read them) and reports every attempt to its observers as a
+``RequestRecord`` (route, bucket, status, timing) — traces and the inspection commands subscribe
+here, so nothing model-facing can happen off the record.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, cast
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from msgspec import Struct, field
 
 from codexbro.api.routes import Route, bucket_for
+from codexbro.api.transport import Headers, Response, StreamResponse, Transport, TransportFailure
 from codexbro.errors import TransportError
 
-if TYPE_CHECKING:
-    import httpx
+__all__ = ["Headers", "RequestRecord", "Response", "RouteHttp", "StreamResponse", "redact_headers"]
 
 
 class RequestRecord(Struct):
@@ -66,27 +67,19 @@ class RouteHttp:
     def __init__(
         self, *, timeout_s: float = 30.0, read_timeout_s: float | None = None, tls: bool = True
     ) -> None:
-        import httpx
-
-        self._httpx = httpx
         self.observers: list[Observer] = []
-        # Building the TLS context (CA bundle) costs ~50 ms; a client that only ever talks plain
-        # http (a local server, the loopback fake) skips it, and refuses https URLs (see _check).
+        # A client that only ever talks plain http (a local server, the loopback fake) refuses
+        # https URLs (see _check), so it never builds a TLS context (a CA bundle costs ~50 ms).
         self.tls = tls
         self.timeout_s = read_timeout_s if read_timeout_s is not None else timeout_s
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, read=read_timeout_s),
-            follow_redirects=False,
-            trust_env=True,
-            verify=tls,
-        )
+        self._transport = Transport(timeout_s=timeout_s, read_timeout_s=read_timeout_s, tls=tls)
 
     def _check(self, url: str) -> None:
         if not self.tls and not url.startswith("http://"):
             raise ValueError(f"this HTTP client was built without TLS and cannot request {url}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     def _emit(self, record: RequestRecord) -> None:
         for observer in self.observers:
@@ -102,7 +95,7 @@ class RouteHttp:
         headers: dict[str, str],
         json_body: Any = None,
         content: bytes | None = None,
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[StreamResponse]:
         """Open a streaming request. The record is emitted once the status is known (or it failed).
         No answer — or a body that stops arriving while it is read — raises ``TransportError``."""
         self._check(url)
@@ -110,24 +103,23 @@ class RouteHttp:
             content, headers = _json_content(json_body, headers)
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
-        request = self._client.build_request(route.method, url, headers=headers, content=content)
+        stack = AsyncExitStack()
         try:
-            response = await self._client.send(request, stream=True)
-        except self._httpx.HTTPError as exc:
+            response = await stack.enter_async_context(
+                self._transport.open(route.method, url, list(headers.items()), content or b"")
+            )
+        except TransportFailure as exc:
             record.error = describe_transport_error(exc)
             record.duration_ms = (time.monotonic() - started) * 1000
             self._emit(record)
             raise TransportError(record.error, route=route.name) from None
-        response.stream = _mapped(self._httpx, response.stream, route.name)
         record.status = response.status_code
         record.duration_ms = (time.monotonic() - started) * 1000
         self._emit(record)
-        try:
-            yield response
-        except self._httpx.HTTPError as exc:  # raised above the raw stream: a body that does not decode
-            raise TransportError(describe_transport_error(exc), route=route.name) from None
-        finally:
-            await response.aclose()
+        async with stack:
+            yield StreamResponse(
+                response.status_code, response.headers, _mapped(response.aiter_bytes(), route.name)
+            )
 
     async def request(
         self,
@@ -142,7 +134,7 @@ class RouteHttp:
         timeout_s: float | None = None,
         max_bytes: int = MAX_UNARY_BYTES,
         deadline_s: float | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """A unary request (JSON APIs), its body read; no answer raises ``TransportError``. The
         body is read up to ``max_bytes`` after decoding (a larger one — or a compression bomb — is
         a ``TransportError``), and the whole exchange must end within ``deadline_s`` (default: four
@@ -151,28 +143,37 @@ class RouteHttp:
         import asyncio
 
         self._check(url)
-        content = None
+        content = b""
         if json_body is not None:
             content, headers = _json_content(json_body, headers)
+        elif files:
+            from codexbro.api.transport import multipart
+
+            content, kind = multipart(data or {}, files)
+            headers = {
+                **{k: v for k, v in headers.items() if k.lower() != "content-type"},
+                "content-type": kind,
+            }
+        elif data is not None:
+            from urllib.parse import urlencode
+
+            content = urlencode(data).encode()
+            if not any(k.lower() == "content-type" for k in headers):
+                headers = {**headers, "content-type": "application/x-www-form-urlencoded"}
         record = RequestRecord(route.name, bucket_for(route, url), route.method, url, attempt)
         started = time.monotonic()
         limit = deadline_s if deadline_s is not None else max(60.0, 4 * (timeout_s or self.timeout_s))
         try:
             async with asyncio.timeout(limit):
-                request = self._client.build_request(
-                    route.method, url, headers=headers, content=content, data=data, files=files,
-                    timeout=timeout_s if timeout_s is not None else self._httpx.USE_CLIENT_DEFAULT,
-                )  # fmt: skip
-                response = await self._client.send(request, stream=True)
-                try:
+                async with self._transport.open(
+                    route.method, url, list(headers.items()), content, read_s=timeout_s
+                ) as response:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
                         body += chunk
                         if len(body) > max_bytes:
                             raise _TooLarge
-                finally:
-                    await response.aclose()
-        except (self._httpx.HTTPError, TimeoutError, _TooLarge) as exc:
+        except (TransportFailure, TimeoutError, _TooLarge) as exc:
             if isinstance(exc, TimeoutError):
                 record.error = f"no complete answer within {limit:g} s"
             elif isinstance(exc, _TooLarge):
@@ -185,47 +186,27 @@ class RouteHttp:
         record.status = response.status_code
         record.duration_ms = (time.monotonic() - started) * 1000
         self._emit(record)
-        # the body is decoded already: the copy says so (no content-encoding), so .content, .text
-        # and .json() read it as it is
+        # the body is decoded already: the copy says so (no content-encoding)
         kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DECODED_HEADERS]
-        return self._httpx.Response(response.status_code, headers=kept, content=bytes(body),
-                                    request=response.request, extensions=response.extensions)  # fmt: skip
+        return Response(response.status_code, Headers(kept), bytes(body))
 
 
-_MAPPED: Any = None
-
-
-def _mapped(lib: Any, inner: Any, route: str) -> httpx.AsyncByteStream:
-    """``inner`` (a response body stream) with its transport failures raised as ``TransportError``.
-    The class is made on first use: subclassing httpx's stream type at import would load httpx at
-    start-up."""
-    global _MAPPED
-    if _MAPPED is None:
-
-        class Mapped(lib.AsyncByteStream):  # type: ignore[misc]
-            def __init__(self, inner: Any, route: str) -> None:
-                self._inner, self._route = inner, route
-
-            async def __aiter__(self) -> AsyncIterator[bytes]:
-                try:
-                    async for chunk in self._inner:
-                        yield chunk
-                except lib.HTTPError as exc:
-                    raise TransportError(describe_transport_error(exc), route=self._route) from None
-
-            async def aclose(self) -> None:
-                await self._inner.aclose()
-
-        _MAPPED = Mapped
-    return cast("httpx.AsyncByteStream", _MAPPED(inner, route))
+async def _mapped(chunks: AsyncIterator[bytes], route: str) -> AsyncIterator[bytes]:
+    """A body's chunks with its transport failures raised as ``TransportError``."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except TransportFailure as exc:
+        raise TransportError(describe_transport_error(exc), route=route) from None
 
 
 def describe_transport_error(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    kind = exc.kind if isinstance(exc, TransportFailure) else type(exc).__name__
+    text = str(exc) or kind
     if "header" in text.lower() and ("illegal" in text.lower() or "invalid" in text.lower()):
-        # h11/httpx quote the refused header, value and all: a credential must never reach a message
+        # h11 quotes the refused header, value and all: a credential must never reach a message
         text = "a request header has an invalid value (it is not shown: it may hold a credential)"
-    return f"{type(exc).__name__}: {text}"
+    return f"{kind}: {text}"
 
 
 def _json_content(value: Any, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:

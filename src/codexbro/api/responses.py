@@ -142,9 +142,9 @@ class ResponsesClient:
                 return
 
     async def _events(self, response: Any, body: dict[str, Any]) -> AsyncIterator[ev.ResponseEvent]:
-        from httpx_sse import EventSource, SSEError
+        from codexbro.api.sse import SseError, response_events
 
-        source = EventSource(response).aiter_sse()
+        source = response_events(response)
         while True:
             try:
                 async with asyncio.timeout(self.idle_timeout_s):
@@ -155,7 +155,7 @@ class ResponsesClient:
                 raise RetryableApiError(
                     "idle timeout waiting for SSE", kind="response_stream_disconnected", route=RESPONSES.name
                 ) from None
-            except (TransportError, SSEError) as exc:
+            except (TransportError, SseError) as exc:
                 raise RetryableApiError(
                     f"stream disconnected before completion: {_cause(exc)}",
                     kind="response_stream_disconnected",

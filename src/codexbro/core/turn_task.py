@@ -95,6 +95,10 @@ async def _run(session: Session, ctx: TurnContext, items: list[ResponseItem]) ->
             session.context_recorded = had_context
             raise asyncio.CancelledError
         last = await run_turn(session, ctx, TurnState())
+        if session.rollout_error is not None:
+            # A write failed after the turn's last pause: the cancel it asked for never got in
+            # (the rest of the answer was already read), but the turn ends with the error all the same.
+            raise asyncio.CancelledError
     except asyncio.CancelledError:
         for call in session.history.pending_calls():
             session.record(output_item_for(call, "aborted"))

@@ -1,0 +1,515 @@
+"""HTTP/1.1 over asyncio streams, spoken with ``h11``: the bytes under :class:`~codexbro.api.http.RouteHttp`.
+
+Why not httpx (which codexbro used until stop 33): importing httpx with httpcore and anyio — what an
+asyncio program needs to make one request with it — cost ~100 ms of every ``codexbro exec`` on the
+2-core machine the benchmarks run on (``import asyncio`` ~70 ms, ``+ httpx stack`` ~170 ms,
+``+ h11`` ~88 ms; medians of 21 interleaved runs), about 40 % of a one-message turn. ``h11`` is the
+protocol library httpx itself speaks HTTP/1.1 with (parsing, framing, keep-alive rules); what is
+here is the I/O around it, which is small for a client that only ever makes one request per
+connection at a time:
+
+- connections are opened with ``asyncio.open_connection`` (TLS through the standard ``ssl`` module:
+  certifi's CA bundle as httpx used it, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx read them),
+  kept alive per origin, and a request on a kept connection that the server had closed meanwhile
+  is sent once more on a new one (only when no byte of an answer came back);
+- proxies from the environment as httpx read them (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
+  ``NO_PROXY``, any case): an ``http://`` proxy, with a ``CONNECT`` tunnel for ``https`` origins and
+  its user info as ``Proxy-Authorization``; a SOCKS proxy is refused with a clear message (httpx
+  needed an extra package for it, which codexbro never installed);
+- timeouts as ``httpx.Timeout(timeout_s, read=read_s)``: connect and each write within
+  ``timeout_s``, each read within ``read_s``;
+- bodies are decoded (``gzip``, ``deflate``: what the requests advertise) as they arrive, so a
+  caller's size limit applies to the decoded bytes;
+- failures are :class:`TransportFailure` named as httpx named them (``ConnectError``,
+  ``ReadTimeout``, ``RemoteProtocolError``, …), so messages and traces read the same as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, unquote, urlsplit
+
+if TYPE_CHECKING:
+    import h11
+
+CHUNK = 64 * 1024
+IDLE_PER_ORIGIN = 4
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class TransportFailure(Exception):
+    """No answer, or a broken one. ``kind`` is httpx's name for the same failure."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class Headers:
+    """Response headers: in order, repeatable, looked up without regard to case."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items = list(items)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        values = [v for k, v in self._items if k.lower() == name]
+        return ", ".join(values) if values else default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+
+class Response:
+    """A unary answer, its body read and decoded."""
+
+    def __init__(self, status_code: int, headers: Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        from codexbro import textsafe
+
+        return textsafe.loads(self.content)
+
+
+class StreamResponse:
+    """An answer whose body is read as it arrives (``aiter_bytes``), decoded."""
+
+    def __init__(self, status_code: int, headers: Headers, body: AsyncIterator[bytes]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._body = body
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        async for chunk in self._body:
+            yield chunk
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self._body])
+
+
+# --- TLS and proxies, read as httpx read them -------------------------------------------------------
+
+_TLS: ssl.SSLContext | None = None
+
+
+def tls_context() -> ssl.SSLContext:
+    """One verifying context per process (loading a CA bundle costs ~50 ms here)."""
+    global _TLS
+    if _TLS is None:
+        if os.environ.get("SSL_CERT_FILE"):
+            _TLS = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            _TLS = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            import certifi
+
+            _TLS = ssl.create_default_context(cafile=certifi.where())
+        _TLS.set_alpn_protocols(["http/1.1"])
+    return _TLS
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
+
+
+def proxy_for(url: SplitResult) -> SplitResult | None:
+    """The proxy the environment names for ``url``, or None (``NO_PROXY`` honoured: ``*``, hosts,
+    ``.suffix`` / ``suffix`` domains, with or without a port)."""
+    proxy = _env(f"{url.scheme}_proxy") or _env("all_proxy")
+    if not proxy:
+        return None
+    host = (url.hostname or "").lower()
+    for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return None
+        name, _, port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
+        name = name.removeprefix("*").removeprefix(".")
+        if port and port != str(_port(url)):
+            continue
+        if host == name or host.endswith("." + name):
+            return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    parsed = urlsplit(proxy)
+    if parsed.scheme not in ("http", "https"):
+        raise TransportFailure(
+            "ProxyError",
+            f"the proxy {parsed.scheme}://{parsed.hostname}:… from the environment is not supported: "
+            "codexbro speaks to http:// and https:// proxies only",
+        )
+    return parsed
+
+
+def _port(url: SplitResult) -> int:
+    try:
+        port = url.port
+    except ValueError:
+        raise TransportFailure("UnsupportedProtocol", "the URL's port is not a number") from None
+    return port or (443 if url.scheme == "https" else 80)
+
+
+def _host_header(url: SplitResult) -> str:
+    host = url.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return host if url.port in (None, 80 if url.scheme == "http" else 443) else f"{host}:{url.port}"
+
+
+# --- connections -------------------------------------------------------------------------------------
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.loop = asyncio.get_running_loop()
+        self.reused = False
+
+    def usable(self) -> bool:
+        return (
+            self.loop is asyncio.get_running_loop()
+            and not self.reader.at_eof()
+            and not self.writer.is_closing()
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+async def _within(seconds: float | None, kind: str, awaitable: Any) -> Any:
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError:
+        raise TransportFailure(kind, "timed out") from None
+
+
+class Transport:
+    """Kept-alive HTTP/1.1 connections for one client. Not shared between event loops."""
+
+    def __init__(self, *, timeout_s: float, read_timeout_s: float | None, tls: bool) -> None:
+        self.timeout_s = timeout_s
+        self.read_timeout_s = read_timeout_s if read_timeout_s is not None else timeout_s
+        self.tls = tls
+        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+
+    async def aclose(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+
+    async def _connect(self, url: SplitResult) -> _Conn:
+        host, port = url.hostname or "", _port(url)
+        proxy = proxy_for(url)
+        dial_host, dial_port = (proxy.hostname or "", _port(proxy)) if proxy else (host, port)
+        tls_here = url.scheme == "https" and proxy is None
+        try:
+            reader, writer = await _within(
+                self.timeout_s, "ConnectTimeout",
+                asyncio.open_connection(dial_host, dial_port, ssl=tls_context() if tls_here else None,
+                                        server_hostname=host if tls_here else None, happy_eyeballs_delay=0.25),
+            )  # fmt: skip
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
+        conn = _Conn(reader, writer)
+        if proxy is not None and url.scheme == "https":
+            await self._tunnel(conn, proxy, f"{host}:{port}")
+            try:
+                await _within(self.timeout_s, "ConnectTimeout",
+                              writer.start_tls(tls_context(), server_hostname=host))  # fmt: skip
+            except (OSError, ssl.SSLError) as exc:
+                conn.close()
+                raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
+            conn = _Conn(reader, writer)  # a fresh h11 state for the origin behind the tunnel
+        return conn
+
+    async def _tunnel(self, conn: _Conn, proxy: SplitResult, authority: str) -> None:
+        import h11
+
+        headers = [("host", authority), *_proxy_auth(proxy)]
+        try:
+            await self._send(conn, h11.Request(method="CONNECT", target=authority, headers=headers), b"")
+            answer = await self._head(conn)
+        except TransportFailure:
+            conn.close()
+            raise
+        if not 200 <= answer.status_code < 300:
+            conn.close()
+            raise TransportFailure("ProxyError", f"the proxy refused the tunnel: HTTP {answer.status_code}")
+
+    def _take(self, key: tuple[str, str, int]) -> _Conn | None:
+        conns = self._idle.get(key, [])
+        while conns:
+            conn = conns.pop()
+            if conn.usable():
+                conn.reused = True
+                return conn
+            conn.close()
+        return None
+
+    def _give_back(self, key: tuple[str, str, int], conn: _Conn) -> None:
+        import h11
+
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+            conn.h11.start_next_cycle()
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < IDLE_PER_ORIGIN and conn.usable():
+                idle.append(conn)
+                return
+        conn.close()
+
+    async def _send(self, conn: _Conn, request: h11.Request, body: bytes) -> None:
+        import h11
+
+        try:
+            data = conn.h11.send(request) or b""
+            if body:
+                data += conn.h11.send(h11.Data(data=body)) or b""
+            data += conn.h11.send(h11.EndOfMessage()) or b""
+            conn.writer.write(data)
+            await _within(self.timeout_s, "WriteTimeout", conn.writer.drain())
+        except h11.LocalProtocolError as exc:
+            raise TransportFailure("LocalProtocolError", str(exc)) from None
+        except OSError as exc:
+            raise TransportFailure("WriteError", str(exc) or type(exc).__name__) from None
+
+    async def _event(self, conn: _Conn, read_s: float | None = None) -> Any:
+        import h11
+
+        while True:
+            try:
+                event = conn.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise TransportFailure("RemoteProtocolError", str(exc)) from None
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await _within(read_s or self.read_timeout_s, "ReadTimeout", conn.reader.read(CHUNK))
+            except OSError as exc:
+                raise TransportFailure("ReadError", str(exc) or type(exc).__name__) from None
+            # a read served from the buffer does not pause: pause anyway, so a cancel (Ctrl-C, a turn
+            # stopped) gets in between reads as it did through anyio
+            await asyncio.sleep(0)
+            try:
+                conn.h11.receive_data(data)
+            except h11.RemoteProtocolError as exc:
+                raise TransportFailure("RemoteProtocolError", str(exc)) from None
+
+    async def _head(self, conn: _Conn, read_s: float | None = None) -> h11.Response:
+        import h11
+
+        while True:
+            event = await self._event(conn, read_s)
+            if isinstance(event, h11.Response):
+                return event
+            if isinstance(event, h11.ConnectionClosed):
+                raise TransportFailure(
+                    "RemoteProtocolError", "Server disconnected without sending a response."
+                )
+            if not isinstance(event, h11.InformationalResponse):
+                raise TransportFailure(
+                    "RemoteProtocolError", f"unexpected {type(event).__name__} before the answer"
+                )
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        read_s: float | None = None,
+    ) -> AsyncIterator[StreamResponse]:
+        """Send the request; yield the answer with its body to read. The connection goes back to the
+        pool when the body was read to its end, and is closed otherwise. ``read_s``: this request's
+        read timeout, when not the client's."""
+        import h11
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TransportFailure("UnsupportedProtocol", "the URL must be http:// or https:// with a host")
+        key = (parts.scheme, parts.hostname.lower(), _port(parts))
+        proxy = proxy_for(parts)
+        target = url if proxy is not None and parts.scheme == "http" else _target(parts)
+        sent = [("host", _host_header(parts)), *headers]
+        if not any(k.lower() == "accept-encoding" for k, _ in headers):
+            sent.append(("accept-encoding", ACCEPT_ENCODING))
+        if body or method not in ("GET", "HEAD"):
+            sent.append(("content-length", str(len(body))))
+        if proxy is not None and parts.scheme == "http":
+            sent.extend(_proxy_auth(proxy))
+        try:
+            request = h11.Request(method=method, target=target.encode("ascii", "strict"), headers=sent)
+        except h11.LocalProtocolError as exc:
+            raise TransportFailure("LocalProtocolError", str(exc)) from None
+        except UnicodeEncodeError:
+            raise TransportFailure(
+                "UnsupportedProtocol", "the URL has characters that are not ASCII"
+            ) from None
+        conn = self._take(key)
+        while True:
+            if conn is None:
+                conn = await self._connect(parts)
+            try:
+                await self._send(conn, request, body)
+                head = await self._head(conn, read_s)
+                break
+            except TransportFailure as exc:
+                conn.close()
+                # a kept connection the server closed meanwhile: once more on a new one
+                if conn.reused and exc.kind in ("RemoteProtocolError", "ReadError", "WriteError"):
+                    conn = None
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+        live = conn
+        done = False
+
+        async def body_chunks() -> AsyncIterator[bytes]:
+            nonlocal done
+            decoder = _decoder(Headers(_pairs(head.headers)).get("content-encoding"))
+            while True:
+                event = await self._event(live, read_s)
+                if isinstance(event, h11.Data):
+                    out = decoder.decompress(bytes(event.data)) if decoder else bytes(event.data)
+                    if out:
+                        yield out
+                elif isinstance(event, h11.EndOfMessage):
+                    if decoder is not None:
+                        tail = decoder.flush()
+                        if tail:
+                            yield tail
+                    done = True
+                    return
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise TransportFailure(
+                        "RemoteProtocolError", "the server closed the connection mid-answer"
+                    )
+
+        response = StreamResponse(head.status_code, Headers(_pairs(head.headers)), _guarded(body_chunks()))
+        try:
+            yield response
+        finally:
+            if done:
+                self._give_back(key, live)
+            else:
+                live.close()
+
+
+async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except zlib.error as exc:
+        raise TransportFailure("DecodingError", f"the answer's body does not decode: {exc}") from None
+
+
+def _pairs(raw: Any) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+
+
+def _target(url: SplitResult) -> str:
+    return (url.path or "/") + (f"?{url.query}" if url.query else "")
+
+
+def _proxy_auth(proxy: SplitResult) -> list[tuple[str, str]]:
+    if proxy.username is None:
+        return []
+    user_pass = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return [("proxy-authorization", "Basic " + base64.b64encode(user_pass).decode())]
+
+
+def _decoder(encoding: str | None) -> Any:
+    """A decompressor for ``content-encoding`` (None for none). Only what ``ACCEPT_ENCODING`` asks
+    for is accepted; anything else is a ``DecodingError`` rather than bytes passed on undecoded."""
+    value = (encoding or "").strip().lower()
+    if value in ("", "identity"):
+        return None
+    if value in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if value == "deflate":
+        return _Deflate()
+    raise TransportFailure(
+        "DecodingError", f"the answer is encoded as {value[:40]!r}, which was not asked for"
+    )
+
+
+class _Deflate:
+    """``deflate`` as servers send it: zlib-wrapped (the standard) or raw (common)."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+        self._first = b""
+
+    def decompress(self, data: bytes) -> bytes:
+        if self._inner is None:
+            self._first += data
+            if len(self._first) < 2:
+                return b""
+            raw = (self._first[0] & 0x0F) != 8 or int.from_bytes(self._first[:2], "big") % 31 != 0
+            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+            data, self._first = self._first, b""
+        return bytes(self._inner.decompress(data))
+
+    def flush(self) -> bytes:
+        if self._inner is None:
+            return b""
+        return bytes(self._inner.flush())
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body and its content type (the transcription upload)."""
+    boundary = os.urandom(16).hex()
+    parts: list[bytes] = []
+
+    def quoted(value: str) -> str:
+        return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"\r\n\r\n'.encode()
+        )
+        parts.append(value.encode() + b"\r\n")
+    for name, (filename, content, mime) in files.items():
+        mime = "".join(c for c in mime if c.isprintable())
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"; '
+                f'filename="{quoted(filename)}"\r\nContent-Type: {mime}\r\n\r\n')  # fmt: skip
+        parts.append(head.encode())
+        parts.append(content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,358 @@
+"""HTTP/1.1 under RouteHttp (api/transport.py), over real loopback sockets: kept-alive connections
+(and a kept one the server closed meanwhile), bodies not read to their end, chunked and compressed
+answers, failures named as before (ConnectError, ReadTimeout, RemoteProtocolError), proxies from the
+environment (plain and CONNECT-tunnelled TLS, NO_PROXY), TLS verified against SSL_CERT_FILE, and
+the multipart upload body."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import shutil
+import ssl
+import subprocess
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from codexbro.api import transport
+from codexbro.api.http import RouteHttp
+from codexbro.api.routes import route
+from codexbro.errors import TransportError
+
+MODELS = route("models.list")
+Handler = Callable[[str, dict[str, str], bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return lines[0], headers, body
+
+
+@asynccontextmanager
+async def server(
+    handler: Handler, *, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """A server that answers each request on a connection with ``handler`` (which returns whether to
+    keep the connection); yields its origin and a log of "conn N: request line"."""
+    log: list[str] = []
+    count = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        count += 1
+        me = count
+        try:
+            while (request := await read_request(reader)) is not None:
+                line, headers, body = request
+                log.append(f"conn {me}: {line}")
+                if not await handler(line, headers, body, writer):
+                    break
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", log
+    finally:
+        srv.close()
+
+
+def ok(body: bytes, extra: str = "") -> bytes:
+    return f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+async def test_a_connection_is_kept_and_reused() -> None:
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(ok(b"hello " + body))
+        return True
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            for i in range(3):
+                resp = await http.request(MODELS, f"{origin}/v1/models?i={i}", headers={}, json_body={"n": i})
+                assert resp.status_code == 200 and resp.content == b'hello {"n":' + str(i).encode() + b"}"
+        finally:
+            await http.aclose()
+    assert log == [f"conn 1: GET /v1/models?i={i} HTTP/1.1" for i in range(3)]
+
+
+async def test_a_kept_connection_the_server_closed_is_replaced_once() -> None:
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(ok(b"x"))  # says nothing of closing, then closes: the client keeps a dead connection
+        return False
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0.05)  # the close has arrived (or not: both must work)
+                assert (await http.request(MODELS, f"{origin}/v1/models", headers={})).content == b"x"
+        finally:
+            await http.aclose()
+    assert [entry.split(":")[0] for entry in log] == ["conn 1", "conn 2", "conn 3"]
+
+
+async def test_a_stream_left_unread_closes_its_connection() -> None:
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(ok(b"a" * 100_000, "content-type: text/event-stream\r\n"))
+        return True
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            async with http.stream(MODELS, f"{origin}/v1/models", attempt=1, headers={}) as resp:
+                assert resp.status_code == 200
+                async for _chunk in resp.aiter_bytes():
+                    break  # stop reading half-way: the rest of the body would be read as the next answer
+            async with http.stream(MODELS, f"{origin}/v1/models", attempt=1, headers={}) as resp:
+                assert len(await resp.aread()) == 100_000
+        finally:
+            await http.aclose()
+    assert [entry.split(":")[0] for entry in log] == ["conn 1", "conn 2"]
+
+
+async def test_chunked_and_compressed_answers_are_decoded() -> None:
+    text = b"the same text " * 1000
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    encodings = {
+        "gzip": gzip.compress(text),
+        "deflate": zlib.compress(text),
+        "deflate-raw": raw_deflate.compress(text) + raw_deflate.flush(),
+    }
+
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        name = line.split()[1].rsplit("/", 1)[-1]
+        encoded = encodings[name]
+        w.write(
+            f"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-encoding: {name.split('-')[0]}\r\n\r\n".encode()
+        )
+        for i in range(0, len(encoded), 50):
+            piece = encoded[i : i + 50]
+            w.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        w.write(b"0\r\n\r\n")
+        return True
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            for name in encodings:
+                resp = await http.request(MODELS, f"{origin}/{name}", headers={})
+                assert resp.content == text and "content-encoding" not in resp.headers, name
+        finally:
+            await http.aclose()
+    assert len({entry.split(":")[0] for entry in log}) == 1  # chunked bodies keep the connection too
+
+
+async def test_an_encoding_not_asked_for_is_an_error() -> None:
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        assert headers["accept-encoding"] == "gzip, deflate"
+        w.write(ok(b"\x00\x01", "content-encoding: br\r\n"))
+        return True
+
+    async with server(handler) as (origin, _log):
+        http = RouteHttp(tls=False)
+        try:
+            with pytest.raises(TransportError, match=r"DecodingError: .*'br'"):
+                await http.request(MODELS, f"{origin}/x", headers={})
+        finally:
+            await http.aclose()
+
+
+async def test_failures_are_named_as_before() -> None:
+    async def silent(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(5)
+        return False
+
+    async def garbage(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(b"NOT HTTP AT ALL\r\n\r\n")
+        return False
+
+    async def cut(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly a part")
+        return False
+
+    http = RouteHttp(timeout_s=0.3, tls=False)
+    try:
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        with pytest.raises(TransportError, match="ConnectError"):
+            await http.request(MODELS, f"http://127.0.0.1:{port}/x", headers={})
+        for handler, expected in (
+            (silent, "ReadTimeout"),
+            (garbage, "RemoteProtocolError"),
+            (cut, "RemoteProtocolError"),
+        ):
+            async with server(handler) as (origin, _log):
+                with pytest.raises(TransportError, match=expected):
+                    await http.request(MODELS, f"{origin}/x", headers={})
+    finally:
+        await http.aclose()
+
+
+def test_the_multipart_body_is_well_formed() -> None:
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    body, kind = transport.multipart(
+        {"model": "gpt-4o-transcribe"}, {"file": ('a"b\r\n.wav', b"RIFF\x00\xff", "audio/wav")}
+    )
+    message = BytesParser(policy=HTTP).parsebytes(f"content-type: {kind}\r\n\r\n".encode() + body)
+    parts = list(message.iter_parts())
+    assert [p.get_param("name", header="content-disposition") for p in parts] == ["model", "file"]
+    assert parts[0].get_payload(decode=True) == b"gpt-4o-transcribe"
+    assert parts[1].get_payload(decode=True) == b"RIFF\x00\xff" and parts[1].get_content_type() == "audio/wav"
+    assert "\r" not in parts[1].get_filename() and "\n" not in parts[1].get_filename()
+
+
+# --- proxies and TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cert(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (needed to make a test certificate)")
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return crt, key
+
+
+@pytest.fixture
+def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "_TLS", None)  # the context is made once per process
+
+
+def server_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
+async def hello(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+    w.write(ok(b"secure hello"))
+    return True
+
+
+async def test_tls_is_verified_against_ssl_cert_file(
+    cert: tuple[Path, Path], fresh_tls: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with server(hello, tls=server_tls(cert)) as (origin, _log):
+        http = RouteHttp()
+        try:
+            # control first: the certificate is not trusted by default
+            with pytest.raises(TransportError, match=r"ConnectError: .*CERTIFICATE_VERIFY_FAILED"):
+                await http.request(MODELS, f"{origin}/x", headers={})
+            monkeypatch.setattr(transport, "_TLS", None)
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+            assert (await http.request(MODELS, f"{origin}/x", headers={})).content == b"secure hello"
+        finally:
+            await http.aclose()
+
+
+@asynccontextmanager
+async def proxy_server() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """An HTTP proxy: absolute-form requests forwarded (one per connection), CONNECT tunnelled."""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        if request is None:
+            writer.close()
+            return
+        line, headers, body = request
+        seen.append((line, headers))
+        method, target, _ = line.split(" ", 2)
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            up_r, up_w = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+            return
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(target)
+        up_r, up_w = await asyncio.open_connection(parts.hostname, parts.port)
+        up_w.write(f"{method} {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\nconnection: close\r\n"
+                   f"content-length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        answer = await up_r.readuntil(b"\r\n\r\n")
+        length = int(answer.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        writer.write(answer + await up_r.readexactly(length))
+        await writer.drain()
+        writer.close()
+        up_w.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://user:p%40ss@127.0.0.1:{srv.sockets[0].getsockname()[1]}", seen
+    finally:
+        srv.close()
+
+
+async def test_proxies_from_the_environment(
+    cert: tuple[Path, Path], fresh_tls: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    async with (
+        proxy_server() as (proxy, seen),
+        server(hello) as (plain, _l1),
+        server(hello, tls=server_tls(cert)) as (
+            secure,
+            _l2,
+        ),
+    ):
+        http = RouteHttp()
+        try:
+            # control: no proxy in the environment, straight to the server
+            assert (await http.request(MODELS, f"{plain}/a", headers={})).content == b"secure hello"
+            assert seen == []
+            monkeypatch.setenv("HTTP_PROXY", proxy)
+            monkeypatch.setenv("https_proxy", proxy)
+            await http.aclose()
+            assert (await http.request(MODELS, f"{plain}/b", headers={})).content == b"secure hello"
+            assert (await http.request(MODELS, f"{secure}/c", headers={})).content == b"secure hello"
+            assert [line for line, _ in seen] == [f"GET {plain}/b HTTP/1.1", f"CONNECT {secure[8:]} HTTP/1.1"]
+            assert all(h["proxy-authorization"] == "Basic dXNlcjpwQHNz" for _, h in seen)  # user:p@ss
+            monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
+            await http.aclose()
+            assert (await http.request(MODELS, f"{plain}/d", headers={})).content == b"secure hello"
+            assert len(seen) == 2
+            monkeypatch.delenv("NO_PROXY")
+            monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1")
+            with pytest.raises(TransportError, match=r"ProxyError: .*socks5.*not supported"):
+                await http.request(MODELS, f"{plain}/e", headers={})
+        finally:
+            await http.aclose()
