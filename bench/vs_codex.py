@@ -89,6 +89,10 @@ def main() -> None:
     codex = shutil.which("codex")
     if codexbro is None:
         raise SystemExit("codexbro is not installed in this environment")
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import compile_bytecode  # as `pip install` does: figures of codexbro, not of the compiler
+
+    compile_bytecode()
     if codex is None:
         print(
             "skipped: `codex` is not on PATH (npm install -g @openai/codex@0.169.0); codexbro's figures alone"
