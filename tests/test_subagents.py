@@ -262,3 +262,85 @@ def test_a_late_notification_starts_no_turn_and_resume_last_is_the_parents(
         again = run_cli("exec", "--json", "resume", "--last", "next", cwd=workspace, timeout=120)
         assert again.code == 0, again.stderr
         assert next(json.loads(line) for line in again.stdout.splitlines())["thread_id"] == parent_id
+
+
+class StatusScript(FakeResponsesServer):
+    """The scripts of ``fixtures/codex-0.169/collab-statuses.json``: ``errored`` (every child request
+    refused with a 400) and ``slow`` (the child's request held; wait times out, close, wait again)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def _next(self) -> Reply | None:
+        rec = self.requests[-1]
+        if from_child(rec):
+            if self.kind == "errored":
+                body = {"error": {"message": "child request refused", "type": "invalid_request_error",
+                                  "code": "bad_thing"}}  # fmt: skip
+                return Reply(status=400, body=json.dumps(body).encode())
+            time.sleep(20)
+            return Reply(message_turn("late child"))
+        outputs = [i for i in rec.body.get("input", []) if i.get("type") == "function_call_output"]
+        if not outputs:
+            return agent_call("c1", "spawn_agent", {"message": "child task"})
+        agent = json.loads(outputs[0]["output"])["agent_id"]
+        wait_ms = 10000 if self.kind == "errored" else 1000
+        script = [
+            agent_call("c2", "wait_agent", {"targets": [agent], "timeout_ms": wait_ms}),
+            agent_call("c3", "close_agent", {"target": agent}),
+        ]
+        if self.kind == "slow":
+            unknown = "00000000-0000-0000-0000-000000000000"
+            script.append(agent_call("c4", "wait_agent", {"targets": [agent, unknown], "timeout_ms": 1000}))
+        return script[len(outputs) - 1] if len(outputs) <= len(script) else Reply(message_turn("parent done"))
+
+
+def _collab_view(events: list[dict[str, Any]], ids: dict[str, str]) -> list[Any]:
+    return [
+        _shape({k: e["item"][k] for k in ("tool", "receiver_thread_ids", "agents_states", "status")}, ids)
+        for e in events
+        if e["type"] == "item.completed" and e["item"]["type"] == "collab_tool_call"
+    ]
+
+
+def _errored_text(value: Any) -> Any:
+    """The errored text aside (codexbro words the error; 0.169 passes the raw body: documented)."""
+    if isinstance(value, dict):
+        return {
+            k: ("TEXT" if k in ("errored", "message") and v else _errored_text(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_errored_text(v) for v in value]
+    return value
+
+
+def test_statuses_other_than_completed_as_upstream(home: Path, workspace: Path) -> None:
+    captured = json.loads((FIXTURES / "collab-statuses.json").read_text())
+    for kind in ("errored", "slow"):
+        want = captured[kind]
+        res, requests = run_agents(StatusScript(kind), home, workspace)
+        events = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+        parent = [r for r in requests if not from_child(r)]
+        first = next(i for i in parent[-1].body["input"] if i.get("call_id") == "c1" and "output" in i)
+        ours_id = json.loads(first["output"])["agent_id"]
+        theirs_id = json.loads(want["requests"][-1]["outputs"][0]["output"])["agent_id"]
+        ids = {ours_id: "AGENT", theirs_id: "AGENT"}
+        # the collab_tool_call items: which agents, their states, completed or failed
+        assert _errored_text(_collab_view(events, ids)) == _errored_text(
+            _collab_view(want["exec_json"], ids)
+        ), kind
+        # the tool outputs the model reads, and the notification
+        outputs = {i["call_id"]: json.loads(i["output"]) for i in parent[-1].body["input"]
+                   if i.get("type") == "function_call_output"}  # fmt: skip
+        theirs = {o["call_id"]: json.loads(o["output"]) for o in want["requests"][-1]["outputs"]}
+        for spawned in (outputs["c1"], theirs["c1"]):
+            assert isinstance(spawned.pop("nickname"), str)  # 0.169 picks a random name
+        assert _errored_text(_shape(outputs, ids)) == _errored_text(_shape(theirs, ids)), kind
+        note = next(
+            c["text"] for i in parent[-1].body["input"] if i.get("role") == "user"
+            for c in i["content"] if "subagent_notification" in c.get("text", "")
+        )  # fmt: skip
+        body = json.loads(note.split("\n")[1])
+        upstream = json.loads(want["requests"][-1]["last_user_text"].split("\n")[1])
+        assert _errored_text(_shape(body, ids)) == _errored_text(_shape(upstream, ids)), kind

@@ -15,8 +15,16 @@ answered back. When the parent's turn is interrupted, every running child's turn
 too; when the parent closes, its children close.
 
 Status values follow 0.169's serialisation: ``"pending_init"``, ``"running"``,
-``{"completed": text}``, ``{"errored": text}``, ``"interrupted"``, ``"shutdown"``, ``"not_found"``
-(the completed form is captured; the others follow upstream's enum names, unverified).
+``{"completed": text}``, ``{"errored": text}``, ``"interrupted"``, ``"shutdown"``, ``"not_found"``.
+Captured from the real 0.169 (fixtures ``multi-agent-exec.json``, ``collab-statuses.json``):
+completed; errored (a child whose request was refused); a ``wait_agent`` that timed out
+(``{"status": {}, "timed_out": true}``, an item reporting no agent); ``close_agent`` on a running
+child (``previous_status: "running"``, then a ``"shutdown"`` notification); an agent closed or never
+spawned is ``not_found`` to ``wait_agent``; an item is ``failed`` when an agent it reports on errored
+or is not found. One difference is kept on purpose: an errored child's text is the error as
+codexbro words it (``child request refused``), where 0.169 passes the server's raw error body on
+(``{"error": {"message": …, "type": …}}``) — the model reads the cause either way, without the JSON
+noise. ``"interrupted"`` (the parent's turn interrupted) is upstream's enum name, not captured.
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ class Child(Struct):
     last_message: str | None = None
     expect: str = ""  # the submission whose end is the status (an earlier turn's end is not)
     asking: bool = False  # the pump waits for the parent's front end (an approval, a question)
+    closing: bool = False  # close_agent was called: a turn it stops ends as "shutdown", not "interrupted"
 
     @property
     def kind(self) -> str:
@@ -89,7 +98,8 @@ class SubAgents:
         return self.parent.thread_id
 
     def states(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return {i: (self.children[i].state() if i in self.children else {"status": "not_found", "message": None})
+        return {i: (self.children[i].state() if self._kind(i) != "not_found" else {"status": "not_found",
+                                                                                   "message": None})
                 for i in ids}  # fmt: skip
 
     def _get(self, target: str) -> Child:
@@ -172,6 +182,7 @@ class SubAgents:
             raise RespondToModel(f"could not reopen agent {target}: {exc}") from None
         child.session = session
         child.expect = ""
+        child.closing = False
         child.status = "pending_init"  # reopened: no longer shut down (``_set`` keeps a closed one closed)
         self._set(child, {"completed": child.last_message} if child.last_message else "pending_init")
         child.pump = asyncio.get_running_loop().create_task(self._pump(child))
@@ -180,12 +191,14 @@ class SubAgents:
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     def _kind(self, target: str) -> str:
+        """What ``wait_agent`` and the items report: a closed agent is ``not_found`` to them, as in
+        0.169 (it is still known to ``resume_agent``)."""
         child = self.children.get(target)
-        return child.kind if child is not None else "not_found"
+        return child.kind if child is not None and child.kind != "shutdown" else "not_found"
 
     def _status(self, target: str) -> Any:
         child = self.children.get(target)
-        return child.status if child is not None else "not_found"
+        return child.status if child is not None and child.kind != "shutdown" else "not_found"
 
     def _set(self, child: Child, status: Any) -> None:
         if child.kind == "shutdown" and status != "shutdown":
@@ -227,7 +240,7 @@ class SubAgents:
                     self._notify(child)
             elif isinstance(msg, p.TurnAborted):
                 if current:
-                    self._set(child, "interrupted")
+                    self._set(child, "shutdown" if child.closing else "interrupted")
                     self._notify(child)
             elif isinstance(msg, p.ExecApprovalRequest | p.ApplyPatchApprovalRequest):
                 child.asking = True
@@ -265,6 +278,7 @@ class SubAgents:
     async def _shutdown(self, child: Child) -> None:
         if child.kind == "shutdown":
             return
+        child.closing = True
         child.session.submit(p.Shutdown())
         if child.pump is not None:
             if child.asking:  # waiting for the user on the child's behalf: nobody needs the answer now

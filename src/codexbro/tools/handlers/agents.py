@@ -130,10 +130,17 @@ class _AgentFunction:
         except RespondToModel:
             ctx.emit(CollabToolCallEnd(call.call_id, tool, sender, before, prompt, {}, success=False))
             raise
-        after = before or ([str(result["agent_id"])] if "agent_id" in result else [])
-        states = earlier if self.states_before else self.agents.states(after)
-        ctx.emit(CollabToolCallEnd(call.call_id, tool, sender, after, prompt, states))
+        after = self.receivers(before, result)
+        states = dict(sorted((earlier if self.states_before else self.agents.states(after)).items()))
+        # as 0.169 (captured: fixtures/codex-0.169/collab-statuses.json): the item failed when an agent
+        # it reports on errored or is not found; its states are listed by id
+        failed = any(state["status"] in ("errored", "not_found") for state in states.values())
+        ctx.emit(CollabToolCallEnd(call.call_id, tool, sender, after, prompt, states, success=not failed))
         return ToolOutput(json.dumps(result, separators=(",", ":"), ensure_ascii=False))
+
+    def receivers(self, before: list[str], result: dict[str, Any]) -> list[str]:
+        """The agents the finished call reports on."""
+        return before or ([str(result["agent_id"])] if "agent_id" in result else [])
 
     def targets(self, args: dict[str, Any]) -> list[str]:
         """The agents the call is about, as known before it runs."""
@@ -178,6 +185,11 @@ class WaitAgent(_AgentFunction):
             DEFAULT_WAIT_MS if not isinstance(raw, (int, float)) else min(MAX_WAIT_MS, max(MIN_WAIT_MS, raw))
         )
         return await self.agents.wait(targets, timeout_ms / 1000)
+
+    def receivers(self, before: list[str], result: dict[str, Any]) -> list[str]:
+        """Those whose final status the wait returns (none when it timed out), as 0.169 shows them."""
+        done = result.get("status") or {}
+        return [t for t in before if t in done]
 
 
 class CloseAgent(_AgentFunction):
