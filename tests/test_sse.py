@@ -81,3 +81,9 @@ def test_only_an_event_stream_is_read_as_one() -> None:
     for other in ("application/json", None, "text/html"):
         with pytest.raises(SseError, match="not an event stream"):
             check_event_stream(other)
+
+
+def test_an_absurd_retry_value_is_ignored() -> None:
+    # 5,000 digits: int() would refuse it (Python's digit limit) and break the stream
+    assert feed([b"retry: " + b"9" * 5000 + b"\ndata: x\n\n"]) == [SseEvent(data="x")]
+    assert feed([b"retry: 1000\ndata: x\n\n"]) == [SseEvent(data="x", retry=1000)]  # control

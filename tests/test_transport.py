@@ -274,7 +274,9 @@ async def test_tls_is_verified_against_ssl_cert_file(
 
 
 @asynccontextmanager
-async def proxy_server() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+async def proxy_server(
+    *, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
     """An HTTP proxy: absolute-form requests forwarded (one per connection), CONNECT tunnelled."""
     seen: list[tuple[str, dict[str, str]]] = []
 
@@ -315,7 +317,7 @@ async def proxy_server() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, s
         writer.close()
         up_w.close()
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     try:
         yield f"http://user:p%40ss@127.0.0.1:{srv.sockets[0].getsockname()[1]}", seen
     finally:
@@ -356,3 +358,141 @@ async def test_proxies_from_the_environment(
                 await http.request(MODELS, f"{plain}/e", headers={})
         finally:
             await http.aclose()
+
+
+# --- found by a hostile review (each with the control that shows the attack's shape) -----------------
+
+
+async def test_bytes_past_an_answer_are_never_the_next_answer() -> None:
+    """A server that writes more than its answer (in the same write, or later while the connection
+    is idle): those bytes must not be read as the answer to the next request."""
+
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        path = line.split()[1]
+        w.write(ok(f"answer to {path}".encode()))
+        if path == "/one":  # and, unasked, something that looks like the next answer
+            w.write(ok(b"forged"))
+        if path == "/three":
+            await w.drain()
+            await asyncio.sleep(0.1)
+            w.write(ok(b"forged later"))
+        return True
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            got = []
+            for path in ("/one", "/two", "/three"):
+                got.append((await http.request(MODELS, origin + path, headers={})).content)
+            await asyncio.sleep(0.3)  # the late bytes have arrived on the idle connection
+            got.append((await http.request(MODELS, origin + "/four", headers={})).content)
+        finally:
+            await http.aclose()
+    assert got == [b"answer to /one", b"answer to /two", b"answer to /three", b"answer to /four"]
+    # /two and /four went on new connections (the ones with stray bytes were dropped)
+    assert [entry.split(":")[0] for entry in log] == ["conn 1", "conn 2", "conn 2", "conn 3"]
+
+
+async def test_a_post_is_never_sent_twice_by_the_transport() -> None:
+    """A kept connection the server closes after reading a POST: the server may have acted on it,
+    so the POST is not sent again (the caller's retry decides, as its own recorded attempt)."""
+    seen: list[str] = []
+
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        seen.append(line)
+        if line.startswith("POST"):
+            return False  # read it, then close without a word
+        w.write(ok(b"hello"))
+        return True
+
+    token = route("oauth.token")
+    async with server(handler) as (origin, _log):
+        http = RouteHttp(tls=False)
+        records: list[object] = []
+        http.observers.append(records.append)
+        try:
+            assert (await http.request(MODELS, f"{origin}/warm", headers={})).content == b"hello"
+            with pytest.raises(TransportError, match="Server disconnected without sending a response"):
+                await http.request(
+                    token, f"{origin}/oauth/token", headers={}, data={"grant_type": "refresh_token"}
+                )
+        finally:
+            await http.aclose()
+    assert [line.split()[0] for line in seen] == ["GET", "POST"] and len(records) == 2
+
+
+async def test_an_error_body_is_read_only_so_far() -> None:
+    """An error answer whose body never ends: its message is read from the first MiB and the
+    request fails at once (it used to be read whole — without end)."""
+    from codexbro.api.responses import ResponsesClient
+    from codexbro.errors import ApiError
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        chunk = b'{"error": {"message": "' + b"x" * 60_000
+        try:
+            while True:
+                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                await writer.drain()
+                chunk = b"y" * 60_000
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    http = RouteHttp(tls=False)
+    client = ResponsesClient(http, base_url=f"http://127.0.0.1:{port}/v1", request_max_retries=0)
+    try:
+        async with asyncio.timeout(20):
+            with pytest.raises(ApiError):
+                async for _event in client.stream({"model": "m"}, {}):
+                    pass
+    finally:
+        await http.aclose()
+        srv.close()
+
+
+def test_no_proxy_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import urlsplit
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    cases = [
+        ("*.example.com", "http://x.example.com/", True), ("example.com", "http://example.com./", True),
+        ("example.com:8080", "http://example.com/", False), ("example.com:8080", "http://example.com:8080/", True),
+        ("http://example.com", "http://example.com/", True), ("[::1]:8080", "http://[::1]:8080/", True),
+        ("::1", "http://[::1]/", True), ("127.0.0.0/8", "http://127.0.0.1/", True),
+        ("10.0.0.0/8", "http://127.0.0.1/", False), ("ample.com", "http://example.com/", False),
+        ("", "http://example.com/", False),
+    ]  # fmt: skip
+    for no_proxy, url, bypass in cases:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+        assert (transport.proxy_for(urlsplit(url)) is None) == bypass, (no_proxy, url)
+    monkeypatch.setenv("HTTP_PROXY", "http://u:p@[::1")
+    with pytest.raises(transport.TransportFailure, match="not a valid URL") as err:
+        transport.proxy_for(urlsplit("http://example.com/"))
+    assert "u:p" not in str(err.value)
+
+
+async def test_through_an_https_proxy_everything_is_encrypted(
+    cert: tuple[Path, Path], fresh_tls: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https:// proxy is spoken to over TLS (its credentials and, for an http origin, the whole
+    request); an https origin behind it gets its own TLS inside the tunnel."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    async with (
+        proxy_server(tls=server_tls(cert)) as (proxy, seen),
+        server(hello) as (plain, _l1),
+        server(hello, tls=server_tls(cert)) as (secure, _l2),
+    ):
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("http://", "https://"))
+        monkeypatch.setenv("HTTPS_PROXY", proxy.replace("http://", "https://"))
+        http = RouteHttp()
+        try:
+            assert (await http.request(MODELS, f"{plain}/a#frag", headers={})).content == b"secure hello"
+            assert (await http.request(MODELS, f"{secure}/b", headers={})).content == b"secure hello"
+        finally:
+            await http.aclose()
+    assert [line for line, _ in seen] == [f"GET {plain}/a HTTP/1.1", f"CONNECT {secure[8:]} HTTP/1.1"]

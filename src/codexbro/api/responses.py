@@ -40,6 +40,8 @@ def backoff_s(attempt: int, base_ms: float = 200.0) -> float:
 
 
 NOTE_WAITS_FROM_S = 2.0  # shorter waits go unannounced, as upstream's backoff does
+ERROR_BODY_BYTES = 1024 * 1024  # an error answer is read this far for its message
+ERROR_BODY_S = 30.0
 
 
 def retry_wait(asked: float | None, fallback: float, cap: float) -> tuple[float, str | None]:
@@ -115,7 +117,7 @@ class ResponsesClient:
                 ) from None
             async with stack:
                 if response.status_code >= 400:
-                    raw = await response.aread()
+                    raw = await self._error_body(response)
                     error = classify_status(
                         response.status_code,
                         raw,
@@ -140,6 +142,15 @@ class ResponsesClient:
                 async for event in self._events(response, body):
                     yield event
                 return
+
+    async def _error_body(self, response: Any) -> bytes:
+        """An error answer's body, for its message: at most ``ERROR_BODY_BYTES`` of it, within
+        ``ERROR_BODY_S`` (a server can make an error page as large and as slow as it likes)."""
+        try:
+            async with asyncio.timeout(ERROR_BODY_S):
+                return bytes(await response.aread(limit=ERROR_BODY_BYTES))
+        except (TimeoutError, TransportError):
+            return b""
 
     async def _events(self, response: Any, body: dict[str, Any]) -> AsyncIterator[ev.ResponseEvent]:
         from codexbro.api.sse import SseError, response_events

@@ -9,7 +9,7 @@ asks and what is done:
   each is decoded on its own, invalid UTF-8 replaced, a leading BOM dropped;
 - ``:`` starts a comment; ``field: value`` loses one space after the colon; a line with no colon
   is a field with an empty value; ``data`` lines are joined with LF; ``event``, ``id`` (without NUL)
-  and ``retry`` (digits only) are kept; other fields are ignored;
+  and ``retry`` (digits only, at most 12) are kept; other fields are ignored;
 - a blank line ends an event; an event with no ``data`` line is not delivered (the standard's
   rule), and an event cut off by the end of the stream is dropped;
 - beyond the standard: one event may hold at most ``max_event_bytes`` (a server sending one
@@ -104,7 +104,7 @@ class SseDecoder:
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit() and len(value) <= 12:
             self._retry = int(value)
         return None
 

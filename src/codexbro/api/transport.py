@@ -10,11 +10,13 @@ connection at a time:
 
 - connections are opened with ``asyncio.open_connection`` (TLS through the standard ``ssl`` module:
   certifi's CA bundle as httpx used it, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx read them),
-  kept alive per origin, and a request on a kept connection that the server had closed meanwhile
-  is sent once more on a new one (only when no byte of an answer came back);
+  kept alive per origin (one that received bytes while idle, or bytes past an answer, is dropped),
+  and a GET on a kept connection that the server had closed meanwhile is sent once more on a new one
+  when no byte of an answer came back (a POST never is: the server may have acted on it);
 - proxies from the environment as httpx read them (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
-  ``NO_PROXY``, any case): an ``http://`` proxy, with a ``CONNECT`` tunnel for ``https`` origins and
-  its user info as ``Proxy-Authorization``; a SOCKS proxy is refused with a clear message (httpx
+  ``NO_PROXY``, any case): an ``http://`` or ``https://`` proxy (TLS to the proxy, and to the origin
+  inside it), with a ``CONNECT`` tunnel for ``https`` origins and its user info as
+  ``Proxy-Authorization``; a SOCKS proxy is refused with a clear message (httpx
   needed an extra package for it, which codexbro never installed);
 - timeouts as ``httpx.Timeout(timeout_s, read=read_s)``: connect and each write within
   ``timeout_s``, each read within ``read_s``;
@@ -109,8 +111,15 @@ class StreamResponse:
         async for chunk in self._body:
             yield chunk
 
-    async def aread(self) -> bytes:
-        return b"".join([chunk async for chunk in self._body])
+    async def aread(self, limit: int | None = None) -> bytes:
+        """The body; with ``limit``, at most that many bytes of it (the rest is not read: the
+        connection is then closed rather than kept)."""
+        out = bytearray()
+        async for chunk in self._body:
+            out += chunk
+            if limit is not None and len(out) >= limit:
+                return bytes(out[:limit])
+        return bytes(out)
 
 
 # --- TLS and proxies, read as httpx read them -------------------------------------------------------
@@ -139,33 +148,69 @@ def _env(name: str) -> str:
 
 
 def proxy_for(url: SplitResult) -> SplitResult | None:
-    """The proxy the environment names for ``url``, or None (``NO_PROXY`` honoured: ``*``, hosts,
-    ``.suffix`` / ``suffix`` domains, with or without a port)."""
+    """The proxy the environment names for ``url``, or None. ``NO_PROXY`` is a comma list of ``*``,
+    host names (``example.com`` also covers its subdomains; ``.example.com``, ``*.example.com`` and a
+    trailing dot mean the same), IP addresses (IPv6 in brackets or not), CIDR ranges, each with an
+    optional ``:port`` and an optional ``scheme://`` in front."""
     proxy = _env(f"{url.scheme}_proxy") or _env("all_proxy")
     if not proxy:
         return None
-    host = (url.hostname or "").lower()
+    host = (url.hostname or "").lower().rstrip(".")
     for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
-        if not entry:
-            continue
         if entry == "*":
             return None
-        name, _, port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
-        name = name.removeprefix("*").removeprefix(".")
-        if port and port != str(_port(url)):
-            continue
-        if host == name or host.endswith("." + name):
+        if entry and _bypasses(entry, host, _port(url)):
             return None
     if "://" not in proxy:
         proxy = "http://" + proxy
-    parsed = urlsplit(proxy)
-    if parsed.scheme not in ("http", "https"):
+    try:
+        parsed = urlsplit(proxy)
+        _ = parsed.port  # a port that is not a number raises here
+    except ValueError:
+        raise TransportFailure("ProxyError", "the proxy URL in the environment is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise TransportFailure(
             "ProxyError",
-            f"the proxy {parsed.scheme}://{parsed.hostname}:… from the environment is not supported: "
+            f"the proxy {parsed.scheme}://{parsed.hostname or ''}:… from the environment is not supported: "
             "codexbro speaks to http:// and https:// proxies only",
         )
     return parsed
+
+
+def _bypasses(entry: str, host: str, port: int) -> bool:
+    """Whether one ``NO_PROXY`` entry covers ``host:port``."""
+    entry = entry.split("://", 1)[-1].rstrip("/")
+    if entry.startswith("["):  # [v6] or [v6]:port
+        name, _, rest = entry[1:].partition("]")
+        wanted = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        name, _, wanted = entry.partition(":")
+    else:
+        name, wanted = entry, ""
+    if wanted and wanted != str(port):
+        return False
+    name = name.removeprefix("*").removeprefix(".").rstrip(".")
+    if not name:
+        return False
+    if "/" in name or _is_ip(name):
+        import ipaddress
+
+        try:
+            network = ipaddress.ip_network(name, strict=False)
+            return _is_ip(host) and ipaddress.ip_address(host) in network
+        except ValueError:
+            return False
+    return host == name or host.endswith("." + name)
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _port(url: SplitResult) -> int:
@@ -177,10 +222,17 @@ def _port(url: SplitResult) -> int:
 
 
 def _host_header(url: SplitResult) -> str:
-    host = url.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
+    host = _bracketed(url.hostname or "")
     return host if url.port in (None, 80 if url.scheme == "http" else 443) else f"{host}:{url.port}"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 literal
+
+
+def _absolute(url: SplitResult) -> str:
+    """The request target for a proxy: no user info, no fragment."""
+    return f"{url.scheme}://{_host_header(url)}{_target(url)}"
 
 
 # --- connections -------------------------------------------------------------------------------------
@@ -194,12 +246,17 @@ class _Conn:
         self.h11 = h11.Connection(h11.CLIENT)
         self.loop = asyncio.get_running_loop()
         self.reused = False
+        self.received = 0  # bytes of the current answer read so far
 
     def usable(self) -> bool:
+        """Fit to send the next request on: same loop, not closed, and nothing arrived while it was
+        idle — bytes no request asked for (httpcore's rule: readable while idle means expired)."""
+        buffered = getattr(self.reader, "_buffer", b"")  # asyncio keeps what it read here
         return (
             self.loop is asyncio.get_running_loop()
             and not self.reader.at_eof()
             and not self.writer.is_closing()
+            and not buffered
         )
 
     def close(self) -> None:
@@ -234,18 +291,20 @@ class Transport:
         host, port = url.hostname or "", _port(url)
         proxy = proxy_for(url)
         dial_host, dial_port = (proxy.hostname or "", _port(proxy)) if proxy else (host, port)
-        tls_here = url.scheme == "https" and proxy is None
+        # TLS on the first hop: to the origin, or to an https:// proxy (then to the origin inside it)
+        first_tls = (proxy.scheme if proxy else url.scheme) == "https"
         try:
             reader, writer = await _within(
                 self.timeout_s, "ConnectTimeout",
-                asyncio.open_connection(dial_host, dial_port, ssl=tls_context() if tls_here else None,
-                                        server_hostname=host if tls_here else None, happy_eyeballs_delay=0.25),
+                asyncio.open_connection(dial_host, dial_port, ssl=tls_context() if first_tls else None,
+                                        server_hostname=dial_host if first_tls else None,
+                                        happy_eyeballs_delay=0.25),
             )  # fmt: skip
         except (OSError, ssl.SSLError) as exc:
             raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
         conn = _Conn(reader, writer)
         if proxy is not None and url.scheme == "https":
-            await self._tunnel(conn, proxy, f"{host}:{port}")
+            await self._tunnel(conn, proxy, f"{_bracketed(host)}:{port}")
             try:
                 await _within(self.timeout_s, "ConnectTimeout",
                               writer.start_tls(tls_context(), server_hostname=host))  # fmt: skip
@@ -282,7 +341,13 @@ class Transport:
     def _give_back(self, key: tuple[str, str, int], conn: _Conn) -> None:
         import h11
 
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+        leftover, closed = conn.h11.trailing_data  # bytes past the answer: the connection is not trusted
+        if (
+            conn.h11.our_state is h11.DONE
+            and conn.h11.their_state is h11.DONE
+            and not leftover
+            and not closed
+        ):
             conn.h11.start_next_cycle()
             idle = self._idle.setdefault(key, [])
             if len(idle) < IDLE_PER_ORIGIN and conn.usable():
@@ -322,6 +387,11 @@ class Transport:
             # a read served from the buffer does not pause: pause anyway, so a cancel (Ctrl-C, a turn
             # stopped) gets in between reads as it did through anyio
             await asyncio.sleep(0)
+            if not data and not conn.received and conn.h11.their_state is h11.SEND_RESPONSE:
+                raise TransportFailure(
+                    "RemoteProtocolError", "Server disconnected without sending a response."
+                )
+            conn.received += len(data)
             try:
                 conn.h11.receive_data(data)
             except h11.RemoteProtocolError as exc:
@@ -363,7 +433,7 @@ class Transport:
             raise TransportFailure("UnsupportedProtocol", "the URL must be http:// or https:// with a host")
         key = (parts.scheme, parts.hostname.lower(), _port(parts))
         proxy = proxy_for(parts)
-        target = url if proxy is not None and parts.scheme == "http" else _target(parts)
+        target = _absolute(parts) if proxy is not None and parts.scheme == "http" else _target(parts)
         sent = [("host", _host_header(parts)), *headers]
         if not any(k.lower() == "accept-encoding" for k, _ in headers):
             sent.append(("accept-encoding", ACCEPT_ENCODING))
@@ -372,25 +442,36 @@ class Transport:
         if proxy is not None and parts.scheme == "http":
             sent.extend(_proxy_auth(proxy))
         try:
-            request = h11.Request(method=method, target=target.encode("ascii", "strict"), headers=sent)
-        except h11.LocalProtocolError as exc:
-            raise TransportFailure("LocalProtocolError", str(exc)) from None
+            raw_target = target.encode("ascii", "strict")
         except UnicodeEncodeError:
             raise TransportFailure(
                 "UnsupportedProtocol", "the URL has characters that are not ASCII"
+            ) from None
+        try:
+            request = h11.Request(method=method, target=raw_target, headers=sent)
+        except h11.LocalProtocolError as exc:
+            raise TransportFailure("LocalProtocolError", str(exc)) from None
+        except UnicodeEncodeError:  # the value is not shown: it may hold a credential
+            raise TransportFailure(
+                "LocalProtocolError", "a request header has a value that is not ASCII"
             ) from None
         conn = self._take(key)
         while True:
             if conn is None:
                 conn = await self._connect(parts)
+            conn.received = 0
             try:
                 await self._send(conn, request, body)
                 head = await self._head(conn, read_s)
                 break
             except TransportFailure as exc:
                 conn.close()
-                # a kept connection the server closed meanwhile: once more on a new one
-                if conn.reused and exc.kind in ("RemoteProtocolError", "ReadError", "WriteError"):
+                # a kept connection the server closed meanwhile (a race the idle check cannot see):
+                # once more on a new one — only a GET or HEAD, and only when no byte of an answer came
+                # back; anything else the server may have acted on, so the caller decides (and its
+                # next attempt is recorded as one)
+                retry = conn.reused and not conn.received and method in ("GET", "HEAD")
+                if retry and exc.kind in ("RemoteProtocolError", "ReadError", "WriteError"):
                     conn = None
                     continue
                 raise
