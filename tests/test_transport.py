@@ -241,6 +241,16 @@ def cert(tmp_path: Path) -> tuple[Path, Path]:
     return crt, key
 
 
+def make_cert(tmp_path: Path, name: str, san: str) -> tuple[Path, Path]:
+    key, crt = tmp_path / f"{name}-key.pem", tmp_path / f"{name}-cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+         "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return crt, key
+
+
 @pytest.fixture
 def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport, "_TLS", None)  # the context is made once per process
@@ -465,7 +475,7 @@ def test_no_proxy_forms(monkeypatch: pytest.MonkeyPatch) -> None:
         ("http://example.com", "http://example.com/", True), ("[::1]:8080", "http://[::1]:8080/", True),
         ("::1", "http://[::1]/", True), ("127.0.0.0/8", "http://127.0.0.1/", True),
         ("10.0.0.0/8", "http://127.0.0.1/", False), ("ample.com", "http://example.com/", False),
-        ("", "http://example.com/", False),
+        ("", "http://example.com/", False), ("https://example.com", "http://example.com/", False),
     ]  # fmt: skip
     for no_proxy, url, bypass in cases:
         monkeypatch.setenv("NO_PROXY", no_proxy)
@@ -496,3 +506,34 @@ async def test_through_an_https_proxy_everything_is_encrypted(
         finally:
             await http.aclose()
     assert [line for line, _ in seen] == [f"GET {plain}/a HTTP/1.1", f"CONNECT {secure[8:]} HTTP/1.1"]
+
+
+async def test_a_bad_origin_certificate_behind_an_https_proxy_is_a_connect_error(
+    cert: tuple[Path, Path], fresh_tls: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TLS inside the proxy's TLS: an origin whose certificate names another host is refused with a
+    ConnectError (on Python 3.11/3.12 asyncio's own error path raises a TypeError there), recorded,
+    and the origin never gets a request."""
+    wrong = make_cert(tmp_path, "other.example", "DNS:other.example")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(cert[0].read_bytes() + wrong[0].read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    async with (
+        proxy_server(tls=server_tls(cert)) as (proxy, seen),
+        server(hello, tls=server_tls(wrong)) as (
+            secure,
+            log,
+        ),
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.replace("http://", "https://"))
+        http = RouteHttp()
+        records: list[object] = []
+        http.observers.append(records.append)
+        try:
+            with pytest.raises(TransportError, match=r"ConnectError: .*CERTIFICATE_VERIFY_FAILED"):
+                await http.request(MODELS, f"{secure}/x", headers={})
+        finally:
+            await http.aclose()
+    assert (
+        [line for line, _ in seen] == [f"CONNECT {secure[8:]} HTTP/1.1"] and log == [] and len(records) == 1
+    )

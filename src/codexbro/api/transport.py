@@ -159,7 +159,7 @@ def proxy_for(url: SplitResult) -> SplitResult | None:
     for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
         if entry == "*":
             return None
-        if entry and _bypasses(entry, host, _port(url)):
+        if entry and _bypasses(entry, url.scheme, host, _port(url)):
             return None
     if "://" not in proxy:
         proxy = "http://" + proxy
@@ -168,18 +168,24 @@ def proxy_for(url: SplitResult) -> SplitResult | None:
         _ = parsed.port  # a port that is not a number raises here
     except ValueError:
         raise TransportFailure("ProxyError", "the proxy URL in the environment is not a valid URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    if not parsed.hostname:
+        raise TransportFailure("ProxyError", "the proxy URL in the environment names no host")
+    if parsed.scheme not in ("http", "https"):
         raise TransportFailure(
             "ProxyError",
-            f"the proxy {parsed.scheme}://{parsed.hostname or ''}:… from the environment is not supported: "
+            f"the proxy {parsed.scheme}://{parsed.hostname}:… from the environment is not supported: "
             "codexbro speaks to http:// and https:// proxies only",
         )
     return parsed
 
 
-def _bypasses(entry: str, host: str, port: int) -> bool:
-    """Whether one ``NO_PROXY`` entry covers ``host:port``."""
-    entry = entry.split("://", 1)[-1].rstrip("/")
+def _bypasses(entry: str, scheme: str, host: str, port: int) -> bool:
+    """Whether one ``NO_PROXY`` entry covers ``scheme://host:port`` (an entry naming a scheme covers
+    that scheme only, as httpx read it)."""
+    named, sep, rest = entry.partition("://")
+    if sep and named != scheme:
+        return False
+    entry = (rest if sep else entry).rstrip("/")
     if entry.startswith("["):  # [v6] or [v6]:port
         name, _, rest = entry[1:].partition("]")
         wanted = rest.removeprefix(":")
@@ -264,6 +270,17 @@ class _Conn:
             self.writer.close()
 
 
+def _describe(exc: BaseException) -> str:
+    """An OS or TLS error's own text; for anything else, the OS/TLS error it arose from when there is
+    one (asyncio's TLS-in-TLS TypeError arises from the certificate or record error that matters)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
+    if cause is not None:
+        return str(cause) or type(cause).__name__
+    return f"the connection failed ({type(exc).__name__})"  # an internal error's text says nothing useful
+
+
 async def _within(seconds: float | None, kind: str, awaitable: Any) -> Any:
     try:
         async with asyncio.timeout(seconds):
@@ -303,29 +320,32 @@ class Transport:
         except (OSError, ssl.SSLError) as exc:
             raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
         conn = _Conn(reader, writer)
-        if proxy is not None and url.scheme == "https":
+        if proxy is None or url.scheme != "https":
+            return conn
+        try:  # the tunnel, then TLS to the origin inside it; on any way out, the socket is closed
             await self._tunnel(conn, proxy, f"{_bracketed(host)}:{port}")
-            try:
-                await _within(self.timeout_s, "ConnectTimeout",
-                              writer.start_tls(tls_context(), server_hostname=host))  # fmt: skip
-            except (OSError, ssl.SSLError) as exc:
-                conn.close()
-                raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
-            conn = _Conn(reader, writer)  # a fresh h11 state for the origin behind the tunnel
-        return conn
+            await _within(
+                self.timeout_s, "ConnectTimeout", writer.start_tls(tls_context(), server_hostname=host)
+            )
+        except TransportFailure:
+            conn.close()
+            raise
+        except Exception as exc:  # OSError, SSLError — and, TLS inside TLS on Python 3.11/3.12, a
+            # TypeError from asyncio's own error path (SSLProtocol._abort): a failure all the same
+            conn.close()
+            raise TransportFailure("ConnectError", _describe(exc)) from None
+        except BaseException:  # cancelled mid-way
+            conn.close()
+            raise
+        return _Conn(reader, writer)  # a fresh h11 state for the origin behind the tunnel
 
     async def _tunnel(self, conn: _Conn, proxy: SplitResult, authority: str) -> None:
         import h11
 
         headers = [("host", authority), *_proxy_auth(proxy)]
-        try:
-            await self._send(conn, h11.Request(method="CONNECT", target=authority, headers=headers), b"")
-            answer = await self._head(conn)
-        except TransportFailure:
-            conn.close()
-            raise
+        await self._send(conn, h11.Request(method="CONNECT", target=authority, headers=headers), b"")
+        answer = await self._head(conn)
         if not 200 <= answer.status_code < 300:
-            conn.close()
             raise TransportFailure("ProxyError", f"the proxy refused the tunnel: HTTP {answer.status_code}")
 
     def _take(self, key: tuple[str, str, int]) -> _Conn | None:
@@ -382,8 +402,10 @@ class Transport:
                 return event
             try:
                 data = await _within(read_s or self.read_timeout_s, "ReadTimeout", conn.reader.read(CHUNK))
-            except OSError as exc:
-                raise TransportFailure("ReadError", str(exc) or type(exc).__name__) from None
+            except TransportFailure:
+                raise
+            except Exception as exc:  # OSError; asyncio's TLS-in-TLS error path (see _connect)
+                raise TransportFailure("ReadError", _describe(exc)) from None
             # a read served from the buffer does not pause: pause anyway, so a cancel (Ctrl-C, a turn
             # stopped) gets in between reads as it did through anyio
             await asyncio.sleep(0)
