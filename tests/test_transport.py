@@ -537,3 +537,34 @@ async def test_a_bad_origin_certificate_behind_an_https_proxy_is_a_connect_error
     assert (
         [line for line, _ in seen] == [f"CONNECT {secure[8:]} HTTP/1.1"] and log == [] and len(records) == 1
     )
+
+
+async def test_an_event_stream_read_to_completed_keeps_its_connection() -> None:
+    """The Responses client stops reading at ``response.completed``; when the body's end came with
+    it, the connection is kept for the next turn (no new TCP/TLS handshake) — and when it did not,
+    it is closed (control)."""
+    from codexbro.api.responses import ResponsesClient
+
+    def sse(kind: str) -> bytes:
+        return f'data: {{"type": "{kind}", "response": {{"id": "r"}}}}\n\n'.encode()
+
+    async def handler(line: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        events = sse("response.created") + sse("response.completed")
+        w.write(f"{len(events):x}\r\n".encode() + events + b"\r\n")
+        if "late" in line:  # the end follows later: not known when the reader stops
+            await w.drain()
+            await asyncio.sleep(0.2)
+        w.write(b"0\r\n\r\n")
+        return True
+
+    async with server(handler) as (origin, log):
+        http = RouteHttp(tls=False)
+        try:
+            for path in ("v1", "v1", "late/v1", "late/v1"):
+                client = ResponsesClient(http, base_url=f"{origin}/{path}", request_max_retries=0)
+                kinds = [type(e).__name__ async for e in client.stream({"model": "m"}, {})]
+                assert kinds[-1] == "Completed", kinds
+        finally:
+            await http.aclose()
+    assert [entry.split(":")[0] for entry in log] == ["conn 1", "conn 1", "conn 1", "conn 2"]

@@ -528,10 +528,30 @@ class Transport:
         try:
             yield response
         finally:
-            if done:
+            if done or _ends_in_buffer(live):
                 self._give_back(key, live)
             else:
                 live.close()
+
+
+def _ends_in_buffer(conn: _Conn) -> bool:
+    """Whether the answer's end was already received (the reader stopped early — an event stream read
+    up to ``response.completed``, whose chunked terminator came in the same read): then the
+    connection is clean and can be kept, saving the next request a TCP and TLS handshake. Only what
+    h11 already holds is looked at; nothing is awaited (this runs on the way out, even when
+    cancelled)."""
+    import h11
+
+    try:
+        for _ in range(64):
+            event = conn.h11.next_event()
+            if isinstance(event, h11.EndOfMessage):
+                return True
+            if not isinstance(event, h11.Data):
+                return False  # NEED_DATA, PAUSED, a closed connection
+    except h11.ProtocolError:
+        return False
+    return False
 
 
 async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
