@@ -16,7 +16,7 @@ MAX_LINES = 600
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("protocol", ("codexbro.protocol", "codexbro.textsafe", "codexbro.records")),
     ("base", ("codexbro", "codexbro.errors", "codexbro.logs", "codexbro.homefiles", "codexbro.config", "codexbro.apply_patch")),
-    ("transport", ("codexbro.api.http", "codexbro.api.transport", "codexbro.api.sse", "codexbro.api.routes", "codexbro.api.classify")),
+    ("transport", ("codexbro.api.http", "codexbro.api.transport", "codexbro.api.sse", "codexbro.api.netenv", "codexbro.api.bodies", "codexbro.api.routes", "codexbro.api.classify")),
     ("foundation", ("codexbro.auth", "codexbro.models")),
     ("model clients", ("codexbro.api", "codexbro.embedded")),
     ("tools", ("codexbro.sandbox", "codexbro.tools", "codexbro.mcp", "codexbro.cloud")),

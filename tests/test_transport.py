@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from codexbro.api import transport
+from codexbro.api import bodies, netenv
 from codexbro.api.http import RouteHttp
 from codexbro.api.routes import route
 from codexbro.errors import TransportError
@@ -214,7 +214,7 @@ def test_the_multipart_body_is_well_formed() -> None:
     from email.parser import BytesParser
     from email.policy import HTTP
 
-    body, kind = transport.multipart(
+    body, kind = bodies.multipart(
         {"model": "gpt-4o-transcribe"}, {"file": ('a"b\r\n.wav', b"RIFF\x00\xff", "audio/wav")}
     )
     message = BytesParser(policy=HTTP).parsebytes(f"content-type: {kind}\r\n\r\n".encode() + body)
@@ -253,7 +253,7 @@ def make_cert(tmp_path: Path, name: str, san: str) -> tuple[Path, Path]:
 
 @pytest.fixture
 def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport, "_TLS", None)  # the context is made once per process
+    monkeypatch.setattr(netenv, "_TLS", None)  # the context is made once per process
 
 
 def server_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:
@@ -276,7 +276,7 @@ async def test_tls_is_verified_against_ssl_cert_file(
             # control first: the certificate is not trusted by default
             with pytest.raises(TransportError, match=r"ConnectError: .*CERTIFICATE_VERIFY_FAILED"):
                 await http.request(MODELS, f"{origin}/x", headers={})
-            monkeypatch.setattr(transport, "_TLS", None)
+            monkeypatch.setattr(netenv, "_TLS", None)
             monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
             assert (await http.request(MODELS, f"{origin}/x", headers={})).content == b"secure hello"
         finally:
@@ -479,10 +479,10 @@ def test_no_proxy_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     ]  # fmt: skip
     for no_proxy, url, bypass in cases:
         monkeypatch.setenv("NO_PROXY", no_proxy)
-        assert (transport.proxy_for(urlsplit(url)) is None) == bypass, (no_proxy, url)
+        assert (netenv.proxy_for(urlsplit(url)) is None) == bypass, (no_proxy, url)
     monkeypatch.setenv("HTTP_PROXY", "http://u:p@[::1")
-    with pytest.raises(transport.TransportFailure, match="not a valid URL") as err:
-        transport.proxy_for(urlsplit("http://example.com/"))
+    with pytest.raises(netenv.ProxySettingError, match="not a valid URL") as err:
+        netenv.proxy_for(urlsplit("http://example.com/"))
     assert "u:p" not in str(err.value)
 
 

@@ -147,7 +147,7 @@ class RouteHttp:
         if json_body is not None:
             content, headers = _json_content(json_body, headers)
         elif files:
-            from codexbro.api.transport import multipart
+            from codexbro.api.bodies import multipart
 
             content, kind = multipart(data or {}, files)
             headers = {

@@ -17,11 +17,13 @@ connection at a time:
   ``NO_PROXY``, any case): an ``http://`` or ``https://`` proxy (TLS to the proxy, and to the origin
   inside it), with a ``CONNECT`` tunnel for ``https`` origins and its user info as
   ``Proxy-Authorization``; a SOCKS proxy is refused with a clear message (httpx
-  needed an extra package for it, which codexbro never installed);
+  needed an extra package for it, which codexbro never installed) — the settings are read in
+  ``api/netenv.py``;
 - timeouts as ``httpx.Timeout(timeout_s, read=read_s)``: connect and each write within
   ``timeout_s``, each read within ``read_s``;
-- bodies are decoded (``gzip``, ``deflate``: what the requests advertise) as they arrive, so a
-  caller's size limit applies to the decoded bytes;
+- bodies are decoded (``gzip``, ``deflate``: what the requests advertise; ``api/bodies.py``) as
+  they arrive, so a caller's size limit applies to the decoded bytes; an event stream read up to
+  its last event keeps its connection when the body's end came with it;
 - failures are :class:`TransportFailure` named as httpx named them (``ConnectError``,
   ``ReadTimeout``, ``RemoteProtocolError``, …), so messages and traces read the same as before.
 """
@@ -29,21 +31,21 @@ connection at a time:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import os
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from codexbro.api.bodies import ACCEPT_ENCODING, UnaskedEncoding, decoder
+from codexbro.api.netenv import ProxySettingError, proxy_auth, proxy_for, tls_context
 
 if TYPE_CHECKING:
     import h11
 
 CHUNK = 64 * 1024
 IDLE_PER_ORIGIN = 4
-ACCEPT_ENCODING = "gzip, deflate"
 
 
 class TransportFailure(Exception):
@@ -120,103 +122,6 @@ class StreamResponse:
             if limit is not None and len(out) >= limit:
                 return bytes(out[:limit])
         return bytes(out)
-
-
-# --- TLS and proxies, read as httpx read them -------------------------------------------------------
-
-_TLS: ssl.SSLContext | None = None
-
-
-def tls_context() -> ssl.SSLContext:
-    """One verifying context per process (loading a CA bundle costs ~50 ms here)."""
-    global _TLS
-    if _TLS is None:
-        if os.environ.get("SSL_CERT_FILE"):
-            _TLS = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-        elif os.environ.get("SSL_CERT_DIR"):
-            _TLS = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-        else:
-            import certifi
-
-            _TLS = ssl.create_default_context(cafile=certifi.where())
-        _TLS.set_alpn_protocols(["http/1.1"])
-    return _TLS
-
-
-def _env(name: str) -> str:
-    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
-
-
-def proxy_for(url: SplitResult) -> SplitResult | None:
-    """The proxy the environment names for ``url``, or None. ``NO_PROXY`` is a comma list of ``*``,
-    host names (``example.com`` also covers its subdomains; ``.example.com``, ``*.example.com`` and a
-    trailing dot mean the same), IP addresses (IPv6 in brackets or not), CIDR ranges, each with an
-    optional ``:port`` and an optional ``scheme://`` in front."""
-    proxy = _env(f"{url.scheme}_proxy") or _env("all_proxy")
-    if not proxy:
-        return None
-    host = (url.hostname or "").lower().rstrip(".")
-    for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
-        if entry == "*":
-            return None
-        if entry and _bypasses(entry, url.scheme, host, _port(url)):
-            return None
-    if "://" not in proxy:
-        proxy = "http://" + proxy
-    try:
-        parsed = urlsplit(proxy)
-        _ = parsed.port  # a port that is not a number raises here
-    except ValueError:
-        raise TransportFailure("ProxyError", "the proxy URL in the environment is not a valid URL") from None
-    if not parsed.hostname:
-        raise TransportFailure("ProxyError", "the proxy URL in the environment names no host")
-    if parsed.scheme not in ("http", "https"):
-        raise TransportFailure(
-            "ProxyError",
-            f"the proxy {parsed.scheme}://{parsed.hostname}:… from the environment is not supported: "
-            "codexbro speaks to http:// and https:// proxies only",
-        )
-    return parsed
-
-
-def _bypasses(entry: str, scheme: str, host: str, port: int) -> bool:
-    """Whether one ``NO_PROXY`` entry covers ``scheme://host:port`` (an entry naming a scheme covers
-    that scheme only, as httpx read it)."""
-    named, sep, rest = entry.partition("://")
-    if sep and named != scheme:
-        return False
-    entry = (rest if sep else entry).rstrip("/")
-    if entry.startswith("["):  # [v6] or [v6]:port
-        name, _, rest = entry[1:].partition("]")
-        wanted = rest.removeprefix(":")
-    elif entry.count(":") == 1:
-        name, _, wanted = entry.partition(":")
-    else:
-        name, wanted = entry, ""
-    if wanted and wanted != str(port):
-        return False
-    name = name.removeprefix("*").removeprefix(".").rstrip(".")
-    if not name:
-        return False
-    if "/" in name or _is_ip(name):
-        import ipaddress
-
-        try:
-            network = ipaddress.ip_network(name, strict=False)
-            return _is_ip(host) and ipaddress.ip_address(host) in network
-        except ValueError:
-            return False
-    return host == name or host.endswith("." + name)
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _port(url: SplitResult) -> int:
@@ -306,7 +211,7 @@ class Transport:
 
     async def _connect(self, url: SplitResult) -> _Conn:
         host, port = url.hostname or "", _port(url)
-        proxy = proxy_for(url)
+        proxy = _proxy(url)
         dial_host, dial_port = (proxy.hostname or "", _port(proxy)) if proxy else (host, port)
         # TLS on the first hop: to the origin, or to an https:// proxy (then to the origin inside it)
         first_tls = (proxy.scheme if proxy else url.scheme) == "https"
@@ -342,7 +247,7 @@ class Transport:
     async def _tunnel(self, conn: _Conn, proxy: SplitResult, authority: str) -> None:
         import h11
 
-        headers = [("host", authority), *_proxy_auth(proxy)]
+        headers = [("host", authority), *proxy_auth(proxy)]
         await self._send(conn, h11.Request(method="CONNECT", target=authority, headers=headers), b"")
         answer = await self._head(conn)
         if not 200 <= answer.status_code < 300:
@@ -454,7 +359,7 @@ class Transport:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransportFailure("UnsupportedProtocol", "the URL must be http:// or https:// with a host")
         key = (parts.scheme, parts.hostname.lower(), _port(parts))
-        proxy = proxy_for(parts)
+        proxy = _proxy(parts)
         target = _absolute(parts) if proxy is not None and parts.scheme == "http" else _target(parts)
         sent = [("host", _host_header(parts)), *headers]
         if not any(k.lower() == "accept-encoding" for k, _ in headers):
@@ -462,7 +367,7 @@ class Transport:
         if body or method not in ("GET", "HEAD"):
             sent.append(("content-length", str(len(body))))
         if proxy is not None and parts.scheme == "http":
-            sent.extend(_proxy_auth(proxy))
+            sent.extend(proxy_auth(proxy))
         try:
             raw_target = target.encode("ascii", "strict")
         except UnicodeEncodeError:
@@ -505,16 +410,16 @@ class Transport:
 
         async def body_chunks() -> AsyncIterator[bytes]:
             nonlocal done
-            decoder = _decoder(Headers(_pairs(head.headers)).get("content-encoding"))
+            inflater = _inflater(Headers(_pairs(head.headers)).get("content-encoding"))
             while True:
                 event = await self._event(live, read_s)
                 if isinstance(event, h11.Data):
-                    out = decoder.decompress(bytes(event.data)) if decoder else bytes(event.data)
+                    out = inflater.decompress(bytes(event.data)) if inflater else bytes(event.data)
                     if out:
                         yield out
                 elif isinstance(event, h11.EndOfMessage):
-                    if decoder is not None:
-                        tail = decoder.flush()
+                    if inflater is not None:
+                        tail = inflater.flush()
                         if tail:
                             yield tail
                     done = True
@@ -562,77 +467,23 @@ async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         raise TransportFailure("DecodingError", f"the answer's body does not decode: {exc}") from None
 
 
+def _proxy(url: SplitResult) -> SplitResult | None:
+    try:
+        return proxy_for(url)
+    except ProxySettingError as exc:
+        raise TransportFailure("ProxyError", str(exc)) from None
+
+
+def _inflater(encoding: str | None) -> Any:
+    try:
+        return decoder(encoding)
+    except UnaskedEncoding as exc:
+        raise TransportFailure("DecodingError", str(exc)) from None
+
+
 def _pairs(raw: Any) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
 
 
 def _target(url: SplitResult) -> str:
     return (url.path or "/") + (f"?{url.query}" if url.query else "")
-
-
-def _proxy_auth(proxy: SplitResult) -> list[tuple[str, str]]:
-    if proxy.username is None:
-        return []
-    user_pass = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
-    return [("proxy-authorization", "Basic " + base64.b64encode(user_pass).decode())]
-
-
-def _decoder(encoding: str | None) -> Any:
-    """A decompressor for ``content-encoding`` (None for none). Only what ``ACCEPT_ENCODING`` asks
-    for is accepted; anything else is a ``DecodingError`` rather than bytes passed on undecoded."""
-    value = (encoding or "").strip().lower()
-    if value in ("", "identity"):
-        return None
-    if value in ("gzip", "x-gzip"):
-        return zlib.decompressobj(zlib.MAX_WBITS | 16)
-    if value == "deflate":
-        return _Deflate()
-    raise TransportFailure(
-        "DecodingError", f"the answer is encoded as {value[:40]!r}, which was not asked for"
-    )
-
-
-class _Deflate:
-    """``deflate`` as servers send it: zlib-wrapped (the standard) or raw (common)."""
-
-    def __init__(self) -> None:
-        self._inner: Any = None
-        self._first = b""
-
-    def decompress(self, data: bytes) -> bytes:
-        if self._inner is None:
-            self._first += data
-            if len(self._first) < 2:
-                return b""
-            raw = (self._first[0] & 0x0F) != 8 or int.from_bytes(self._first[:2], "big") % 31 != 0
-            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-            data, self._first = self._first, b""
-        return bytes(self._inner.decompress(data))
-
-    def flush(self) -> bytes:
-        if self._inner is None:
-            return b""
-        return bytes(self._inner.flush())
-
-
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
-    """A ``multipart/form-data`` body and its content type (the transcription upload)."""
-    boundary = os.urandom(16).hex()
-    parts: list[bytes] = []
-
-    def quoted(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"\r\n\r\n'.encode()
-        )
-        parts.append(value.encode() + b"\r\n")
-    for name, (filename, content, mime) in files.items():
-        mime = "".join(c for c in mime if c.isprintable())
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(name)}"; '
-                f'filename="{quoted(filename)}"\r\nContent-Type: {mime}\r\n\r\n')  # fmt: skip
-        parts.append(head.encode())
-        parts.append(content + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
