@@ -1,4 +1,6 @@
-"""The floor for (b): interpreter + asyncio + httpx + one streamed SSE request, nothing of codexbro.
+"""The floor for (b) as the issue defines it: interpreter + asyncio + httpx + one streamed SSE request,
+nothing of codexbro (httpx is in the dev extra for it; bench/floor_h11.py is the floor codexbro now
+stands on).
 
 Run by bench/run.py; `python bench/floor_client.py URL`.
 """
@@ -15,7 +17,6 @@ _stub.main = lambda: None
 sys.modules["httpx._main"] = _stub
 
 import httpx  # noqa: E402
-from httpx_sse import EventSource  # noqa: E402
 
 
 async def main(url):
@@ -23,8 +24,8 @@ async def main(url):
         httpx.AsyncClient(verify=False) as c,
         c.stream("POST", url, json={"model": "x", "input": []}, headers={"authorization": "Bearer x"}) as r,
     ):
-        async for ev in EventSource(r).aiter_sse():
-            if json.loads(ev.data)["type"] == "response.completed":
+        async for line in r.aiter_lines():  # (httpx-sse is no longer installed: codexbro reads SSE itself)
+            if line.startswith("data:") and json.loads(line[5:])["type"] == "response.completed":
                 break
 
 
