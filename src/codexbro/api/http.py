@@ -72,7 +72,7 @@ class RouteHttp:
         # https URLs (see _check), so it never builds a TLS context (a CA bundle costs ~50 ms).
         self.tls = tls
         self.timeout_s = read_timeout_s if read_timeout_s is not None else timeout_s
-        self._transport = Transport(timeout_s=timeout_s, read_timeout_s=read_timeout_s, tls=tls)
+        self._transport = Transport(timeout_s=timeout_s, read_timeout_s=read_timeout_s)
 
     def _check(self, url: str) -> None:
         if not self.tls and not url.startswith("http://"):

@@ -197,10 +197,9 @@ async def _within(seconds: float | None, kind: str, awaitable: Any) -> Any:
 class Transport:
     """Kept-alive HTTP/1.1 connections for one client. Not shared between event loops."""
 
-    def __init__(self, *, timeout_s: float, read_timeout_s: float | None, tls: bool) -> None:
+    def __init__(self, *, timeout_s: float, read_timeout_s: float | None) -> None:
         self.timeout_s = timeout_s
         self.read_timeout_s = read_timeout_s if read_timeout_s is not None else timeout_s
-        self.tls = tls
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
 
     async def aclose(self) -> None:
@@ -223,7 +222,7 @@ class Transport:
                                         happy_eyeballs_delay=0.25),
             )  # fmt: skip
         except (OSError, ssl.SSLError) as exc:
-            raise TransportFailure("ConnectError", str(exc) or type(exc).__name__) from None
+            raise TransportFailure("ConnectError", _describe(exc)) from None
         conn = _Conn(reader, writer)
         if proxy is None or url.scheme != "https":
             return conn
@@ -293,7 +292,7 @@ class Transport:
         except h11.LocalProtocolError as exc:
             raise TransportFailure("LocalProtocolError", str(exc)) from None
         except OSError as exc:
-            raise TransportFailure("WriteError", str(exc) or type(exc).__name__) from None
+            raise TransportFailure("WriteError", _describe(exc)) from None
 
     async def _event(self, conn: _Conn, read_s: float | None = None) -> Any:
         import h11
