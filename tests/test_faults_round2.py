@@ -429,3 +429,23 @@ def test_output_last_message_into_a_fifo(home: Path, fake: FakeResponsesServer, 
     reader.join(30)
     assert res.code == 0, res.stderr
     assert got == [b"piped answer"] and stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+async def test_a_failed_write_of_a_manual_compaction_is_said(
+    home: Path, fake: FakeResponsesServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/compact` whose "compacted" record cannot be written. The write asks for the task to be
+    cancelled, but compaction returns without another pause, so the cancel never got in: before,
+    the compaction ended as a success with the session file short of it."""
+    fake.add(Reply(message_turn("a long answer " * 400)), Reply(message_turn("the summary")))
+    session = _session(home, fake, workspace)
+    await _turn(session, "turn one")
+    _fail_writes_of(monkeypatch, b'"compacted"')
+    session.submit(p.Compact())
+    seen: list[p.EventMsg] = []
+    while not isinstance(seen[-1:] and seen[-1], p.TaskComplete | p.TurnAborted):
+        seen.append((await asyncio.wait_for(session.next_event(), 30)).msg)
+    await session.close()
+    errors = [e.message for e in seen if isinstance(e, p.ErrorEvent)]
+    assert any("could not write the session file" in m for m in errors), seen
+    assert isinstance(seen[-1], p.TaskComplete)

@@ -152,6 +152,9 @@ async def run_compact(session: Session, turn_id: str) -> None:
         try:
             if not await session.context.compact(router.specs(), "manual"):
                 session.emit(p.WarningEvent("nothing was compacted"))
+            if session.rollout_error is not None:
+                # As in a turn: a write that failed after the last pause still ends the task with it.
+                raise asyncio.CancelledError
             final = p.TaskComplete(turn_id, None)
         except asyncio.CancelledError:
             failed = _rollout_failure(session)
