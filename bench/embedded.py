@@ -1,18 +1,19 @@
 """Embedded offline model figures (a script that prints numbers, not a test). Issues 8 and 20.
 
-    python bench/embedded.py [--model qwen2.5-coder-1.5b] [--home DIR] [--set dev|heldout|all]
+    python bench/embedded.py [--model qwen2.5-coder-1.5b] [--home DIR] [--set dev|heldout|fresh|all]
                              [--runs N] [--only N,M] [--skip-tasks]
 
 Every run is a real ``codexbro exec`` process with no credentials and no network:
 
 - cold: the first request ever (no saved KV state at all: model load + whole prompt);
 - new workspace: the first request in a workspace never used before, after the first-ever run (the
-  shared prefix — instructions and tools — is restored; the environment and the request are not);
+  shared prefix — instructions, tools, worked examples — is restored; the request is not);
 - warm: the next ``exec`` in the same workspace (its own prefix restored);
 - tokens/s: generation speed, from the requests that wrote ≥ 8 tokens;
 - tasks (``embedded_tasks.py``): agent tasks by category, each in a new workspace, judged by the
   state it leaves (files, answer text, commands run); ``heldout`` tasks are only measured, never
-  tuned on.
+  tuned on; ``fresh`` tasks (``embedded_tasks_fresh.py``) were written by someone who had not seen
+  the profile (instructions, worked examples) and are only measured.
 
 First-token times are from the start of the request, model load included ("after load" subtracts
 it). Timings come from the ``--trace`` file (``request`` records carry ``local`` figures). ``--home``
@@ -95,7 +96,7 @@ def main() -> int:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--home", default=str(Path.home() / ".cache" / "codexbro-bench"))
     parser.add_argument("--work", default="/tmp/cbx")
-    parser.add_argument("--set", choices=("dev", "heldout", "all"), default="all")
+    parser.add_argument("--set", choices=("dev", "heldout", "fresh", "all"), default="all")
     parser.add_argument(
         "--runs", type=int, default=1, help="runs of the task suite (new workspaces each time)"
     )
@@ -142,10 +143,13 @@ def main() -> int:
     firsts: list[float] = []
     results: dict[tuple[str, str], list[bool]] = defaultdict(list)
     if not args.skip_tasks:
+        from embedded_tasks_fresh import FRESH
+
         sets = {
             "dev": [("dev", DEV)],
             "heldout": [("heldout", HELDOUT)],
-            "all": [("dev", DEV), ("heldout", HELDOUT)],
+            "fresh": [("fresh", FRESH)],
+            "all": [("dev", DEV), ("heldout", HELDOUT), ("fresh", FRESH)],
         }
         chosen = {int(n) for n in args.only.split(",") if n}
         for run in range(1, args.runs + 1):
@@ -168,7 +172,7 @@ def main() -> int:
                     print(f"run {run} {set_name:7} {number:2} {task.category:7} {'PASS' if ok else 'FAIL'} "
                           f"{out.wall_s:5.1f} s  {task.prompt}")  # fmt: skip
                     print(f"        calls: {out.commands}  answer: {out.final[:160]!r}")
-        for set_name in ("dev", "heldout"):
+        for set_name in ("dev", "heldout", "fresh"):
             rows = {cat: oks for (s, cat), oks in results.items() if s == set_name}
             if not rows:
                 continue

@@ -384,8 +384,8 @@ def test_debug_request_shows_what_the_local_model_reads(home: Path, workspace: P
 
 @needs_model
 def test_ctrl_c_stops_a_long_prompt_evaluation(home: Path, workspace: Path) -> None:
-    """Ctrl-C while the local model is still reading a long prompt: llama.cpp's abort callback stops
-    the evaluation mid-batch, so the turn ends at once instead of after the whole prompt (~15 s)."""
+    """Ctrl-C while the local model is still reading a long prompt: the turn ends at once and the
+    engine stops the evaluation at its next 64-token batch, instead of after the whole prompt (~15 s)."""
     import os
     import signal
     import subprocess
@@ -737,5 +737,51 @@ async def test_native_profile_on_a_real_model_writes_schema_valid_calls(home: Pa
             "type": "object", "required": ["files", "count"],
             "properties": {"files": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}},
         })  # fmt: skip
+    finally:
+        model.close()
+
+
+@needs_model
+def test_worked_examples_are_in_the_prefix_every_workspace_shares() -> None:
+    """The native profile shows worked examples (examples.py) after the system turn. They never
+    name the workspace, so the shared prefix — the KV cache every workspace restores — covers them;
+    the working directory and the date are not shown at all (only what follows the prefix is
+    evaluated in a new workspace)."""
+    from codexbro.core.instructions import EMBEDDED_INSTRUCTIONS, environment_context
+    from codexbro.embedded.examples import EXAMPLES
+
+    assert MODEL is not None
+
+    def prompt(cwd: str, request: str) -> Prompt:
+        env = environment_context(cwd=Path(cwd), approval_policy="never", sandbox_mode="workspace-write",
+                                  network_access=False, writable_roots=[cwd])  # fmt: skip
+        items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+                 for text in (env, request)]  # fmt: skip
+        return Prompt(input=items, tools=[  # type: ignore[arg-type]
+            {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}}
+            for name in ("shell_command", "edit_file")
+        ])  # fmt: skip
+
+    model = EmbeddedModel(MODEL, n_ctx=8192, profile="native")
+    try:
+        one = model.preview(prompt("/work/alpha", "list the files"), EMBEDDED_INSTRUCTIONS)
+        two = model.preview(prompt("/srv/beta", "count the lines of data.txt"), EMBEDDED_INSTRUCTIONS)
+        system_only = len(model.render([{"role": "system", "content": EMBEDDED_INSTRUCTIONS}]))
+        for shown in (one, two):
+            text = shown["prompt"]
+            assert all(e.request.split("\n")[0] in text for e in EXAMPLES)  # (SmolLM2's template drops calls)
+            assert "/work/alpha" not in text and "/srv/beta" not in text and "<current_date>" not in text
+        assert one["shared_prefix_tokens"] == two["shared_prefix_tokens"] > system_only + 500
+        assert one["prompt_tokens"] - one["shared_prefix_tokens"] < 30  # the request, and little else
+        # Too small a context for them: no examples.
+        small = EmbeddedModel(MODEL, n_ctx=2048, profile="native")
+        try:
+            bare = small.preview(prompt("/work/alpha", "list the files"), EMBEDDED_INSTRUCTIONS)
+            assert (
+                EXAMPLES[0].request not in bare["prompt"]
+                and one["prompt_tokens"] - bare["prompt_tokens"] > 500
+            )
+        finally:
+            small.close()
     finally:
         model.close()

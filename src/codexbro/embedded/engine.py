@@ -8,7 +8,8 @@ The engine is llama.cpp's server running in this process (``llama_server.py``, f
 tokenized, and completed greedily under a grammar (``grammar.tool_grammar``: a schema-valid call or
 plain text). The server reuses the longest common token prefix between requests, and
 ``kvcache.KvStore`` carries the prefix to the next process — and to other workspaces: the system
-turn (instructions and tools) comes first and never names the workspace (``render.py``).
+turn (instructions and tools) and the worked examples (``examples.py``) come first and never name
+the workspace (``render.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from codexbro.embedded.guards import answer_so_far, echoes_scaffold, repeated_at
 from codexbro.embedded.kvcache import MAX_TOKENS, KvStore
 from codexbro.embedded.llama_server import EngineError, LlamaServer
 from codexbro.embedded.parse import ParsedCall, parse_output
-from codexbro.embedded.render import answer_tool, native_tools, to_messages, to_native_messages
+from codexbro.embedded.render import (
+    answer_tool,
+    native_tools,
+    shared_count,
+    to_messages,
+    to_native_messages,
+)
 from codexbro.embedded.reply import Reply
 from codexbro.errors import ContextWindowExceeded
 
@@ -64,6 +71,12 @@ getattr(threading, "_register_atexit", atexit.register)(_stop_all)
 atexit.register(_close_all)
 
 
+def _common_length(seqs: list[Any]) -> int:
+    """How long the common beginning of the sequences (strings or token lists) is."""
+    shortest = min(len(seq) for seq in seqs)
+    return next((i for i in range(shortest) if len({seq[i] for seq in seqs}) > 1), shortest)
+
+
 class RequestStats(Struct):
     """What one local request cost — shown in traces and used by the benchmark."""
 
@@ -86,6 +99,7 @@ class RequestStats(Struct):
 
 _DONE = object()
 HEAD_RESERVE = 32
+EXAMPLES_MIN_CTX = 8192
 
 
 class EmbeddedModel:
@@ -107,7 +121,7 @@ class EmbeddedModel:
         self.native = False  # the template has its own tool-call format (Qwen2.5): use it
         self._lock = threading.Lock()  # one generation at a time per slot
         self._primed = False  # the first request of the process restores the saved KV prefix
-        self._prefixes: dict[str, list[int]] = {}  # system turn → its tokens
+        self._prefixes: dict[str, list[int]] = {}  # system turn (+ examples) → its tokens
         self._last_tokens: list[int] = []  # the prompt the slot holds a prefix of (then the reply)
         self._cancel = threading.Event()  # the running request's
         _LIVE.add(self)
@@ -136,16 +150,36 @@ class EmbeddedModel:
         return server.tokenize(server.apply_template(messages, tools))
 
     def _prefix(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                tokens: list[int]) -> list[int]:  # fmt: skip
-        """The tokens of the system turn (instructions and tools): the part of every prompt that does
-        not depend on the workspace, so its KV cache is shared across workspaces."""
-        key = json.dumps([messages[0], tools], sort_keys=True)
+                tokens: list[int], shared: int = 1) -> list[int]:  # fmt: skip
+        """The tokens of the system turn (instructions and tools) and of the ``shared - 1`` messages
+        after it (the worked examples): the part of every prompt that does not depend on the
+        workspace, so its KV cache is shared across workspaces (and its hash names the file)."""
+        key = json.dumps([messages[:shared], tools], sort_keys=True)
         if key not in self._prefixes:
-            server = self._load()
-            text = server.apply_template(messages[:1], tools, generation=False)
-            self._prefixes[key] = server.tokenize(text)
+            self._prefixes[key] = self._shared_tokens(messages[:shared], tools)
         prefix = self._prefixes[key]
-        return prefix if tokens[: len(prefix)] == prefix else []
+        same = _common_length([prefix, tokens])
+        return prefix if same == len(prefix) else prefix[: same if shared > 1 else 0]
+
+    def _shared_tokens(self, head: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
+        server = self._load()
+        if len(head) > 1:
+            # A template will not render a conversation that ends in a call without a generation
+            # prompt, so: what renders followed by different next messages share — a user message
+            # or a system one (developer instructions), so the boundary is the same for both.
+            renders = []
+            for role, text in (("user", "a"), ("user", "b"), ("system", "c")):
+                try:
+                    renders.append(
+                        server.apply_template(
+                            [*head, {"role": role, "content": text}], tools, generation=False
+                        )
+                    )
+                except EngineError as exc:  # a template with rules on roles: the others decide
+                    log.info("the chat template refused a %s message after the examples: %s", role, exc)
+            if len(renders) >= 2:
+                return server.tokenize(renders[0][: _common_length(renders)])
+        return server.tokenize(server.apply_template(head[:1], tools, generation=False))
 
     def preview(
         self, prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
@@ -185,7 +219,12 @@ class EmbeddedModel:
             tools = [*tools, answer]
             allowed = calls = [answer] if answer_only else tools
             grammar = tool_grammar(allowed, allow_text=False, required_only=True, tagged=True)
-            messages = to_native_messages(prompt, instructions, attachments)
+            # The worked examples (~1,800 tokens) where the context has room for them; not under
+            # --output-schema, whose answer is JSON rather than the examples' prose.
+            examples = prompt.output_schema is None and self.n_ctx >= EXAMPLES_MIN_CTX
+            messages = to_native_messages(prompt, instructions, attachments, examples=examples)
+            shared = shared_count(messages)
+            messages = [{k: v for k, v in m.items() if k != "example"} for m in messages]
             template_tools: list[dict[str, Any]] | None = native_tools(tools)
         else:
             schema = prompt.output_schema
@@ -198,9 +237,9 @@ class EmbeddedModel:
             else:
                 grammar = None
             messages = to_messages(prompt, instructions, attachments)
-            template_tools = None
+            template_tools, shared = None, 1
         tokens = self.render(messages, template_tools)
-        return tokens, grammar, len(self._prefix(messages, template_tools, tokens)), calls
+        return tokens, grammar, len(self._prefix(messages, template_tools, tokens, shared)), calls
 
     # ---- generation (runs in a worker thread) --------------------------------------------------
 

@@ -4,12 +4,14 @@ Within a process the server reuses the longest common token prefix of consecutiv
 processes this module keeps llama.cpp slot files (the KV cells of the conversation, no logits: ~28 KB
 per token for Qwen2.5-Coder-1.5B) in ``$CODEXBRO_HOME/cache/embedded/``:
 
-- a **base** file per model and *workspace-independent prefix* — the system turn: instructions and
-  the tool menu, which the prompt puts before anything that names the workspace (environment, AGENTS.md,
-  the request). It is written once, the first time a process evaluates that prefix, so a new workspace
-  starts from it and evaluates only its own tokens;
+- a **base** file per model and *workspace-independent prefix* — the system turn (instructions and
+  the tool menu) and the worked examples after it (``examples.py``), which the prompt puts before
+  anything that names the workspace (developer messages, AGENTS.md, the request). It is written
+  once, the first time a process evaluates that prefix, so a new workspace starts from it and
+  evaluates only its own tokens;
 - a **workspace** file per model, prefix and workspace, written when the session closes (its first
-  ``MAX_TOKENS`` tokens), so the next ``exec`` in that workspace also reuses its environment context.
+  ``MAX_TOKENS`` tokens), so the next ``exec`` in that workspace also reuses what it adds before the
+  request (AGENTS.md, developer instructions). Restoring it also marks the base as used.
 
 The first request of a process restores the workspace file when there is one, else the base file
 (the server then keeps the common prefix with the new prompt). Keys include the model file (name,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_FILES = 8
 MAX_BYTES = 512 * 1024 * 1024
-MAX_TOKENS = 2048
+MAX_TOKENS = 3072
 
 
 def cache_dir(home: Path) -> Path:
@@ -136,6 +138,8 @@ class KvStore:
                 continue
             with contextlib.suppress(OSError):  # pruned by another process meanwhile: restored stands
                 os.utime(path)  # least recently used goes first
+                if kind == "workspace":  # the base is what every new workspace starts from: kept too
+                    os.utime(self.directory / self.base_name)
             return restored, kind
         return 0, ""
 

@@ -35,7 +35,7 @@ from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
 from codexbro.embedded.attach import attachment, named_files
-from codexbro.embedded.engine import EmbeddedModel
+from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel
 from codexbro.embedded.kvcache import KvStore, cache_dir
 from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
 from codexbro.errors import AuthError, UserError
@@ -52,6 +52,9 @@ LOCAL_MODELS: dict[str, dict[str, Any]] = {
         "input_modalities": ["text"], "experimental_supported_tools": ["read_file", "list_dir"],
         "truncation_policy": {"mode": "bytes", "limit": 4000}, "visibility": "list", "priority": 50,
         "tool_menu": ["shell_command", "edit_file"],
+        # The history estimate counts the instructions but not the tool menu and the worked examples
+        # (~2,200 tokens together, engine.py): compact before they, the request and a reply fill the window.
+        "auto_compact_token_limit": ctx - 3072 if ctx >= EXAMPLES_MIN_CTX else None,
     }
     for name, ctx in (("qwen2.5-coder-1.5b", 8192), ("qwen2.5-coder-0.5b", 8192), ("smollm2-135m", 2048))
 }  # fmt: skip

@@ -2,9 +2,10 @@
 tool menu in the template's own ``tools`` shape, and the ``answer`` pseudo-tool every reply of the
 native profile goes through.
 
-The first message (the system turn: instructions and, through the template, the tools) never names
-the workspace: developer messages, the environment context and AGENTS.md come after it, so its KV
-cache can be shared by every workspace (``kvcache.py``).
+The first message (the system turn: instructions and, through the template, the tools) and the
+worked examples after it (native profile, ``examples.py``) never name the workspace: developer
+messages, AGENTS.md and the request come after them, so their KV cache can be shared by every
+workspace (``kvcache.py``). The working directory and the date are not shown at all.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def native_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def to_native_messages(
-    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None
+    prompt: Prompt, instructions: str, attachments: Mapping[str, str] | None = None, *, examples: bool = False
 ) -> list[dict[str, Any]]:
     """Responses items → the template's own roles: assistant ``tool_calls`` and ``tool`` results.
     Earlier plain answers are shown as ``answer`` calls, the one way the model is allowed to reply.
@@ -152,8 +153,15 @@ def to_native_messages(
 
     The system turn holds only ``instructions`` and the settings part of the first environment
     context (the template adds the tools); what names the workspace — its path, developer messages,
-    AGENTS.md — follows it, so the system turn's KV cache serves every workspace."""
-    messages: list[dict[str, Any]] = []
+    AGENTS.md — follows it, so the system turn's KV cache serves every workspace.
+
+    ``examples``: the worked examples (``examples.py``) follow the system turn; they too are the same
+    in every workspace (``shared_count`` says how many leading messages are). The working directory
+    and the date are left out of the environment context: commands run there already, and a model
+    that sees an absolute path writes it into commands and answers (every token after the shared
+    prefix is evaluated afresh in a new workspace)."""
+    menu = {str(t.get("name")) for t in prompt.tools if t.get("type") == "function"}
+    messages: list[dict[str, Any]] = list(example_messages(menu)) if examples else []
     request = ""
     system, split = instructions, False
     for n, e in enumerate(_entries(prompt, attachments)):
@@ -163,7 +171,8 @@ def to_native_messages(
             split = True
             settings, local = split_environment(e.text)
             system = f"{instructions}\n\n{settings}" if settings else instructions
-            messages.append({"role": "user", "content": local})
+            if local := _without(local, UNSHOWN):
+                messages.append({"role": "user", "content": local})
         elif e.kind == "user":
             if not e.text.startswith(ENV_OPEN):
                 request = e.text
@@ -178,10 +187,47 @@ def to_native_messages(
     return [{"role": "system", "content": system}, *messages]
 
 
+def shared_count(messages: list[dict[str, Any]]) -> int:
+    """How many leading messages of ``to_native_messages`` never depend on the workspace: the
+    system turn and the worked examples."""
+    return 1 + sum(1 for m in messages[1:] if m.get("example"))
+
+
+def example_messages(tools: set[str]) -> Iterator[dict[str, Any]]:
+    """The worked examples that use only ``tools``, as template messages (marked ``example``: the
+    engine takes the mark off before rendering)."""
+    from codexbro.embedded.examples import examples_for
+
+    for n, example in enumerate(examples_for(tools)):
+        yield {"role": "user", "content": example.shown, "example": True}
+        reminder = REMINDER.format(request=example.request[:300])
+        for k, step in enumerate(example.steps):
+            call_id = f"example_{n}_{k}"
+            yield {**_call_message(call_id, step.tool, step.arguments), "example": True}
+            yield {
+                "role": "tool",
+                "tool_call_id": call_id,
+                "content": step.result + reminder,
+                "example": True,
+            }
+        yield {**_call_message(f"example_{n}_answer", "answer", {"text": example.answer}), "example": True}
+
+
 ENV_OPEN, ENV_CLOSE = "<environment_context>", "</environment_context>"
 # The fields of the environment context that do not depend on the workspace or the day.
 SETTINGS = ("approval_policy", "sandbox_mode", "network_access", "shell", "timezone")
 _FIELD = re.compile(r"^\s*<(\w+)>(.*)</\1>\s*$")
+# Fields the native profile does not show (see ``to_native_messages``).
+UNSHOWN = ("cwd", "current_date")
+
+
+def _without(context: str, fields: tuple[str, ...]) -> str:
+    """An environment context without ``fields``; empty when nothing else is left."""
+    lines = context.strip().splitlines()
+    if len(lines) < 2 or lines[0].strip() != ENV_OPEN or lines[-1].strip() != ENV_CLOSE:
+        return context
+    kept = [line for line in lines[1:-1] if not ((f := _FIELD.match(line)) and f.group(1) in fields)]
+    return _wrap(kept)
 
 
 def split_environment(text: str) -> tuple[str, str]:

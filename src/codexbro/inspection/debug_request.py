@@ -117,7 +117,7 @@ def render(info: dict[str, Any]) -> str:
             f"local model  {local['model_file']}",
             f"             {local['mode']}; {local['prompt_tokens']} prompt tokens of {local['n_ctx']}, "
             f"up to {local['max_tokens']} out; grammar {len((local['grammar'] or '').splitlines())} rules",
-            f"             the first {local.get('shared_prefix_tokens', 0)} tokens (instructions and tools) are "
+            f"             the first {local.get('shared_prefix_tokens', 0)} tokens (instructions, tools, examples) are "
             "the KV prefix shared by every workspace",
             "",
             "prompt as the local model reads it:",
