@@ -119,22 +119,47 @@ def test_timeout_and_ctrl_c_kill_whole_groups(home: Path, fake: FakeResponsesSer
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
     # Ctrl-C: the running task is recorded as cancelled, its processes are gone, exit 130.
+    stop_a_running_batch(fake, tasks, tmp_path, marker, signal.SIGINT, 130, "interrupted")
+
+
+def test_sigterm_stops_a_batch_like_ctrl_c(home: Path, fake: FakeResponsesServer, tmp_path: Path) -> None:
+    write_config(home, fake.base_url)
+    work = tmp_path / "w"
+    work.mkdir()
+    tasks = jsonl(tmp_path / "t.jsonl", {"id": "slow", "prompt": "wait", "cwd": str(work)})
+    stop_a_running_batch(fake, tasks, tmp_path, "sleep 4345", signal.SIGTERM, 143, "terminated")
+
+
+def stop_a_running_batch(
+    fake: FakeResponsesServer, tasks: Path, tmp_path: Path, marker: str, sig: int, code: int, said: str
+) -> None:
+    """Start a batch whose one task runs ``marker``, send ``sig`` once the command runs, and check
+    the task is recorded as cancelled and its command is gone. (Without a handler, SIGTERM kills
+    the batch and leaves the command running: the control.) SIGINT is reset to its default in the
+    child: a test run started in the background inherits it ignored, and a program keeps that."""
     fake.add(Reply([ev_created(), ev_shell_command("c1", marker, timeout_ms=60000), ev_completed()]))
+    out = tmp_path / f"stop-{sig}.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "codexbro", "batch", str(tasks), "--rerun", "-o",
-                             str(tmp_path / "c.jsonl"), "-s", "danger-full-access"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))  # fmt: skip
-    deadline = time.monotonic() + 30
-    while (
-        subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert results(tmp_path / "c.jsonl")["slow"]["status"] == "cancelled"
-    time.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
+                             str(out), "-s", "danger-full-access"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == code, err
+        assert f"[batch] {said}" in err.decode()
+        assert results(out)["slow"]["status"] == "cancelled"
+        time.sleep(0.5)
+        assert subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
+    finally:
+        proc.kill()
+        subprocess.run(["pkill", "-f", marker], capture_output=True)
 
 
 def test_output_schema_gives_json_results(home: Path, fake: FakeResponsesServer, tmp_path: Path) -> None:

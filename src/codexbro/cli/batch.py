@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +74,7 @@ def run_batch(ns: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     defaults = Defaults(ns.model, ns.sandbox, tuple(ns.config_overrides), schema, ns.timeout, ns.keep)
     tty = sys.stderr.isatty()
+    terminated = _stop_on_sigterm()
     progress = Progress(total=len(items), on_change=lambda p, r: _show(p, r, tty))
     try:
         if ns.engine == "ray":
@@ -87,12 +90,30 @@ def run_batch(ns: argparse.Namespace) -> int:
         print(f"Error: {err.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"\n[batch] interrupted: running tasks recorded as cancelled in {results.path}", file=sys.stderr
-        )
-        return 130
+        how = "terminated" if terminated else "interrupted"
+        print(f"\n[batch] {how}: running tasks recorded as cancelled in {results.path}", file=sys.stderr)
+        return 143 if terminated else 130
     print(
         f"[batch] {progress.done} task(s) finished, {failed} not ok; results in {results.path}",
         file=sys.stderr,
     )
     return 0 if failed == 0 else 1
+
+
+def _stop_on_sigterm() -> list[bool]:
+    """Make SIGTERM stop a batch the way Ctrl-C does (running tasks recorded as cancelled, their
+    process groups killed) instead of leaving the tasks' commands running. The returned list gets
+    True when it happened. A SIGINT that the parent set to be ignored (a background job) stays
+    ignored, as Unix programs do; SIGTERM then interrupts directly."""
+    seen: list[bool] = []
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return seen
+
+    def on_term(signum: int, frame: object) -> None:
+        seen.append(True)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)  # asyncio's own Ctrl-C path: cancel, clean up, raise
+
+    signal.signal(signal.SIGTERM, on_term)
+    return seen
