@@ -85,7 +85,8 @@ def test_review_offers_no_editing_tools_and_survives_malformed_answers(
 ) -> None:
     from codexbro.core.review import render_review
 
-    write_config(home, fake.base_url, model="gpt-5.6-luna")  # a model that offers sub-agents elsewhere
+    # a model that offers sub-agents elsewhere (outside code mode)
+    write_config(home, fake.base_url, model="gpt-5.6-luna", extra="[features]\ncode_mode = false")
     work = repo(tmp_path / "repo")
     odd = json.dumps(
         {"findings": [{"title": "x", "code_location": "calc.py"}, 3], "overall_explanation": "ok"}

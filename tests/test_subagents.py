@@ -21,6 +21,9 @@ from tests.fakes.responses_server import FakeResponsesServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 MODEL = "gpt-5.6-luna"  # multi_agent_version v1 in the catalog
+# 0.169 runs this model in code mode, where it offers no v1 tools; the captures these tests compare
+# with were made outside it (upstream's fallback model), so code mode is off here.
+NO_CODE_MODE = "[features]\ncode_mode = false"
 
 
 def agent_call(call_id: str, name: str, args: dict[str, Any]) -> Reply:
@@ -38,7 +41,7 @@ def run_agents(
 ) -> tuple[Any, list[Any]]:
     """``codexbro exec --json hi`` against ``server``'s script: the result and every request."""
     with server as fake:
-        write_config(home, fake.base_url, model=MODEL, extra=extra)
+        write_config(home, fake.base_url, model=MODEL, extra=f"{extra}\n{NO_CODE_MODE}")
         res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
         assert res.code == 0, res.stderr
         return res, fake.responses_requests()
@@ -166,7 +169,7 @@ def test_interrupting_the_parent_interrupts_its_agents(home: Path, workspace: Pa
     was still streaming); the process exits promptly."""
     with ScriptedAgents() as fake:
         fake.child_delay = 30.0  # the child's request hangs
-        write_config(home, fake.base_url, model=MODEL)
+        write_config(home, fake.base_url, model=MODEL, extra=NO_CODE_MODE)
         env = {**os.environ}
         proc = subprocess.Popen([sys.executable, "-m", "codexbro", "exec", "--json", "hi"], cwd=workspace, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -186,7 +189,7 @@ def test_interrupting_the_parent_interrupts_its_agents(home: Path, workspace: Pa
 
 def test_human_output_shows_each_collaboration_call(home: Path, workspace: Path) -> None:
     with ScriptedAgents() as fake:
-        write_config(home, fake.base_url, model=MODEL)
+        write_config(home, fake.base_url, model=MODEL, extra=NO_CODE_MODE)
         res = run_cli("exec", "hi", cwd=workspace, timeout=120)
     assert res.code == 0, res.stderr
     assert "agents: spawn_agent — child task: say hi → " in res.stderr and "pending_init" in res.stderr
@@ -249,7 +252,7 @@ def test_a_late_notification_starts_no_turn_and_resume_last_is_the_parents(
     home: Path, workspace: Path
 ) -> None:
     with NoWaitScript() as fake:
-        write_config(home, fake.base_url, model=MODEL)
+        write_config(home, fake.base_url, model=MODEL, extra=NO_CODE_MODE)
         res = run_cli("exec", "--json", "hi", cwd=workspace, timeout=120)
         assert res.code == 0, res.stderr
         events = [json.loads(line) for line in res.stdout.splitlines()]

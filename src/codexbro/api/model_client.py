@@ -26,6 +26,7 @@ class Prompt(Struct, frozen=True):
     tools: list[dict[str, Any]] = field(default_factory=list)
     parallel_tool_calls: bool = False
     output_schema: dict[str, Any] | None = None
+    code_mode: bool = False  # no top-level ``tools``: the menu is an ``additional_tools`` input item
 
 
 class RequestPreview(Struct, frozen=True):

@@ -159,7 +159,8 @@ class ResponsesModelClient:
         if self.base_instructions:
             body["instructions"] = self.base_instructions
         body["input"] = prompt.input
-        body["tools"] = prompt.tools
+        if not prompt.code_mode:  # 0.169 sends no ``tools`` key in code mode
+            body["tools"] = prompt.tools
         body["tool_choice"] = "auto"
         body["parallel_tool_calls"] = prompt.parallel_tool_calls
         reasoning = None

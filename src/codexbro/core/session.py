@@ -24,14 +24,14 @@ from codexbro import protocol as p
 from codexbro import textsafe
 from codexbro.api.events import RateLimitSnapshot, TokenUsage
 from codexbro.api.http import RequestRecord
-from codexbro.api.model_client import ModelClient, Prompt, RequestLog, RequestPreview
+from codexbro.api.model_client import ModelClient, RequestLog, RequestPreview
 from codexbro.config.types import Config
 from codexbro.core import thread_ops, turn_task
 from codexbro.core.context_policy import ContextPolicy
 from codexbro.core.history import History
 from codexbro.core.initial_context import initial_context
 from codexbro.core.rollout import RolloutRecorder, RolloutWriteError, new_thread_id
-from codexbro.core.turn import TurnContext
+from codexbro.core.turn import TurnContext, make_prompt
 from codexbro.models.catalog import ModelInfo
 from codexbro.protocol.items import ResponseItem, developer_message, user_input_item
 from codexbro.records import as_dict
@@ -347,12 +347,8 @@ class Session:
             user_input_item((p.UserInput("text", text=text),))
         ]
         history = History([*self.history.items, *items])
-        prompt = Prompt(
-            input=history.for_prompt(images="image" in self.model.input_modalities),
-            tools=build_router(self.model, self.config, self.tool_resources).specs(),
-            parallel_tool_calls=self.model.supports_parallel_tool_calls,
-        )
-        return self.client.preview(prompt)
+        router = build_router(self.model, self.config, self.tool_resources)
+        return self.client.preview(make_prompt(router, self.model, history))
 
     async def next_event(self) -> p.Event:
         return await self._events.get()

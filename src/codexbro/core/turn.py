@@ -164,14 +164,24 @@ async def sample_with_retries(host: TurnHost, ctx: TurnContext, state: TurnState
             await asyncio.sleep(delay)
 
 
+def make_prompt(router: ToolRouter, model: ModelInfo, history: History,
+                output_schema: dict[str, Any] | None = None) -> Prompt:  # fmt: skip
+    """A request's variable part. In code mode the menu travels in the input and calls come one at
+    a time (0.169)."""
+    code_mode = router.code_mode
+    return Prompt(
+        input=[*router.preamble(), *history.for_prompt(images="image" in model.input_modalities)],
+        tools=router.specs(),
+        parallel_tool_calls=model.supports_parallel_tool_calls and not code_mode,
+        output_schema=output_schema,
+        code_mode=code_mode,
+    )
+
+
 async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> bool:
     """One model request. Returns True when tool calls need a follow-up request."""
-    prompt = Prompt(
-        input=host.history.for_prompt(images="image" in ctx.model.input_modalities),
-        tools=ctx.router.specs(),
-        parallel_tool_calls=ctx.model.supports_parallel_tool_calls,
-        output_schema=ctx.output_schema,
-    )
+    prompt = make_prompt(ctx.router, ctx.model, host.history, ctx.output_schema)
+    injected: list[ev.ResponseItem] = []  # items a tool adds beside its output (code mode's notify)
     tool_ctx = ToolContext(
         cwd=ctx.cwd,
         turn_id=ctx.turn_id,
@@ -189,6 +199,7 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
         rules=ctx.rules,
         home=ctx.home,
         ask_user=ctx.ask_user,
+        inject=injected.append,
     )
     calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
     needs_follow_up = False
@@ -253,3 +264,6 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
             except asyncio.CancelledError:
                 raise
             host.record(output_item_for(item, result.output.content))
+        for extra in injected:  # after the outputs, as 0.169 records them
+            host.record(extra)
+        injected.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from codexbro.api.http import redact_headers
@@ -23,6 +24,9 @@ async def build(config: Config, prompt: str) -> dict[str, Any]:
         await session.close()
     url, body, headers, local = preview.url, preview.body, preview.headers, preview.local
     tools: list[dict[str, Any]] = body.get("tools") or []
+    code_mode = _code_mode(body)
+    if code_mode is not None:
+        tools = code_mode["tools"]
     res = session.resolution
     body_bytes = len(json.dumps(body, ensure_ascii=False).encode())
     instructions = body.get("instructions") or ""
@@ -60,6 +64,7 @@ async def build(config: Config, prompt: str) -> dict[str, Any]:
             }
             for t in tools
         ],
+        "code_mode": {"nested": code_mode["nested"]} if code_mode is not None else None,
         "instructions_bytes": len(instructions.encode()),
         "input_items": len(body.get("input") or []),
         "body_bytes": body_bytes,
@@ -107,6 +112,7 @@ def render(info: dict[str, Any]) -> str:
         *(f"  {k}: {v}" for k, v in info["headers"].items()),
         f"tools        {len(info['tools'])}, {kb(sum(t['bytes'] for t in info['tools']))}",
         *(f"  {t['name']:<20} {t['type']:<12} {kb(t['bytes'])}" for t in info["tools"]),
+        *_code_mode_lines(info),
         f"instructions {kb(info['instructions_bytes'])} (~{info['instructions_bytes'] // 4} tokens)",
         f"input items  {info['input_items']}",
         f"body         {kb(info['body_bytes'])}, ~{info['estimated_tokens']} tokens (4 bytes per token)",
@@ -125,3 +131,23 @@ def render(info: dict[str, Any]) -> str:
         ]
     lines += ["", "full body: codexbro debug request --json"]
     return "\n".join(lines)
+
+
+def _code_mode(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Code mode's menu (the ``additional_tools`` input item) and the tools ``exec`` reaches."""
+    first = (body.get("input") or [None])[0]
+    if not isinstance(first, dict) or first.get("type") != "additional_tools":
+        return None
+    tools = [t for ns in first.get("tools") or [] for t in ns.get("tools") or []]
+    exec_desc = next((t.get("description") or "" for t in tools if t.get("name") == "exec"), "")
+    return {"tools": tools, "nested": re.findall(r"^### `([^`]+)`", exec_desc, flags=re.M)}
+
+
+def _code_mode_lines(info: dict[str, Any]) -> list[str]:
+    if not info.get("code_mode"):
+        return []
+    nested = info["code_mode"]["nested"]
+    return [
+        "  code mode: the menu is the input's additional_tools item; "
+        f"exec reaches {len(nested)} nested tools: {', '.join(nested)}"
+    ]

@@ -108,8 +108,8 @@ def output_item_for(call: ResponseItem, output: str | list[dict[str, Any]]) -> R
         return {"type": kind, "call_id": call.get("call_id"), "status": "completed", "execution": "client",
                 "tools": tools}  # fmt: skip
     item: ResponseItem = {"type": kind, "call_id": call.get("call_id"), "output": output}
-    if kind == "custom_tool_call_output" and call.get("name"):
-        item["name"] = call["name"]
+    if kind == "custom_tool_call_output" and call.get("name") not in (None, "", "exec"):
+        item["name"] = call["name"]  # (0.169 answers code mode's `exec` without one: captured)
     return item
 
 

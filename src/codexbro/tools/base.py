@@ -95,6 +95,8 @@ class ToolContext(Struct, frozen=True):
     home: Path | None = None
     # Ask the user questions (``request_user_input``): only where a front end can answer.
     ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
+    # Add an item to the history beside the call's output (code mode's ``notify``); None: nowhere.
+    inject: Callable[[dict[str, Any]], None] | None = None
 
     def resolve_path(self, path: str | None) -> Path:
         if not path:

@@ -67,8 +67,9 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
 
     resources = resources or ToolResources()
     handlers: list[ToolHandler] = []
+    code = code_mode(model, config)
     shell_type = model.shell_type
-    if config.features.get("unified_exec") is True:
+    if config.features.get("unified_exec") is True or code:  # 0.169 nests exec_command in code mode
         shell_type = "unified_exec"
     if config.features.get("shell_tool") is False:
         shell_type = "disabled"
@@ -154,6 +155,7 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
     # session has no AgentControl: sub-agents do not spawn their own, upstream's depth limit of 1).
     version = "v1" if model.is_fallback else model.raw.get("multi_agent_version")
     wanted = version == "v1" and config.features.get("multi_agent") is not False  # [features] as upstream
+    wanted = wanted and not code  # 0.169 offers no v1 collaboration tools in code mode
     if on("multi_agent", wanted) and resources.agents is not None:  # made now, the first time
         from codexbro.tools.handlers.agents import agent_handlers
 
@@ -172,7 +174,26 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
     if isinstance(menu, list) and menu:
         handlers = [h for h in handlers if h.name in menu or tool_setting(config, h.name) is True]
     images = "image" in model.input_modalities
-    return ToolRouter(handlers, _mcp_tools(mcp, images=images, deferred=search) if mcp else None)
+    dynamic = _mcp_tools(mcp, images=images, deferred=search) if mcp else None
+    if code:
+        from codexbro.tools.codemode.router import CodeModeRouter
+
+        return CodeModeRouter(handlers, resources.code_mode, dynamic)
+    return ToolRouter(handlers, dynamic)
+
+
+def code_mode(model: ModelInfo, config: Config) -> bool:
+    """Code mode (0.169): for models whose catalog entry says ``tool_mode = "code_mode_only"``, or
+    any model with ``[features] code_mode = true``; ``code_mode = false`` turns it off (the model then
+    gets the usual tools). Needs the V8 binding (``mini-racer``, a dependency); without it, the usual
+    tools."""
+    setting = config.features.get("code_mode")
+    wanted = setting if isinstance(setting, bool) else model.raw.get("tool_mode") == "code_mode_only"
+    if not wanted:
+        return False
+    from codexbro.tools.codemode.runtime import available
+
+    return available()
 
 
 def _mcp_tools(mcp: McpManager, *, images: bool, deferred: bool) -> Callable[[], list[ToolHandler]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from codexbro.mcp.manager import McpManager
     from codexbro.sandbox.policy import SandboxSpec
+    from codexbro.tools.codemode.handlers import CodeModeState
     from codexbro.tools.exec_sessions import ExecSessions
     from codexbro.tools.handlers.agents import AgentControl
     from codexbro.tools.handlers.js_repl import JsRepl
@@ -43,6 +44,7 @@ class ToolResources:
         self.agent_models: list[tuple[str, str]] = []  # (slug, description) listed by spawn_agent
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
+        self._code: CodeModeState | None = None
         self._warming: asyncio.Task[None] | None = None
 
     @property
@@ -71,6 +73,15 @@ class ToolResources:
             self._js = JsRepl()
         return self._js
 
+    @property
+    def code_mode(self) -> CodeModeState:
+        """Code mode's cells and stored values (``tools/codemode``)."""
+        if self._code is None:
+            from codexbro.tools.codemode.handlers import CodeModeState
+
+            self._code = CodeModeState()
+        return self._code
+
     def warm_up(self, tool: str, sandbox: SandboxSpec | None, backend: str, home: Path | None) -> None:
         """The model has begun a call of ``tool``: when it starts a command, start what the command
         would otherwise wait for — the shell snapshot and, for the namespace backend, the session's
@@ -96,6 +107,8 @@ class ToolResources:
             await self.shell_snapshot.aclose()
         if self._js is not None:
             await self._js.aclose()
+        if self._code is not None:
+            await self._code.aclose()
         spare = sys.modules.get("codexbro.sandbox.spare")
         if spare is not None:  # a server booted for this session that no command used
             await spare.discard(self.owner)

@@ -82,6 +82,12 @@ class ToolRouter:
             if not getattr(h, "deferred", False) and not getattr(h, "hidden", False)
         ]  # fmt: skip
 
+    code_mode = False  # ``CodeModeRouter``: the menu travels in the input, see ``preamble``
+
+    def preamble(self) -> list[dict[str, Any]]:
+        """Items a request puts before the history (code mode's ``additional_tools``)."""
+        return []
+
     def names(self) -> list[str]:
         return list(self.handlers)
 

@@ -71,6 +71,7 @@ EXEC_COMMAND = function_spec(
         },
         "sandbox_permissions": {
             "type": "string",
+            "enum": ["use_default", "require_escalated"],
             "description": 'Use "require_escalated" to ask to run outside the sandbox (needs approval).',
         },
         "justification": {
