@@ -14,6 +14,7 @@ from codexbro.api.model_client import Prompt
 from codexbro.embedded.attach import attachment, named_files
 from codexbro.embedded.examples import EXAMPLES, PROJECT, examples_for
 from codexbro.embedded.render import shared_count, to_native_messages
+from codexbro.tools.output import exec_output_freeform
 
 MENU = {"shell_command", "edit_file"}
 
@@ -56,6 +57,7 @@ def test_requests_carry_the_files_the_attachment_rule_would(tmp_path: Path, n: i
 def test_results_are_formatted_as_the_tools_format_them() -> None:
     for example in EXAMPLES:
         for step in example.steps:
+            assert step.result == exec_output_freeform(step.output, step.code, 0.1, "bytes", 10_000)
             assert step.result.startswith(f"Exit code: {step.code}\nWall time: 0.1 seconds\nOutput:\n")
             assert step.result.endswith(step.output)
 
