@@ -73,7 +73,7 @@ def run_codexbro(home: Path, fake: FakeResponsesServer, workspace: Path, run: st
 def test_the_request_carries_the_menu_as_0_169_does(
     home: Path, fake: FakeResponsesServer, workspace: Path
 ) -> None:
-    write_config(home, fake.base_url, model="gpt-6-sol")
+    write_config(home, fake.base_url, model="gpt-5.6-luna")  # code mode, multi_agent v1: one namespace
     fake.add(Reply(message_turn("hi")))
     assert run_cli("exec", "--skip-git-repo-check", "hi", cwd=workspace).code == 0
     body = fake.bodies()[0]
@@ -99,7 +99,7 @@ def test_the_request_carries_the_menu_as_0_169_does(
         assert declared(sections(mine["description"])[name]) == declared(
             sections(upstream["description"])[name]
         ), name
-    # No top-level collaboration tools in code mode (0.169 offers v1 only outside it).
+    # No v1 collaboration tools in code mode (0.169 offers v1 only outside it).
     assert "spawn_agent" not in json.dumps(item)
 
 

@@ -151,7 +151,7 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
     from codexbro.records import replace
 
     if TYPE_CHECKING:
-        from codexbro.core.subagents import SubAgents
+        from codexbro.core.agent_team import AgentTeam
 
     config = resolution.config
 
@@ -173,14 +173,15 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
             child.client.parent_thread_id = session.thread_id
         return child
 
-    def make() -> SubAgents:  # when a turn's menu first offers the tools: most sessions never do
+    def make() -> AgentTeam:  # when a turn's menu first offers the tools: most sessions never do
         from codexbro.composition.resolve import Readers
-        from codexbro.core.subagents import DEFAULT_MAX_THREADS, SubAgents
+        from codexbro.core.agent_team import AgentTeam
+        from codexbro.core.subagents import DEFAULT_MAX_THREADS
 
         agents_cfg = config.raw.get("agents")
         limit = agents_cfg.get("max_threads") if isinstance(agents_cfg, dict) else None
         max_threads = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_THREADS
-        agents = SubAgents(session, open_child, max_threads=max_threads)
+        agents = AgentTeam(session, open_child, max_threads=max_threads)
         session.subagents = agents
         catalog = Readers().catalog(config.codexbro_home, config.model_catalog_json)[0]
         session.tool_resources.agent_models = [

@@ -168,6 +168,14 @@ class Session:
 
     def initial_context(self) -> list[ResponseItem]:
         items = initial_context(self.config)
+        if self.tool_resources.agents_factory is not None:  # a session that can spawn agents
+            from codexbro.tools.menu import code_mode, multi_agent_v2
+
+            if multi_agent_v2(self.model, self.config, code_mode(self.model, self.config)):
+                from codexbro.tools.handlers.agents_v2 import developer_texts
+
+                at = 1 if self.config.developer_instructions else 0
+                items[at:at] = [developer_message(text) for text in developer_texts()]
         mcp = self.tool_resources.mcp
         if mcp is not None and self.model.raw.get("supports_search_tool") is True:
             from codexbro.mcp.search import deferred_developer_text
@@ -192,6 +200,23 @@ class Session:
             self._notes.append(item)
         else:
             self.record(item)
+
+    def pending(self, item: ResponseItem) -> bool:
+        """Whether ``inject``ed ``item`` still waits for the running turn's next request."""
+        return any(note is item for note in self._notes)
+
+    def submit_item(self, item: ResponseItem, *, queue: bool = False) -> str:
+        """Start a turn from ``item`` (a sub-agent's task, an ``agent_message``); with a turn
+        running, ``queue`` starts it after that one, else the item joins the running turn."""
+        sub_id = str(next(self._sub_ids))
+        if self.active is None:
+            self._current_sub = sub_id
+            self._start(item, None)
+        elif queue:
+            self._queued.append((sub_id, item, None))
+        else:
+            self._pending_input.append(item)
+        return sub_id
 
     def drain_pending_input(self) -> list[ResponseItem]:
         items, self._pending_input = self._pending_input, []

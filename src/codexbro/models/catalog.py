@@ -150,10 +150,10 @@ USED_FIELDS = frozenset({
     "apply_patch_tool_type", "truncation_policy", "supports_parallel_tool_calls", "context_window",
     "auto_compact_token_limit", "effective_context_window_percent", "experimental_supported_tools",
     "input_modalities", "tool_menu", "use_responses_lite", "tool_mode",
+    "multi_agent_version",
 })  # fmt: skip
 IMPLEMENTED_EXPERIMENTAL_TOOLS = frozenset({"read_file", "list_dir", "grep_files"})
 _WHY_IGNORED = {
-    "multi_agent_version": "v1's tools are offered outside code mode; v2's collaboration namespace is not built",
     "model_messages": "upstream's per-model messages are not bundled: codexbro's instruction family is used",
     "max_context_window": "codexbro uses context_window (set model_context_window for more)",
     "service_tiers": "service_tier is sent as configured; tiers are not offered per model",

@@ -68,6 +68,7 @@ WIRE_TYPES = {
     "message", "reasoning", "function_call", "function_call_output", "custom_tool_call",
     "custom_tool_call_output", "local_shell_call", "web_search_call", "image_generation_call",
     "tool_search_call", "tool_search_output", "compaction",
+    "agent_message",  # multi_agent_v2's messages between agents (0.169)
 }  # fmt: skip
 
 

@@ -21,7 +21,7 @@ read_file, list_dir, web_search, view_image, then the MCP servers' tools (`mcp__
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from codexbro.config.types import Config
 from codexbro.models.catalog import ModelInfo
@@ -160,6 +160,10 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.agents import agent_handlers
 
         handlers.extend(agent_handlers(resources.agents, resources.agent_models))
+    if multi_agent_v2(model, config, code) and resources.agents is not None:  # the collaboration namespace
+        from codexbro.tools.handlers.agents_v2 import TeamControl, team_handlers
+
+        handlers.extend(team_handlers(cast(TeamControl, resources.agents), resources.agent_models))
     # 0.169 puts tool_search after view_image (its newer web_search placement is not followed here).
     search = mcp is not None and model.raw.get("supports_search_tool") is True
     if (
@@ -180,6 +184,17 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
 
         return CodeModeRouter(handlers, resources.code_mode, dynamic)
     return ToolRouter(handlers, dynamic)
+
+
+def multi_agent_v2(model: ModelInfo, config: Config, code: bool) -> bool:
+    """0.169 offers its v2 collaboration namespace to code-mode models whose catalog entry says
+    ``multi_agent_version = "v2"`` (``[features] multi_agent = false`` or ``[tools] multi_agent =
+    false`` turn it off)."""
+    setting = tool_setting(config, "multi_agent")
+    return (
+        code and model.raw.get("multi_agent_version") == "v2" and config.features.get("multi_agent") is not False
+        and setting is not False
+    )  # fmt: skip
 
 
 def code_mode(model: ModelInfo, config: Config) -> bool:

@@ -116,7 +116,10 @@ def exec_spec(nested: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[d
     return spec, all_tools
 
 
-def additional_tools(top: list[dict[str, Any]]) -> dict[str, Any]:
-    """The input item carrying the menu (0.169 puts it first in ``input``)."""
-    return {"type": "additional_tools", "role": "developer",
-            "tools": [{"type": "namespace", "name": "functions", "description": "", "tools": top}]}  # fmt: skip
+def additional_tools(
+    top: list[dict[str, Any]], namespaces: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The input item carrying the menu (0.169 puts it first in ``input``): the ``functions``
+    namespace, then the other namespaces of direct tools (``collaboration``)."""
+    functions = {"type": "namespace", "name": "functions", "description": "", "tools": top}
+    return {"type": "additional_tools", "role": "developer", "tools": [functions, *(namespaces or [])]}

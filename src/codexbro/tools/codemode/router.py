@@ -21,7 +21,10 @@ from codexbro.tools.router import DispatchResult, RWLock, ToolRouter
 
 log = logging.getLogger(__name__)
 DIRECT = ("request_user_input",)  # called by the model itself, in the functions namespace (0.169)
-LEFT_OUT = ("update_plan",)  # not among 0.169's nested tools (captured)
+LEFT_OUT = ("update_plan",)
+NAMESPACES = (
+    "collaboration",
+)  # namespaces of direct tools (multi_agent_v2), after `functions`  # not among 0.169's nested tools (captured)
 
 
 class CodeModeRouter(ToolRouter):
@@ -51,14 +54,23 @@ class CodeModeRouter(ToolRouter):
 
     @property
     def handlers(self) -> dict[str, ToolHandler]:
-        direct = {n: h for n, h in self._all.handlers.items() if n in DIRECT}
+        direct = {
+            n: h for n, h in self._all.handlers.items() if n in DIRECT or n.split("::")[0] in NAMESPACES
+        }
         return {"exec": self._exec(), "wait": self._wait, **direct}
 
     def specs(self) -> list[dict[str, Any]]:
         return []  # the menu travels in the input (``preamble``)
 
     def preamble(self) -> list[dict[str, Any]]:
-        return [declare.additional_tools([h.spec() for h in self.handlers.values()])]
+        handlers = self.handlers.values()
+        functions = [
+            h.spec()
+            for h in handlers
+            if h.spec().get("type") != "namespace" and not getattr(h, "hidden", False)
+        ]
+        namespaces = [h.spec() for h in handlers if h.spec().get("type") == "namespace"]
+        return [declare.additional_tools(functions, namespaces)]
 
     code_mode = True
 
