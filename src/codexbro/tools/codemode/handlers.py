@@ -41,6 +41,7 @@ from codexbro.tools.output import approx_tokens, formatted_truncate_text
 DEFAULT_YIELD_MS = 30_000
 DEFAULT_WAIT_MS = 10_000
 DEFAULT_MAX_TOKENS = 10_000
+MAX_MS = 3_600_000  # the longest yield_time_ms honoured (an hour)
 _PRAGMA = re.compile(r"[ \t]*//[ \t]*@exec:(?P<json>[^\r\n]*)")
 PRAGMA_ERROR = "exec pragma must be valid JSON with supported fields `yield_time_ms` and `max_output_tokens`"
 
@@ -83,9 +84,9 @@ def parse_pragma(source: str) -> tuple[int, int, str]:
     values = []
     for key, default in (("yield_time_ms", DEFAULT_YIELD_MS), ("max_output_tokens", DEFAULT_MAX_TOKENS)):
         value = options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
             raise RespondToModel(f"{PRAGMA_ERROR}: `{key}` must be a non-negative number")
-        values.append(int(value))
+        values.append(min(int(value), MAX_MS if key == "yield_time_ms" else 1 << 30))
     return values[0], values[1], "\n" + rest  # the pragma line left empty: line numbers hold
 
 
@@ -95,7 +96,8 @@ def answer(cell: runtime.Cell, seconds: float, max_tokens: int) -> ToolOutput:
     header = f"Script {status}\nWall time {seconds:.1f} seconds\nOutput:\n"
     items = _budget(cell.take(), max_tokens)
     if cell.done.is_set() and cell.error is not None:
-        items.append({"type": "input_text", "text": f"Script error:\n{cell.error}"})
+        error = formatted_truncate_text(cell.error, "tokens", max_tokens)
+        items.append({"type": "input_text", "text": f"Script error:\n{error}"})
     if not items:
         return ToolOutput(header, success=cell.status != "failed")
     return ToolOutput([{"type": "input_text", "text": header}, *items], success=cell.status != "failed")
@@ -193,11 +195,8 @@ class ExecHandler:
                 raise runtime.ToolError(str(output.content))
             return script_value(name, output)
 
-        def notify(text: str) -> None:
-            if ctx.inject is not None:
-                ctx.inject({"type": "custom_tool_call_output", "call_id": call.call_id, "name": "exec",
-                            "output": text})  # fmt: skip
-
+        cell.call_id = call.call_id
+        notify = notifier(ctx, call.call_id, max_tokens)
         runtime.start(cell, code, call_tool=call_tool, names=list(self.nested), all_tools=self.all_tools,
                       stored=self.state.stored, notify=notify)  # fmt: skip
         try:
@@ -205,6 +204,7 @@ class ExecHandler:
         except BaseException:
             await cell.terminate()
             raise
+        cell.notify = None  # from now on held for the next `wait`, whose turn gets them
         if not cell.done.is_set():
             self.state.cells[cell.cell_id] = cell
         return answer(cell, seconds, max_tokens)
@@ -233,12 +233,20 @@ class WaitHandler(FunctionTool):
             missing = runtime.Cell(cell_id, status="failed", error=f"exec cell {cell_id} not found")
             missing.done.set()
             return answer(missing, 0.0, max_tokens)
+        notify = notifier(ctx, cell.call_id, max_tokens)
+        for text in cell.late_notes:
+            notify(text)
+        cell.late_notes.clear()
         if args.get("terminate") is True:
             await cell.terminate()
             cell.take()
             seconds = 0.0
         else:
-            seconds = await runtime.run_until(cell, yield_ms)
+            cell.notify = notify
+            try:
+                seconds = await runtime.run_until(cell, yield_ms)
+            finally:
+                cell.notify = None
         if cell.done.is_set():
             self.state.cells.pop(cell_id, None)
         return answer(cell, seconds, max_tokens)
@@ -248,9 +256,21 @@ def _number(args: dict[str, Any], key: str, default: int) -> int:
     value = args.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
         raise RespondToModel(f"failed to parse function arguments: `{key}` must be a non-negative number")
-    return int(value)
+    return min(int(value), MAX_MS if key == "yield_time_ms" else 1 << 30)
+
+
+def notifier(ctx: ToolContext, call_id: str, max_tokens: int) -> Callable[[str], None]:
+    """``notify()``: an extra ``custom_tool_call_output`` for the exec call, cut to the call's
+    output budget, into the turn of the call that is running (the exec call, or a `wait`)."""
+
+    def notify(text: str) -> None:
+        if ctx.inject is not None:
+            ctx.inject({"type": "custom_tool_call_output", "call_id": call_id, "name": "exec",
+                        "output": formatted_truncate_text(text, "tokens", max_tokens)})  # fmt: skip
+
+    return notify
 
 
 class CurrTimeHandler(FunctionTool):
