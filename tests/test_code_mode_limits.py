@@ -135,3 +135,51 @@ def test_a_notify_after_the_call_answered_reaches_the_model(home: Path, fake: Fa
     last = fake.bodies()[-1]["input"]
     notes = [i for i in last if i.get("type") == "custom_tool_call_output" and i.get("output") == "late-note"]
     assert notes and notes[0]["call_id"] == "c1"
+
+
+async def test_a_nested_call_that_breaks_still_settles() -> None:
+    """A handler failing in an unexpected way rejects the script's await (it used to hang it)."""
+
+    async def broken(name: str, args: Any) -> Any:
+        raise KeyError("gone")
+
+    cell = runtime.Cell("1")
+    runtime.start(cell, "try { await tools.echo({}); } catch (e) { text(String(e)); }", call_tool=broken,
+                  names=["echo"], all_tools=[], stored={}, notify=lambda _t: None)  # fmt: skip
+    seconds = await runtime.run_until(cell, 5000)
+    out = json.dumps(answer(cell, seconds, 10_000).content)
+    assert cell.status == "completed" and "tool echo failed: KeyError" in out
+
+
+async def test_notify_is_bounded_per_script() -> None:
+    notes: list[str] = []
+
+    async def call_tool(name: str, args: Any) -> Any:
+        return None
+
+    cell = runtime.Cell("1")
+    runtime.start(cell, "for (let i = 0; i < 100; i++) notify(i);", call_tool=call_tool, names=[],
+                  all_tools=[], stored={}, notify=notes.append)  # fmt: skip
+    seconds = await runtime.run_until(cell, 5000)
+    out = json.dumps(answer(cell, seconds, 10_000).content)
+    assert len(notes) == runtime.MAX_NOTES and "80 notify() calls dropped" in out
+    assert notes[:3] == ["0", "1", "2"]  # control: the first ones arrive as sent
+
+
+async def test_an_interrupted_turn_stops_its_scripts() -> None:
+    from codexbro.tools.resources import ToolResources
+
+    resources = ToolResources()
+    state = resources.code_mode
+
+    async def call_tool(name: str, args: Any) -> Any:
+        return None
+
+    cell = runtime.Cell(state.next_id())
+    runtime.start(cell, "while (true) {}", call_tool=call_tool, names=[], all_tools=[], stored={},
+                  notify=lambda _t: None)  # fmt: skip
+    await runtime.run_until(cell, 300)
+    state.cells[cell.cell_id] = cell
+    resources.stop_scripts()
+    await asyncio.wait_for(cell.done.wait(), 5)
+    assert cell.status == "terminated" and cell.proc is not None and cell.proc.returncode is not None

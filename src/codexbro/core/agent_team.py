@@ -30,6 +30,7 @@ on a full-history fork are codexbro's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from typing import Any
@@ -81,8 +82,11 @@ class AgentTeam(SubAgents):
 
     async def spawn_task(self, task_name: str, message: str, *, fork_turns: str | None,
                          model: str | None) -> dict[str, Any]:  # fmt: skip
-        if not _NAME.fullmatch(task_name):
-            raise RespondToModel("agent_name must use only lowercase letters, digits, and underscores")
+        if not _NAME.fullmatch(task_name) or len(task_name) > 64:
+            raise RespondToModel(
+                "agent_name must use only lowercase letters, digits, and underscores"
+                + (" (at most 64)" if _NAME.fullmatch(task_name) else "")
+            )
         path = f"{ROOT}/{task_name}"
         if path in self.children and self.children[path].kind != "shutdown":
             raise RespondToModel(f"agent path `{path}` already exists; give the new agent another task_name")
@@ -93,12 +97,9 @@ class AgentTeam(SubAgents):
             raise RespondToModel(
                 'full-history forks inherit the parent model; set fork_turns to "none" to choose another'
             )
-        active = sum(1 for c in self.children.values() if c.kind in ("pending_init", "running"))
-        if active >= SLOTS - 1:
-            raise RespondToModel(
-                f"no concurrency slot is free: up to {SLOTS} agents can be active at once, including you; "
-                "wait for one to finish or interrupt one"
-            )
+        self._check_slots()
+        if sum(1 for c in self.children.values() if c.kind != "shutdown") >= self.max_threads:
+            raise RespondToModel(f"agent limit reached ({self.max_threads} agents in this session)")
         try:
             session = self.open_child(model)
         except Exception as exc:  # a bad model override, a broken config: the model reads why
@@ -107,6 +108,7 @@ class AgentTeam(SubAgents):
             for item in self.parent.history.items:  # the unanswered spawn call goes as "aborted"
                 session.history.append(item)
             session.history.append(developer_message(self._fork_note()))
+            session.context_recorded = True  # the parent's context came with its history
         child = Child(path, task_name, session)
         self.children[path] = child
         self._v2.add(path)
@@ -115,11 +117,25 @@ class AgentTeam(SubAgents):
         return {"task_name": path}
 
     async def followup(self, target: str, message: str) -> str:
+        """A new task: into the child's running turn at its next request (0.169: "delivered
+        promptly at message boundaries"), or a turn of its own when the child is idle."""
         child = self._live(target)
         item = agent_message(ROOT, child.id, "NEW_TASK", message, sealed=True)
-        child.expect = child.session.submit_item(item, queue=True)
+        if child.session.active is not None:
+            child.session.submit_item(item)  # steered: the running turn's end answers it
+            return ""
+        self._check_slots()
+        child.expect = child.session.submit_item(item)
         self._set(child, "running")
         return ""
+
+    def _check_slots(self) -> None:
+        active = sum(1 for c in self.children.values() if c.kind in ("pending_init", "running"))
+        if active >= SLOTS - 1:
+            raise RespondToModel(
+                f"no concurrency slot is free: up to {SLOTS} agents can be active at once, including you; "
+                "wait for one to finish or interrupt one"
+            )
 
     async def message(self, target: str, message: str) -> str:
         child = self._live(target)
@@ -142,13 +158,21 @@ class AgentTeam(SubAgents):
         return {"agents": agents}
 
     async def wait_mail(self, timeout_s: float) -> dict[str, Any]:
+        """Until a message arrives, or the user steers new input into the turn (0.169's description;
+        the wording of that answer is codexbro's), or ``timeout_s``."""
         if any(self.parent.pending(item) for item in self._sent):
             return {"message": "Wait completed.", "timed_out": False}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         mail = self._mail
-        try:
-            await asyncio.wait_for(mail.wait(), timeout_s)
-        except TimeoutError:
-            return {"message": "Wait timed out.", "timed_out": True}
+        while not mail.is_set():
+            if self.parent.steered():
+                return {"message": "Wait interrupted: the user sent new input.", "timed_out": False}
+            left = deadline - loop.time()
+            if left <= 0:
+                return {"message": "Wait timed out.", "timed_out": True}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(mail.wait(), min(left, 0.25))
         return {"message": "Wait completed.", "timed_out": False}
 
     # ---- lifecycle ---------------------------------------------------------------------------------

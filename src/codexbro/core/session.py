@@ -201,6 +201,10 @@ class Session:
         else:
             self.record(item)
 
+    def steered(self) -> bool:
+        """Whether input typed during the running turn waits for its next request."""
+        return bool(self._pending_input)
+
     def pending(self, item: ResponseItem) -> bool:
         """Whether ``inject``ed ``item`` still waits for the running turn's next request."""
         return any(note is item for note in self._notes)
@@ -346,6 +350,8 @@ class Session:
         self.active = None
         if isinstance(final, p.TurnAborted) and self.subagents is not None:
             self.subagents.interrupt_all()  # the user stopped the turn: its agents stop too
+        if isinstance(final, p.TurnAborted):
+            self.tool_resources.stop_scripts()  # and its code-mode scripts, running or yielded
         if final is not None:
             self.emit(final)
         # Notifications that came after the turn's last request join the history; unlike typed

@@ -82,6 +82,12 @@ class ToolResources:
             self._code = CodeModeState()
         return self._code
 
+    def stop_scripts(self) -> None:
+        """The turn was interrupted: every code-mode cell still running is stopped (as an exec call
+        interrupted stops its own); nothing when code mode never ran."""
+        if self._code is not None and self._code.cells:
+            asyncio.get_running_loop().create_task(self._code.aclose())
+
     def warm_up(self, tool: str, sandbox: SandboxSpec | None, backend: str, home: Path | None) -> None:
         """The model has begun a call of ``tool``: when it starts a command, start what the command
         would otherwise wait for — the shell snapshot and, for the namespace backend, the session's
@@ -99,6 +105,8 @@ class ToolResources:
             self._warming.cancel()
             with contextlib.suppress(BaseException):
                 await self._warming
+        if self._code is not None:  # first: a script's nested calls would start more
+            await self._code.aclose()
         if self.mcp is not None:
             await self.mcp.aclose()
         if self._exec is not None:
@@ -107,8 +115,6 @@ class ToolResources:
             await self.shell_snapshot.aclose()
         if self._js is not None:
             await self._js.aclose()
-        if self._code is not None:
-            await self._code.aclose()
         spare = sys.modules.get("codexbro.sandbox.spare")
         if spare is not None:  # a server booted for this session that no command used
             await spare.discard(self.owner)

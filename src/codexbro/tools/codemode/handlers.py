@@ -174,6 +174,13 @@ class ExecHandler:
                 "exec is not available: the V8 binding (pip package mini-racer) is not installed"
             )
         yield_ms, max_tokens, code = parse_pragma(call.input)
+        running = [c for c in self.state.cells.values() if not c.done.is_set()]
+        if len(running) >= runtime.MAX_CELLS:
+            raise RespondToModel(
+                f"{len(running)} scripts are still running (cells "
+                + ", ".join(c.cell_id for c in running)
+                + "): wait for one to finish or stop one with `wait` and `terminate: true`"
+            )
         cell = runtime.Cell(self.state.next_id())
         counter = itertools.count(1)
 

@@ -51,8 +51,13 @@ PRELUDE = r"""
     try { const s = stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
   };
   const values = Object.assign(Object.create(null), parse(stored));
-  let storedSize = stored.length;
-  globalThis.text = (v) => { host("text", asText(v)); };
+  const sizes = Object.create(null);
+  for (const k of Object.keys(values)) sizes[k] = stringify(values[k]).length;
+  let storedSize = Object.values(sizes).reduce((a, b) => a + b, 0);
+  // A value past the item bound is cut here, head and tail kept (the session cuts it further):
+  // one line of the protocol stays far below what the session reads.
+  const cut = (s) => s.length <= limits.item ? s : s.slice(0, limits.item / 2) + `\n…${s.length - limits.item} characters cut…\n` + s.slice(s.length - limits.item / 2);
+  globalThis.text = (v) => { host("text", cut(asText(v))); };
   globalThis.image = (v) => {
     let url = v;
     if (v && typeof v === "object") url = v.image_url ?? (v.type === "image" && v.data ? `data:${v.mimeType};base64,${v.data}` : undefined);
@@ -64,8 +69,11 @@ PRELUDE = r"""
     const encoded = stringify(value);
     if (encoded === undefined) throw new TypeError("store: the value cannot be serialized as JSON");
     if (encoded.length > limits.value) throw new RangeError(`store: the value is larger than ${limits.value} characters`);
-    if (storedSize + encoded.length > limits.stored) throw new RangeError(`store: more than ${limits.stored} characters are stored in this session`);
-    storedSize += encoded.length;
+    const k = String(key);
+    const grown = storedSize - (sizes[k] ?? 0) + encoded.length;
+    if (grown > limits.stored) throw new RangeError(`store: more than ${limits.stored} characters are stored in this session`);
+    storedSize = grown;
+    sizes[k] = encoded.length;
     values[String(key)] = parse(encoded);
     host("store", String(key), encoded);
   };
@@ -73,7 +81,7 @@ PRELUDE = r"""
     const k = String(key);
     return hasOwn.call(values, k) ? parse(stringify(values[k])) : undefined;
   };
-  globalThis.notify = (v) => { host("notify", asText(v)); };
+  globalThis.notify = (v) => { host("notify", cut(asText(v))); };
   globalThis.yield_control = () => { host("yield"); };
   globalThis.exit = () => { throw EXIT; };
   globalThis.ALL_TOOLS = Object.freeze(parse(allTools).map((t) => Object.freeze(t)));

@@ -83,7 +83,9 @@ class CodeModeRouter(ToolRouter):
     async def dispatch_nested(self, call: ToolCall, ctx: ToolContext) -> tuple[ToolOutput, bool]:
         """Run a script's call: (output, refused) — refused when the handler turned the call down
         (bad arguments, policy), which the script sees as a thrown error."""
-        handler = self._nested()[call.name]
+        handler = self._nested().get(call.name)
+        if handler is None:  # it left the menu while the script ran (an MCP server went away)
+            return ToolOutput(f"tool `{call.name}` is no longer available", success=False), True
         started = time.monotonic()
         exclusive = not handler.supports_parallel
         await self._nested_lock.acquire(exclusive)

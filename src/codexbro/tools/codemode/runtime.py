@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import json
+import os
 import re
 import sys
 import time
@@ -39,13 +40,15 @@ from typing import Any
 # ``ToolError`` with the text the script's promise is rejected with.
 CallTool = Callable[[str, Any], Awaitable[Any]]
 OMITTED = "{kind} content omitted because it could not be processed"
-LIMITS = {"heap": 512 << 20, "value": 1 << 20, "stored": 8 << 20, "error": 64 << 10}
+LIMITS = {"heap": 512 << 20, "value": 1 << 20, "stored": 8 << 20, "error": 64 << 10, "item": 2 << 20}
 MAX_RSS = 1 << 30
 MAX_ITEM = 1 << 20
 MAX_HELD = 8 << 20
 MAX_ANSWER = 16 << 20
 MAX_IMAGE = 20 << 20
 MAX_LINE = 64 << 20
+MAX_NOTES = 20  # notify() items one cell may add to the history
+MAX_CELLS = 8  # cells running at once in a session
 _OPEN = "(async () => {"
 _HOST = Path(__file__).with_name("host.py")
 
@@ -72,9 +75,14 @@ class Cell:
     dropped: int = 0  # bytes of output dropped past ``MAX_HELD``
     notify: Callable[[str], None] | None = None  # where notify() goes (the running call's turn)
     late_notes: list[str] = field(default_factory=list)  # notify() after the exec call answered
+    notes: int = 0  # notify() calls so far (at most MAX_NOTES reach the history)
 
     def take(self) -> list[dict[str, Any]]:
         items, self.items, self.held = self.items, [], 0
+        if self.notes > MAX_NOTES:
+            items.append({"type": "input_text", "text": f"[{self.notes - MAX_NOTES} notify() calls dropped: "
+                                                         f"at most {MAX_NOTES} per script reach the conversation]"})  # fmt: skip
+            self.notes = MAX_NOTES
         if self.dropped:
             items.append({"type": "input_text", "text": f"[{self.dropped} bytes of output dropped: more than "
                                                          f"{MAX_HELD >> 20} MiB were held for one answer]"})  # fmt: skip
@@ -89,7 +97,7 @@ class Cell:
         self.items.append(item)
 
     async def terminate(self) -> None:
-        if self.done.is_set():
+        if self.done.is_set() or self.status != "running":
             return
         self.status = "terminated"
         if self.proc is not None and self.proc.returncode is None:
@@ -183,7 +191,16 @@ async def _run(cell: Cell, code: str, call_tool: CallTool, names: list[str], all
                         or f"the script's V8 process ended unexpectedly (exit status {proc.returncode})"
                     )
                 break
-            message = json.loads(raw)
+            try:
+                message = json.loads(raw)
+            except ValueError:  # a line cut short: the host was killed while writing it
+                await proc.wait()
+                cell.status = "failed"
+                cell.error = (
+                    cell.error
+                    or f"the script's V8 process ended unexpectedly (exit status {proc.returncode})"
+                )
+                break
             kind = message.get("t")
             if kind == "done":
                 if message.get("ok"):
@@ -236,15 +253,24 @@ def _take(cell: Cell, message: dict[str, Any], stored: dict[str, Any]) -> None:
         cell.hold({"type": "input_text", "text": OMITTED.format(kind=value)}, 60)
     elif kind == "store":
         try:
-            stored[str(message.get("k"))] = json.loads(value)
+            key = str(message.get("k"))
+            others = sum(len(json.dumps(v)) for k, v in stored.items() if k != key)
+            if others + len(value) > LIMITS["stored"]:  # cells running side by side each saw room
+                cell.hold({"type": "input_text", "text": f"store({key!r}): not kept: more than "
+                                                          f"{LIMITS['stored']} characters stored in this session"}, 100)  # fmt: skip
+                return
+            stored[key] = json.loads(value)
         except (ValueError, RecursionError):
             cell.hold({"type": "input_text", "text": f"store({message.get('k')!r}): the value was not kept "
                                                       "(nested too deeply)"}, 80)  # fmt: skip
     elif kind == "notify":
+        cell.notes += 1
+        if cell.notes > MAX_NOTES:
+            return  # counted; said once with the next answer
         if cell.notify is not None:
             cell.notify(value)
-        else:
-            cell.late_notes.append(value)
+        elif sum(len(n) for n in cell.late_notes) + len(value) <= MAX_HELD:
+            cell.late_notes.append(value[:MAX_ITEM])
     elif kind == "yield":
         cell.yielded.set()
 
@@ -260,6 +286,10 @@ async def _answer(proc: asyncio.subprocess.Process, message: dict[str, Any], cal
         answer["error"] = str(exc)[: LIMITS["error"]]
     except (ValueError, RecursionError):
         answer["error"] = "the arguments are not valid JSON"
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # whatever went wrong, the script's await must settle
+        answer["error"] = f"tool {message.get('name')} failed: {type(exc).__name__}: {exc}"[: LIMITS["error"]]
     data = json.dumps(answer, ensure_ascii=False)
     if len(data) > MAX_ANSWER:
         data = json.dumps({"id": answer["id"], "error": f"the answer is larger than {MAX_ANSWER >> 20} MiB"})
@@ -273,7 +303,7 @@ async def _watch_memory(cell: Cell, proc: asyncio.subprocess.Process) -> None:
     """Kill a host whose resident memory passes ``MAX_RSS`` (array buffers and WebAssembly memory are
     outside V8's heap limit)."""
     statm = Path(f"/proc/{proc.pid}/statm")
-    page = 4096
+    page = os.sysconf("SC_PAGE_SIZE")
     while proc.returncode is None:
         await asyncio.sleep(0.2)
         try:
@@ -296,12 +326,12 @@ async def run_until(cell: Cell, yield_ms: int) -> float:
     """Wait until the cell ends, calls ``yield_control()``, or ``yield_ms`` passes; returns the
     seconds waited."""
     started = time.monotonic()
-    cell.yielded.clear()
     waits = [asyncio.ensure_future(cell.done.wait()), asyncio.ensure_future(cell.yielded.wait())]
     try:
         await asyncio.wait(waits, timeout=yield_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()
+    cell.yielded.clear()  # consumed (a yield_control() while nobody waited counts for the next wait)
     await asyncio.sleep(0)  # a script that ends right after it yields is reported as ended
     return time.monotonic() - started
