@@ -264,3 +264,12 @@ def test_another_loops_containers_and_closing_tasks_are_left_alone() -> None:
     assert sum(k[1] == "loop-owner" for k in container._CONTAINERS) == 2
     for key in [k for k in container._CONTAINERS if k[1] == "loop-owner"]:
         del container._CONTAINERS[key]  # never started: nothing to stop
+
+
+async def test_hundreds_of_commands_started_at_once_all_finish(ws: Path) -> None:
+    """Requests that fill the container's socket wait their turn to send (one waiter per socket:
+    a second used to replace the first's wake-up, and ~290 commands at once hung the turn)."""
+    ctx = ctx_for("read-only", ws, "namespaces")
+    results = await asyncio.wait_for(asyncio.gather(*(sh(ctx, f"echo n{i}") for i in range(400))), 120)
+    assert [code for code, _ in results] == [0] * 400
+    assert all(f"n{i}" in out for i, (_, out) in enumerate(results))

@@ -114,6 +114,10 @@ class Container:
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
         self._procs: dict[str, ContainerProcess] = {}
+        # One sender at a time: a full socket makes a sender wait for writability with
+        # ``add_writer``, which keeps one callback per descriptor — a second waiter replaced the
+        # first's, whose spawn then waited forever (~290 commands started at once hung the turn).
+        self._send_lock = asyncio.Lock()
         self.on_idle: Callable[[Container], None] | None = None
 
     @property
@@ -251,17 +255,21 @@ class Container:
             os.write(memfd, json.dumps(request).encode())
             head = json.dumps(message).encode()
             loop = asyncio.get_running_loop()
-            while True:
-                try:
-                    socket.send_fds(self._sock, [head], [memfd, *fds])
-                    return
-                except BlockingIOError:
-                    writable: asyncio.Future[None] = loop.create_future()
-                    loop.add_writer(self._sock.fileno(), _resolve, writable)
+            async with self._send_lock:
+                while True:
+                    if self._sock is None:
+                        raise ContainerError("the sandbox container is not running")
                     try:
-                        await writable
-                    finally:
-                        loop.remove_writer(self._sock.fileno())
+                        socket.send_fds(self._sock, [head], [memfd, *fds])
+                        return
+                    except BlockingIOError:
+                        fd = self._sock.fileno()
+                        writable: asyncio.Future[None] = loop.create_future()
+                        loop.add_writer(fd, _resolve, writable)
+                        try:
+                            await writable
+                        finally:
+                            loop.remove_writer(fd)
         finally:
             os.close(memfd)
 
