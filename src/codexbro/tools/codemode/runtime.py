@@ -182,7 +182,11 @@ async def _run(cell: Cell, code: str, call_tool: CallTool, names: list[str], all
             except ValueError:  # a line past MAX_LINE
                 cell.status, cell.error = "failed", "the script sent more output at once than codexbro reads"
                 break
-            if not raw:
+            try:
+                message = json.loads(raw) if raw else None
+            except ValueError:  # a line cut short: the host was killed while writing it
+                message = None
+            if message is None:  # the host is gone: say why, if nothing else has
                 if cell.status == "running":
                     await proc.wait()
                     cell.status = "failed"
@@ -190,16 +194,6 @@ async def _run(cell: Cell, code: str, call_tool: CallTool, names: list[str], all
                         cell.error
                         or f"the script's V8 process ended unexpectedly (exit status {proc.returncode})"
                     )
-                break
-            try:
-                message = json.loads(raw)
-            except ValueError:  # a line cut short: the host was killed while writing it
-                await proc.wait()
-                cell.status = "failed"
-                cell.error = (
-                    cell.error
-                    or f"the script's V8 process ended unexpectedly (exit status {proc.returncode})"
-                )
                 break
             kind = message.get("t")
             if kind == "done":
