@@ -25,6 +25,7 @@ from codexbro.sandbox.exec_policy import PrefixRule
 from codexbro.tools.resources import ToolResources
 
 if TYPE_CHECKING:
+    from codexbro.core.agent_team import Tree
     from codexbro.mcp.manager import McpManager
     from codexbro.sandbox.policy import SandboxSpec
     from codexbro.tools.shell_snapshot import ShellSnapshot
@@ -144,18 +145,26 @@ def _drop_spare_server(thread_id: str) -> None:
         spare.drop(thread_id)
 
 
-def _attach_subagents(session: Session, resolution: Resolution, options: SessionOptions) -> None:
+def _attach_subagents(
+    session: Session, resolution: Resolution, options: SessionOptions, *, tree: Tree | None = None,
+    path: str = "/root",
+) -> None:
     """Give ``session`` its sub-agents: each child is opened here from the same resolution (config,
-    sandbox, approval policy, provider, credential; a model override when asked), cannot spawn its
-    own, and tags its requests as 0.169 does."""
+    sandbox, approval policy, provider, credential; a model override when asked) and tags its
+    requests as 0.169 does. A ``multi_agent_v1`` child spawns none of its own (upstream's depth
+    limit of 1); a ``multi_agent_v2`` child (``path`` in the root's ``tree``) gets a team of its own
+    in the same tree, as 0.169's children do."""
     from codexbro.records import replace
 
     if TYPE_CHECKING:
         from codexbro.core.agent_team import AgentTeam
 
     config = resolution.config
+    session.tool_resources.agent_path = path
 
-    def open_child(model: str | None, resume: str | None = None) -> Session:
+    def open_child(
+        model: str | None, resume: str | None = None, *, path: str | None = None, tree: Tree | None = None
+    ) -> Session:
         from codexbro.api.responses_client import ResponsesModelClient
 
         res = resolution
@@ -171,6 +180,11 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
         if isinstance(child.client, ResponsesModelClient):
             child.client.subagent = "collab_spawn"
             child.client.parent_thread_id = session.thread_id
+        if path is not None and tree is not None:
+            from codexbro.tools.menu import code_mode, multi_agent_v2
+
+            if multi_agent_v2(child.model, child.config, code_mode(child.model, child.config)):
+                _attach_subagents(child, res, options, tree=tree, path=path)
         return child
 
     def make() -> AgentTeam:  # when a turn's menu first offers the tools: most sessions never do
@@ -181,7 +195,7 @@ def _attach_subagents(session: Session, resolution: Resolution, options: Session
         agents_cfg = config.raw.get("agents")
         limit = agents_cfg.get("max_threads") if isinstance(agents_cfg, dict) else None
         max_threads = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_THREADS
-        agents = AgentTeam(session, open_child, max_threads=max_threads)
+        agents = AgentTeam(session, open_child, max_threads=max_threads, tree=tree, me=path)
         session.subagents = agents
         catalog = Readers().catalog(config.codexbro_home, config.model_catalog_json)[0]
         session.tool_resources.agent_models = [

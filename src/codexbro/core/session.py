@@ -175,7 +175,8 @@ class Session:
                 from codexbro.tools.handlers.agents_v2 import developer_texts
 
                 at = 1 if self.config.developer_instructions else 0
-                items[at:at] = [developer_message(text) for text in developer_texts()]
+                child = self.tool_resources.agent_path != "/root"
+                items[at:at] = [developer_message(text) for text in developer_texts(child=child)]
         mcp = self.tool_resources.mcp
         if mcp is not None and self.model.raw.get("supports_search_tool") is True:
             from codexbro.mcp.search import deferred_developer_text

@@ -73,6 +73,8 @@ class Child(Struct):
     expect: str = ""  # the submission whose end is the status (an earlier turn's end is not)
     asking: bool = False  # the pump waits for the parent's front end (an approval, a question)
     closing: bool = False  # close_agent was called: a turn it stops ends as "shutdown", not "interrupted"
+    evicted: bool = False  # v2: its session closed to free a slot; a followup_task reopens it
+    inbox: list[Any] = field(default_factory=list)  # v2: messages sent while evicted, given at reopening
 
     @property
     def kind(self) -> str:

@@ -152,11 +152,13 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         handlers.append(ViewImageHandler())
     # 0.169: the collaboration tools for models whose catalog entry says multi_agent_version v1 (and
     # unknown models, which get fallback metadata), when the session can run sub-agents (a child
-    # session has no AgentControl: sub-agents do not spawn their own, upstream's depth limit of 1).
+    # session has no AgentControl: sub-agents do not spawn their own, upstream's depth limit of 1;
+    # multi_agent_v2 children do, as 0.169's: core/agent_team.py).
     version = "v1" if model.is_fallback else model.raw.get("multi_agent_version")
     wanted = version == "v1" and config.features.get("multi_agent") is not False  # [features] as upstream
     wanted = wanted and not code  # 0.169 offers no v1 collaboration tools in code mode
-    if on("multi_agent", wanted) and resources.agents is not None:  # made now, the first time
+    root = resources.agent_path == "/root"  # a v2 child has a team, but never the v1 tools
+    if on("multi_agent", wanted) and root and resources.agents is not None:  # made now, the first time
         from codexbro.tools.handlers.agents import agent_handlers
 
         handlers.extend(agent_handlers(resources.agents, resources.agent_models))

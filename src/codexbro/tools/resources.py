@@ -42,6 +42,7 @@ class ToolResources:
         self._agents: AgentControl | None = None
         self.agents_factory: Callable[[], AgentControl] | None = None
         self.agent_models: list[tuple[str, str]] = []  # (slug, description) listed by spawn_agent
+        self.agent_path = "/root"  # the session's path in its tree of multi_agent_v2 agents
         self._exec: ExecSessions | None = None
         self._js: JsRepl | None = None
         self._code: CodeModeState | None = None

@@ -52,10 +52,11 @@ def namespace_spec(models: list[tuple[str, str]]) -> dict[str, Any]:
     return spec
 
 
-def developer_texts() -> list[str]:
-    """The root's ``<multi_agent_role>`` and ``<multi_agent_mode>`` messages (0.169's)."""
+def developer_texts(*, child: bool = False) -> list[str]:
+    """The ``<multi_agent_role>`` (the root's, or every child's) and ``<multi_agent_mode>``
+    messages (0.169's)."""
     texts = spec_texts()
-    return [texts["role_root"], texts["mode"]]
+    return [texts["role_child" if child else "role_root"], texts["mode"]]
 
 
 class NamespaceHandler:

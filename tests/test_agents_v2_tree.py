@@ -1,0 +1,175 @@
+"""0.169's multi_agent_v2 as a tree: children that spawn their own agents, one set of four slots for
+the whole tree, finished agents closed when a spawn needs their slot, paths relative to the caller.
+``codexbro exec`` runs the scripts the real 0.169 ran (``fixtures/codex-0.169/multi-agent-v2-nested.json``)
+against a loopback fake answering each agent by its path, and every answer is compared with 0.169's."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli, write_config
+from tests.fakes.events import ev_completed, ev_created, ev_function_call, ev_message, sse_frame
+from tests.fakes.responses_server import FakeResponsesServer, Recorded
+
+pytest.importorskip("py_mini_racer", reason="code mode needs mini-racer (a dependency of codexbro)")
+
+CAPTURE = json.loads(
+    (Path(__file__).parent / "fixtures" / "codex-0.169" / "multi-agent-v2-nested.json").read_text()
+)
+
+
+def agent_of(body: dict[str, Any], subagent: str | None) -> str:
+    """The agent a request is for: the root, or the recipient of the child's first task."""
+    if not subagent:
+        return "/root"
+    for item in body["input"]:
+        if item.get("type") == "agent_message" and "NEW_TASK" in item["content"][0]["text"]:
+            return str(item["recipient"])
+    raise AssertionError("a child request without its task")
+
+
+def outputs(requests: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str], str]:
+    """(agent, call id) → the output the agent's model read."""
+    found: dict[tuple[str, str], str] = {}
+    for name, body in requests:
+        for item in body["input"]:
+            if item.get("type") == "function_call_output":
+                found[(name, item["call_id"])] = item["output"]
+    return found
+
+
+def upstream(scenario: str) -> dict[tuple[str, str], str]:
+    reqs = [(r["name"], {"input": r["input_tail"]}) for r in CAPTURE[scenario]["requests"]]
+    return outputs(reqs)
+
+
+class Agents:
+    """The fake's answers: each agent's next step by how many outputs its request carries."""
+
+    def __init__(self, steps: dict[str, list[list[Any]]], hold: dict[str, threading.Event]) -> None:
+        self.steps, self.hold = steps, hold
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        headers = {k.lower(): v for k, v in rec.headers.items()}
+        name = agent_of(rec.body, headers.get("x-openai-subagent"))
+        with self.lock:
+            self.requests.append((name, rec.body))
+        k = sum(1 for i in rec.body["input"] if i.get("type") == "function_call_output")
+        self.on_request(name, k)
+        if name in self.hold:
+            self.hold[name].wait(60)
+        steps = self.steps.get(name, [])
+        if k < len(steps):
+            fname, args = steps[k]
+            call = ev_function_call(f"call{k}", fname, args)
+            call["item"]["namespace"] = "collaboration"
+            events = [ev_created(f"r{k}"), call, ev_completed(f"r{k}")]
+        else:
+            events = [ev_created("rend"), ev_message(f"{name} done"), ev_completed("rend")]
+        time.sleep(0.3)  # as the capture's fake did
+        return 200, {"content-type": "text/event-stream"}, b"".join(sse_frame(e) for e in events)
+
+    def on_request(self, name: str, k: int) -> None:
+        pass
+
+
+def run(home: Path, workspace: Path, agents: Agents) -> list[dict[str, Any]]:
+    with FakeResponsesServer() as fake:
+        fake.route("POST", "/" + fake.base_url.split("/", 3)[3] + "/responses", agents)
+        write_config(home, fake.base_url, model="gpt-6-sol")
+        res = run_cli("exec", "--json", "--skip-git-repo-check", "-s", "danger-full-access", "hi", cwd=workspace,
+                      timeout=180)  # fmt: skip
+    assert res.code == 0, res.stderr[-3000:]
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def test_children_spawn_their_own_agents_as_0_169(home: Path, workspace: Path) -> None:
+    agents = Agents(CAPTURE["steps"]["nested"], {})
+    run(home, workspace, agents)
+    mine = outputs(agents.requests)
+    theirs = upstream("nested")
+    assert mine == theirs
+    # A grandchild's task comes from its parent, by the path its parent gave it.
+    first = {name: body for name, body in reversed(agents.requests)}
+    task = first["/root/worker/sub"]["input"][-1]
+    assert task["author"] == "/root/worker" and task["recipient"] == "/root/worker/sub"
+    # Every agent has the collaboration tools and a child's role message; the root its own.
+    spec = json.loads((Path(__file__).parents[1] / "src/codexbro/tools/specs/multi_agent_v2.json").read_text())
+    for name, body in first.items():
+        assert [ns["name"] for ns in body["input"][0]["tools"]] == ["functions", "collaboration"], name
+        texts = [i["content"][0]["text"] for i in body["input"]
+                 if i.get("type") == "message" and i["role"] == "developer"]  # fmt: skip
+        assert (spec["role_root"] if name == "/root" else spec["role_child"]) in texts, name
+    # The grandchild's answer went to its parent, not to the root.
+    def finals(name: str) -> list[str]:
+        last = [body for n, body in agents.requests if n == name][-1]
+        return [i["author"] for i in last["input"] if i.get("type") == "agent_message"
+                and "FINAL_ANSWER" in i["content"][0]["text"]]  # fmt: skip
+
+    assert finals("/root/worker") == ["/root/worker/sub"]
+    assert "/root/worker/sub" not in finals("/root")
+
+
+class Slots(Agents):
+    """b runs until the root's last wait; c, d, e until the root's end (they hold their slots)."""
+
+    def on_request(self, name: str, k: int) -> None:
+        if name == "/root" and k >= 12:
+            self.hold["/root/b"].set()
+        if name == "/root" and k >= 14:
+            for key in ("/root/c", "/root/d", "/root/e"):
+                self.hold[key].set()
+
+
+def test_four_slots_for_the_tree_as_0_169(home: Path, workspace: Path) -> None:
+    hold = {key: threading.Event() for key in ("/root/b", "/root/c", "/root/d", "/root/e")}
+    agents = Slots(CAPTURE["steps"]["slots"], hold)
+    try:
+        run(home, workspace, agents)
+    finally:
+        for event in hold.values():
+            event.set()
+    mine = outputs(agents.requests)
+    theirs = upstream("slots")
+    assert mine == theirs
+    assert mine[("/root", "call8")] == "collab spawn failed: agent thread limit reached"
+    assert not any(name == "/root/e" for name, _ in agents.requests)  # refused: never started
+
+
+def test_a_closed_agent_is_reopened_with_its_history_and_the_messages_it_missed(
+    home: Path, workspace: Path
+) -> None:
+    steps = {"/root": [
+        ["spawn_agent", {"task_name": "a", "message": "first task", "fork_turns": "none"}],
+        ["wait_agent", {"timeout_ms": 10000}],
+        *[["spawn_agent", {"task_name": n, "message": "x", "fork_turns": "none"}] for n in ("b", "c", "d")],
+        ["list_agents", {}],
+        ["send_message", {"target": "a", "message": "while you were away"}],
+        ["followup_task", {"target": "/root/a", "message": "second task"}],
+        ["wait_agent", {"timeout_ms": 10000}],
+        ["list_agents", {}],
+    ]}  # fmt: skip
+    agents = Agents(steps, {})
+    run(home, workspace, agents)
+    out = outputs(agents.requests)
+    listed = [a["agent_name"] for a in json.loads(out[("/root", "call5")])["agents"]]
+    assert listed == ["/root", "/root/b", "/root/c", "/root/d"]  # a closed for d's slot
+    assert out[("/root", "call6")] == "" and out[("/root", "call7")] == ""
+    reopened = [body for name, body in agents.requests if name == "/root/a"][-1]["input"]
+    texts = [json.dumps(i) for i in reopened]
+    order = [next(n for n, t in enumerate(texts) if key in t)
+             for key in ("first task", "/root/a done", "while you were away", "second task")]  # fmt: skip
+    assert order == sorted(order), "its history, then the message it missed, then the new task"
+    final = [body for name, body in agents.requests if name == "/root"][-1]["input"]
+    answers = [i for i in final if i.get("type") == "agent_message" and i["author"] == "/root/a"]
+    assert len(answers) == 2  # one per task
+    listed = [a["agent_name"] for a in json.loads(out[("/root", "call9")])["agents"]]
+    assert "/root/a" in listed and len(listed) == 4  # it took a slot back (another finished agent left)
