@@ -87,12 +87,12 @@ def test_collaboration_as_0_169(home: Path, workspace: Path) -> None:
     # The menu and the root's developer messages.
     first = roots[0]["input"]
     names = [ns["name"] for ns in first[0]["tools"]]
-    assert names == ["functions", "collaboration"]
+    assert names == ["functions", "clock", "collaboration"]  # as 0.169 (clock-sleep.json)
     theirs = json.loads(
         (Path(__file__).parent / "fixtures" / "codex-0.169" / "code-mode-requests.json").read_text()
     )
     want = theirs["gpt-6-sol"]["input"][0]["tools"][2]
-    mine = first[0]["tools"][1]
+    mine = first[0]["tools"][2]
     assert [t["name"] for t in mine["tools"]] == [t["name"] for t in want["tools"]]
     for a, b in zip(mine["tools"], want["tools"], strict=True):
         assert a["parameters"] == b["parameters"]
@@ -138,5 +138,5 @@ def test_no_collaboration_namespace_when_turned_off(
     fake.add(Reply(message_turn("hi")))
     assert run_cli("exec", "--skip-git-repo-check", "hi", cwd=workspace).code == 0
     first = fake.bodies()[0]["input"]
-    assert [ns["name"] for ns in first[0]["tools"]] == ["functions"]
+    assert [ns["name"] for ns in first[0]["tools"]] == ["functions", "clock"]
     assert "<multi_agent_role>" not in json.dumps(first)

@@ -102,12 +102,15 @@ def test_children_spawn_their_own_agents_as_0_169(home: Path, workspace: Path) -
     task = first["/root/worker/sub"]["input"][-1]
     assert task["author"] == "/root/worker" and task["recipient"] == "/root/worker/sub"
     # Every agent has the collaboration tools and a child's role message; the root its own.
-    spec = json.loads((Path(__file__).parents[1] / "src/codexbro/tools/specs/multi_agent_v2.json").read_text())
+    spec = json.loads(
+        (Path(__file__).parents[1] / "src/codexbro/tools/specs/multi_agent_v2.json").read_text()
+    )
     for name, body in first.items():
-        assert [ns["name"] for ns in body["input"][0]["tools"]] == ["functions", "collaboration"], name
+        assert [ns["name"] for ns in body["input"][0]["tools"]] == ["functions", "clock", "collaboration"], name
         texts = [i["content"][0]["text"] for i in body["input"]
                  if i.get("type") == "message" and i["role"] == "developer"]  # fmt: skip
         assert (spec["role_root"] if name == "/root" else spec["role_child"]) in texts, name
+
     # The grandchild's answer went to its parent, not to the root.
     def finals(name: str) -> list[str]:
         last = [body for n, body in agents.requests if n == name][-1]

@@ -146,7 +146,11 @@ def _drop_spare_server(thread_id: str) -> None:
 
 
 def _attach_subagents(
-    session: Session, resolution: Resolution, options: SessionOptions, *, tree: Tree | None = None,
+    session: Session,
+    resolution: Resolution,
+    options: SessionOptions,
+    *,
+    tree: Tree | None = None,
     path: str = "/root",
 ) -> None:
     """Give ``session`` its sub-agents: each child is opened here from the same resolution (config,

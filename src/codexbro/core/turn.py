@@ -108,6 +108,8 @@ class TurnHost(Protocol):
 
     def drain_pending_input(self) -> list[ev.ResponseItem]: ...
 
+    def steered(self) -> bool: ...
+
     async def before_sample(self, ctx: TurnContext) -> None: ...
 
     async def on_context_overflow(self, ctx: TurnContext) -> bool: ...
@@ -200,6 +202,7 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
         home=ctx.home,
         ask_user=ctx.ask_user,
         inject=injected.append,
+        steered=host.steered,
     )
     calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
     needs_follow_up = False

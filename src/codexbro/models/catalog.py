@@ -152,7 +152,7 @@ USED_FIELDS = frozenset({
     "input_modalities", "tool_menu", "use_responses_lite", "tool_mode",
     "multi_agent_version",
 })  # fmt: skip
-IMPLEMENTED_EXPERIMENTAL_TOOLS = frozenset({"read_file", "list_dir", "grep_files"})
+IMPLEMENTED_EXPERIMENTAL_TOOLS = frozenset({"read_file", "list_dir", "grep_files", "clock"})
 _WHY_IGNORED = {
     "model_messages": "upstream's per-model messages are not bundled: codexbro's instruction family is used",
     "max_context_window": "codexbro uses context_window (set model_context_window for more)",

@@ -97,6 +97,8 @@ class ToolContext(Struct, frozen=True):
     ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
     # Add an item to the history beside the call's output (code mode's ``notify``); None: nowhere.
     inject: Callable[[dict[str, Any]], None] | None = None
+    # Whether input for the running turn waits for its next request (a ``clock.sleep`` ends early).
+    steered: Callable[[], bool] = lambda: False
 
     def resolve_path(self, path: str | None) -> Path:
         if not path:

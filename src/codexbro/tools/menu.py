@@ -162,6 +162,10 @@ def build_router(model: ModelInfo, config: Config, resources: ToolResources | No
         from codexbro.tools.handlers.agents import agent_handlers
 
         handlers.extend(agent_handlers(resources.agents, resources.agent_models))
+    if on("clock", "clock" in experimental):  # 0.169: clock.sleep
+        from codexbro.tools.handlers.clock import clock_handlers
+
+        handlers.extend(clock_handlers())
     if multi_agent_v2(model, config, code) and resources.agents is not None:  # the collaboration namespace
         from codexbro.tools.handlers.agents_v2 import TeamControl, team_handlers
 

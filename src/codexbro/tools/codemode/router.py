@@ -22,9 +22,9 @@ from codexbro.tools.router import DispatchResult, RWLock, ToolRouter
 log = logging.getLogger(__name__)
 DIRECT = ("request_user_input",)  # called by the model itself, in the functions namespace (0.169)
 LEFT_OUT = ("update_plan",)
-NAMESPACES = (
-    "collaboration",
-)  # namespaces of direct tools (multi_agent_v2), after `functions`  # not among 0.169's nested tools (captured)
+# namespaces of direct tools, after `functions` (clock.sleep, multi_agent_v2): not among 0.169's
+# nested tools (captured)
+NAMESPACES = ("clock", "collaboration")
 
 
 class CodeModeRouter(ToolRouter):

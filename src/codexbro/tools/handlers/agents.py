@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolOutput, parse_arguments
+from codexbro.tools.namespace import Namespace, NamespaceFunction
 
 NAMESPACE = "multi_agent_v1"
 DEFAULT_WAIT_MS, MIN_WAIT_MS, MAX_WAIT_MS = 30_000, 10_000, 3_600_000
@@ -82,35 +83,27 @@ def _message(args: dict[str, Any]) -> str:
     raise RespondToModel("provide a non-empty `message` (or `items` with text)")
 
 
-class NamespaceHandler:
+class AgentsNamespace(Namespace):
     """The one menu entry: the namespace with its five functions (never called itself)."""
 
-    name = NAMESPACE
-    supports_parallel = True
-
-    def __init__(self, models: list[tuple[str, str]]) -> None:
+    def __init__(self, models: list[tuple[str, str]], functions: list[NamespaceFunction]) -> None:
+        super().__init__(NAMESPACE, "", functions)
         self._models = models
 
     def spec(self) -> dict[str, Any]:
         return namespace_spec(self._models)
 
-    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        raise RespondToModel(f"call one of the functions of {NAMESPACE}, not the namespace")
 
-
-class _AgentFunction:
+class _AgentFunction(NamespaceFunction):
     """One function of the namespace, dispatched as ``multi_agent_v1::NAME``; each call shows up as
     a ``collab_tool_call`` (begin/end events with the agents' states)."""
 
-    function: ClassVar[str]
+    namespace = NAMESPACE
     event_tool: ClassVar[str] = ""  # the name 0.169's events use, when it differs
     states_before: ClassVar[bool] = False  # the end event shows the agents as they were (close)
-    supports_parallel = True
-    hidden = True  # on the menu through the namespace only
 
     def __init__(self, agents: AgentControl) -> None:
         self.agents = agents
-        self.name = f"{NAMESPACE}::{self.function}"
 
     def spec(self) -> dict[str, Any]:
         return _function_spec(self.function)
@@ -208,7 +201,5 @@ class ResumeAgent(_AgentFunction):
 
 
 def agent_handlers(agents: AgentControl, models: list[tuple[str, str]]) -> list[Any]:
-    return [
-        NamespaceHandler(models),
-        *(cls(agents) for cls in (SpawnAgent, SendInput, WaitAgent, CloseAgent, ResumeAgent)),
-    ]
+    functions = [cls(agents) for cls in (SpawnAgent, SendInput, WaitAgent, CloseAgent, ResumeAgent)]
+    return AgentsNamespace(models, list(functions)).handlers()

@@ -11,9 +11,10 @@ import copy
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolOutput, parse_arguments
+from codexbro.tools.namespace import Namespace, NamespaceFunction
 
 NAMESPACE = "collaboration"
 DEFAULT_WAIT_MS, MIN_WAIT_MS, MAX_WAIT_MS = 30_000, 10_000, 3_600_000
@@ -59,18 +60,13 @@ def developer_texts(*, child: bool = False) -> list[str]:
     return [texts["role_child" if child else "role_root"], texts["mode"]]
 
 
-class NamespaceHandler:
-    name = NAMESPACE
-    supports_parallel = True
-
-    def __init__(self, models: list[tuple[str, str]]) -> None:
+class TeamNamespace(Namespace):
+    def __init__(self, models: list[tuple[str, str]], functions: list[NamespaceFunction]) -> None:
+        super().__init__(NAMESPACE, "", functions)
         self._models = models
 
     def spec(self) -> dict[str, Any]:
         return namespace_spec(self._models)
-
-    async def handle(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
-        raise RespondToModel(f"call one of the functions of {NAMESPACE}, not the namespace")
 
 
 def _text(args: dict[str, Any], key: str) -> str:
@@ -80,14 +76,11 @@ def _text(args: dict[str, Any], key: str) -> str:
     return value
 
 
-class _TeamFunction:
-    function: ClassVar[str]
-    supports_parallel = True
-    hidden = True  # on the menu through the namespace only
+class _TeamFunction(NamespaceFunction):
+    namespace = NAMESPACE
 
     def __init__(self, team: TeamControl) -> None:
         self.team = team
-        self.name = f"{NAMESPACE}::{self.function}"
 
     def spec(self) -> dict[str, Any]:
         for tool in spec_texts()["namespace"]["tools"]:
@@ -166,10 +159,7 @@ class WaitAgent(_TeamFunction):
 
 
 def team_handlers(team: TeamControl, models: list[tuple[str, str]]) -> list[Any]:
-    return [
-        NamespaceHandler(models),
-        *(
-            cls(team)
-            for cls in (FollowupTask, InterruptAgent, ListAgents, SendMessage, SpawnAgent, WaitAgent)
-        ),
+    functions = [
+        cls(team) for cls in (FollowupTask, InterruptAgent, ListAgents, SendMessage, SpawnAgent, WaitAgent)
     ]
+    return TeamNamespace(models, list(functions)).handlers()
