@@ -91,9 +91,21 @@ def run(home: Path, workspace: Path, agents: Agents) -> list[dict[str, Any]]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
+class Nested(Agents):
+    """deeper answers once sub has listed the tree (as in the capture, where it was still running)."""
+
+    def on_request(self, name: str, k: int) -> None:
+        if name == "/root/worker/sub" and k >= 3:
+            self.hold["/root/worker/sub/deeper"].set()
+
+
 def test_children_spawn_their_own_agents_as_0_169(home: Path, workspace: Path) -> None:
-    agents = Agents(CAPTURE["steps"]["nested"], {})
-    run(home, workspace, agents)
+    hold = {"/root/worker/sub/deeper": threading.Event()}
+    agents = Nested(CAPTURE["steps"]["nested"], hold)
+    try:
+        run(home, workspace, agents)
+    finally:
+        hold["/root/worker/sub/deeper"].set()
     mine = outputs(agents.requests)
     theirs = upstream("nested")
     assert mine == theirs
@@ -106,7 +118,9 @@ def test_children_spawn_their_own_agents_as_0_169(home: Path, workspace: Path) -
         (Path(__file__).parents[1] / "src/codexbro/tools/specs/multi_agent_v2.json").read_text()
     )
     for name, body in first.items():
-        assert [ns["name"] for ns in body["input"][0]["tools"]] == ["functions", "clock", "collaboration"], name
+        assert [ns["name"] for ns in body["input"][0]["tools"]] == ["functions", "clock", "collaboration"], (
+            name
+        )
         texts = [i["content"][0]["text"] for i in body["input"]
                  if i.get("type") == "message" and i["role"] == "developer"]  # fmt: skip
         assert (spec["role_root"] if name == "/root" else spec["role_child"]) in texts, name

@@ -30,7 +30,9 @@ def test_sleep_as_0_169(home: Path, fake: FakeResponsesServer, workspace: Path) 
         fake.add(Reply([ev_created(f"r{n}"), event, ev_completed(f"r{n}")]))
     fake.add(Reply([ev_created("end"), ev_message("done"), ev_completed("end")]))
     write_config(home, fake.base_url, model="gpt-6-sol")
-    res = run_cli("exec", "--skip-git-repo-check", "-s", "danger-full-access", "hi", cwd=workspace, timeout=120)
+    res = run_cli(
+        "exec", "--skip-git-repo-check", "-s", "danger-full-access", "hi", cwd=workspace, timeout=120
+    )
     assert res.code == 0, res.stderr[-2000:]
     bodies = fake.bodies()
     menu = bodies[0]["input"][0]["tools"]
@@ -41,12 +43,16 @@ def test_sleep_as_0_169(home: Path, fake: FakeResponsesServer, workspace: Path) 
     wall = re.compile(r"Wall time: (\d+\.\d{4}) seconds\nSleep completed\.")
     assert (m := wall.fullmatch(mine["call0"])) and wall.fullmatch(theirs["call0"])
     assert 1.2 <= float(m.group(1)) < 2.0
-    assert mine["call1"] == theirs["call1"] and mine["call2"] == theirs["call2"]  # the range, in 0.169's words
+    assert (
+        mine["call1"] == theirs["call1"] and mine["call2"] == theirs["call2"]
+    )  # the range, in 0.169's words
     for key in ("call3", "call4", "call5"):  # refused (codexbro's words where 0.169 passes serde's on)
         assert mine[key].startswith("failed to parse function arguments:") and "duration_ms" in mine[key]
 
 
-def test_no_clock_for_models_that_do_not_list_it(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
+def test_no_clock_for_models_that_do_not_list_it(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
     fake.add(Reply([ev_created("r"), ev_message("hi"), ev_completed("r")]))
     write_config(home, fake.base_url, model="gpt-5.5")
     assert run_cli("exec", "--skip-git-repo-check", "hi", cwd=workspace).code == 0

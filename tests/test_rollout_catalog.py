@@ -91,7 +91,9 @@ def test_models_show_names_what_codexbro_ignores(home: Path) -> None:
     assert "resolved: `gpt-6-astra`: its own entry in the bundled catalog" in res.stdout
     assert "tool_mode" not in res.stdout.split("(ignored):")[1]  # code mode is built (tools/codemode)
     assert "multi_agent_version" not in res.stdout.split("(ignored):")[1]  # v1 and v2 are built
-    assert "experimental_supported_tools: send_user_message_async not implemented" in res.stdout  # clock is built
+    assert (
+        "experimental_supported_tools: send_user_message_async not implemented" in res.stdout
+    )  # clock is built
     res = run_cli("models", "show", "gpt-5.5-2027-01-01")
     assert "using `gpt-5.5`'s (longest prefix)" in res.stdout, res.stdout
 
