@@ -190,3 +190,55 @@ def test_a_closed_agent_is_reopened_with_its_history_and_the_messages_it_missed(
     assert len(answers) == 2  # one per task
     listed = [a["agent_name"] for a in json.loads(out[("/root", "call9")])["agents"]]
     assert "/root/a" in listed and len(listed) == 4  # it took a slot back (another finished agent left)
+
+
+def test_the_tree_s_traffic_is_shown_to_the_user_not_in_json(home: Path, workspace: Path) -> None:
+    """exec --json stays as 0.169's (waits only); the human output, like the TUI, says who spawned,
+    tasked, messaged and answered whom — a grandchild's too; the trace records it."""
+    agents = Nested(CAPTURE["steps"]["nested"], {"/root/worker/sub/deeper": threading.Event()})
+    agents.hold["/root/worker/sub/deeper"].set()
+    with FakeResponsesServer() as fake:
+        fake.route("POST", "/" + fake.base_url.split("/", 3)[3] + "/responses", agents)
+        write_config(home, fake.base_url, model="gpt-6-sol")
+        trace = workspace.parent / "trace.jsonl"
+        res = run_cli("exec", "--skip-git-repo-check", "-s", "danger-full-access", "--trace", str(trace), "hi",
+                      cwd=workspace, timeout=180)  # fmt: skip
+    assert res.code == 0, res.stderr[-3000:]
+    for line in ("agents: /root spawned /root/worker: Spawn a helper.",
+                 "agents: /root/worker spawned /root/worker/sub: Go deeper.",
+                 "agents: /root/worker/sub answered /root/worker: /root/worker/sub done",
+                 "agents: /root/worker sent a message to /root: to root",
+                 "agents: /root/worker answered /root: /root/worker done"):  # fmt: skip
+        assert line in res.stderr, line
+    records = [json.loads(x) for x in trace.read_text().splitlines()]
+    team = [(r["action"], r["author"], r["recipient"]) for r in records if r.get("kind") == "agent_team"]
+    assert ("spawn", "/root/worker/sub", "/root/worker/sub/deeper") in team
+    assert ("answer", "/root/worker/sub/deeper", "/root/worker/sub") in team
+
+
+async def test_the_tui_shows_the_tree_s_traffic(home: Path, workspace: Path) -> None:
+    pytest.importorskip("textual", reason="textual (a base dependency) is not installed")
+    import asyncio
+
+    from codexbro.composition import SessionOptions, start_session
+    from codexbro.config.loader import Overrides, load_config
+    from codexbro.tui import cells
+    from codexbro.tui.app import CodexbroApp
+
+    steps = {"/root": [["spawn_agent", {"task_name": "worker", "message": "Count the files.", "fork_turns": "none"}],
+                       ["wait_agent", {"timeout_ms": 10000}]]}  # fmt: skip
+    agents = Agents(steps, {})
+    with FakeResponsesServer() as fake:
+        fake.route("POST", "/" + fake.base_url.split("/", 3)[3] + "/responses", agents)
+        write_config(home, fake.base_url, model="gpt-6-sol")
+        config = load_config(Overrides(cwd=workspace, flags={"sandbox_mode": "danger-full-access"}))
+        app = CodexbroApp(start_session(config, SessionOptions(interactive=True)))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press(*"go", "enter")
+            async with asyncio.timeout(60):
+                while not (list(app.query(cells.AgentCell)) and not app.running):
+                    await pilot.pause(0.05)
+            notes = [str(n.render()) for n in app.query(cells.NoteCell)]
+        await app.session.close()
+    assert any("agents: /root spawned /root/worker: Count the files." in n for n in notes), notes
+    assert any("agents: /root/worker answered /root: /root/worker done" in n for n in notes), notes

@@ -207,6 +207,7 @@ class AgentTeam(SubAgents):
             child = Child(path, task_name, session)
             self._adopt(child)
         child.expect = session.submit_item(agent_message(self.me, path, "NEW_TASK", message, sealed=True))
+        self.parent.emit(p.AgentTeamEvent("spawn", self.me, path, message))
         return {"task_name": path}
 
     def _adopt(self, child: Child) -> None:
@@ -227,6 +228,7 @@ class AgentTeam(SubAgents):
                     await self.tree.free_slot(TOOL_FULL)
                     await self._reopen(child)
         item = agent_message(self.me, child.id, "NEW_TASK", message, sealed=True)
+        self.parent.emit(p.AgentTeamEvent("task", self.me, child.id, message))
         if child.session.active is not None:
             child.session.submit_item(item)  # steered: the running turn's end answers it
             return ""
@@ -251,6 +253,9 @@ class AgentTeam(SubAgents):
     async def message(self, target: str, message: str) -> str:
         path = self.path(target)
         item = agent_message(self.me, path, "MESSAGE", message, sealed=True)
+        if path != ROOT:
+            self._live(target, closed_too=True)  # a path that does not exist is refused before it shows
+        self.parent.emit(p.AgentTeamEvent("message", self.me, path, message))
         if path == ROOT:
             self.tree.deliver(ROOT, item)
             return ""
@@ -267,6 +272,7 @@ class AgentTeam(SubAgents):
         previous = child.status
         if child.session.active is not None:
             child.session.submit(p.Interrupt())
+        self.parent.emit(p.AgentTeamEvent("interrupt", self.me, child.id))
         return {"previous_status": previous}
 
     def list_agents(self, prefix: str | None) -> dict[str, Any]:
@@ -309,6 +315,7 @@ class AgentTeam(SubAgents):
             else json.dumps(status, separators=(",", ":"), ensure_ascii=False)
         )
         self.tree.finished[child.id] = asyncio.get_running_loop().time()
+        self.parent.emit(p.AgentTeamEvent("answer", child.id, self.me, payload))
         self.tree.deliver(self.me, agent_message(child.id, self.me, "FINAL_ANSWER", payload, sealed=False))
 
     async def shut(self, child: Child) -> None:

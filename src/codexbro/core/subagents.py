@@ -262,8 +262,10 @@ class SubAgents:
                 finally:
                     child.asking = False
                 session.submit(p.UserInputAnswer(msg.call_id, answers))
-            elif isinstance(msg, p.ModelRequest):
-                self.parent.emit(msg)  # the child's requests show in the parent's trace
+            elif isinstance(msg, p.ModelRequest | p.AgentTeamEvent):
+                self.parent.emit(
+                    msg
+                )  # the child's requests and its own agents show in the parent's front end
             elif isinstance(msg, p.ShutdownComplete):
                 return
 

@@ -97,6 +97,10 @@ class HumanProcessor:
 
             line = collab_summary(msg.tool, msg.receiver_thread_ids, msg.agents_states, msg.prompt)
             self._err(self._style(safe(line), "35" if msg.success else "31"))
+        elif isinstance(msg, p.AgentTeamEvent):
+            from codexbro.protocol.display import team_summary
+
+            self._err(self._style(safe(team_summary(msg.kind, msg.author, msg.recipient, msg.text)), "35"))
         elif isinstance(msg, p.McpToolCallBegin):
             inv = msg.invocation
             self._err(

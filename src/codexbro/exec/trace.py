@@ -137,6 +137,9 @@ class TraceWriter:
         elif isinstance(msg, p.PatchApplyEnd):
             files = {path: c.get("type") for path, c in msg.changes.items()}
             self.write("patch", call_id=msg.call_id, success=msg.success, files=files)
+        elif isinstance(msg, p.AgentTeamEvent):
+            self.write("agent_team", action=msg.kind, author=msg.author, recipient=msg.recipient,
+                       text_chars=len(msg.text or ""))  # fmt: skip
         elif isinstance(msg, p.ToolCallEnd):
             self.write("tool", call_id=msg.call_id, tool=msg.tool, success=msg.success,
                        duration_ms=msg.duration_ms, output_bytes=msg.output_bytes)  # fmt: skip

@@ -387,6 +387,18 @@ class CollabToolCallEnd(EventMsg, eq=False):
     type: ClassVar[str] = "collab_tool_call_end"
 
 
+class AgentTeamEvent(EventMsg, eq=False):
+    """``multi_agent_v2`` traffic, for front ends and traces (not in ``exec --json``: 0.169 shows
+    only waits there): ``kind`` is ``spawn``, ``task``, ``message``, ``interrupt`` or ``answer``;
+    ``author`` and ``recipient`` are task paths (``/root/worker``); ``text`` what was sent."""
+
+    kind: str
+    author: str
+    recipient: str
+    text: str | None = None
+    type: ClassVar[str] = "agent_team_event"
+
+
 class McpToolCallBegin(EventMsg, eq=False):
     """``invocation`` is ``{server, tool, arguments}`` (the tool's own name, not the model's)."""
 

@@ -24,3 +24,16 @@ def collab_summary(
         parts.append(f"{agent[-8:]} {state.get('status', '?')}{shown}")
     ask = f" — {prompt[:80]}" if prompt else ""
     return f"agents: {tool}{ask} → " + ("; ".join(parts) if parts else "no agent")
+
+
+_TEAM_VERBS = {"spawn": "spawned", "task": "gave a task to", "message": "sent a message to",
+               "interrupt": "interrupted"}  # fmt: skip
+
+
+def team_summary(kind: str, author: str, recipient: str, text: str | None) -> str:
+    """One line for ``multi_agent_v2`` traffic: who did what to whom, and what was sent (cut)."""
+    said = " ".join((text or "").split())
+    said = f": {said[:117]}…" if len(said) > 120 else (f": {said}" if said else "")
+    if kind == "answer":
+        return f"agents: {author} answered {recipient}{said}"
+    return f"agents: {author} {_TEAM_VERBS.get(kind, kind)} {recipient}{said}"

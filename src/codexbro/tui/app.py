@@ -239,6 +239,12 @@ class CodexbroApp(App[int]):
 
             line = collab_summary(msg.tool, msg.receiver_thread_ids, msg.agents_states, msg.prompt)
             await self.add(cells.NoteCell(line, "info" if msg.success else "error"))
+        elif isinstance(msg, p.AgentTeamEvent):
+            from codexbro.protocol.display import team_summary
+
+            await self.add(
+                cells.NoteCell(team_summary(msg.kind, msg.author, msg.recipient, msg.text), "info")
+            )
         elif isinstance(msg, p.McpStartupComplete) and msg.ready:
             await self.add(
                 cells.NoteCell(f"MCP servers ready: {', '.join(msg.ready)} (/mcp lists their tools)", "info")
