@@ -218,3 +218,52 @@ def test_debug_request_shows_the_chat_body_really_sent(home: Path, workspace: Pa
     doc = json.loads(res.stdout)
     text = json.dumps(doc)
     assert "/v1/chat/completions" in text and '"messages"' in text and '"stream_options"' in text
+
+
+def test_a_code_mode_model_keeps_its_menu_through_the_bridge(home: Path, workspace: Path) -> None:
+    """gpt-6-sol's menu travels in an additional_tools item: over chat it becomes functions
+    (exec, wait, clock__sleep, collaboration__…), and calls to them come back to the right tools."""
+    import pytest
+
+    pytest.importorskip("py_mini_racer", reason="code mode needs mini-racer (a dependency of codexbro)")
+    with FakeChatServer() as chat:
+        write_config(home, chat.base_url, provider_extra=BRIDGE, model="gpt-6-sol")
+        chat.add(tool_reply("call_1", "exec", json.dumps({"input": 'text("hi from " + "js")'})),
+                 tool_reply("call_2", "clock__sleep", json.dumps({"duration_ms": 5})),
+                 text_reply("done"))  # fmt: skip
+        res = run_cli(
+            "exec", "--skip-git-repo-check", "-s", "danger-full-access", "go", cwd=workspace, timeout=120
+        )
+        assert res.code == 0, res.stderr[-2000:]
+        first, second, third = chat.requests
+    names = [t["function"]["name"] for t in first["tools"]]
+    assert names[:2] == ["exec", "wait"] and "clock__sleep" in names and "collaboration__spawn_agent" in names
+    assert first["parallel_tool_calls"] is False
+    exec_out = next(m for m in second["messages"] if m["role"] == "tool")
+    assert "hi from js" in exec_out["content"]
+    call = next(m for m in third["messages"] if m.get("tool_calls") and m["tool_calls"][0]["id"] == "call_2")
+    assert call["tool_calls"][0]["function"]["name"] == "clock__sleep"
+    sleep_out = [m for m in third["messages"] if m["role"] == "tool"][-1]
+    assert sleep_out["content"].endswith("Sleep completed.")
+
+
+def test_agent_messages_and_namespaced_calls_translate() -> None:
+    body = {"input": [
+        {"type": "agent_message", "author": "/root", "recipient": "/root/w", "content": [
+            {"type": "input_text", "text": "Message Type: NEW_TASK\nTask name: /root/w\nSender: /root\nPayload:\n"},
+            {"type": "encrypted_content", "encrypted_content": "Count the files."}]},
+        {"type": "function_call", "call_id": "c1", "name": "spawn_agent", "namespace": "collaboration",
+         "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]}  # fmt: skip
+    messages = to_chat_request(body)["messages"]
+    assert messages[0] == {"role": "user", "content": "Message Type: NEW_TASK\nTask name: /root/w\nSender: "
+                                                      "/root\nPayload:\nCount the files."}  # fmt: skip
+    assert messages[1]["tool_calls"][0]["function"]["name"] == "collaboration__spawn_agent"
+    stream = ChatStream(frozenset(), {"collaboration__spawn_agent": ("collaboration", "spawn_agent")})
+    for raw in ({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c2", "function": {
+                    "name": "collaboration__spawn_agent", "arguments": "{}"}}]}}]},
+                {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}):  # fmt: skip
+        stream.feed(raw)
+    done = [e.item for e in stream.finish() if isinstance(e, ev.OutputItemDone)]
+    assert done[0]["name"] == "spawn_agent" and done[0]["namespace"] == "collaboration"

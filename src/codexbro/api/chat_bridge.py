@@ -10,7 +10,11 @@ Request (``to_chat_request``): ``instructions`` → a ``system`` message; ``deve
 ``system``; user/assistant messages → the same roles (``input_image`` → ``image_url`` parts);
 consecutive ``function_call`` items → one assistant message's ``tool_calls``; outputs → ``tool``
 messages; a freeform tool (``apply_patch``'s ``custom`` form) → a function with one ``input``
-string argument, and back; reasoning items are dropped (chat has no place for them); tools other
+string argument, and back; namespaced tools (code mode's ``additional_tools`` item, the
+collaboration and clock namespaces) → functions named ``NAMESPACE__NAME`` (code mode's ``functions``
+namespace keeps plain names: ``exec``, ``wait``), and back to calls naming their namespace;
+``agent_message`` items (multi_agent_v2's tasks and answers) → ``user`` messages with their header
+and payload; reasoning items are dropped (chat has no place for them); tools other
 than functions (``web_search``, ``local_shell``) are left out; ``--output-schema`` →
 ``response_format: {type: json_schema}``; reasoning effort → ``reasoning_effort``; always
 ``stream: true`` with ``stream_options.include_usage``.
@@ -81,6 +85,59 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+class Menu(Struct):
+    """The request's tools as chat functions: namespaced ones (an ``additional_tools`` item's or a
+    top-level ``namespace`` tool's) flattened to ``NAMESPACE__NAME`` — the ``functions`` namespace
+    of code mode keeps plain names — and how each chat name maps back."""
+
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    custom: set[str] = field(default_factory=set)  # chat names of freeform tools (one `input` string)
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name → (namespace, name)
+
+    def add(self, tool: dict[str, Any], namespace: str | None = None) -> None:
+        if tool.get("type") == "namespace":
+            for inner in tool.get("tools") or []:
+                if isinstance(inner, dict):
+                    self.add(inner, str(tool.get("name") or ""))
+            return
+        converted = _tool(tool)
+        if converted is None:
+            return
+        name = str(tool.get("name"))
+        if namespace and namespace != "functions":
+            converted["function"]["name"] = chat_name(namespace, name)
+            self.namespaced[converted["function"]["name"]] = (namespace, name)
+        if tool.get("type") == "custom":
+            self.custom.add(converted["function"]["name"])
+        self.tools.append(converted)
+
+
+def chat_name(namespace: str | None, name: str) -> str:
+    return f"{namespace}__{name}" if namespace and namespace != "functions" else name
+
+
+def menu_of(body: dict[str, Any]) -> Menu:
+    menu = Menu()
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            menu.add(tool)
+    for item in body.get("input") or []:
+        if isinstance(item, dict) and item.get("type") == "additional_tools":  # code mode's menu
+            for tool in item.get("tools") or []:
+                if isinstance(tool, dict):
+                    menu.add(tool)
+    return menu
+
+
+def _agent_message_text(item: dict[str, Any]) -> str:
+    """A multi_agent_v2 ``agent_message`` as plain text: its header, then its payload (sealed or not)."""
+    parts = []
+    for part in item.get("content") or []:
+        if isinstance(part, dict):
+            parts.append(str(part.get("text") or part.get("encrypted_content") or ""))
+    return "".join(parts)
+
+
 def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
     """A Responses request body → a ``/chat/completions`` request body."""
     messages: list[dict[str, Any]] = []
@@ -101,8 +158,9 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
                 if kind == "function_call"
                 else json.dumps({"input": item.get("input", "")})
             )
+            name = chat_name(item.get("namespace"), str(item.get("name")))
             pending_calls.append({"id": str(item.get("call_id")), "type": "function",
-                                  "function": {"name": item.get("name"), "arguments": arguments or "{}"}})  # fmt: skip
+                                  "function": {"name": name, "arguments": arguments or "{}"}})  # fmt: skip
             continue
         flush()
         if kind == "message":
@@ -115,6 +173,8 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
             elif role == "user":
                 simple = all(p["type"] == "text" for p in parts)
                 messages.append({"role": "user", "content": text if simple else parts})
+        elif kind == "agent_message":  # a task, message or answer between agents (multi_agent_v2)
+            messages.append({"role": "user", "content": _agent_message_text(item)})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             if not isinstance(output, str):
@@ -123,7 +183,7 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
     flush()
     request: dict[str, Any] = {"model": body.get("model"), "messages": messages, "stream": True,
                                "stream_options": {"include_usage": True}}  # fmt: skip
-    tools = [t for t in (_tool(t) for t in body.get("tools") or []) if t is not None]
+    tools = menu_of(body).tools
     if tools:
         request["tools"] = tools
         request["tool_choice"] = "auto"
@@ -175,6 +235,7 @@ class ChatStream(Struct):
     past ``MAX_CALLS`` calls or ``MAX_TEXT`` characters is refused."""
 
     custom_tools: frozenset[str] = frozenset()
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name → (namespace, name)
     response_id: str | None = None
     text: list[str] = field(default_factory=list)  # pieces, joined once (appending to a str is quadratic)
     reasoning: list[str] = field(default_factory=list)
@@ -261,16 +322,18 @@ class ChatStream(Struct):
                 continue  # fragments of a call whose name never came: nothing to run
             call_id = call.id or f"call_{secrets.token_hex(8)}"
             arguments = "".join(call.arguments)
+            namespace, name = self.namespaced.get(call.name, (None, call.name))
+            where = {"namespace": namespace} if namespace else {}
             if call.name in self.custom_tools:
                 value: Any = arguments
                 with suppress(ValueError, RecursionError):
                     value = _obj(json.loads(arguments or "{}")).get("input", arguments)
                 out.append(ev.OutputItemDone({"type": "custom_tool_call", "id": f"ctc_{secrets.token_hex(8)}",
-                                              "call_id": call_id, "name": call.name,
+                                              "call_id": call_id, "name": name, **where,
                                               "input": value if isinstance(value, str) else json.dumps(value)}))  # fmt: skip
             else:
                 out.append(ev.OutputItemDone({"type": "function_call", "id": f"fc_{secrets.token_hex(8)}",
-                                              "call_id": call_id, "name": call.name,
+                                              "call_id": call_id, "name": name, **where,
                                               "arguments": arguments or "{}"}))  # fmt: skip
         out.append(ev.Completed(self.response_id, self.usage))
         return out
@@ -301,8 +364,8 @@ class ChatCompletionsClient(ResponsesClient):
         return to_chat_request(body)
 
     async def _events(self, response: Any, body: dict[str, Any]) -> AsyncIterator[ev.ResponseEvent]:
-        custom = frozenset(str(t.get("name")) for t in body.get("tools") or [] if t.get("type") == "custom")
-        async for event in self._chat_events(response, ChatStream(custom)):
+        menu = menu_of(body)
+        async for event in self._chat_events(response, ChatStream(frozenset(menu.custom), menu.namespaced)):
             yield event
 
     async def _chat_events(self, response: Any, state: ChatStream) -> AsyncIterator[ev.ResponseEvent]:
