@@ -242,3 +242,25 @@ async def test_the_tui_shows_the_tree_s_traffic(home: Path, workspace: Path) -> 
         await app.session.close()
     assert any("agents: /root spawned /root/worker: Count the files." in n for n in notes), notes
     assert any("agents: /root/worker answered /root: /root/worker done" in n for n in notes), notes
+
+
+def test_a_reasoning_effort_override_reaches_the_child(home: Path, workspace: Path) -> None:
+    steps = {"/root": [
+        ["spawn_agent", {"task_name": "low", "message": "x", "fork_turns": "none", "reasoning_effort": "low"}],
+        ["spawn_agent", {"task_name": "odd", "message": "x", "fork_turns": "none", "reasoning_effort": "banana"}],
+        ["spawn_agent", {"task_name": "forked", "message": "x", "reasoning_effort": "low"}],
+        ["wait_agent", {"timeout_ms": 10000}],
+    ]}  # fmt: skip
+    agents = Agents(steps, {})
+    run(home, workspace, agents)
+    child = next(body for name, body in agents.requests if name == "/root/low")
+    root = next(body for name, body in agents.requests if name == "/root")
+    assert child["reasoning"]["effort"] == "low" and root["reasoning"]["effort"] != "low"
+    out = outputs(agents.requests)
+    assert out[("/root", "call1")].startswith(
+        "could not start the agent: reasoning_effort `banana` is not one"
+    )
+    assert out[("/root", "call2")].startswith(
+        "full-history forks inherit the parent model and reasoning effort"
+    )
+    assert {name for name, _ in agents.requests} == {"/root", "/root/low"}

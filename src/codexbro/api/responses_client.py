@@ -142,7 +142,8 @@ class ResponsesModelClient:
         self.responses.on_wait = value
 
     def preview(self, prompt: Prompt) -> RequestPreview:
-        headers = {"accept": "text/event-stream", "content-type": "application/json", **self.build_headers()}
+        headers = {"accept": "text/event-stream", "content-type": "application/json",
+                   **self.build_headers(lite=self._lite(prompt))}  # fmt: skip
         # what is really sent (the chat bridge translates the body)
         return RequestPreview(
             self.responses.url, self.responses.request_body(self.build_body(prompt)), headers
@@ -164,7 +165,10 @@ class ResponsesModelClient:
         body["tool_choice"] = "auto"
         body["parallel_tool_calls"] = prompt.parallel_tool_calls
         reasoning = None
-        if model.supports_reasoning_summaries:
+        # 0.169 sends reasoning for every catalog model with reasoning levels, whether or not its
+        # entry says supports_reasoning_summaries (captured: fixtures/codex-0.169/reasoning-requests.json);
+        # models no catalog knows get none (codexbro's choice: third-party servers may refuse it).
+        if model.supports_reasoning_summaries or model.supported_reasoning_levels:
             reasoning = {}
             effort = cfg.model_reasoning_effort or model.default_reasoning_level
             if effort:
@@ -172,6 +176,8 @@ class ResponsesModelClient:
             summary = cfg.model_reasoning_summary or model.default_reasoning_summary
             if summary and summary != "none":
                 reasoning["summary"] = summary
+            if self._lite(prompt):
+                reasoning["context"] = "all_turns"
         body["reasoning"] = reasoning
         body["store"] = _is_azure(self.provider, self.base_url)
         body["stream"] = True
@@ -193,9 +199,16 @@ class ResponsesModelClient:
             body["service_tier"] = "priority" if cfg.service_tier == "fast" else cfg.service_tier
         return body
 
-    def build_headers(self, subagent: str | None = None) -> dict[str, str]:
+    def _lite(self, prompt: Prompt) -> bool:
+        """0.169's "responses lite" request (a catalog entry's ``use_responses_lite``, with the menu in
+        an ``additional_tools`` item): ``reasoning.context`` and a header mark it."""
+        return prompt.code_mode and self.model.raw.get("use_responses_lite") is True
+
+    def build_headers(self, subagent: str | None = None, *, lite: bool = False) -> dict[str, str]:
         """``subagent`` marks sub-agent traffic (``compact``, ``review``, …) as upstream does."""
         headers: dict[str, str] = {}
+        if lite:
+            headers["x-openai-internal-codex-responses-lite"] = "true"
         if self.auth.token:
             headers["authorization"] = f"Bearer {self.auth.token}"
         if self.auth.mode == "chatgpt" and self.auth.account_id:
@@ -232,7 +245,9 @@ class ResponsesModelClient:
         body = self.build_body(prompt)
         for attempt in range(3):
             try:
-                async for event in self.responses.stream(body, self.build_headers(subagent)):
+                async for event in self.responses.stream(
+                    body, self.build_headers(subagent, lite=self._lite(prompt))
+                ):
                     yield event
                 return
             except FatalApiError as err:

@@ -167,13 +167,29 @@ def _attach_subagents(
     session.tool_resources.agent_path = path
 
     def open_child(
-        model: str | None, resume: str | None = None, *, path: str | None = None, tree: Tree | None = None
+        model: str | None,
+        resume: str | None = None,
+        *,
+        path: str | None = None,
+        tree: Tree | None = None,
+        effort: str | None = None,
     ) -> Session:
         from codexbro.api.responses_client import ResponsesModelClient
 
         res = resolution
         if model is not None and model != resolution.model.slug:
             res = replace(resolution, model=model_lookup(config)(model), config=replace(config, model=model))
+        if effort is not None:  # spawn_agent's reasoning_effort: one the child's model supports
+            from typing import get_args
+
+            from codexbro.config.values import ReasoningEffort
+
+            levels = res.model.supported_reasoning_levels or get_args(ReasoningEffort)
+            if effort not in levels:
+                raise ValueError(
+                    f"reasoning_effort `{effort}` is not one {res.model.slug} supports ({', '.join(levels)})"
+                )
+            res = replace(res, config=replace(res.config, model_reasoning_effort=effort))
         earlier = None
         if resume is not None:  # a closed agent reopened from its rollout
             from codexbro.core.rollout import find_rollout, load_rollout

@@ -149,6 +149,8 @@ KEYS: tuple[Key, ...] = (
     Key("forced_chatgpt_workspace_id", STR, "allow only one workspace", used=False),
     Key("experimental_realtime_ws_base_url", STR, "`codexbro realtime`: the realtime WebSocket's base URL"),
     Key("experimental_realtime_ws_model", STR, "`codexbro realtime`: the realtime model (gpt-realtime-1.5)"),
+    Key("agents", ANY, "sub-agents: `max_threads` (children open at once, default 6) is used; role tables "
+        "and other keys are kept, not acted on"),
     # ---- accepted, not acted on yet
     Key("file_opener", STR, "editor links", used=False),
     Key("background_terminal_max_timeout", NONNEG_INT, "background terminal timeout", used=False),
@@ -157,7 +159,7 @@ KEYS: tuple[Key, ...] = (
     *(
         Key(name, ANY, "upstream's; kept, not acted on", used=False)
         for name in (
-            "tui", "otel", "analytics", "agents", "realtime", "audio", "skills", "check_for_update_on_startup",
+            "tui", "otel", "analytics", "realtime", "audio", "skills", "check_for_update_on_startup",
             "suppress_unstable_features_warning", "disable_response_storage", "include_permissions_instructions",
             "include_apps_instructions", "include_environment_context", "include_environment_context_time",
             "include_collaboration_mode_instructions", "responses_api_metadata", "windows_wsl_setup_acknowledged", "sqlite_home",

@@ -31,8 +31,8 @@ so a grandchild's reach the user through every level). What 0.169 showed and thi
 - errors: ``agent_name must use only lowercase letters, digits, and underscores``,
   ``live agent path `/root/NAME` not found``.
 
-Not as 0.169, on purpose or unverified: a ``reasoning_effort`` override is not applied; the
-``FINAL_ANSWER`` of a child that did not complete carries its status as JSON; the texts refusing a
+Not as 0.169, on purpose or unverified: a ``reasoning_effort`` the child's model does not support
+is refused in codexbro's words; the ``FINAL_ANSWER`` of a child that did not complete carries its status as JSON; the texts refusing a
 duplicate name, a bad ``fork_turns``, an override on a full-history fork, a task for ``/root`` or
 for oneself, and a reopening under a closed parent are codexbro's; ``[agents] max_threads`` (when
 below 3) lowers the number of children loaded at once.
@@ -176,7 +176,7 @@ class AgentTeam(SubAgents):
     # ---- the tools -------------------------------------------------------------------------------
 
     async def spawn_task(self, task_name: str, message: str, *, fork_turns: str | None,
-                         model: str | None) -> dict[str, Any]:  # fmt: skip
+                         model: str | None, effort: str | None = None) -> dict[str, Any]:  # fmt: skip
         if not _NAME.fullmatch(task_name) or len(task_name) > 64:
             raise RespondToModel(
                 "agent_name must use only lowercase letters, digits, and underscores"
@@ -189,14 +189,15 @@ class AgentTeam(SubAgents):
         fork = fork_turns or "all"
         if fork not in ("all", "none"):
             raise RespondToModel('fork_turns must be "all" or "none"')
-        if fork == "all" and model:
+        if fork == "all" and (model or effort):
             raise RespondToModel(
-                'full-history forks inherit the parent model; set fork_turns to "none" to choose another'
+                "full-history forks inherit the parent model and reasoning effort; "
+                'set fork_turns to "none" to choose another'
             )
         async with self.tree.lock:
             await self.tree.free_slot(SPAWN_FULL)
             try:
-                session = self.open_child(model, path=path, tree=self.tree)
+                session = self.open_child(model, path=path, tree=self.tree, effort=effort)
             except Exception as exc:  # a bad model override, a broken config: the model reads why
                 raise RespondToModel(f"could not start the agent: {exc}") from None
             if fork == "all":

@@ -112,14 +112,16 @@ class SubAgents:
 
     # ---- the tools -------------------------------------------------------------------------------
 
-    async def spawn(self, message: str, *, model: str | None, fork_context: bool) -> dict[str, Any]:
+    async def spawn(
+        self, message: str, *, model: str | None, fork_context: bool, effort: str | None = None
+    ) -> dict[str, Any]:
         open_now = sum(1 for c in self.children.values() if c.kind != "shutdown")
         if open_now >= self.max_threads:
             raise RespondToModel(
                 f"agent limit reached ({self.max_threads} open); close one with close_agent first"
             )
         try:
-            session = self.open_child(model)
+            session = self.open_child(model, effort=effort)
         except Exception as exc:  # a bad model override, a broken config: the model reads why
             raise RespondToModel(f"could not start the agent: {exc}") from None
         if fork_context:

@@ -173,8 +173,6 @@ def ignored_fields(info: ModelInfo) -> list[str]:
     missing = [t for t in info.experimental_supported_tools if t not in IMPLEMENTED_EXPERIMENTAL_TOOLS]
     if missing:
         notes.append(f"experimental_supported_tools: {', '.join(missing)} not implemented; not offered")
-    if info.raw.get("use_responses_lite"):
-        notes.append("use_responses_lite: the lite request format is not implemented; the full one is sent")
     return notes
 
 

@@ -25,7 +25,7 @@ class TeamControl(Protocol):
     def thread_id(self) -> str: ...
 
     async def spawn_task(self, task_name: str, message: str, *, fork_turns: str | None,
-                         model: str | None) -> dict[str, Any]: ...  # fmt: skip
+                         model: str | None, effort: str | None = None) -> dict[str, Any]: ...  # fmt: skip
     async def followup(self, target: str, message: str) -> str: ...
     async def message(self, target: str, message: str) -> str: ...
     async def interrupt(self, target: str) -> dict[str, Any]: ...
@@ -104,8 +104,9 @@ class SpawnAgent(_TeamFunction):
     async def run(self, args: dict[str, Any], ctx: ToolContext, call_id: str) -> Any:
         model = args.get("model") if isinstance(args.get("model"), str) and args.get("model") else None
         fork = args.get("fork_turns") if isinstance(args.get("fork_turns"), str) else None
+        effort = args.get("reasoning_effort") if isinstance(args.get("reasoning_effort"), str) else None
         return await self.team.spawn_task(_text(args, "task_name"), _text(args, "message"), fork_turns=fork,
-                                          model=model)  # fmt: skip
+                                          model=model, effort=effort or None)  # fmt: skip
 
 
 class FollowupTask(_TeamFunction):
