@@ -1,6 +1,6 @@
 """Embedded offline model figures (a script that prints numbers, not a test). Issues 8 and 20.
 
-    python bench/embedded.py [--model qwen2.5-coder-1.5b] [--home DIR] [--set dev|heldout|fresh|all]
+    python bench/embedded.py [--model qwen2.5-coder-1.5b] [--home DIR] [--set dev|heldout|fresh|blind|all]
                              [--runs N] [--only N,M] [--skip-tasks]
 
 Every run is a real ``codexbro exec`` process with no credentials and no network:
@@ -13,7 +13,9 @@ Every run is a real ``codexbro exec`` process with no credentials and no network
 - tasks (``embedded_tasks.py``): agent tasks by category, each in a new workspace, judged by the
   state it leaves (files, answer text, commands run); ``heldout`` tasks are only measured, never
   tuned on; ``fresh`` tasks (``embedded_tasks_fresh.py``) were written by someone who had not seen
-  the profile (instructions, worked examples) and are only measured.
+  the profile (instructions, worked examples) and are only measured; ``blind`` tasks
+  (``embedded_tasks_blind.py``, written the same way after ``fresh`` had been read while tuning)
+  print no prompt and no answer, so that whoever tunes the profile stays blind to them.
 
 First-token times are from the start of the request, model load included ("after load" subtracts
 it). Timings come from the ``--trace`` file (``request`` records carry ``local`` figures). ``--home``
@@ -96,7 +98,7 @@ def main() -> int:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--home", default=str(Path.home() / ".cache" / "codexbro-bench"))
     parser.add_argument("--work", default="/tmp/cbx")
-    parser.add_argument("--set", choices=("dev", "heldout", "fresh", "all"), default="all")
+    parser.add_argument("--set", choices=("dev", "heldout", "fresh", "blind", "all"), default="all")
     parser.add_argument(
         "--runs", type=int, default=1, help="runs of the task suite (new workspaces each time)"
     )
@@ -143,13 +145,15 @@ def main() -> int:
     firsts: list[float] = []
     results: dict[tuple[str, str], list[bool]] = defaultdict(list)
     if not args.skip_tasks:
+        from embedded_tasks_blind import BLIND
         from embedded_tasks_fresh import FRESH
 
         sets = {
             "dev": [("dev", DEV)],
             "heldout": [("heldout", HELDOUT)],
             "fresh": [("fresh", FRESH)],
-            "all": [("dev", DEV), ("heldout", HELDOUT), ("fresh", FRESH)],
+            "blind": [("blind", BLIND)],
+            "all": [("dev", DEV), ("heldout", HELDOUT), ("fresh", FRESH), ("blind", BLIND)],
         }
         chosen = {int(n) for n in args.only.split(",") if n}
         for run in range(1, args.runs + 1):
@@ -169,10 +173,12 @@ def main() -> int:
                     walls.append(out.wall_s)
                     firsts.append(first_token(out))
                     speeds += [float(r["tokens_per_s"]) for r in out.requests if int(r["output_tokens"]) >= 8]  # type: ignore[call-overload]
+                    shown = "(prompt not shown)" if set_name == "blind" else task.prompt
                     print(f"run {run} {set_name:7} {number:2} {task.category:7} {'PASS' if ok else 'FAIL'} "
-                          f"{out.wall_s:5.1f} s  {task.prompt}")  # fmt: skip
-                    print(f"        calls: {out.commands}  answer: {out.final[:160]!r}")
-        for set_name in ("dev", "heldout", "fresh"):
+                          f"{out.wall_s:5.1f} s  {shown}")  # fmt: skip
+                    if set_name != "blind":
+                        print(f"        calls: {out.commands}  answer: {out.final[:160]!r}")
+        for set_name in ("dev", "heldout", "fresh", "blind"):
             rows = {cat: oks for (s, cat), oks in results.items() if s == set_name}
             if not rows:
                 continue

@@ -33,3 +33,23 @@ def test_reasoning_as_0_169(case: dict, home: Path, fake: FakeResponsesServer, w
     assert body.get("text") == case["text"]
     assert body["parallel_tool_calls"] == case["parallel_tool_calls"]
     assert headers == case["headers"]
+
+
+def test_unknown_models_get_reasoning_only_when_asked(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """codexbro sends no reasoning to a model no catalog knows (third-party servers may refuse it;
+    0.169 sends ``{"summary": "auto"}``); upstream's ``model_supports_reasoning_summaries`` asks for it."""
+    theirs = next(r for r in CAPTURE["requests"] if r["model"] == "my-own-model")
+    fake.add(Reply(message_turn("ok")), Reply(message_turn("ok")))
+    write_config(home, fake.base_url, model="my-own-model")
+    assert run_cli("exec", "--skip-git-repo-check", "hi", cwd=workspace).code == 0
+    assert fake.bodies()[0]["reasoning"] is None
+    res = run_cli(
+        "exec", "--skip-git-repo-check", "-c", "model_supports_reasoning_summaries=true", "hi", cwd=workspace
+    )
+    assert res.code == 0, res.stderr
+    assert (
+        fake.bodies()[1]["reasoning"] == theirs["reasoning"]
+        and fake.bodies()[1]["include"] == theirs["include"]
+    )

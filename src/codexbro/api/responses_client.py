@@ -168,7 +168,9 @@ class ResponsesModelClient:
         # 0.169 sends reasoning for every catalog model with reasoning levels, whether or not its
         # entry says supports_reasoning_summaries (captured: fixtures/codex-0.169/reasoning-requests.json);
         # models no catalog knows get none (codexbro's choice: third-party servers may refuse it).
-        if model.supports_reasoning_summaries or model.supported_reasoning_levels:
+        # ``model_supports_reasoning_summaries = true`` (upstream's key) asks for it for any model.
+        forced = cfg.raw.get("model_supports_reasoning_summaries") is True
+        if model.supports_reasoning_summaries or model.supported_reasoning_levels or forced:
             reasoning = {}
             effort = cfg.model_reasoning_effort or model.default_reasoning_level
             if effort:

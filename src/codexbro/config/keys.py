@@ -79,7 +79,7 @@ KEYS: tuple[Key, ...] = (
         field="model_reasoning_summary", profile=True),
     Key("model_verbosity", one_of(t.Verbosity), "text verbosity (models that support it)",
         field="model_verbosity", profile=True),
-    Key("model_supports_reasoning_summaries", BOOL, "force reasoning summaries on", used=False),
+    Key("model_supports_reasoning_summaries", BOOL, "send `reasoning` (effort, summary) even for a model no catalog says reasons"),
     Key("service_tier", STR, "service tier (`fast` is sent as `priority`)", field="service_tier", profile=True),
     Key("model_catalog_json", STR, "a catalog file replacing the bundled one (no live refresh)",
         field="model_catalog_json", profile=True),
