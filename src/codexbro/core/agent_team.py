@@ -134,13 +134,20 @@ class Tree:
             await self.evict(min(idle, key=lambda c: self.finished.get(c.id, 0.0)))
 
     async def evict(self, child: Child) -> None:
+        """Close ``child``'s session to free its slot. It counts as closed from the start: work sent
+        to it meanwhile waits in its inbox (or for the lock, to reopen it), never reaches a session
+        on its way out."""
         status = child.status
+        child.evicted = True
         team = self.teams.get(parent_of(child.id))
         if team is not None:
             await team.shut(child)
             team.children.pop(child.id, None)
         self.teams.pop(child.id, None)
-        child.status, child.evicted = status, True  # its last status, for when it is reopened
+        child.status = status  # its last status, for when it is reopened
+        from codexbro.core.history import History
+
+        child.session.history = History(None)  # its rollout holds it; a closed agent keeps no copy
 
 
 class AgentTeam(SubAgents):
@@ -170,6 +177,10 @@ class AgentTeam(SubAgents):
     def _not_self(self, path: str, what: str) -> None:
         if path == self.me:
             raise RespondToModel(f"an agent cannot {what} itself")
+        if self.me.startswith(path + "/") and path != ROOT:
+            raise RespondToModel(
+                f"`{path}` is an agent above you; it takes no {what} from you (send_message reaches it)"
+            )
         if path == ROOT:
             raise RespondToModel(f"`{ROOT}` takes no {what} from its agents; use send_message to reach it")
 
@@ -195,17 +206,26 @@ class AgentTeam(SubAgents):
                 'set fork_turns to "none" to choose another'
             )
         async with self.tree.lock:
+            known = self.tree.agents.get(path)  # again: another spawn may have taken it meanwhile
+            if known is not None and known.kind != "shutdown":
+                raise RespondToModel(
+                    f"agent path `{path}` already exists; give the new agent another task_name"
+                )
             await self.tree.free_slot(SPAWN_FULL)
             try:
                 session = self.open_child(model, path=path, tree=self.tree, effort=effort)
             except Exception as exc:  # a bad model override, a broken config: the model reads why
                 raise RespondToModel(f"could not start the agent: {exc}") from None
-            if fork == "all":
+            if fork == "all":  # recorded, so that a reopened fork keeps what it inherited
                 for item in self.parent.history.items:  # the unanswered spawn call goes as "aborted"
-                    session.history.append(item)
-                session.history.append(developer_message(self._fork_note()))
+                    session.record(item)
+                from codexbro.tools.handlers.agents_v2 import developer_texts
+
+                role, mode = developer_texts(child=True)  # after the note, as 0.169's forks get them
+                for text in (self._fork_note(), role, mode):
+                    session.record(developer_message(text))
                 session.context_recorded = True  # the parent's context came with its history
-            child = Child(path, task_name, session)
+            child = Child(path, task_name, session, model=model, effort=effort)
             self._adopt(child)
         child.expect = session.submit_item(agent_message(self.me, path, "NEW_TASK", message, sealed=True))
         self.parent.emit(p.AgentTeamEvent("spawn", self.me, path, message))
@@ -226,6 +246,10 @@ class AgentTeam(SubAgents):
         if child.evicted:
             async with self.tree.lock:
                 if child.evicted:
+                    if parent_of(child.id) not in self.tree.teams:  # before closing anyone for it
+                        raise RespondToModel(
+                            f"`{parent_of(child.id)}` is closed; give it a task first, then its agents"
+                        )
                     await self.tree.free_slot(TOOL_FULL)
                     await self._reopen(child)
         item = agent_message(self.me, child.id, "NEW_TASK", message, sealed=True)
@@ -238,11 +262,10 @@ class AgentTeam(SubAgents):
         return ""
 
     async def _reopen(self, child: Child) -> None:
-        team = self.tree.teams.get(parent_of(child.id))
-        if team is None:
-            raise RespondToModel(f"`{parent_of(child.id)}` is closed; give it a task first, then its agents")
+        team = self.tree.teams[parent_of(child.id)]
         try:
-            session = team.open_child(None, resume=child.session.thread_id, path=child.id, tree=self.tree)
+            session = team.open_child(child.model, resume=child.session.thread_id, path=child.id, tree=self.tree,
+                                      effort=child.effort)  # fmt: skip
         except Exception as exc:  # no rollout (an ephemeral session), or it cannot be read
             raise RespondToModel(f"could not reopen agent `{child.id}`: {exc}") from None
         child.session, child.evicted, child.closing, child.expect = session, False, False, ""

@@ -213,6 +213,8 @@ class Session:
     def submit_item(self, item: ResponseItem, *, queue: bool = False) -> str:
         """Start a turn from ``item`` (a sub-agent's task, an ``agent_message``); with a turn
         running, ``queue`` starts it after that one, else the item joins the running turn."""
+        if self._closed:
+            raise RuntimeError("the agent's session is closed")
         sub_id = str(next(self._sub_ids))
         if self.active is None:
             self._current_sub = sub_id

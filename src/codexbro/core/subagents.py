@@ -75,6 +75,8 @@ class Child(Struct):
     closing: bool = False  # close_agent was called: a turn it stops ends as "shutdown", not "interrupted"
     evicted: bool = False  # v2: its session closed to free a slot; a followup_task reopens it
     inbox: list[Any] = field(default_factory=list)  # v2: messages sent while evicted, given at reopening
+    model: str | None = None  # the overrides it was spawned with (kept when it is reopened)
+    effort: str | None = None
 
     @property
     def kind(self) -> str:
@@ -126,8 +128,9 @@ class SubAgents:
             raise RespondToModel(f"could not start the agent: {exc}") from None
         if fork_context:
             for item in self.parent.history.items:
-                session.history.append(item)
-        child = Child(session.thread_id, NICKNAMES[len(self.children) % len(NICKNAMES)], session)
+                session.record(item)  # in its rollout too: a reopened agent keeps what it inherited
+        child = Child(session.thread_id, NICKNAMES[len(self.children) % len(NICKNAMES)], session,
+                      model=model, effort=effort)  # fmt: skip
         self.children[child.id] = child
         child.pump = asyncio.get_running_loop().create_task(self._pump(child))
         child.expect = session.submit(p.UserTurn((p.UserInput("text", message),)))
@@ -181,7 +184,7 @@ class SubAgents:
                 f"agent limit reached ({self.max_threads} open); close one with close_agent first"
             )
         try:
-            session = self.open_child(None, resume=target)
+            session = self.open_child(child.model, resume=target, effort=child.effort)
         except Exception as exc:  # no rollout (an ephemeral session), or it cannot be read
             raise RespondToModel(f"could not reopen agent {target}: {exc}") from None
         child.session = session
