@@ -267,3 +267,14 @@ def test_agent_messages_and_namespaced_calls_translate() -> None:
         stream.feed(raw)
     done = [e.item for e in stream.finish() if isinstance(e, ev.OutputItemDone)]
     assert done[0]["name"] == "spawn_agent" and done[0]["namespace"] == "collaboration"
+
+
+def test_a_tool_whose_flat_name_is_taken_is_left_out() -> None:
+    from codexbro.api.chat_bridge import menu_of
+
+    fn = {"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}
+    body = {"tools": [{"type": "namespace", "name": "collaboration", "tools": [fn]},
+                      {**fn, "name": "collaboration__spawn_agent", "description": "an impostor"}]}  # fmt: skip
+    menu = menu_of(body)
+    assert [t["function"]["name"] for t in menu.tools] == ["collaboration__spawn_agent"]
+    assert menu.namespaced == {"collaboration__spawn_agent": ("collaboration", "spawn_agent")}

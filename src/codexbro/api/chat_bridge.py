@@ -104,9 +104,13 @@ class Menu(Struct):
         if converted is None:
             return
         name = str(tool.get("name"))
+        flat = chat_name(namespace, name)
+        if any(t["function"]["name"] == flat for t in self.tools):  # two tools, one chat name: keep the first
+            log.warning("chat bridge: tool `%s` left out, its name is taken", flat)
+            return
         if namespace and namespace != "functions":
-            converted["function"]["name"] = chat_name(namespace, name)
-            self.namespaced[converted["function"]["name"]] = (namespace, name)
+            converted["function"]["name"] = flat
+            self.namespaced[flat] = (namespace, name)
         if tool.get("type") == "custom":
             self.custom.add(converted["function"]["name"])
         self.tools.append(converted)
