@@ -178,6 +178,11 @@ def main() -> int:
                           f"{out.wall_s:5.1f} s  {shown}")  # fmt: skip
                     if set_name != "blind":
                         print(f"        calls: {out.commands}  answer: {out.final[:160]!r}")
+                    elif not ok:  # what failed, without a word of the task
+                        print(f"        exit {out.exit_code}, {len(out.requests)} requests, {len(out.commands)} "
+                              f"calls, answer {len(out.final)} chars; check "
+                              f"{'passed' if task.check(ws, out) else 'failed'}, other files "
+                              f"{'untouched' if untouched_except(task.files, *task.touches)(ws, out) else 'changed'}")  # fmt: skip
         for set_name in ("dev", "heldout", "fresh", "blind"):
             rows = {cat: oks for (s, cat), oks in results.items() if s == set_name}
             if not rows:
