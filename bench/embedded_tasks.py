@@ -194,3 +194,30 @@ def untouched_except(files: dict[str, str], *allowed: str) -> Check:
         return present <= set(files) | set(allowed)
 
     return check
+
+
+def self_test(
+    tasks: list[Task], solutions: dict[int, str], wrong: dict[int, str], *, show: bool = True
+) -> int:
+    """Each task's check fails on the untouched workspace (and on a plausible wrong answer, when
+    ``wrong`` has one) and passes after the correct solution, with no other file changed. No model.
+    ``show=False`` keeps the prompts out of the output (the blind set)."""
+    import tempfile
+
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, task in enumerate(tasks):
+            ws = Path(tmp) / f"t{i:02}"
+            make_workspace(ws, task.files)
+            before = task.check(ws, Outcome("", [], [], 0.0, 0))
+            refused = task.check(ws, Outcome(wrong[i], [], [], 0.0, 0)) if i in wrong else None
+            proc = subprocess.run(["bash", "-c", solutions[i]], cwd=ws, capture_output=True, text=True)
+            out = Outcome(proc.stdout, [solutions[i]], [], 0.0, 0)
+            after = task.check(ws, out) and untouched_except(task.files, *task.touches)(ws, out)
+            ok = not before and not refused and after
+            bad += not ok
+            shown = "-" if refused is None else refused
+            print(f"{i + 1:2} {task.category:7} before {before!s:5} wrong {shown!s:5} after {after!s:5} "
+                  f"{'ok' if ok else 'BAD'}  {task.prompt if show else ''}")  # fmt: skip
+    print(f"{len(tasks) - bad}/{len(tasks)} checks behave as intended")
+    return 1 if bad else 0

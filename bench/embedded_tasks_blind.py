@@ -10,9 +10,7 @@ tasks per category.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from embedded_tasks import (
@@ -20,11 +18,10 @@ from embedded_tasks import (
     Outcome,
     Task,
     both,
-    make_workspace,
     script_passes,
+    self_test,
     text_has,
     text_has_any,
-    untouched_except,
 )
 
 # A recipe scaler: recipes with comment lines and a [steps] section after the ingredients, a
@@ -315,24 +312,7 @@ def _self_test() -> int:
     assert LOGSIFT["logs/app.log"].count("ERROR") == 4
     categories = [task.category for task in BLIND]
     assert all(categories.count(c) == 2 for c in ("explain", "create", "count", "find", "rename", "fix"))
-    bad = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, task in enumerate(BLIND):
-            ws = Path(tmp) / f"t{i:02}"
-            make_workspace(ws, task.files)
-            nothing = Outcome("", [], [], 0.0, 0)
-            before = task.check(ws, nothing)
-            wrong = task.check(ws, Outcome(WRONG[i], [], [], 0.0, 0)) if i in WRONG else None
-            proc = subprocess.run(["bash", "-c", SOLUTIONS[i]], cwd=ws, capture_output=True, text=True)
-            out = Outcome(proc.stdout, [SOLUTIONS[i]], [], 0.0, 0)
-            after = task.check(ws, out) and untouched_except(task.files, *task.touches)(ws, out)
-            ok = not before and not wrong and after
-            bad += not ok
-            shown = "-" if wrong is None else wrong
-            print(f"{i + 1:2} {task.category:7} before {before!s:5} wrong {shown!s:5} after {after!s:5} "
-                  f"{'ok' if ok else 'BAD'}  {task.prompt}")  # fmt: skip
-    print(f"{len(BLIND) - bad}/{len(BLIND)} checks behave as intended")
-    return 1 if bad else 0
+    return self_test(BLIND, SOLUTIONS, WRONG, show=False)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ projects unlike ``PROJECT`` and ``INVENTORY``, and two tasks per category.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from embedded_tasks import (
@@ -21,11 +19,10 @@ from embedded_tasks import (
     both,
     file_is,
     file_lacks_has,
-    make_workspace,
     script_passes,
+    self_test,
     text_has,
     text_has_any,
-    untouched_except,
 )
 
 # A weather-station logger: a package in a subdirectory, a CSV with commented-out rows, and a check
@@ -207,24 +204,7 @@ def _self_test() -> int:
             assert task.touches[0] in task.files
     assert PAWPAL["templates/reminder.txt"].lower().count("checkup") >= 2
     assert TIDEWATCH["station/units.py"].count("celsius") >= 2
-    bad = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, task in enumerate(FRESH):
-            ws = Path(tmp) / f"t{i:02}"
-            make_workspace(ws, task.files)
-            nothing = Outcome("", [], [], 0.0, 0)
-            before = task.check(ws, nothing)
-            wrong = task.check(ws, Outcome(WRONG[i], [], [], 0.0, 0)) if i in WRONG else None
-            proc = subprocess.run(["bash", "-c", SOLUTIONS[i]], cwd=ws, capture_output=True, text=True)
-            out = Outcome(proc.stdout, [SOLUTIONS[i]], [], 0.0, 0)
-            after = task.check(ws, out) and untouched_except(task.files, *task.touches)(ws, out)
-            ok = not before and not wrong and after
-            bad += not ok
-            shown = "-" if wrong is None else wrong
-            print(f"{i + 1:2} {task.category:7} before {before!s:5} wrong {shown!s:5} after {after!s:5} "
-                  f"{'ok' if ok else 'BAD'}  {task.prompt}")  # fmt: skip
-    print(f"{len(FRESH) - bad}/{len(FRESH)} checks behave as intended")
-    return 1 if bad else 0
+    return self_test(FRESH, SOLUTIONS, WRONG)
 
 
 if __name__ == "__main__":

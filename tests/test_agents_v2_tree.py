@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli, write_config
+from tests.fakes.agent_tree import agent_of
 from tests.fakes.events import ev_completed, ev_created, ev_function_call, ev_message, sse_frame
 from tests.fakes.responses_server import FakeResponsesServer, Recorded
 
@@ -22,16 +23,6 @@ pytest.importorskip("py_mini_racer", reason="code mode needs mini-racer (a depen
 CAPTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "codex-0.169" / "multi-agent-v2-nested.json").read_text()
 )
-
-
-def agent_of(body: dict[str, Any], subagent: str | None) -> str:
-    """The agent a request is for: the root, or the recipient of the child's first task."""
-    if not subagent:
-        return "/root"
-    for item in body["input"]:
-        if item.get("type") == "agent_message" and "NEW_TASK" in item["content"][0]["text"]:
-            return str(item["recipient"])
-    raise AssertionError("a child request without its task")
 
 
 def outputs(requests: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str], str]:

@@ -18,6 +18,7 @@ from tests.fakes.responses_server import FakeResponsesServer, Recorded
 
 
 def agent_of(body: dict[str, Any], subagent: str | None) -> str:
+    """The agent a request is for: the root, or the recipient of the child's first task."""
     if not subagent:
         return "/root"
     for item in body["input"]:
