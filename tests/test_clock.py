@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from codexbro.tools.base import ToolCall, ToolContext
-from codexbro.tools.handlers.clock import Sleep
+from codexbro.api.scripted import calls, says
+from codexbro.models.catalog import ModelCatalog
 from tests.conftest import run_cli, write_config
 from tests.fakes.events import ev_completed, ev_created, ev_function_call, ev_message
 from tests.fakes.responses_server import FakeResponsesServer, Reply
+from tests.test_ops import events_until, scripted_session, turn, user_texts
 
 CAPTURE = json.loads((Path(__file__).parent / "fixtures" / "codex-0.169" / "clock-sleep.json").read_text())
 
@@ -59,12 +60,22 @@ def test_no_clock_for_models_that_do_not_list_it(
     assert "clock" not in json.dumps([t.get("name") for t in fake.bodies()[0].get("tools", [])])
 
 
-def test_sleep_ends_early_when_input_arrives(tmp_path: Path) -> None:
-    started = time.monotonic()
-    ctx = ToolContext(cwd=tmp_path, turn_id="t", sandbox_mode="read-only", approval_policy="never",
-                      sandbox_workspace_write=None, env_policy=None,  # type: ignore[arg-type]
-                      steered=lambda: time.monotonic() - started > 0.3)  # fmt: skip
-    call = ToolCall("c", "clock::sleep", "function", json.dumps({"duration_ms": 60_000}))
-    out = asyncio.run(Sleep().handle(call, ctx))
-    assert isinstance(out.content, str) and out.content.endswith("Sleep ended early: new input arrived.")
-    assert time.monotonic() - started < 2
+async def test_sleep_ends_as_soon_as_input_is_steered_into_the_turn(workspace: Path) -> None:
+    """A real session (scripted model gpt-6-sol): the model sleeps for a minute; the user's input,
+    steered into the turn, wakes the sleep at once (no poll) and goes with the next request."""
+    sleep = calls("sleep", {"duration_ms": 60_000})
+    sleep["namespace"] = "clock"
+    session, client = scripted_session(workspace, [[sleep], [says("awake")]])
+    session.model = ModelCatalog.bundled().resolve("gpt-6-sol").info
+    session.submit(turn("sleep a minute"))
+    while not client.prompts:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # the call is sleeping
+    steered_at = time.monotonic()
+    session.submit(turn("wake up"))
+    await events_until(session)
+    woke_after = time.monotonic() - steered_at
+    output = next(i for i in client.prompts[1].input if i.get("type") == "function_call_output")
+    assert str(output["output"]).endswith("Sleep ended early: new input arrived.")
+    assert user_texts(client.prompts[1].input)[-1] == "wake up"
+    assert woke_after < 1  # the minute was not slept

@@ -41,7 +41,6 @@ below 3) lowers the number of children loaded at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -313,18 +312,20 @@ class AgentTeam(SubAgents):
         (0.169's description; the wording of that answer is codexbro's), or ``timeout_s``."""
         if self.tree.unread(self.me):
             return {"message": "Wait completed.", "timed_out": False}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        mail = self.tree.mailbox(self.me)
-        while not mail.is_set():
-            if self.parent.steered():
-                return {"message": "Wait interrupted: the user sent new input.", "timed_out": False}
-            left = deadline - loop.time()
-            if left <= 0:
-                return {"message": "Wait timed out.", "timed_out": True}
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(mail.wait(), min(left, 0.25))
-        return {"message": "Wait completed.", "timed_out": False}
+        if self.parent.steered():
+            return {"message": "Wait interrupted: the user sent new input.", "timed_out": False}
+        mail = asyncio.ensure_future(self.tree.mailbox(self.me).wait())
+        steer = asyncio.ensure_future(self.parent.wait_steered())
+        try:
+            await asyncio.wait((mail, steer), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            mail.cancel()
+            steer.cancel()
+        if mail.done() and not mail.cancelled():
+            return {"message": "Wait completed.", "timed_out": False}
+        if steer.done() and not steer.cancelled():
+            return {"message": "Wait interrupted: the user sent new input.", "timed_out": False}
+        return {"message": "Wait timed out.", "timed_out": True}
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 

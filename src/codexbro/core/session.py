@@ -89,6 +89,7 @@ class Session:
         self.context_recorded = resumed  # the initial context is in the history already
         self.rollout_error: RolloutWriteError | None = None  # a failed write stopping the turn
         self._pending_input: list[ResponseItem] = []  # steered into the running turn
+        self._steer = asyncio.Event()  # set when input is steered into the running turn
         self._notes: list[ResponseItem] = []  # sub-agent notifications for the running turn's next request
         self._queued: list[tuple[str, ResponseItem, dict[str, Any] | None]] = []  # turns waiting their go
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # call id → (kind, answer)
@@ -206,6 +207,16 @@ class Session:
         """Whether input typed during the running turn waits for its next request."""
         return bool(self._pending_input)
 
+    async def wait_steered(self) -> None:
+        """Until input for the running turn waits for its next request (at once when some does)."""
+        while not self._pending_input:
+            self._steer.clear()
+            await self._steer.wait()
+
+    def _steer_in(self, item: ResponseItem) -> None:
+        self._pending_input.append(item)
+        self._steer.set()
+
     def pending(self, item: ResponseItem) -> bool:
         """Whether ``inject``ed ``item`` still waits for the running turn's next request."""
         return any(note is item for note in self._notes)
@@ -222,7 +233,7 @@ class Session:
         elif queue:
             self._queued.append((sub_id, item, None))
         else:
-            self._pending_input.append(item)
+            self._steer_in(item)
         return sub_id
 
     def drain_pending_input(self) -> list[ResponseItem]:
@@ -282,7 +293,7 @@ class Session:
             elif op.when == "queue":
                 self._queued.append((sub_id, item, op.final_output_json_schema))
             else:
-                self._pending_input.append(item)  # steer the running turn
+                self._steer_in(item)  # steer the running turn
         elif isinstance(op, p.Interrupt):
             if self.active is not None:
                 # What waited behind the turn goes too: the user stopped; the front end still has it.

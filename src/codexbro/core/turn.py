@@ -110,6 +110,8 @@ class TurnHost(Protocol):
 
     def steered(self) -> bool: ...
 
+    async def wait_steered(self) -> None: ...
+
     async def before_sample(self, ctx: TurnContext) -> None: ...
 
     async def on_context_overflow(self, ctx: TurnContext) -> bool: ...
@@ -202,7 +204,7 @@ async def sample_once(host: TurnHost, ctx: TurnContext, state: TurnState) -> boo
         home=ctx.home,
         ask_user=ctx.ask_user,
         inject=injected.append,
-        steered=host.steered,
+        wait_steered=host.wait_steered,
     )
     calls: list[tuple[ev.ResponseItem, asyncio.Task[Any]]] = []
     needs_follow_up = False

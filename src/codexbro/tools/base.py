@@ -7,6 +7,7 @@ model should see are raised as ``RespondToModel`` and become ordinary output tex
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -73,6 +74,10 @@ class ToolOutput(Struct, frozen=True):
     success: bool = True
 
 
+async def _never() -> None:
+    await asyncio.Event().wait()
+
+
 class ToolContext(Struct, frozen=True):
     """What a tool call may use: the turn's cwd and policies, the sandbox, the approval channel, the event sink."""
 
@@ -97,8 +102,9 @@ class ToolContext(Struct, frozen=True):
     ask_user: Callable[[EventMsg], Awaitable[Any]] | None = None
     # Add an item to the history beside the call's output (code mode's ``notify``); None: nowhere.
     inject: Callable[[dict[str, Any]], None] | None = None
-    # Whether input for the running turn waits for its next request (a ``clock.sleep`` ends early).
-    steered: Callable[[], bool] = lambda: False
+    # Returns once input for the running turn waits for its next request (a ``clock.sleep`` ends
+    # early); never, where no one can steer.
+    wait_steered: Callable[[], Awaitable[None]] = _never
 
     def resolve_path(self, path: str | None) -> Path:
         if not path:

@@ -17,7 +17,6 @@ from codexbro.tools.base import RespondToModel, ToolCall, ToolContext, ToolOutpu
 from codexbro.tools.namespace import Namespace, NamespaceFunction
 
 MAX_MS = 43_200_000
-POLL_S = 0.05  # how soon new input ends a sleep
 
 
 class Sleep(NamespaceFunction):
@@ -43,15 +42,12 @@ class Sleep(NamespaceFunction):
             raise RespondToModel("failed to parse function arguments: `duration_ms` must be a whole number")
         if not 1 <= ms <= MAX_MS:
             raise RespondToModel(f"duration_ms must be between 1 and {MAX_MS}")
-        loop = asyncio.get_running_loop()
         started = time.monotonic()
-        deadline = loop.time() + ms / 1000
-        early = False
-        while (left := deadline - loop.time()) > 0:
-            if ctx.steered():
-                early = True
-                break
-            await asyncio.sleep(min(left, POLL_S))
+        try:
+            await asyncio.wait_for(ctx.wait_steered(), ms / 1000)
+            early = True
+        except TimeoutError:
+            early = False
         wall = time.monotonic() - started
         end = "Sleep ended early: new input arrived." if early else "Sleep completed."
         return ToolOutput(f"Wall time: {wall:.4f} seconds\n{end}")
