@@ -92,13 +92,13 @@ class Tree:
         self._sent: dict[str, list[ResponseItem]] = {}
 
     def loaded(self) -> list[Child]:
-        return [c for c in self.agents.values() if not c.evicted and c.kind != "shutdown"]
+        return [c for c in self.agents.values() if c.loaded]
 
     def session(self, path: str) -> Session | None:
         if path == ROOT:
             return self.root
         child = self.agents.get(path)
-        return child.session if child is not None and not child.evicted and child.kind != "shutdown" else None
+        return child.session if child is not None and child.loaded else None
 
     def deliver(self, path: str, item: ResponseItem) -> None:
         """``item`` into the agent's conversation (its running turn's next request, or its history),

@@ -82,6 +82,11 @@ class Child(Struct):
     def kind(self) -> str:
         return self.status if isinstance(self.status, str) else next(iter(self.status))
 
+    @property
+    def loaded(self) -> bool:
+        """Its session is open: neither shut down nor closed to free a slot (v2)."""
+        return not self.evicted and self.kind != "shutdown"
+
     def state(self) -> dict[str, Any]:
         """``{status, message}`` as the ``collab_tool_call`` items show it."""
         message = None if isinstance(self.status, str) else next(iter(self.status.values()))
