@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from codexbro.tools.handlers.edit_file import hunk_patch
+from codexbro.tools.loose_match import find_loose, relayout
 from tests.conftest import run_cli, write_config
 from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
@@ -91,3 +92,57 @@ def test_edit_file_is_off_unless_asked(home: Path, fake: FakeResponsesServer, wo
     fake.add(Reply(message_turn("ok")))
     assert run_cli("exec", "hi", cwd=workspace).code == 0
     assert "edit_file" not in [t.get("name") for t in fake.bodies()[0]["tools"]]
+
+
+MATHUTIL = "def is_even(n):\n    return n % 2 == 1\n\n\ndef double(n):\n    return n + n\n"
+
+
+def test_text_copied_with_its_layout_changed_still_matches_once() -> None:
+    # The embedded model's commonest refused edit: the line break and indentation collapsed.
+    spans, gaps = find_loose(MATHUTIL, "def is_even(n): return n % 2 == 1")
+    assert spans == [(0, len("def is_even(n):\n    return n % 2 == 1"))]
+    assert gaps[1] == "\n    "
+    # The replacement keeps the file's layout between words kept from old_text...
+    assert relayout("def is_even(n): return n % 2 == 1", "def is_even(n): return n % 2 == 0", gaps) == (
+        "def is_even(n):\n    return n % 2 == 0"
+    )
+    # ...and uses new_text's own spacing around what it adds or changes.
+    assert relayout(
+        "def is_even(n): return n % 2 == 1", "def is_even(n):  # ok\n  return (n % 2) == 0", gaps
+    ) == ("def is_even(n):  # ok\n  return (n % 2) == 0")
+    # Leading and trailing whitespace of old_text do not count; every whitespace run must be one.
+    assert find_loose(MATHUTIL, "\n  return n %  2 == 1 \n")[0] == [(20, 37)]
+    assert find_loose(MATHUTIL, "returnn % 2")[0] == []
+    assert find_loose(MATHUTIL, "return n")[0] == [(20, 28), (59, 67)]  # twice: not unique
+    assert find_loose(MATHUTIL, " \n ") == ([], [])
+
+
+def test_a_collapsed_copy_is_applied_in_the_files_layout(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
+    target = workspace / "mathutil.py"
+    target.write_text(MATHUTIL)
+    fake.add(
+        call("e1", path="mathutil.py", old_text="n):    return n", new_text="x"),  # loosely twice
+        call(
+            "e2",
+            path="mathutil.py",
+            old_text="def is_even(n): return n % 2 == 1",
+            new_text="def is_even(n): return n % 2 == 0",
+        ),
+        Reply(message_turn("fixed")),
+    )
+    res = run_cli("exec", "--json", "-s", "workspace-write", "fix is_even", cwd=workspace)
+    assert res.code == 0, res.stderr
+    assert target.read_text() == MATHUTIL.replace("== 1", "== 0")
+    out = outputs(fake.bodies()[-1])
+    assert out["e1"].startswith(
+        "edit_file: old_text was not found exactly in mathutil.py, and ignoring spaces and line breaks "
+        "it occurs 2 times; copy it exactly from the file, with enough of the line to be unique. "
+        "mathutil.py is:\n"
+    )
+    assert out["e2"].startswith("Exit code: 0\n") and out["e2"].endswith("M mathutil.py\n")
+    assert [e["item"]["type"] for e in res.events() if e["type"] == "item.completed"].count(
+        "file_change"
+    ) == 1

@@ -5,6 +5,8 @@ embedded profile offers this instead of making them patch; any model can have it
 ``[tools] edit_file = true``. The edit is turned into an ``apply_patch`` hunk over the lines that hold
 the text, so it goes through the same verification, sandbox policy, approvals and
 ``patch_apply_begin``/``end`` events (a ``file_change`` item in ``exec --json``) as a patch.
+Text copied with its line breaks or indentation changed still matches when it matches only once,
+and the replacement keeps the file's layout (``tools/loose_match.py``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
+from codexbro.tools.loose_match import find_loose, relayout
 from codexbro.tools.output import exec_output_freeform
 
 
-def hunk_patch(path: str, text: str, old: str, new: str) -> str:
-    """An apply_patch that replaces the one occurrence of ``old`` in ``text`` (the file at ``path``)
-    by ``new``: an update hunk over exactly the lines the occurrence touches. Those lines contain
-    ``old``, which occurs once, so they occur once too and the hunk cannot land elsewhere."""
-    start = text.index(old)
+def hunk_patch(path: str, text: str, old: str, new: str, start: int | None = None) -> str:
+    """An apply_patch that replaces the one occurrence of ``old`` in ``text`` (the file at ``path``;
+    at ``start`` when given) by ``new``: an update hunk over exactly the lines the occurrence
+    touches. Those lines contain ``old``, which occurs once, so they occur once too and the hunk
+    cannot land elsewhere."""
+    start = text.index(old) if start is None else start
     end = start + len(old)
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
@@ -72,17 +76,28 @@ class EditFileHandler(FunctionTool):
         except (OSError, UnicodeDecodeError) as exc:
             raise RespondToModel(f"edit_file: cannot read {name}: {exc}") from None
         count = text.count(old)
-        if count == 0:
-            raise RespondToModel(
-                f"edit_file: old_text was not found in {name}; copy it exactly from the file "
-                "(spaces and quotes included)" + _shown(name, text)
-            )
-        if count > 1:
+        start: int | None = None
+        if count == 0:  # copied with its line breaks or indentation changed? (loose_match.py)
+            spans, gaps = find_loose(text, old)
+            if len(spans) > 1:
+                raise RespondToModel(
+                    f"edit_file: old_text was not found exactly in {name}, and ignoring spaces and "
+                    f"line breaks it occurs {len(spans)} times; copy it exactly from the file, with "
+                    "enough of the line to be unique" + _shown(name, text)
+                )
+            if not spans:
+                raise RespondToModel(
+                    f"edit_file: old_text was not found in {name}; copy it exactly from the file "
+                    "(spaces and quotes included)" + _shown(name, text)
+                )
+            start, end = spans[0]
+            old, new = text[start:end], relayout(old, new, gaps)
+        elif count > 1:
             raise RespondToModel(
                 f"edit_file: old_text occurs {count} times in {name}; include more of the line so it "
                 "is unique"
             )
-        result = await apply_patch_text(hunk_patch(name, text, old, new), ctx.cwd, call.call_id, ctx)
+        result = await apply_patch_text(hunk_patch(name, text, old, new, start), ctx.cwd, call.call_id, ctx)
         output = exec_output_freeform(
             result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
         )
