@@ -97,24 +97,34 @@ def test_edit_file_is_off_unless_asked(home: Path, fake: FakeResponsesServer, wo
 MATHUTIL = "def is_even(n):\n    return n % 2 == 1\n\n\ndef double(n):\n    return n + n\n"
 
 
-def test_text_copied_with_its_layout_changed_still_matches_once() -> None:
+def test_text_copied_with_its_layout_or_quotes_changed_still_matches() -> None:
     # The embedded model's commonest refused edit: the line break and indentation collapsed.
-    spans, gaps = find_loose(MATHUTIL, "def is_even(n): return n % 2 == 1")
-    assert spans == [(0, len("def is_even(n):\n    return n % 2 == 1"))]
-    assert gaps[1] == "\n    "
+    old = "def is_even(n): return n % 2 == 1"
+    [match] = find_loose(MATHUTIL, old)
+    assert (match.start, match.end) == (0, len("def is_even(n):\n    return n % 2 == 1"))
+    assert match.gaps[1] == "\n    "
     # The replacement keeps the file's layout between words kept from old_text...
-    assert relayout("def is_even(n): return n % 2 == 1", "def is_even(n): return n % 2 == 0", gaps) == (
-        "def is_even(n):\n    return n % 2 == 0"
+    assert (
+        relayout(old, "def is_even(n): return n % 2 == 0", match) == "def is_even(n):\n    return n % 2 == 0"
     )
     # ...and uses new_text's own spacing around what it adds or changes.
-    assert relayout(
-        "def is_even(n): return n % 2 == 1", "def is_even(n):  # ok\n  return (n % 2) == 0", gaps
-    ) == ("def is_even(n):  # ok\n  return (n % 2) == 0")
+    assert relayout(old, "def is_even(n):  # ok\n  return (n % 2) == 0", match) == (
+        "def is_even(n):  # ok\n  return (n % 2) == 0"
+    )
     # Leading and trailing whitespace of old_text do not count; every whitespace run must be one.
-    assert find_loose(MATHUTIL, "\n  return n %  2 == 1 \n")[0] == [(20, 37)]
-    assert find_loose(MATHUTIL, "returnn % 2")[0] == []
-    assert find_loose(MATHUTIL, "return n")[0] == [(20, 28), (59, 67)]  # twice: not unique
-    assert find_loose(MATHUTIL, " \n ") == ([], [])
+    assert [(m.start, m.end) for m in find_loose(MATHUTIL, "\n  return n %  2 == 1 \n")] == [(20, 37)]
+    assert find_loose(MATHUTIL, "returnn % 2") == []
+    assert len(find_loose(MATHUTIL, "return n")) == 2  # twice: not unique
+    assert find_loose(MATHUTIL, " \n ") == []
+    assert len(find_loose("x " * 1000, "x", limit=5)) == 5
+    # The other commonest: quote marks swapped. Only with quotes=True; kept words take the file's form.
+    text = 'print(f"total {x}")\nname = "b"\n'
+    assert find_loose(text, "name = 'b'") == []
+    [match] = find_loose(text, "name = 'b'", quotes=True)
+    assert match.words == ["name", "=", '"b"']
+    assert relayout("name = 'b'", "name = 'c'", match) == "name = 'c'"  # the changed word as written
+    assert relayout("name = 'b' ", "name = 'b' or 'c'", match) == "name = \"b\" or 'c'"
+    assert len(find_loose("a = 'x'\nb = \"x\"\n", "'x'", quotes=True)) == 2
 
 
 def test_a_collapsed_copy_is_applied_in_the_files_layout(
@@ -123,8 +133,10 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
     target = workspace / "mathutil.py"
     target.write_text(MATHUTIL)
+    (workspace / "greet.py").write_text('print("hi", end="")\n')
     fake.add(
         call("e1", path="mathutil.py", old_text="n):    return n", new_text="x"),  # loosely twice
+        call("e3", path="greet.py", old_text="print('hi', end='')", new_text="print('hello', end='')"),
         call(
             "e2",
             path="mathutil.py",
@@ -136,13 +148,41 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     res = run_cli("exec", "--json", "-s", "workspace-write", "fix is_even", cwd=workspace)
     assert res.code == 0, res.stderr
     assert target.read_text() == MATHUTIL.replace("== 1", "== 0")
+    greet = (workspace / "greet.py").read_text()
+    assert greet == "print('hello', end=\"\")\n"  # the unchanged word as the file has it
     out = outputs(fake.bodies()[-1])
     assert out["e1"].startswith(
-        "edit_file: old_text was not found exactly in mathutil.py, and ignoring spaces and line breaks "
-        "it occurs 2 times; copy it exactly from the file, with enough of the line to be unique. "
-        "mathutil.py is:\n"
+        "edit_file: old_text was not found exactly in mathutil.py, and ignoring spaces, line breaks and "
+        "quote marks it occurs more than once; copy it exactly from the file, with enough of the line "
+        "to be unique. mathutil.py is:\n"
     )
     assert out["e2"].startswith("Exit code: 0\n") and out["e2"].endswith("M mathutil.py\n")
-    assert [e["item"]["type"] for e in res.events() if e["type"] == "item.completed"].count(
-        "file_change"
-    ) == 1
+    assert out["e3"].startswith("Exit code: 0\n")
+    completed = [e["item"]["type"] for e in res.events() if e["type"] == "item.completed"]
+    assert completed.count("file_change") == 2
+
+
+def test_loose_matching_agrees_with_its_definition_and_stays_linear() -> None:
+    """find_loose is the regex "old's words, escaped, joined by \\s+" (non-overlapping, leftmost),
+    computed without a regex a hostile old_text could make slow."""
+    import random
+    import re
+    import time
+
+    def by_definition(text: str, old: str) -> list[tuple[int, int]]:
+        words = old.split()
+        if not words:
+            return []
+        pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
+        return [m.span() for m in pattern.finditer(text)]
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab'\" \n\t") for _ in range(rng.randint(0, 40)))
+        old = "".join(rng.choice("ab' \n") for _ in range(rng.randint(0, 8)))
+        assert [(m.start, m.end) for m in find_loose(text, old, limit=99)] == by_definition(text, old)[:99]
+        folded = [(m.start, m.end) for m in find_loose(text, old, quotes=True, limit=99)]
+        assert folded == by_definition(text.replace('"', "'"), old.replace('"', "'"))[:99]
+    started = time.perf_counter()
+    assert find_loose("a " * 500_000, "a " * 5_000 + "b") == []  # quadratic for a backtracking regex
+    assert time.perf_counter() - started < 5

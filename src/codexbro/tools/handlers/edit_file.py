@@ -5,7 +5,7 @@ embedded profile offers this instead of making them patch; any model can have it
 ``[tools] edit_file = true``. The edit is turned into an ``apply_patch`` hunk over the lines that hold
 the text, so it goes through the same verification, sandbox policy, approvals and
 ``patch_apply_begin``/``end`` events (a ``file_change`` item in ``exec --json``) as a patch.
-Text copied with its line breaks or indentation changed still matches when it matches only once,
+Text copied with its line breaks, indentation or quote marks changed still matches when it matches only once,
 and the replacement keeps the file's layout (``tools/loose_match.py``).
 """
 
@@ -77,21 +77,21 @@ class EditFileHandler(FunctionTool):
             raise RespondToModel(f"edit_file: cannot read {name}: {exc}") from None
         count = text.count(old)
         start: int | None = None
-        if count == 0:  # copied with its line breaks or indentation changed? (loose_match.py)
-            spans, gaps = find_loose(text, old)
-            if len(spans) > 1:
+        if count == 0:  # copied with its layout or quotes changed? (loose_match.py)
+            matches = find_loose(text, old) or find_loose(text, old, quotes=True)
+            if len(matches) > 1:
                 raise RespondToModel(
-                    f"edit_file: old_text was not found exactly in {name}, and ignoring spaces and "
-                    f"line breaks it occurs {len(spans)} times; copy it exactly from the file, with "
-                    "enough of the line to be unique" + _shown(name, text)
+                    f"edit_file: old_text was not found exactly in {name}, and ignoring spaces, line "
+                    "breaks and quote marks it occurs more than once; copy it exactly from the file, "
+                    "with enough of the line to be unique" + _shown(name, text)
                 )
-            if not spans:
+            if not matches:
                 raise RespondToModel(
                     f"edit_file: old_text was not found in {name}; copy it exactly from the file "
                     "(spaces and quotes included)" + _shown(name, text)
                 )
-            start, end = spans[0]
-            old, new = text[start:end], relayout(old, new, gaps)
+            match = matches[0]
+            start, old, new = match.start, text[match.start : match.end], relayout(old, new, match)
         elif count > 1:
             raise RespondToModel(
                 f"edit_file: old_text occurs {count} times in {name}; include more of the line so it "
