@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from codexbro.tools.handlers.edit_file import hunk_patch
-from codexbro.tools.loose_match import find_loose, relayout
+from codexbro.tools.loose_match import MAX_TEXT, MAX_WORDS, find_loose, loose_edit
 from tests.conftest import run_cli, write_config
 from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
@@ -97,34 +97,74 @@ def test_edit_file_is_off_unless_asked(home: Path, fake: FakeResponsesServer, wo
 MATHUTIL = "def is_even(n):\n    return n % 2 == 1\n\n\ndef double(n):\n    return n + n\n"
 
 
-def test_text_copied_with_its_layout_or_quotes_changed_still_matches() -> None:
+def edited(text: str, old: str, new: str) -> str:
+    """The file after ``loose_edit``, or its refusal."""
+    edit = loose_edit(text, old, new)
+    return edit if isinstance(edit, str) else text[: edit.start] + edit.replacement + text[edit.end :]
+
+
+def test_text_copied_with_its_layout_changed_still_matches_once() -> None:
     # The embedded model's commonest refused edit: the line break and indentation collapsed.
     old = "def is_even(n): return n % 2 == 1"
     [match] = find_loose(MATHUTIL, old)
     assert (match.start, match.end) == (0, len("def is_even(n):\n    return n % 2 == 1"))
     assert match.gaps[1] == "\n    "
-    # The replacement keeps the file's layout between words kept from old_text...
-    assert (
-        relayout(old, "def is_even(n): return n % 2 == 0", match) == "def is_even(n):\n    return n % 2 == 0"
+    # The file's layout comes back between kept words whose spacing the model did not change...
+    assert edited(MATHUTIL, old, "def is_even(n): return n % 2 == 0") == MATHUTIL.replace("== 1", "== 0")
+    # ...new words get the model's spacing...
+    assert edited(MATHUTIL, old, "def is_even(n):  # ok\n  return (n % 2) == 0").startswith(
+        "def is_even(n):  # ok\n  return (n % 2) == 0\n\n\ndef double"
     )
-    # ...and uses new_text's own spacing around what it adds or changes.
-    assert relayout(old, "def is_even(n):  # ok\n  return (n % 2) == 0", match) == (
-        "def is_even(n):  # ok\n  return (n % 2) == 0"
-    )
+    # ...and so does spacing the model changed on purpose (a spacing-only edit is not a no-op).
+    assert edited("if x:\nfoo()\n", "if x: foo()", "if x:\n    foo()") == "if x:\n    foo()\n"
+    assert edited("if x:\nfoo()\n", "if x: foo()", "if x: foo()") == "unchanged"
     # Leading and trailing whitespace of old_text do not count; every whitespace run must be one.
     assert [(m.start, m.end) for m in find_loose(MATHUTIL, "\n  return n %  2 == 1 \n")] == [(20, 37)]
     assert find_loose(MATHUTIL, "returnn % 2") == []
-    assert len(find_loose(MATHUTIL, "return n")) == 2  # twice: not unique
-    assert find_loose(MATHUTIL, " \n ") == []
+    assert edited(MATHUTIL, "n):    return n", "x") == "ambiguous"
+    assert find_loose(MATHUTIL, " \n ") == [] and edited(MATHUTIL, "  ", "x") == "absent"
     assert len(find_loose("x " * 1000, "x", limit=5)) == 5
-    # The other commonest: quote marks swapped. Only with quotes=True; kept words take the file's form.
-    text = 'print(f"total {x}")\nname = "b"\n'
+    # Overlapping places count: "end end" fits lines 1-2 and 2-3.
+    assert edited("end\nend\nend\n", "end end", "end\nputs 1\nend") == "ambiguous"
+
+
+def test_indentation_is_rebased_onto_the_files() -> None:
+    # The model dropped the indentation of what it copied; what it adds is relative to that.
+    text = "def g():\n    foo()\n    bar()\n"
+    assert edited(text, "foo()\nbar()", "if x:\n    foo()\n    bar()") == (
+        "def g():\n    if x:\n        foo()\n        bar()\n"
+    )
+    # The model indented by 4 what the file indents by 8.
+    text = "def f(x):\n        y = 1\n        return y\n"
+    assert edited(text, "    y = 1\n    return y", "    if x:\n        y = 1\n        return y") == (
+        "def f(x):\n        if x:\n            y = 1\n            return y\n"
+    )
+    # An empty new_text deletes the whole lines, not just their words.
+    assert edited("a()\n    b()\nc()\n", "\tb()\n", "") == "a()\nc()\n"
+    assert edited("a()\n    b()", "\tb()", "") == "a()\n"
+    assert edited("a(); b()\n", "a();  b()", "") == ""  # nothing else on the line: it goes
+    assert edited("x = a(); b()\n", "a();  b()", "") == "x = \n"
+
+
+def test_quote_marks_are_mapped_to_the_files() -> None:
+    text = 'print("Hello world")\nname = "b"\n'
     assert find_loose(text, "name = 'b'") == []
     [match] = find_loose(text, "name = 'b'", quotes=True)
     assert match.words == ["name", "=", '"b"']
-    assert relayout("name = 'b'", "name = 'c'", match) == "name = 'c'"  # the changed word as written
-    assert relayout("name = 'b' ", "name = 'b' or 'c'", match) == "name = \"b\" or 'c'"
+    # A changed string keeps the file's quote style: no unterminated literal.
+    assert edited(text, "print('Hello world')", "print('Hello there')") == (
+        'print("Hello there")\nname = "b"\n'
+    )
+    assert edited(text, "name = 'b' ", "name = 'b' or 'c'") == 'print("Hello world")\nname = "b" or "c"\n'
+    # One model quote standing for two of the file's: refused, not guessed.
+    assert edited('msg = "it\'s ok"\n', "msg = 'it's ok'", "msg = 'fine'") == "quotes"
+    assert edited("a = 'x'\nb = \"x\"\n", '"x"\nb', "y") == 'a = y = "x"\n'  # unique once folded
     assert len(find_loose("a = 'x'\nb = \"x\"\n", "'x'", quotes=True)) == 2
+
+
+def test_big_inputs_get_no_second_chance() -> None:
+    assert edited("x\n" * (MAX_TEXT // 2 + 1), "x  y", "z") == "absent"
+    assert edited("a b\n", "a  b " + "w " * MAX_WORDS, "z") == "absent"
 
 
 def test_a_collapsed_copy_is_applied_in_the_files_layout(
@@ -149,7 +189,7 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     assert res.code == 0, res.stderr
     assert target.read_text() == MATHUTIL.replace("== 1", "== 0")
     greet = (workspace / "greet.py").read_text()
-    assert greet == "print('hello', end=\"\")\n"  # the unchanged word as the file has it
+    assert greet == 'print("hello", end="")\n'  # in the file's quote marks
     out = outputs(fake.bodies()[-1])
     assert out["e1"].startswith(
         "edit_file: old_text was not found exactly in mathutil.py, and ignoring spaces, line breaks and "
@@ -163,7 +203,7 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
 
 
 def test_loose_matching_agrees_with_its_definition_and_stays_linear() -> None:
-    """find_loose is the regex "old's words, escaped, joined by \\s+" (non-overlapping, leftmost),
+    """find_loose is the regex "old's words, escaped, joined by \\s+" (at every start, overlapping),
     computed without a regex a hostile old_text could make slow."""
     import random
     import re
@@ -173,8 +213,8 @@ def test_loose_matching_agrees_with_its_definition_and_stays_linear() -> None:
         words = old.split()
         if not words:
             return []
-        pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
-        return [m.span() for m in pattern.finditer(text)]
+        pattern = re.compile("(?=(" + r"\s+".join(re.escape(w) for w in words) + "))")
+        return [(m.start(), m.start() + len(m.group(1))) for m in pattern.finditer(text)]
 
     rng = random.Random(7)
     for _ in range(3000):

@@ -11,11 +11,12 @@ and the replacement keeps the file's layout (``tools/loose_match.py``).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
 from codexbro.tools.base import FunctionTool, RespondToModel, ToolCall, ToolContext, ToolOutput, function_spec
-from codexbro.tools.loose_match import find_loose, relayout
+from codexbro.tools.loose_match import loose_edit
 from codexbro.tools.output import exec_output_freeform
 
 
@@ -75,27 +76,17 @@ class EditFileHandler(FunctionTool):
             raise RespondToModel(f"edit_file: cannot read {name}: {exc.strerror}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise RespondToModel(f"edit_file: cannot read {name}: {exc}") from None
-        count = text.count(old)
-        start: int | None = None
-        if count == 0:  # copied with its layout or quotes changed? (loose_match.py)
-            matches = find_loose(text, old) or find_loose(text, old, quotes=True)
-            if len(matches) > 1:
-                raise RespondToModel(
-                    f"edit_file: old_text was not found exactly in {name}, and ignoring spaces, line "
-                    "breaks and quote marks it occurs more than once; copy it exactly from the file, "
-                    "with enough of the line to be unique" + _shown(name, text)
-                )
-            if not matches:
-                raise RespondToModel(
-                    f"edit_file: old_text was not found in {name}; copy it exactly from the file "
-                    "(spaces and quotes included)" + _shown(name, text)
-                )
-            match = matches[0]
-            start, old, new = match.start, text[match.start : match.end], relayout(old, new, match)
-        elif count > 1:
+        first = text.find(old)
+        start: int | None = first
+        if first == -1:  # copied with its layout or quote marks changed? (loose_match.py)
+            edit = await asyncio.to_thread(loose_edit, text, old, new)
+            if isinstance(edit, str):
+                raise RespondToModel(_LOOSE_REFUSALS[edit].format(name=name) + _shown(name, text))
+            start, old, new = edit.start, text[edit.start : edit.end], edit.replacement
+        elif text.find(old, first + 1) != -1:
             raise RespondToModel(
-                f"edit_file: old_text occurs {count} times in {name}; include more of the line so it "
-                "is unique"
+                f"edit_file: old_text occurs {max(2, text.count(old))} times in {name}; include more "
+                "of the line so it is unique"
             )
         result = await apply_patch_text(hunk_patch(name, text, old, new, start), ctx.cwd, call.call_id, ctx)
         output = exec_output_freeform(
@@ -103,6 +94,19 @@ class EditFileHandler(FunctionTool):
         )
         return ToolOutput(output, success=result.exit_code == 0)
 
+
+_LOOSE_REFUSALS = {
+    "absent": "edit_file: old_text was not found in {name}; copy it exactly from the file (spaces and "
+    "quotes included)",
+    "ambiguous": "edit_file: old_text was not found exactly in {name}, and ignoring spaces, line breaks "
+    "and quote marks it occurs more than once; copy it exactly from the file, with enough of the line "
+    "to be unique",
+    "quotes": "edit_file: old_text was not found in {name}; its quote marks differ from the file's in "
+    "more than one way: copy it exactly from the file (spaces and quotes included)",
+    "unchanged": "edit_file: old_text was not found exactly in {name}, and where it matches ignoring "
+    "spaces, line breaks and quote marks new_text would change nothing; copy old_text exactly from the "
+    "file",
+}
 
 # A file this small is shown in the not-found error: what the model needs to copy from is then in
 # front of it (a small model otherwise guesses the text again, or gives up).
