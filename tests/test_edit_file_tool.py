@@ -174,7 +174,9 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     target = workspace / "mathutil.py"
     target.write_text(MATHUTIL)
     (workspace / "greet.py").write_text('print("hi", end="")\n')
+    (workspace / "blocks.rb").write_text("end\nend\nend\n")
     fake.add(
+        call("e4", path="blocks.rb", old_text="end\nend", new_text="end\nputs 1\nend"),  # exact, overlapping
         call("e1", path="mathutil.py", old_text="n):    return n", new_text="x"),  # loosely twice
         call("e3", path="greet.py", old_text="print('hi', end='')", new_text="print('hello', end='')"),
         call(
@@ -198,6 +200,11 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     )
     assert out["e2"].startswith("Exit code: 0\n") and out["e2"].endswith("M mathutil.py\n")
     assert out["e3"].startswith("Exit code: 0\n")
+    assert (
+        out["e4"]
+        == "edit_file: old_text occurs 2 times in blocks.rb; include more of the line so it is unique"
+    )
+    assert (workspace / "blocks.rb").read_text() == "end\nend\nend\n"
     completed = [e["item"]["type"] for e in res.events() if e["type"] == "item.completed"]
     assert completed.count("file_change") == 2
 
