@@ -15,14 +15,21 @@ this goes further, for ``edit_file`` only, and only where the exact text does no
   by single spaces and searched with ``str.find``); files over ``MAX_TEXT`` characters and texts
   over ``MAX_WORDS`` words get no second chance.
 - **Quote marks**: the model's quote characters are mapped to the file's as the match paired them;
-  a mapping that is not one-to-one (``'`` standing for both ``'`` and ``"``) is refused, and the
-  mapping is applied to ``new`` too, so a changed string keeps the file's quote style.
-- **Layout** (``relayout``): ``new``'s words are aligned with ``old``'s (longest common
-  subsequence). Between two consecutive words kept from ``old`` whose spacing the model did not
-  change (the same in its ``old`` and ``new``), the file's whitespace is used — so the dropped line
-  break and indentation come back. Where the model changed the spacing, or wrote new words, its
-  spacing is used, with indentation re-based: a line the model indented by its ``old``'s first-line
-  indentation plus N is indented by the file's plus N.
+  a mapping that is not one-to-one (``'`` standing for both ``'`` and ``"``) is refused. The
+  mapping is applied to the words ``new`` changes, so a changed string keeps the file's style — but
+  a changed word holding both kinds of quote mark (``"it's"``, ``'{"a": 1}'``) is refused rather
+  than guessed at.
+- **Layout**: a collapsed copy has lost the file's line structure, so only changes whose place in
+  it is certain are made. ``new``'s words are aligned with ``old``'s (longest common subsequence,
+  at most ``MAX_WORDS`` words); then, region by region: kept words keep the file's words and the
+  file's whitespace; a run of words replaced by as many words takes the new words into the file's
+  whitespace (``== 1`` → ``== 0``, ``y = x`` → ``z = x`` across a line break); deleted words go with
+  the whitespace before them (after them at the start); words inserted, or a run replaced by a run
+  of another length, are taken only inside one line of the file, with the model's spacing (no line
+  break in it). Where the model changed the spacing between kept words, its spacing is taken only
+  where its ``old`` had the file's. Anything else — new lines, re-indentation — is refused with a
+  request for an exact copy: guessing the layout of lines a collapsed copy never showed writes
+  broken code.
 - A ``new`` that is empty deletes the whole lines the match covers when nothing else is on them.
 
 Nothing here knows what the text means.
@@ -37,7 +44,7 @@ import re
 from msgspec import Struct
 
 MAX_TEXT = 1_000_000
-MAX_WORDS = 2_000
+MAX_WORDS = 300  # difflib's alignment is cubic in the worst case: ~0.3 s here
 _WS = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
 _QUOTE_FOLD = str.maketrans({'"': "'"})
@@ -91,17 +98,19 @@ def find_loose(text: str, old: str, *, quotes: bool = False, limit: int = 2) -> 
 
 def loose_edit(text: str, old: str, new: str) -> Edit | str:
     """The edit, or why there is none: ``"absent"``, ``"ambiguous"``, ``"quotes"`` (the model's
-    quote marks stand for more than one of the file's) or ``"unchanged"``."""
+    quote marks cannot be mapped onto the file's with certainty), ``"layout"`` (where the change
+    goes in the file's lines is not certain) or ``"unchanged"``."""
     if len(text) > MAX_TEXT or len(old.split()) > MAX_WORDS or len(new.split()) > MAX_WORDS:
         return "absent"
+    mapping: dict[int, str] = {}
     matches = find_loose(text, old)
     if not matches:
         matches = find_loose(text, old, quotes=True)
         if len(matches) == 1:
-            mapping = _quote_mapping(old.split(), matches[0].words)
-            if mapping is None:
+            found = _quote_mapping(old.split(), matches[0].words)
+            if found is None:
                 return "quotes"
-            old, new = old.translate(mapping), new.translate(mapping)
+            mapping = found
     if not matches:
         return "absent"
     if len(matches) > 1:
@@ -111,40 +120,71 @@ def loose_edit(text: str, old: str, new: str) -> Edit | str:
     line_end = text.find("\n", match.end)
     line_end = len(text) if line_end == -1 else line_end
     before, after = text[line_start : match.start], text[match.end : line_end]
-    if not new.strip() and not before.strip() and not after.strip():  # whole lines deleted
-        return Edit(line_start, min(line_end + 1, len(text)), "")
-    file_indent = text[line_start : line_start + len(before) - len(before.lstrip())]
-    replacement = relayout(old, new, match, file_indent)
+    if not new.strip():
+        if before.strip() or after.strip():
+            return Edit(match.start, match.end, "")
+        return Edit(line_start, min(line_end + 1, len(text)), "")  # whole lines deleted
+    replacement = relayout(old, new, match, mapping)
+    if replacement in ("layout", "quotes"):
+        return replacement
     if replacement == text[match.start : match.end]:
         return "unchanged"
     return Edit(match.start, match.end, replacement)
 
 
-def relayout(old: str, new: str, match: Match, file_indent: str = "") -> str:
-    """``new`` in the file's layout, as described above (``old`` and ``new`` already in the file's
-    quote marks)."""
-    if not new.strip():
-        return ""
-    lead = old[: len(old) - len(old.lstrip())]
-    model_indent = lead.rsplit("\n", 1)[-1]
+def relayout(old: str, new: str, match: Match, mapping: dict[int, str] | None = None) -> str:
+    """``new`` written into the file's layout as described above, or ``"layout"``/``"quotes"``."""
     old_words, old_gaps = old.split(), _WS.findall(old.strip())
     new_words, new_gaps = _WS.split(new.strip()), _WS.findall(new.strip())
-    origin: list[int | None] = [None] * len(new_words)  # the word of old each word of new keeps
+    file_gaps = match.gaps
+    out: list[str] = []  # alternating words and gaps, starting with a word
+
+    def gap(model_old: str, model_new: str, file: str) -> str | None:
+        """Between two words kept in place: the file's, unless the model changed it on purpose."""
+        if model_new == model_old:
+            return file
+        return model_new if model_old == file else None
+
+    def word(w: str) -> str | None:
+        if not mapping or not any(q in w for q in "'\""):
+            return w
+        if "'" in w and '"' in w:
+            return None
+        return w.translate(mapping)
+
     matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            origin[block.b + k] = block.a + k
-    out = [new_words[0]]
-    for j in range(1, len(new_words)):
-        left, right, gap = origin[j - 1], origin[j], new_gaps[j - 1]
-        if left is not None and right == left + 1 and gap == old_gaps[left]:
-            gap = match.gaps[left]
-        elif "\n" in gap:
-            head, indent = gap.rsplit("\n", 1)
-            if indent.startswith(model_indent):
-                indent = file_indent + indent[len(model_indent) :]
-            gap = f"{head}\n{indent}"
-        out += [gap, new_words[j]]
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            for k in range(i2 - i1):
+                i, j = i1 + k, j1 + k
+                if out:  # the gap before old word i / new word j
+                    if i:
+                        between = gap(old_gaps[i - 1], new_gaps[j - 1], file_gaps[i - 1])
+                    else:  # after words inserted before the first: the model's, inside the line
+                        between = None if "\n" in new_gaps[j - 1] else new_gaps[j - 1]
+                    if between is None:
+                        return "layout"
+                    out.append(between)
+                if tag == "equal":
+                    out.append(match.words[i])
+                else:
+                    changed = word(new_words[j])
+                    if changed is None:
+                        return "quotes"
+                    out.append(changed)
+        elif tag == "delete":
+            continue  # the words go; so does the gap before them (the next word brings its own)
+        else:  # insert, or replace by a run of another length: inside one line of the file only
+            around = file_gaps[max(i1 - 1, 0) : i2] + new_gaps[max(j1 - 1, 0) : j2]
+            if any("\n" in g for g in around):
+                return "layout"
+            for j in range(j1, j2):
+                if out:
+                    out.append(new_gaps[j - 1] if j else " ")
+                changed = word(new_words[j])
+                if changed is None:
+                    return "quotes"
+                out.append(changed)
     return "".join(out)
 
 

@@ -101,8 +101,11 @@ _LOOSE_REFUSALS = {
     "ambiguous": "edit_file: old_text was not found exactly in {name}, and ignoring spaces, line breaks "
     "and quote marks it occurs more than once; copy it exactly from the file, with enough of the line "
     "to be unique",
-    "quotes": "edit_file: old_text was not found in {name}; its quote marks differ from the file's in "
-    "more than one way: copy it exactly from the file (spaces and quotes included)",
+    "quotes": "edit_file: old_text was not found in {name}; its quote marks differ from the file's and "
+    "cannot be matched with certainty: copy it exactly from the file (spaces and quotes included)",
+    "layout": "edit_file: old_text was not found exactly in {name}; it matches once ignoring spaces and "
+    "line breaks, but where new_text's lines go in the file is not certain: copy old_text exactly "
+    "from the file, line breaks and indentation included",
     "unchanged": "edit_file: old_text was not found exactly in {name}, and where it matches ignoring "
     "spaces, line breaks and quote marks new_text would change nothing; copy old_text exactly from the "
     "file",
