@@ -113,16 +113,37 @@ def test_text_copied_with_its_layout_changed_still_matches_once() -> None:
     assert edited(MATHUTIL, old, "def is_even(n): return n % 2 == 0") == MATHUTIL.replace("== 1", "== 0")
     text = "def f(x):\n    y = x\n    return y\n"
     assert edited(text, "def f(x): y = x return y", "def f(x): z = x return z") == text.replace("y", "z")
-    # Deleted words take the whitespace before them; the line structure stays.
+    # Deleted words: the line structure stays.
     text = "def f():\n    a()\n    print(x)\n    c()\n"
     assert edited(text, "a() print(x) c()", "a() c()") == "def f():\n    a()\n    c()\n"
+    text = "async def f():\n    r = foo()\n    await bar()\n"
+    assert edited(text, "r = foo() await bar()", "r = foo() bar()") == text.replace("await ", "")
+    assert edited("if a:\n    return x\n", "if a: return x", "if a: x") == "if a:\n    x\n"
+    text = "def f():\n    x = 1\n    return x\n    y()\ndef g():\n    pass\n"
+    assert edited(text, "x = 1 return x y() def g():", "x = 1 y() def g():") == text.replace(
+        "    return x\n", ""
+    )
+    assert edited(text, "x = 1 return x y() def g():", "x = 1 return x def g():") == text.replace(
+        "    y()\n", ""
+    )
+    assert edited(text, "return x y()", "return y()") == text.replace("return x\n", "return\n")  # lines kept
+    # ...except at an end of the match, where what surrounds the line is not in view.
+    assert edited("    x = 1  # TODO\n    return x\n", "# TODO return x", "return x") == "layout"
+    text = "def f():\n    x = 1\n    return x\ndef g():\n    pass\n"
+    assert edited(text, "return x def g():", "def g():") == "layout"
+    assert edited("a b c\n", "a  b c", "a b") == "a b\n"
     # Words inserted inside one line of the file, with the model's spacing.
     assert edited(MATHUTIL, old, "def is_even(n): return (n % 2) == 0") == MATHUTIL.replace(
         "n % 2 == 1", "(n % 2) == 0"
     )
-    assert edited(MATHUTIL, old, "def is_even(n): return n % 2 == 0 and n > 0").startswith(
-        "def is_even(n):\n    return n % 2 == 0 and n > 0\n"
+    assert (
+        edited("x = n % 2  == 1\n", "x = n % 2 == 1", "x = n % 2 == 1 and n > 0")
+        == "x = n % 2  == 1 and n > 0\n"  # the file keeps its spacing
     )
+    # Words added at an end of a match that spans lines: a new statement, or more of the line?
+    assert edited(MATHUTIL, old, "def is_even(n): return n % 2 == 0 and n > 0") == "layout"
+    assert edited("def f():\n    x = 1\n", "def f(): x = 1", "def f(): x = 1 y = 2") == "layout"
+    assert edited("def f():\n    x = 1\n", "def f(): x = 1", "w = 0 def f(): x = 1") == "layout"
     # Where new lines would go, or how they are indented, a collapsed copy cannot say: refused.
     assert edited("if x:\n    foo()\n    bar()\n", "if x: foo() bar()", "if x: foo() baz() bar()") == "layout"
     assert edited(MATHUTIL, old, "def is_even(n):  # ok\n  return (n % 2) == 0") == "layout"
@@ -137,9 +158,9 @@ def test_text_copied_with_its_layout_changed_still_matches_once() -> None:
     )
     # Spacing changed on purpose is taken only where the model's old_text had the file's.
     assert edited("if x:\nfoo()\n", "if x: foo()", "if x:\n    foo()") == "layout"
-    assert edited("a = 1\nif x:\nfoo()\n", "a = 1  if x:\nfoo()", "a = 1  if x:\n    foo()") == (
-        "a = 1\nif x:\n    foo()\n"
-    )
+    assert edited("a = 1\nif x:\nfoo()\n", "a = 1  if x:\nfoo()", "a = 1  if x:\n    foo()") == "layout"
+    assert edited("a =  1\n", "a = 1", "a  =  1") == "a  =  1\n"  # inside the line, where it had the file's
+    assert edited("def f(x):\n    if x: y()\n    z()\n", "if x: y() z()", "if x:\n    y() z()") == "layout"
     assert edited("if x:\nfoo()\n", "if x:  foo()", "if x:  foo()") == "unchanged"
     # Leading and trailing whitespace of old_text do not count; every whitespace run must be one.
     assert [(m.start, m.end) for m in find_loose(MATHUTIL, "\n  return n %  2 == 1 \n")] == [(20, 37)]
@@ -172,6 +193,8 @@ def test_quote_marks_are_mapped_to_the_files() -> None:
     # A changed word holding both kinds of quote mark is not guessed at.
     assert edited("x = 'a'\n", 'x = "a"', 'x = "it\'s"') == "quotes"
     assert edited("d = f('{}')\n", 'd = f("{}")', "d = f('{\"a\": 1}')") == "quotes"
+    assert edited('msg = "hello"; n = 1\n', "msg = 'hello'; n", "msg = 'say \"hello\" now'; n") == "quotes"
+    assert edited('x = "a"  # fix\ny = 1\n', "x = 'a' # fix", "x = 'a' # don't fix") == "quotes"
     assert len(find_loose("a = 'x'\nb = \"x\"\n", "'x'", quotes=True)) == 2
 
 

@@ -16,20 +16,23 @@ this goes further, for ``edit_file`` only, and only where the exact text does no
   over ``MAX_WORDS`` words get no second chance.
 - **Quote marks**: the model's quote characters are mapped to the file's as the match paired them;
   a mapping that is not one-to-one (``'`` standing for both ``'`` and ``"``) is refused. The
-  mapping is applied to the words ``new`` changes, so a changed string keeps the file's style — but
-  a changed word holding both kinds of quote mark (``"it's"``, ``'{"a": 1}'``) is refused rather
-  than guessed at.
+  mapping is applied to the words ``new`` changes, so a changed string keeps the file's style (see
+  below for when it is not).
 - **Layout**: a collapsed copy has lost the file's line structure, so only changes whose place in
-  it is certain are made. ``new``'s words are aligned with ``old``'s (longest common subsequence,
-  at most ``MAX_WORDS`` words); then, region by region: kept words keep the file's words and the
-  file's whitespace; a run of words replaced by as many words takes the new words into the file's
-  whitespace (``== 1`` → ``== 0``, ``y = x`` → ``z = x`` across a line break); deleted words go with
-  the whitespace before them (after them at the start); words inserted, or a run replaced by a run
-  of another length, are taken only inside one line of the file, with the model's spacing (no line
-  break in it). Where the model changed the spacing between kept words, its spacing is taken only
-  where its ``old`` had the file's. Anything else — new lines, re-indentation — is refused with a
-  request for an exact copy: guessing the layout of lines a collapsed copy never showed writes
-  broken code.
+  it is certain are made. With as many words in ``new`` as in ``old`` they are taken one for one,
+  in place, into the file's whitespace (``== 1`` → ``== 0``, ``y = x`` → ``z = x`` across a line
+  break). Otherwise ``new``'s words are aligned with ``old``'s (longest common subsequence, at
+  most ``MAX_WORDS`` words) and, region by region: kept words keep the file's words and
+  whitespace; deleted words leave the line structure as it was (the line break before or after
+  them stays), and at an end of the match they may only be deleted inside its line; words inserted,
+  or a run replaced by a run of another length, are taken only inside one line of the file, with
+  the model's spacing (no line break in it) — and not at an end of a match that spans lines (a new
+  statement, or more of the line?). Where the model changed the spacing between kept words, its
+  spacing is taken only inside a line and where its ``old`` had the file's. Anything else — new
+  lines, re-indentation — is refused with a request for an exact copy: guessing the layout of
+  lines a collapsed copy never showed writes broken code.
+- **Quote marks** in changed words are mapped only when they cannot be misread: changed words
+  holding both kinds, or a quote mark between two letters (``don't``), are refused.
 - A ``new`` that is empty deletes the whole lines the match covers when nothing else is on them.
 
 Nothing here knows what the text means.
@@ -40,6 +43,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import re
+from collections.abc import Sequence
 
 from msgspec import Struct
 
@@ -132,59 +136,84 @@ def loose_edit(text: str, old: str, new: str) -> Edit | str:
     return Edit(match.start, match.end, replacement)
 
 
+class _Refused(Exception):
+    pass
+
+
 def relayout(old: str, new: str, match: Match, mapping: dict[int, str] | None = None) -> str:
     """``new`` written into the file's layout as described above, or ``"layout"``/``"quotes"``."""
-    old_words, old_gaps = old.split(), _WS.findall(old.strip())
-    new_words, new_gaps = _WS.split(new.strip()), _WS.findall(new.strip())
-    file_gaps = match.gaps
-    out: list[str] = []  # alternating words and gaps, starting with a word
+    try:
+        return _relayout(old, new, match, mapping or {})
+    except _Refused as refusal:
+        return str(refusal)
 
-    def gap(model_old: str, model_new: str, file: str) -> str | None:
-        """Between two words kept in place: the file's, unless the model changed it on purpose."""
-        if model_new == model_old:
+
+def _relayout(old: str, new: str, match: Match, mapping: dict[int, str]) -> str:
+    old_words, new_words = old.split(), _WS.split(new.strip())
+    old_gaps: list[str] = _WS.findall(old.strip())
+    new_gaps: list[str] = _WS.findall(new.strip())
+    file_gaps, n = match.gaps, len(old_words)
+    out: list[str] = []  # words and the gaps between them
+    changed: list[int] = []  # the places in ``out`` of words the model changed or added
+    override: list[str] = []  # a gap the next word takes instead of its own (after a deletion)
+
+    def emit(word: str, own_gap: str | None, *, is_changed: bool) -> None:
+        if out:
+            gap = override.pop() if override else own_gap
+            if gap is None:
+                raise _Refused("layout")
+            out.append(gap)
+        override.clear()
+        if is_changed:
+            changed.append(len(out))
+        out.append(word)
+
+    def kept_gap(i: int, j: int) -> str | None:
+        """The gap before old word ``i`` / new word ``j``, both kept in place: the file's, unless the
+        model changed it — then its own, only where its old_text had the file's and only inside a
+        line (a line break it adds would be indented from its collapsed view)."""
+        if not i:  # after words inserted before the first (only inside a one-line match)
+            return new_gaps[j - 1]
+        model_old, model_new, file = old_gaps[i - 1], new_gaps[j - 1], file_gaps[i - 1]
+        if model_new in (model_old, file):
             return file
-        return model_new if model_old == file else None
+        return model_new if model_old == file and "\n" not in model_new + file else None
 
-    def word(w: str) -> str | None:
-        if not mapping or not any(q in w for q in "'\""):
-            return w
-        if "'" in w and '"' in w:
-            return None
-        return w.translate(mapping)
-
-    matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    if n == len(new_words):  # as many words: one for one, in place (no alignment to get wrong)
+        opcodes: Sequence[tuple[str, int, int, int, int]] = [("equal", 0, n, 0, n)]
+    else:
+        opcodes = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False).get_opcodes()
+    multiline = any("\n" in g for g in file_gaps)
+    for tag, i1, i2, j1, j2 in opcodes:
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
             for k in range(i2 - i1):
                 i, j = i1 + k, j1 + k
-                if out:  # the gap before old word i / new word j
-                    if i:
-                        between = gap(old_gaps[i - 1], new_gaps[j - 1], file_gaps[i - 1])
-                    else:  # after words inserted before the first: the model's, inside the line
-                        between = None if "\n" in new_gaps[j - 1] else new_gaps[j - 1]
-                    if between is None:
-                        return "layout"
-                    out.append(between)
-                if tag == "equal":
-                    out.append(match.words[i])
-                else:
-                    changed = word(new_words[j])
-                    if changed is None:
-                        return "quotes"
-                    out.append(changed)
+                same = old_words[i] == new_words[j]
+                emit(
+                    match.words[i] if same else new_words[j],
+                    kept_gap(i, j) if j else None,
+                    is_changed=not same,
+                )
         elif tag == "delete":
-            continue  # the words go; so does the gap before them (the next word brings its own)
-        else:  # insert, or replace by a run of another length: inside one line of the file only
+            if i1 == 0 or i2 == n:  # at an end of the match: only inside its line
+                if "\n" in file_gaps[i2 - 1 if i1 == 0 else i1 - 1]:
+                    raise _Refused("layout")
+            elif "\n" in file_gaps[i1 - 1] and "\n" not in file_gaps[i2 - 1]:
+                override[:] = [file_gaps[i1 - 1]]  # the line break before the deleted words stays
+            # otherwise the gap before the deleted words goes and the next word brings its own
+        else:  # inserted, or replaced by a run of another length: inside one line of the file only
             around = file_gaps[max(i1 - 1, 0) : i2] + new_gaps[max(j1 - 1, 0) : j2]
-            if any("\n" in g for g in around):
-                return "layout"
+            if ((i1 == 0 or i2 == n) and multiline) or any("\n" in g for g in around):
+                raise _Refused("layout")
             for j in range(j1, j2):
-                if out:
-                    out.append(new_gaps[j - 1] if j else " ")
-                changed = word(new_words[j])
-                if changed is None:
-                    return "quotes"
-                out.append(changed)
+                emit(new_words[j], new_gaps[j - 1] if j else None, is_changed=True)
+    if any(mapping.get(q, chr(q)) != chr(q) for q in mapping):  # the model's quote marks differ
+        marks = {c for place in changed for c in out[place] if c in "'\""}
+        inside = any(re.search(r"\w['\"]\w", out[place]) for place in changed)  # it's, don't
+        if len(marks) > 1 or inside:
+            raise _Refused("quotes")
+        for place in changed:
+            out[place] = out[place].translate(mapping)
     return "".join(out)
 
 
