@@ -106,8 +106,7 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
                 raise PatchError(f"Failed to find context '{chunk.change_context}' in {path}")
             cursor = idx + 1
         if not chunk.old_lines:
-            at = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
-            replacements.append((at, 0, list(chunk.new_lines)))
+            replacements.append((len(lines), 0, list(chunk.new_lines)))  # after any trailing blank lines
             continue
         pattern, new = list(chunk.old_lines), list(chunk.new_lines)
         pairs = _pairs(chunk) if chunk.ops else None
@@ -131,8 +130,7 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
     for start, old_len, new in reversed(replacements):
         del lines[start : start + old_len]
         lines[start:start] = new
-    if not lines or lines[-1] != "":
-        lines.append("")
+    lines.append("")  # the final newline popped above, or one added: trailing blank lines stay (as 0.169)
     text = "\n".join(lines)
     return untouched, text.replace("\n", "\r\n") if crlf else text
 
