@@ -77,15 +77,18 @@ def test_patch_from_stdin_and_subcommand(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "hello\n"
 
 
-TRAILING = json.loads(
-    (Path(__file__).parent / "fixtures" / "codex-0.169" / "apply-patch-trailing-blank-lines.json").read_text()
-)
+CAPTURED = Path(__file__).parent / "fixtures" / "codex-0.169"
+ENDS = [
+    *json.loads((CAPTURED / "apply-patch-trailing-blank-lines.json").read_text())["cases"],
+    *json.loads((CAPTURED / "apply-patch-line-endings.json").read_text())["cases"],
+]
 
 
-@pytest.mark.parametrize("case", TRAILING["cases"], ids=lambda c: repr(c["before"]))
-def test_trailing_blank_lines_as_0_169(case: dict[str, object], tmp_path: Path) -> None:
-    """Blank lines at the end of a file survive an update, and an added line goes after them (the
-    real 0.169's outputs, captured). The apply-patch command runs as a real subprocess."""
+@pytest.mark.parametrize("case", ENDS, ids=lambda c: repr(c["before"]))
+def test_file_ends_and_line_endings_as_0_169(case: dict[str, object], tmp_path: Path) -> None:
+    """Blank lines at the end of a file survive an update and an added line goes after them; in a
+    file with mixed line endings untouched lines keep theirs and written lines end as the first
+    line does (the real 0.169's outputs, captured). The apply-patch command runs as a subprocess."""
     (tmp_path / "f.txt").write_bytes(str(case["before"]).encode())
     proc = subprocess.run([sys.executable, "-m", "codexbro", "apply-patch", str(case["patch"])], cwd=tmp_path,
                           capture_output=True, text=True, timeout=30)  # fmt: skip

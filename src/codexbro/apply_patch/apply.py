@@ -96,6 +96,9 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
     lines = original.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    # A file with mixed line endings keeps each untouched line's; lines the patch writes end as the
+    # file's first line does (as 0.169: tests/fixtures/codex-0.169/apply-patch-line-endings.json).
+    eol = "\r" if not crlf and len(lines) > 1 and lines[0].endswith("\r") else ""
 
     replacements: list[tuple[int, int, list[str]]] = []
     cursor = 0
@@ -106,7 +109,9 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
                 raise PatchError(f"Failed to find context '{chunk.change_context}' in {path}")
             cursor = idx + 1
         if not chunk.old_lines:
-            replacements.append((len(lines), 0, list(chunk.new_lines)))  # after any trailing blank lines
+            replacements.append(
+                (len(lines), 0, [line + eol for line in chunk.new_lines])
+            )  # after trailing blanks
             continue
         pattern, new = list(chunk.old_lines), list(chunk.new_lines)
         pairs = _pairs(chunk) if chunk.ops else None
@@ -122,7 +127,9 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
         if found is None:
             raise PatchError(f"Failed to find expected lines in {path}:\n" + "\n".join(chunk.old_lines))
         if pairs is not None:  # context lines keep the file's bytes; only - and + lines change anything
-            new = _merge(lines[found : found + len(pattern)], pairs)
+            new = _merge(lines[found : found + len(pattern)], pairs, eol)
+        elif eol:
+            new = [line + eol for line in new]
         replacements.append((found, len(pattern), new))
         cursor = found + len(pattern)
 
@@ -179,14 +186,14 @@ def _strip_trailing_blank(pairs: list[tuple[str, str]], from_new: bool) -> list[
     return pairs
 
 
-def _merge(original: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+def _merge(original: list[str], pairs: list[tuple[str, str]], eol: str = "") -> list[str]:
     """The replacement for a matched region: the file's own line for each context line, the
     patch's line for each added line, nothing for each removed line."""
     out: list[str] = []
     old_at = 0
     for op, text in pairs:
         if op == "+":
-            out.append(text)
+            out.append(text + eol)
             continue
         if op == "c":
             out.append(original[old_at])
