@@ -8,7 +8,7 @@ from pathlib import Path
 
 from codexbro.tools.handlers.edit_file import hunk_patch
 from codexbro.tools.loose_match import MAX_TEXT, MAX_WORDS, find_loose, loose_edit
-from tests.conftest import run_cli, write_config
+from tests.conftest import CliResult, run_cli, write_config
 from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 
@@ -19,6 +19,17 @@ def call(call_id: str, **args: str) -> Reply:
 
 def outputs(body: dict) -> dict[str, str]:  # type: ignore[type-arg]
     return {i["call_id"]: i["output"] for i in body["input"] if i["type"] == "function_call_output"}
+
+
+def edit_turn(
+    home: Path, fake: FakeResponsesServer, workspace: Path, prompt: str, *edits: Reply
+) -> CliResult:
+    """A real exec turn (workspace-write) in which the model makes ``edits``, then answers."""
+    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
+    fake.add(*edits, Reply(message_turn("done")))
+    res = run_cli("exec", "--json", "-s", "workspace-write", prompt, cwd=workspace)
+    assert res.code == 0, res.stderr
+    return res
 
 
 def test_hunk_covers_exactly_the_lines_of_the_text() -> None:
@@ -36,10 +47,13 @@ def test_hunk_covers_exactly_the_lines_of_the_text() -> None:
 
 
 def test_edit_file_in_an_exec_turn(home: Path, fake: FakeResponsesServer, workspace: Path) -> None:
-    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
     calc = workspace / "calc.py"
     calc.write_text("def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n")
-    fake.add(
+    res = edit_turn(
+        home,
+        fake,
+        workspace,
+        "fix add",
         call("e1", path="calc.py", old_text="return a - b", new_text="return a + b"),  # twice in the file
         call("e2", path="calc.py", old_text="return a * b", new_text="x"),  # not there
         call("e3", path="nope.py", old_text="x", new_text="y"),
@@ -49,10 +63,7 @@ def test_edit_file_in_an_exec_turn(home: Path, fake: FakeResponsesServer, worksp
             old_text="add(a, b):\n    return a - b",
             new_text="add(a, b):\n    return a + b",
         ),
-        Reply(message_turn("fixed")),
     )
-    res = run_cli("exec", "--json", "-s", "workspace-write", "fix add", cwd=workspace)
-    assert res.code == 0, res.stderr
     assert calc.read_text() == "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
     body = fake.bodies()[-1]
     check_invariants(body)
@@ -206,12 +217,15 @@ def test_big_inputs_get_no_second_chance() -> None:
 def test_a_collapsed_copy_is_applied_in_the_files_layout(
     home: Path, fake: FakeResponsesServer, workspace: Path
 ) -> None:
-    write_config(home, fake.base_url, extra="[tools]\nedit_file = true")
     target = workspace / "mathutil.py"
     target.write_text(MATHUTIL)
     (workspace / "greet.py").write_text('print("hi", end="")\n')
     (workspace / "blocks.rb").write_text("end\nend\nend\n")
-    fake.add(
+    res = edit_turn(
+        home,
+        fake,
+        workspace,
+        "fix is_even",
         call("e4", path="blocks.rb", old_text="end\nend", new_text="end\nputs 1\nend"),  # exact, overlapping
         call("e1", path="mathutil.py", old_text="n):    return n", new_text="x"),  # loosely twice
         call("e3", path="greet.py", old_text="print('hi', end='')", new_text="print('hello', end='')"),
@@ -221,10 +235,7 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
             old_text="def is_even(n): return n % 2 == 1",
             new_text="def is_even(n): return n % 2 == 0",
         ),
-        Reply(message_turn("fixed")),
     )
-    res = run_cli("exec", "--json", "-s", "workspace-write", "fix is_even", cwd=workspace)
-    assert res.code == 0, res.stderr
     assert target.read_text() == MATHUTIL.replace("== 1", "== 0")
     greet = (workspace / "greet.py").read_text()
     assert greet == 'print("hello", end="")\n'  # in the file's quote marks

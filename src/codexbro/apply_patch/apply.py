@@ -109,9 +109,8 @@ def _apply_chunks(path: Path, chunks: tuple[Chunk, ...], read: Reader) -> tuple[
                 raise PatchError(f"Failed to find context '{chunk.change_context}' in {path}")
             cursor = idx + 1
         if not chunk.old_lines:
-            replacements.append(
-                (len(lines), 0, [line + eol for line in chunk.new_lines])
-            )  # after trailing blanks
+            # a pure addition goes at the end, after any trailing blank lines (as 0.169)
+            replacements.append((len(lines), 0, [line + eol for line in chunk.new_lines]))
             continue
         pattern, new = list(chunk.old_lines), list(chunk.new_lines)
         pairs = _pairs(chunk) if chunk.ops else None

@@ -18,7 +18,7 @@ this goes further, for ``edit_file`` only, and only where the exact text does no
   a mapping that is not one-to-one (``'`` standing for both ``'`` and ``"``) is refused. The
   mapping is applied to the words ``new`` changes, so a changed string keeps the file's style (see
   below for when it is not).
-- **Layout**: a collapsed copy has lost the file's line structure, so only changes whose place in
+- **Layout** (``_relayout``): a collapsed copy has lost the file's line structure, so only changes whose place in
   it is certain are made. With as many words in ``new`` as in ``old`` they are taken one for one,
   in place, into the file's whitespace (``== 1`` → ``== 0``, ``y = x`` → ``z = x`` across a line
   break). Otherwise ``new``'s words are aligned with ``old``'s (longest common subsequence, at
@@ -128,9 +128,10 @@ def loose_edit(text: str, old: str, new: str) -> Edit | str:
         if before.strip() or after.strip():
             return Edit(match.start, match.end, "")
         return Edit(line_start, min(line_end + 1, len(text)), "")  # whole lines deleted
-    replacement = relayout(old, new, match, mapping)
-    if replacement in ("layout", "quotes"):
-        return replacement
+    try:
+        replacement = _relayout(old, new, match, mapping)
+    except _Refused as refusal:
+        return str(refusal)
     if replacement == text[match.start : match.end]:
         return "unchanged"
     return Edit(match.start, match.end, replacement)
@@ -140,15 +141,8 @@ class _Refused(Exception):
     pass
 
 
-def relayout(old: str, new: str, match: Match, mapping: dict[int, str] | None = None) -> str:
-    """``new`` written into the file's layout as described above, or ``"layout"``/``"quotes"``."""
-    try:
-        return _relayout(old, new, match, mapping or {})
-    except _Refused as refusal:
-        return str(refusal)
-
-
 def _relayout(old: str, new: str, match: Match, mapping: dict[int, str]) -> str:
+    """``new`` written into the file's layout as described above; ``_Refused("layout"|"quotes")``."""
     old_words, new_words = old.split(), _WS.split(new.strip())
     old_gaps: list[str] = _WS.findall(old.strip())
     new_gaps: list[str] = _WS.findall(new.strip())

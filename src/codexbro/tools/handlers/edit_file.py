@@ -5,8 +5,8 @@ embedded profile offers this instead of making them patch; any model can have it
 ``[tools] edit_file = true``. The edit is turned into an ``apply_patch`` hunk over the lines that hold
 the text, so it goes through the same verification, sandbox policy, approvals and
 ``patch_apply_begin``/``end`` events (a ``file_change`` item in ``exec --json``) as a patch.
-Text copied with its line breaks, indentation or quote marks changed still matches when it matches only once,
-and the replacement keeps the file's layout (``tools/loose_match.py``).
+Text copied with its line breaks, indentation or quote marks changed is still edited when it
+matches only once and the change's place is certain, in the file's layout (``tools/loose_match.py``).
 """
 
 from __future__ import annotations
