@@ -278,17 +278,23 @@ def test_ctrl_c_interrupts_turn_kills_child(home: Path, fake: FakeResponsesServe
             [ev_created(), ev_shell_command("c1", f"echo $$ > {pidfile}; exec sleep 30.2173"), ev_completed()]
         )
     )
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "codexbro", "exec", "--json", "--full-auto", "long job"],
         cwd=workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=os.environ.copy(),
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert live_processes_with("sleep 30.2173")
-    proc.send_signal(signal.SIGINT)
-    stdout, _stderr = proc.communicate(timeout=15)
+    ) as proc:  # fmt: skip
+        try:
+            # generous for a loaded machine; the loop ends as soon as the model's command wrote its pid
+            deadline = time.monotonic() + 60
+            while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert live_processes_with("sleep 30.2173")
+            proc.send_signal(signal.SIGINT)
+            stdout, _stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:  # a failure above must not leave the child (and its pipes) behind
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 130
     events = [json.loads(line) for line in stdout.splitlines()]
     item = next(e for e in events if e["type"] == "item.completed")
