@@ -737,6 +737,22 @@ async def test_native_profile_on_a_real_model_writes_schema_valid_calls(home: Pa
             "type": "object", "required": ["files", "count"],
             "properties": {"files": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}},
         })  # fmt: skip
+        # A forced answer that must start with a fact (followup.py's lead): written into the
+        # answer's string — quotes and backslashes escaped — streamed, and the model goes on from it.
+        lead = 'The check `python3 "t.py" \\x` still fails (exit code 1). '
+        prompt = Prompt(input=[{"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "Did the check pass?"}]}], tools=tools)  # type: ignore[list-item]  # fmt: skip
+        events = [
+            e async for e in model.stream(prompt, "You are a coding agent.", answer_only=True, lead=lead)
+        ]
+        (item,) = [e.item for e in events if e.__class__.__name__ == "OutputItemDone"]  # type: ignore[attr-defined]
+        text = item["content"][0]["text"]
+        assert item["type"] == "message" and text.startswith(lead.strip()) and len(text) > len(lead)
+        deltas = "".join(e.delta for e in events if e.__class__.__name__ == "OutputTextDelta")  # type: ignore[attr-defined]
+        assert deltas.startswith(lead)
+        # Without answer_only the lead is not used (the model may call a tool).
+        events = [e async for e in model.stream(prompt, "You are a coding agent.", lead=lead)]
+        assert lead not in json.dumps([getattr(e, "item", None) for e in events])
     finally:
         model.close()
 

@@ -245,7 +245,7 @@ class EmbeddedModel:
 
     def _generate(self, prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
                   attachments: Mapping[str, str] | None, emit: Callable[[str], None],
-                  cancel: threading.Event) -> None:  # fmt: skip
+                  cancel: threading.Event, lead: str = "") -> None:  # fmt: skip
         with self._lock:
             stats = self.last_stats = RequestStats()  # filled in as it goes: a stopped request reports it
             start = time.perf_counter()
@@ -265,7 +265,7 @@ class EmbeddedModel:
             if not self._primed:
                 self._primed = True
                 stats.restored_tokens, stats.restored_from = self._restore(tokens[:prefix], cancel)
-            self._complete(tokens, grammar, calls, stats, start, emit, cancel)
+            self._complete(tokens, grammar, calls, stats, start, emit, cancel, lead if answer_only else "")
             stats.total_s = time.perf_counter() - start
 
     def _restore(self, prefix: list[int], cancel: threading.Event) -> tuple[int, str]:
@@ -312,9 +312,9 @@ class EmbeddedModel:
 
     def _complete(self, tokens: list[int], grammar: str | None, calls: list[dict[str, Any]] | None,
                   stats: RequestStats, start: float, emit: Callable[[str], None],
-                  cancel: threading.Event) -> None:  # fmt: skip
+                  cancel: threading.Event, lead: str = "") -> None:  # fmt: skip
         """Generate the reply: a tagged call in phases when ``calls`` (the native profile, see
-        ``reply.py``), else one sampling under ``grammar``."""
+        ``reply.py``; an answer in prose starts with ``lead``), else one sampling under ``grammar``."""
         assert self._server is not None
         # A tagged call's head is written after the prompt (at most a few dozen tokens).
         budget = min(self.max_tokens, self.n_ctx - len(tokens) - (HEAD_RESERVE if calls is not None else 0))
@@ -323,7 +323,7 @@ class EmbeddedModel:
             if calls is None:
                 reply.sample(tokens, grammar, budget)
             else:
-                reply.write_call(tokens, calls, budget)
+                reply.write_call(tokens, calls, budget, lead)
         except EngineError as exc:
             if "context" in str(exc).lower():
                 raise ContextWindowExceeded(f"the embedded model's context window is full: {exc}") from None
@@ -350,7 +350,9 @@ class EmbeddedModel:
 
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
                      answer_only: bool = False, attachments: Mapping[str, str] | None = None,
-                     ) -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
+                     lead: str = "") -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
+        """One generation as Responses events. ``lead``: with ``answer_only``, the words a prose
+        answer starts with — written, not sampled (the model goes on from them)."""
         names = {t["name"] for t in prompt.tools if t.get("type") == "function"} | {"answer"}
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -361,7 +363,9 @@ class EmbeddedModel:
 
         def work() -> None:
             try:
-                self._generate(prompt, instructions, require_tool, answer_only, attachments, emit, cancel)
+                self._generate(
+                    prompt, instructions, require_tool, answer_only, attachments, emit, cancel, lead
+                )
             except BaseException as exc:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             else:

@@ -19,13 +19,16 @@ The profile is built for a 1.5B model (figures in ``bench/embedded.py``): its ow
 with short descriptions,
 plus the engine's ``answer`` tool. Small models loop, so a call that repeats one already made this
 turn, or that was cut off, is redone as an answer, and after ``MAX_TOOL_ROUNDS`` requests in one turn
-the grammar only allows an answer.
+the grammar only allows an answer. An answer given while the turn's first command (its check) still
+fails is sent back once with the command and its exit code (``followup.py``); traces show it as
+``followed_up``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -36,6 +39,7 @@ from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
 from codexbro.embedded.attach import attachment, named_files
 from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel
+from codexbro.embedded.followup import Check, failing_check, lead, note
 from codexbro.embedded.kvcache import KvStore, cache_dir
 from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
 from codexbro.errors import AuthError, UserError
@@ -235,6 +239,7 @@ class EmbeddedClient:
         self._rounds = 0
         self._attachments: dict[str, str] = {}  # request text → named small files, read at first sight
         self.calls_refused = 0  # repeated or unfinished calls redone as answers
+        self._followed_up = False  # an answer was sent back this turn (``followup.py``)
 
     async def stream(self, prompt: Prompt, subagent: str | None = None) -> AsyncIterator[ev.ResponseEvent]:
         # A new turn starts from a user message; count the requests since the last one.
@@ -245,47 +250,89 @@ class EmbeddedClient:
         # Past the limit the menu stays in the prompt (so the KV prefix stays valid) but the grammar
         # only allows an answer.
         answer_only = self._rounds > MAX_TOOL_ROUNDS
+        if self._rounds == 1:
+            self._followed_up = False
         earlier = _calls_this_turn(prompt.input)
         self._attach_named_files(prompt.input)
         prompt = Prompt(
             input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
         )
+        # An answer while the turn's check still fails is held back (not streamed) and sent back once;
+        # an answer the model must give (no calls left, or a refused one) starts by saying it fails.
+        failing = failing_check(prompt.input)
+        check = None if answer_only or self._followed_up else failing
         start = time.perf_counter()
         status: int | None = 200
         error: str | None = None
         refusal: dict[str, Any] | None = None
+        followup: dict[str, Any] | None = None
+        # Each pass is one generation: the request, then at most a redo of a refused call as an
+        # answer, and one follow-up of an answer given while the check fails (each ends a pass).
+        stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
+        told = lead(failing) if failing else ""  # how an answer the model must give starts
         try:
-            async for event in self.engine.stream(
-                prompt, self.base_instructions, answer_only=answer_only, attachments=self._attachments
-            ):
-                if isinstance(event, ev.OutputItemDone) and (reason := _refused(event.item, earlier)):
-                    # The same call again (small models loop on it), or a call cut off by the token
-                    # limit. Nothing was shown yet (calls do not stream), so the request is redone
-                    # allowing only an answer; the prefix is still in the KV cache, so that costs
-                    # just the answer's tokens.
-                    self.calls_refused += 1
-                    stats = self.engine.last_stats
-                    refusal = {"reason": reason, "stopped": stats.stopped, "output_tokens": stats.output_tokens,
-                               "seconds": round(stats.total_s, 2), "output": _snippet(event.item),
-                               "first_token_s": round(stats.first_token_s, 3),
-                               "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
-                               "load_s": round(stats.load_s, 3)}  # fmt: skip
-                    break
-                if isinstance(event, ev.OutputItemDone):
-                    event = ev.OutputItemDone(_plain_shell(event.item))
-                yield event
-            else:
-                return
-            async for event in self.engine.stream(
-                prompt, self.base_instructions, answer_only=True, attachments=self._attachments
-            ):
-                if not isinstance(event, ev.Created):
-                    yield event
+            while True:
+                held: list[ev.ResponseEvent] | None = [] if check is not None else None
+                again: Prompt | None = None
+                async for event in self.engine.stream(
+                    stage,
+                    self.base_instructions,
+                    answer_only=stage_answer_only,
+                    attachments=self._attachments,
+                    lead=told,
+                ):
+                    if isinstance(event, ev.OutputItemDone):
+                        if may_refuse and (reason := _refused(event.item, earlier)):
+                            # The same call again (small models loop on it), or a call cut off by the
+                            # token limit. Nothing was shown yet (calls do not stream), so the request
+                            # is redone allowing only an answer; the prefix is still in the KV cache,
+                            # so that costs just the answer's tokens.
+                            self.calls_refused += 1
+                            refusal = {"reason": reason, "output": _snippet(event.item), **self._costs()}
+                            again, stage_answer_only, may_refuse = stage, True, False
+                            check = None  # told to answer now: not sent back as well
+                            break
+                        if check is not None and event.item.get("type") == "message":
+                            followup = {"check": check.command, "exit_code": check.exit_code,
+                                        "answer": _snippet(event.item), **self._costs()}  # fmt: skip
+                            again, stage_answer_only, may_refuse = (
+                                _with_note(stage, event.item, check),
+                                False,
+                                True,
+                            )
+                            self._followed_up, check = True, None
+                            break
+                        event = ev.OutputItemDone(_plain_shell(event.item))
+                    if held is not None:  # held back until the item is known to be a call
+                        held.append(event)
+                        if not isinstance(event, ev.OutputItemDone):
+                            continue
+                        out, held, check = held, None, None
+                    else:
+                        out = [event]
+                    for kept in out:
+                        if isinstance(kept, ev.Created):
+                            if created:  # a redone generation continues the same response
+                                continue
+                            created = True
+                        yield kept
+                if again is None:
+                    return
+                stage = again
         except BaseException as exc:
             status, error = None, type(exc).__name__
             raise
         finally:
-            self._report(time.perf_counter() - start, status, error, refusal)
+            self._report(time.perf_counter() - start, status, error, refusal, followup, failing)
+
+    def _costs(self) -> dict[str, Any]:
+        """What the generation just ended cost: kept when it is redone (the request's cost started
+        with it: load, restore, first token)."""
+        stats = self.engine.last_stats
+        return {"stopped": stats.stopped, "output_tokens": stats.output_tokens,
+                "seconds": round(stats.total_s, 2), "first_token_s": round(stats.first_token_s, 3),
+                "restored_tokens": stats.restored_tokens, "restored_from": stats.restored_from,
+                "load_s": round(stats.load_s, 3)}  # fmt: skip
 
     def _attach_named_files(self, items: list[ev.ResponseItem]) -> None:
         for item in items:
@@ -317,7 +364,13 @@ class EmbeddedClient:
         return RequestPreview(f"{self.base_url}/responses", body, {}, local)
 
     def _report(
-        self, seconds: float, status: int | None, error: str | None, refusal: dict[str, Any] | None = None
+        self,
+        seconds: float,
+        status: int | None,
+        error: str | None,
+        refusal: dict[str, Any] | None = None,
+        followup: dict[str, Any] | None = None,
+        failing: Check | None = None,
     ) -> None:
         """Each local request shows up in traces like an HTTP attempt, with what it cost."""
         from codexbro.api.http import RequestRecord
@@ -332,10 +385,13 @@ class EmbeddedClient:
             "tokens_per_s": round(stats.tokens_per_s, 2), "calls_refused": self.calls_refused,
             **({"stopped": stats.stopped} if stats.stopped else {}),
             **({"refused": refusal} if refusal else {}),
+            **({"followed_up": followup} if followup else {}),
+            # the turn's check as the provider reads it (``followup.py``), while it fails
+            **({"check_failing": {"check": failing.command, "exit_code": failing.exit_code}} if failing else {}),
         }  # fmt: skip
-        if refusal:  # the request's cost started with the refused generation: load, restore, first token
+        if first := followup or refusal:  # the request's cost started with its first generation
             for key in ("load_s", "restored_tokens", "restored_from", "first_token_s"):
-                local[key] = refusal[key]
+                local[key] = first[key]
         record = RequestRecord(
             "responses.create", bucket_for(route("responses.create"), self.base_url), "LOCAL",
             self.base_url, 1, status, error, seconds * 1000, {"local": local},
@@ -347,6 +403,23 @@ class EmbeddedClient:
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
+
+
+def _with_note(prompt: Prompt, answer: ev.ResponseItem, check: Check) -> Prompt:
+    """``prompt`` with the model's answer shown as an ``answer`` call whose result says it was not
+    sent and why (the template's roles for a call and its result; never written to the history)."""
+    text = "".join(str(c.get("text", "")) for c in answer.get("content") or [])
+    call_id = f"followup_{secrets.token_hex(4)}"
+    shown: list[ev.ResponseItem] = [
+        {
+            "type": "function_call",
+            "call_id": call_id,
+            "name": "answer",
+            "arguments": json.dumps({"text": text}),
+        },
+        {"type": "function_call_output", "call_id": call_id, "output": note(check)},
+    ]
+    return Prompt(input=[*prompt.input, *shown], tools=prompt.tools, output_schema=prompt.output_schema)
 
 
 def _refused(item: ev.ResponseItem, earlier: set[tuple[str, str] | None]) -> str | None:

@@ -146,10 +146,14 @@ class Reply:
         self.stats.written_tokens += len(ids)
         return [*tokens, *ids]
 
-    def write_call(self, tokens: list[int], tools: list[dict[str, Any]], budget: int) -> None:
+    def write_call(self, tokens: list[int], tools: list[dict[str, Any]], budget: int, lead: str = "") -> None:
         """One tagged call to one of ``tools`` (function tools with their schemas): the fixed head
-        written into the prompt, the rest sampled until the JSON closes, the tail emitted."""
+        written into the prompt, the rest sampled until the JSON closes, the tail emitted.
+        ``lead``: when the one tool takes a string first (the ``answer``), its first words, written
+        with the head (the grammar goes on inside the string)."""
         head, grammar = call_rest(tools)
+        if lead and len(tools) == 1 and head.endswith(' "') and grammar is not None:
+            head += json.dumps(lead)[1:-1]
         tokens = self._write(tokens, CALL_HEAD + head)
         if grammar is not None:
             opened = self.written[self.written.rindex(CALL_HEAD) + len(CALL_OPEN) :]  # the JSON so far

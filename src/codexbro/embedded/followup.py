@@ -1,0 +1,87 @@
+"""An answer given while the turn's own check still fails is sent back once, with what failed.
+
+Counted over the benchmark's fix tasks, a 1.5B model often runs the check the user named, reads a
+little, and answers — "found `mean` in stats.py" — or edits, runs the check again, sees it fail and
+still writes "passes now". What it has not done is visible in the turn itself, without reading
+the request: the turn's **first command** exited non-zero with output (a check that printed its
+failure; a ``grep`` that matched nothing prints nothing), and the **last run** of that command still
+did. ``failing_check`` finds that; the provider then shows the model its own answer as not sent,
+with the command and its exit code, and lets it go on (``note``) — once per turn, so it costs at
+most one more generation. An answer the model is made to give (its calls used up, or a repeated
+call refused) starts with that fact, written into the answer before the model goes on (``lead``):
+measured, such answers claimed "passes now" over a check that still failed, even after a note
+saying not to.
+
+Only the command's exit code and the order of calls are read: nothing of the request's words, so
+an explain or count task whose first command failed gets the same note, which says to answer again
+when no change was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from msgspec import Struct
+
+from codexbro.api import events as ev
+
+# ``exec_output_freeform``: "Exit code: N" first, the command's output after "Output:".
+_EXIT = re.compile(r"\AExit code: (-?\d+)\n")
+_OUTPUT = "\nOutput:\n"
+
+
+class Check(Struct, frozen=True):
+    command: str
+    exit_code: int
+
+
+def failing_check(items: list[ev.ResponseItem]) -> Check | None:
+    """The turn's first shell command, when it failed with output and its last run (the same
+    command text) failed too; None otherwise."""
+    first: str | None = None
+    commands: dict[str, str] = {}  # call id → command
+    last: dict[str, tuple[int, str]] = {}  # command → (exit code, output) of its latest run
+    for item in items:
+        kind = item.get("type")
+        if kind == "message" and item.get("role") == "user":
+            first, commands, last = None, {}, {}
+        elif kind == "function_call" and item.get("name") == "shell_command":
+            command = _command(item)
+            if command is not None:
+                commands[str(item.get("call_id"))] = command
+                first = command if first is None else first
+        elif kind == "function_call_output" and (command := commands.get(str(item.get("call_id")))):
+            output = item.get("output")
+            if isinstance(output, str) and (head := _EXIT.match(output)):
+                last[command] = (int(head.group(1)), output.partition(_OUTPUT)[2])
+    if first is None or first not in last:
+        return None
+    code, printed = last[first]
+    return Check(first, code) if code != 0 and printed.strip() else None
+
+
+def note(check: Check) -> str:
+    """What the model reads as the result of its answer: not sent, and why."""
+    return (
+        f"Not sent yet: `{check.command}` exited with code {check.exit_code} the last time it ran. "
+        "If the user asked you to make it pass or to fix what it shows, you are not done: read the "
+        f"code it runs, change that code with edit_file, and run `{check.command}` again. "
+        f"If no change was asked for, reply with answer again, saying what `{check.command}` printed."
+    )
+
+
+def lead(check: Check) -> str:
+    """How an answer the model must give while the check fails starts (written, not sampled): a
+    note asking it not to claim success was measured and did not stop "passes now"."""
+    return f"`{check.command}` still fails (exit code {check.exit_code}). "
+
+
+def _command(item: ev.ResponseItem) -> str | None:
+    try:
+        args: Any = json.loads(str(item.get("arguments") or "{}"))
+    except ValueError:
+        return None
+    command = args.get("command") if isinstance(args, dict) else None
+    return command.strip() if isinstance(command, str) and command.strip() else None
