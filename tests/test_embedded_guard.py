@@ -62,7 +62,7 @@ async def test_the_engine_stops_and_trims_a_babbling_answer(tmp_path: Path) -> N
     ]
 
     def fake_generate(prompt: Prompt, instructions: str, require_tool: bool, answer_only: bool,
-                      attachments: Any, emit: Any, cancel: threading.Event) -> None:  # fmt: skip
+                      attachments: Any, emit: Any, cancel: threading.Event, lead: str = "") -> None:  # fmt: skip
         for i, piece in enumerate(pieces):
             emit(piece if i in (0, len(pieces) - 1) else piece + ("" if i == len(pieces) - 2 else " "))
 
