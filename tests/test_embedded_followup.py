@@ -45,7 +45,7 @@ def test_the_check_is_the_turns_first_command_still_failing() -> None:
     assert failing_check(more) == Check("python3 check.py", 1)  # type: ignore[arg-type]
     assert failing_check([*more, shell("c", "python3 check.py"), ran("c", 0, "ok\n")]) is None  # type: ignore[arg-type]
     assert failing_check([*more, shell("c", "python3 check.py"), ran("c", 2, "x\n")]) == Check(  # type: ignore[arg-type]
-        "python3 check.py", 2
+        "python3 check.py", 2, runs=2
     )
     # A search that found nothing prints nothing: not a failing check.
     assert failing_check([USER, shell("a", "grep -rn foo ."), ran("a", 1, "")]) is None  # type: ignore[arg-type]
@@ -63,6 +63,12 @@ def test_the_check_is_the_turns_first_command_still_failing() -> None:
     assert failing_check([USER, bad, ran("z", 1, "boom\n")]) is None  # type: ignore[arg-type]
     text = note(Check("python3 check.py", 1))
     assert "`python3 check.py` exited with code 1" in text and "reply with answer again" in text
+    # Quoted on one line, at most 80 characters; doubled backticks around one that holds a backtick.
+    assert lead(Check("python3 check.py", 1, 2)) == "`python3 check.py` still fails (exit code 1)."
+    assert lead(Check("cat <<EOF > x\nline\nEOF", 1)).startswith("`cat <<EOF > x…` still fails")
+    assert lead(Check("echo `date`", 2)).startswith("`` echo `date` `` still fails")
+    long = lead(Check("python3 -c " + "x" * 200, 1))
+    assert long.startswith("`python3 -c xxx") and len(long.split("`")[1]) == 78
 
 
 class Engine:
@@ -83,8 +89,10 @@ class Engine:
         self.answer_only.append(answer_only)
         self.leads.append(lead)
         item = self.items.pop(0)
+        if isinstance(item, BaseException):
+            raise item
         if answer_only and lead:  # as the real engine writes it (tests/test_local_model.py)
-            item = says(lead + item["content"][0]["text"])
+            item = says(f"{lead} {item['content'][0]['text']}")
         yield ev.Created(f"resp_{len(self.prompts)}")
         if item["type"] == "message":
             yield ev.OutputItemAdded({**item, "content": []})
@@ -181,44 +189,75 @@ async def test_once_per_turn_and_never_when_the_check_passes(workspace: Path) ->
 
 
 async def test_an_answer_the_model_must_give_starts_with_the_failing_check(workspace: Path) -> None:
-    """Calls used up, or a repeated call refused: the answer starts with the check's failure,
-    written, not sampled (such answers claimed "passes now", even after a note saying not to)."""
-    (workspace / "check.py").write_text("import sys\nsys.exit('wrong total: 50')\n")
-    told = lead(Check("python3 check.py", 1))
-    others = [calls("shell_command", {"command": f"echo {n}"}, f"e{n}") for n in range(MAX_TOOL_ROUNDS - 1)]
+    """The check ran again and still fails, and the model must answer (calls used up, or a repeated
+    call refused): the answer starts with that, written, not sampled (such answers claimed "passes
+    now", even after a note saying not to). After one run only, nothing is written: a command that
+    answers with a non-zero exit (``grep -c`` printing 0) is no check."""
+    (workspace / "calc.py").write_text("TOTAL = 50\n")
+    (workspace / "check.py").write_text(
+        "import sys\nfrom calc import TOTAL\nsys.exit(f'wrong total: {TOTAL}')\n"
+    )
+    told = lead(Check("python3 check.py", 1, runs=2))
+    wrong_fix = calls("edit_file", {"path": "calc.py", "old_text": "50", "new_text": "60"}, "e")
+    check = [calls("shell_command", {"command": "python3 check.py"}, f"c{n}") for n in range(3)]
+    others = [calls("shell_command", {"command": f"echo {n}"}, f"o{n}") for n in range(MAX_TOOL_ROUNDS - 3)]
     session, engine, records = session_with(workspace, [
-        calls("shell_command", {"command": "python3 check.py"}, "c1"), *others,
+        check[0], wrong_fix, check[1], *others,
         says("It passes now."),  # the forced answer (the grammar allows nothing else)
     ])  # fmt: skip
     session.submit(turn("make check.py pass"))
     events = await asyncio.wait_for(events_until(session), 60)
     assert engine.answer_only == [False] * MAX_TOOL_ROUNDS + [True]
-    assert answers(events) == [f"{told}It passes now."]
+    assert engine.leads[-1] == told and answers(events) == [f"{told} It passes now."]
     check_failing = [r.extra["local"].get("check_failing") for r in records]
     assert check_failing == [None] + [{"check": "python3 check.py", "exit_code": 1}] * MAX_TOOL_ROUNDS
     await session.close()
 
     # A repeated call is refused and redone as an answer: it starts the same way, and is not sent
     # back as well.
+    (workspace / "calc.py").write_text("TOTAL = 50\n")
     session, engine, records = session_with(workspace, [
-        calls("shell_command", {"command": "python3 check.py"}, "c1"),
-        calls("shell_command", {"command": "python3 check.py"}, "c2"),  # the same again: refused
-        says("It printed: wrong total: 50."),
+        check[0], wrong_fix, check[1], check[2],  # the same again, with no edit between: refused
+        says("It printed: wrong total: 60."),
     ])  # fmt: skip
     session.submit(turn("make check.py pass"))
     events = await asyncio.wait_for(events_until(session), 60)
-    assert engine.answer_only == [False, False, True] and engine.leads[2] == told
-    assert answers(events) == [f"{told}It printed: wrong total: 50."]
+    assert engine.answer_only == [False, False, False, False, True] and engine.leads[-1] == told
+    assert answers(events) == [f"{told} It printed: wrong total: 60."]
     assert records[-1].extra["local"]["refused"]["reason"] == "repeats a call already made this turn"
     await session.close()
 
-    # With a passing check (or none), nothing is written into a forced answer.
+    # One run of a failing first command: nothing is written into a forced answer.
+    (workspace / "notes.txt").write_text("nothing to do here\n")
+    count = calls("shell_command", {"command": "grep -c TODO notes.txt"}, "g")
     session, engine, records = session_with(workspace, [
-        calls("shell_command", {"command": "ls"}, "c1"),
-        calls("shell_command", {"command": "ls"}, "c2"),  # refused
-        says("check.py is here."),
+        count, calls("shell_command", {"command": "grep -c TODO notes.txt"}, "g2"),  # refused
+        says("There are no TODOs in notes.txt."),
     ])  # fmt: skip
-    session.submit(turn("what is here?"))
+    session.submit(turn("how many TODOs are in notes.txt?"))
     events = await asyncio.wait_for(events_until(session), 60)
-    assert engine.leads == ["", "", ""] and answers(events) == ["check.py is here."]
+    assert engine.leads == ["", "", ""] and answers(events) == ["There are no TODOs in notes.txt."]
+    assert records[-1].extra["local"]["check_failing"] == {"check": "grep -c TODO notes.txt", "exit_code": 1}
+    await session.close()
+
+
+async def test_a_follow_up_that_fails_leaves_the_answer_it_would_have_replaced(workspace: Path) -> None:
+    """The follow-up's prompt is longer (the answer and the note): should it not fit the context
+    window, the answer held back is given, with the request's usage, and the trace says so."""
+    from codexbro.errors import ContextWindowExceeded
+
+    (workspace / "check.py").write_text("import sys\nsys.exit('still broken')\n")
+    session, engine, records = session_with(workspace, [
+        calls("shell_command", {"command": "python3 check.py"}, "c1"),
+        says("check.py prints: still broken."),
+        ContextWindowExceeded("the prompt (8200 tokens) does not fit"),  # type: ignore[list-item]
+    ])  # fmt: skip
+    session.submit(turn("run check.py"))
+    events = await asyncio.wait_for(events_until(session), 60)
+    assert len(engine.prompts) == 3 and answers(events) == ["check.py prints: still broken."]
+    assert shown_text(events) == "check.py prints: still broken."
+    assert (
+        records[-1].status == 200
+        and records[-1].extra["local"]["followed_up"]["error"] == "ContextWindowExceeded"
+    )
     await session.close()

@@ -256,7 +256,10 @@ class EmbeddedModel:
                 prompt, instructions, require_tool, answer_only, attachments
             )
             stats.prompt_tokens = len(tokens)
-            if len(tokens) + 16 + (HEAD_RESERVE if calls is not None else 0) > self.n_ctx:
+            # a lead is written only into a prose answer (never under an output schema); its
+            # characters bound its tokens
+            lead = lead if answer_only and prompt.output_schema is None else ""
+            if len(tokens) + 16 + (HEAD_RESERVE + len(lead) if calls is not None else 0) > self.n_ctx:
                 raise ContextWindowExceeded(
                     f"the prompt ({len(tokens)} tokens) does not fit the embedded model's context "
                     f"window ({self.n_ctx} tokens)"
@@ -265,7 +268,7 @@ class EmbeddedModel:
             if not self._primed:
                 self._primed = True
                 stats.restored_tokens, stats.restored_from = self._restore(tokens[:prefix], cancel)
-            self._complete(tokens, grammar, calls, stats, start, emit, cancel, lead if answer_only else "")
+            self._complete(tokens, grammar, calls, stats, start, emit, cancel, lead)
             stats.total_s = time.perf_counter() - start
 
     def _restore(self, prefix: list[int], cancel: threading.Event) -> tuple[int, str]:
@@ -317,7 +320,8 @@ class EmbeddedModel:
         ``reply.py``; an answer in prose starts with ``lead``), else one sampling under ``grammar``."""
         assert self._server is not None
         # A tagged call's head is written after the prompt (at most a few dozen tokens).
-        budget = min(self.max_tokens, self.n_ctx - len(tokens) - (HEAD_RESERVE if calls is not None else 0))
+        reserve = HEAD_RESERVE + len(lead) if calls is not None else 0
+        budget = min(self.max_tokens, self.n_ctx - len(tokens) - reserve)
         reply = Reply(self._server, stats, start, emit, cancel, self._track)
         try:
             if calls is None:
@@ -351,8 +355,8 @@ class EmbeddedModel:
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
                      answer_only: bool = False, attachments: Mapping[str, str] | None = None,
                      lead: str = "") -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
-        """One generation as Responses events. ``lead``: with ``answer_only``, the words a prose
-        answer starts with — written, not sampled (the model goes on from them)."""
+        """One generation as Responses events. ``lead``: with ``answer_only`` and no output schema,
+        the words a prose answer starts with — written, not sampled (the model goes on from them)."""
         names = {t["name"] for t in prompt.tools if t.get("type") == "function"} | {"answer"}
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()

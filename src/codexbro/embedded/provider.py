@@ -38,7 +38,7 @@ from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
 from codexbro.embedded.attach import attachment, named_files
-from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel
+from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel, RequestStats
 from codexbro.embedded.followup import Check, failing_check, lead, note
 from codexbro.embedded.kvcache import KvStore, cache_dir
 from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
@@ -258,9 +258,10 @@ class EmbeddedClient:
             input=prompt.input, tools=compact_tools(prompt.tools), output_schema=prompt.output_schema
         )
         # An answer while the turn's check still fails is held back (not streamed) and sent back once;
-        # an answer the model must give (no calls left, or a refused one) starts by saying it fails.
+        # an answer the model must give after running the check again starts by saying it fails.
         failing = failing_check(prompt.input)
         check = None if answer_only or self._followed_up else failing
+        told = lead(failing) if failing and failing.runs > 1 and prompt.output_schema is None else ""
         start = time.perf_counter()
         status: int | None = 200
         error: str | None = None
@@ -269,53 +270,63 @@ class EmbeddedClient:
         # Each pass is one generation: the request, then at most a redo of a refused call as an
         # answer, and one follow-up of an answer given while the check fails (each ends a pass).
         stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
-        told = lead(failing) if failing else ""  # how an answer the model must give starts
+        sent_back: list[ev.ResponseEvent] = []  # the answer held back, should its follow-up fail
         try:
             while True:
                 held: list[ev.ResponseEvent] | None = [] if check is not None else None
                 again: Prompt | None = None
-                async for event in self.engine.stream(
-                    stage,
-                    self.base_instructions,
-                    answer_only=stage_answer_only,
-                    attachments=self._attachments,
-                    lead=told,
-                ):
-                    if isinstance(event, ev.OutputItemDone):
-                        if may_refuse and (reason := _refused(event.item, earlier)):
-                            # The same call again (small models loop on it), or a call cut off by the
-                            # token limit. Nothing was shown yet (calls do not stream), so the request
-                            # is redone allowing only an answer; the prefix is still in the KV cache,
-                            # so that costs just the answer's tokens.
-                            self.calls_refused += 1
-                            refusal = {"reason": reason, "output": _snippet(event.item), **self._costs()}
-                            again, stage_answer_only, may_refuse = stage, True, False
-                            check = None  # told to answer now: not sent back as well
-                            break
-                        if check is not None and event.item.get("type") == "message":
-                            followup = {"check": check.command, "exit_code": check.exit_code,
-                                        "answer": _snippet(event.item), **self._costs()}  # fmt: skip
-                            again, stage_answer_only, may_refuse = (
-                                _with_note(stage, event.item, check),
-                                False,
-                                True,
-                            )
-                            self._followed_up, check = True, None
-                            break
-                        event = ev.OutputItemDone(_plain_shell(event.item))
-                    if held is not None:  # held back until the item is known to be a call
-                        held.append(event)
-                        if not isinstance(event, ev.OutputItemDone):
-                            continue
-                        out, held, check = held, None, None
-                    else:
-                        out = [event]
-                    for kept in out:
-                        if isinstance(kept, ev.Created):
-                            if created:  # a redone generation continues the same response
+                shown = False  # this pass has yielded more than its Created
+                try:
+                    async for event in self.engine.stream(
+                        stage, self.base_instructions, answer_only=stage_answer_only,
+                        attachments=self._attachments, lead=told,
+                    ):  # fmt: skip
+                        if isinstance(event, ev.OutputItemDone):
+                            if may_refuse and (reason := _refused(event.item, earlier)):
+                                # The same call again (small models loop on it), or a call cut off
+                                # by the token limit. Nothing was shown yet (calls do not stream),
+                                # so the request is redone allowing only an answer; the prefix is
+                                # still in the KV cache, so that costs just the answer's tokens.
+                                self.calls_refused += 1
+                                refusal = {"reason": reason, "output": _snippet(event.item), **self._costs()}
+                                again, stage_answer_only, may_refuse = stage, True, False
+                                check = None  # made to answer now: not sent back as well
+                                break
+                            if held is not None and check is not None and event.item.get("type") == "message":
+                                followup = {"check": check.command, "exit_code": check.exit_code,
+                                            "answer": _snippet(event.item), **self._costs()}  # fmt: skip
+                                rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
+                                sent_back = [*held, event, _usage(rid, self.engine.last_stats)]
+                                again, may_refuse = _with_note(stage, event.item, check), True
+                                self._followed_up, check = True, None
+                                break
+                            event = ev.OutputItemDone(_plain_shell(event.item))
+                        if held is not None:  # held back until the item is known to be a call
+                            held.append(event)
+                            if not isinstance(event, ev.OutputItemDone):
                                 continue
-                            created = True
-                        yield kept
+                            out, held, check = held, None, None
+                        else:
+                            out = [event]
+                        for kept in out:
+                            if isinstance(kept, ev.Created):
+                                if created:  # a redone generation continues the same response
+                                    continue
+                                created = True
+                            else:
+                                shown = True
+                            yield kept
+                except Exception as exc:
+                    if not sent_back or shown:
+                        raise
+                    # The follow-up failed before showing anything (its longer prompt over the
+                    # context window, say): the answer it would have replaced stands.
+                    assert followup is not None
+                    followup["error"] = type(exc).__name__
+                    for kept in sent_back:
+                        if not (isinstance(kept, ev.Created) and created):
+                            yield kept
+                    return
                 if again is None:
                     return
                 stage = again
@@ -403,6 +414,15 @@ class EmbeddedClient:
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
+
+
+def _usage(response_id: str | None, stats: RequestStats) -> ev.ResponseEvent:
+    """The ``Completed`` of a generation whose own was not read (its answer was held back)."""
+    usage = ev.TokenUsage(
+        input_tokens=stats.prompt_tokens, cached_input_tokens=stats.reused_tokens,
+        output_tokens=stats.output_tokens, total_tokens=stats.prompt_tokens + stats.output_tokens,
+    )  # fmt: skip
+    return ev.Completed(response_id, usage)
 
 
 def _with_note(prompt: Prompt, answer: ev.ResponseItem, check: Check) -> Prompt:

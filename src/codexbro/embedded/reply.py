@@ -153,7 +153,7 @@ class Reply:
         with the head (the grammar goes on inside the string)."""
         head, grammar = call_rest(tools)
         if lead and len(tools) == 1 and head.endswith(' "') and grammar is not None:
-            head += json.dumps(lead)[1:-1]
+            head += json.dumps(lead, ensure_ascii=False)[1:-1]
         tokens = self._write(tokens, CALL_HEAD + head)
         if grammar is not None:
             opened = self.written[self.written.rindex(CALL_HEAD) + len(CALL_OPEN) :]  # the JSON so far
