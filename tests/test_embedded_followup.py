@@ -65,8 +65,12 @@ def test_the_check_is_the_turns_first_command_still_failing() -> None:
     assert "`python3 check.py` exited with code 1" in text and "reply with answer again" in text
     # Quoted on one line, at most 80 characters; doubled backticks around one that holds a backtick.
     assert lead(Check("python3 check.py", 1, 2)) == "`python3 check.py` still fails (exit code 1)."
-    assert lead(Check("cat <<EOF > x\nline\nEOF", 1)).startswith("`cat <<EOF > x…` still fails")
+    assert lead(Check("cat <<EOF > x\nline\nEOF", 1)).startswith("`cat <<EOF > x …` still fails")
     assert lead(Check("echo `date`", 2)).startswith("`` echo `date` `` still fails")
+    assert lead(Check("echo ``x``", 2)).startswith("``` echo ``x`` ``` still fails")
+    # One run whose output the history holds twice is one run.
+    twice = [*failing, ran("a", 1, "AssertionError: 5 != 4\n")]
+    assert failing_check(twice) == Check("python3 check.py", 1, runs=1)  # type: ignore[arg-type]
     long = lead(Check("python3 -c " + "x" * 200, 1))
     assert long.startswith("`python3 -c xxx") and len(long.split("`")[1]) == 78
 
@@ -260,4 +264,22 @@ async def test_a_follow_up_that_fails_leaves_the_answer_it_would_have_replaced(w
         records[-1].status == 200
         and records[-1].extra["local"]["followed_up"]["error"] == "ContextWindowExceeded"
     )
+    await session.close()
+
+
+async def test_a_failure_after_the_follow_up_showed_text_is_raised(workspace: Path) -> None:
+    """Once the follow-up has streamed anything, its failure is the request's: the answer held
+    back is not added after text already shown."""
+    (workspace / "check.py").write_text("import sys\nsys.exit('still broken')\n")
+    session, engine, records = session_with(workspace, [
+        calls("shell_command", {"command": "python3 check.py"}, "c1"),
+        says("check.py prints: still broken."),
+        says('{"name": "shell_command", "argu'),  # streamed, then refused as a call cut off
+        RuntimeError("the engine went away"),  # type: ignore[list-item]
+    ])  # fmt: skip
+    session.submit(turn("run check.py"))
+    events = await asyncio.wait_for(events_until(session), 60)
+    assert len(engine.prompts) == 4 and "check.py prints: still broken." not in shown_text(events)
+    assert "check.py prints: still broken." not in answers(events)
+    assert records[-1].status is None and records[-1].error == "RuntimeError"
     await session.close()

@@ -47,7 +47,7 @@ def failing_check(items: list[ev.ResponseItem]) -> Check | None:
     first: str | None = None
     commands: dict[str, str] = {}  # call id → command
     last: dict[str, tuple[int, str]] = {}  # command → (exit code, output) of its latest run
-    runs: dict[str, int] = {}
+    runs: dict[str, set[str]] = {}  # command → the call ids it ran under
     for item in items:
         kind = item.get("type")
         if kind == "message" and item.get("role") == "user":
@@ -61,11 +61,11 @@ def failing_check(items: list[ev.ResponseItem]) -> Check | None:
             output = item.get("output")
             if isinstance(output, str) and (head := _EXIT.match(output)):
                 last[command] = (int(head.group(1)), output.partition(_OUTPUT)[2])
-                runs[command] = runs.get(command, 0) + 1
+                runs.setdefault(command, set()).add(str(item.get("call_id")))
     if first is None or first not in last:
         return None
     code, printed = last[first]
-    return Check(first, code, runs[first]) if code != 0 and printed.strip() else None
+    return Check(first, code, len(runs[first])) if code != 0 and printed.strip() else None
 
 
 def note(check: Check) -> str:
@@ -86,13 +86,16 @@ def lead(check: Check) -> str:
 
 
 def _shown(command: str) -> str:
-    """A command as the note and the answer quote it: in backticks (doubled when it holds one),
-    its first line, at most 80 characters."""
+    """A command as the note and the answer quote it: a Markdown code span (its fence longer than
+    any run of backticks inside), its first line, at most 80 characters; "…" where it was cut."""
     lines = command.splitlines()
     line = lines[0] if lines else command
-    if len(line) > 80 or line != command:
+    if len(line) > 80:
         line = line[:77].rstrip() + "…"
-    return f"`` {line} ``" if "`" in line else f"`{line}`"
+    elif line != command:
+        line += " …"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", line)), default=0) + 1)
+    return f"{fence} {line} {fence}" if len(fence) > 1 else f"`{line}`"
 
 
 def _command(item: ev.ResponseItem) -> str | None:

@@ -271,11 +271,11 @@ class EmbeddedClient:
         # answer, and one follow-up of an answer given while the check fails (each ends a pass).
         stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
         sent_back: list[ev.ResponseEvent] = []  # the answer held back, should its follow-up fail
+        shown = False  # more than a Created has gone out (in any pass)
         try:
             while True:
                 held: list[ev.ResponseEvent] | None = [] if check is not None else None
                 again: Prompt | None = None
-                shown = False  # this pass has yielded more than its Created
                 try:
                     async for event in self.engine.stream(
                         stage, self.base_instructions, answer_only=stage_answer_only,
