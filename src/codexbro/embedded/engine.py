@@ -91,6 +91,13 @@ class RequestStats(Struct):
     stopped: str = ""  # why generation ended early ("repetition"); empty when it ended normally
     restored_from: str = ""  # which saved prefix: "workspace", "base" or "" (none)
 
+    def usage(self) -> ev.TokenUsage:
+        """The request's tokens as a Responses ``usage``."""
+        return ev.TokenUsage(
+            input_tokens=self.prompt_tokens, cached_input_tokens=self.reused_tokens,
+            output_tokens=self.output_tokens, total_tokens=self.prompt_tokens + self.output_tokens,
+        )  # fmt: skip
+
     @property
     def tokens_per_s(self) -> float:
         gen = self.total_s - self.first_token_s
@@ -428,8 +435,4 @@ class EmbeddedModel:
             item = {"type": "message", "role": "assistant", "id": msg_id,
                     "content": [{"type": "output_text", "text": parsed}]}  # fmt: skip
         yield ev.OutputItemDone(item)
-        stats = self.last_stats
-        yield ev.Completed(response_id, ev.TokenUsage(
-            input_tokens=stats.prompt_tokens, cached_input_tokens=stats.reused_tokens,
-            output_tokens=stats.output_tokens, total_tokens=stats.prompt_tokens + stats.output_tokens,
-        ))  # fmt: skip
+        yield ev.Completed(response_id, self.last_stats.usage())

@@ -15,20 +15,17 @@ command that answers with a non-zero exit — ``grep -c`` printing ``0``, ``diff
 and "still fails" would be false there; it gets at most the one follow-up, whose note says to
 answer again when no change was asked for.)
 
-Only the command's exit code and the order of calls are read: nothing of the request's words, so
-an explain or count task whose first command failed gets the same note, which says to answer again
-when no change was asked for.
+Only exit codes, command texts and the order of calls are read, never the request's words.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from msgspec import Struct
 
 from codexbro.api import events as ev
+from codexbro.embedded.render import call_arguments
 
 # ``exec_output_freeform``: "Exit code: N" first, the command's output after "Output:".
 _EXIT = re.compile(r"\AExit code: (-?\d{1,9})\n")
@@ -99,9 +96,5 @@ def _shown(command: str) -> str:
 
 
 def _command(item: ev.ResponseItem) -> str | None:
-    try:
-        args: Any = json.loads(str(item.get("arguments") or "{}"))
-    except ValueError:
-        return None
-    command = args.get("command") if isinstance(args, dict) else None
+    command = call_arguments(item).get("command")
     return command.strip() if isinstance(command, str) and command.strip() else None

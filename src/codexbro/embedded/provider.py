@@ -38,7 +38,7 @@ from codexbro.api import events as ev
 from codexbro.api.model_client import Prompt, RequestLog, RequestPreview
 from codexbro.config.types import Config
 from codexbro.embedded.attach import attachment, named_files
-from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel, RequestStats
+from codexbro.embedded.engine import EXAMPLES_MIN_CTX, EmbeddedModel
 from codexbro.embedded.followup import Check, failing_check, lead, note
 from codexbro.embedded.kvcache import KvStore, cache_dir
 from codexbro.embedded.weights import WEIGHTS, assemble, is_verified, models_dir, smollm2_path
@@ -261,7 +261,7 @@ class EmbeddedClient:
         # an answer the model must give after running the check again starts by saying it fails.
         failing = failing_check(prompt.input)
         check = None if answer_only or self._followed_up else failing
-        told = lead(failing) if failing and failing.runs > 1 and prompt.output_schema is None else ""
+        told = lead(failing) if failing and failing.runs > 1 else ""  # the engine writes it into prose only
         start = time.perf_counter()
         status: int | None = 200
         error: str | None = None
@@ -296,7 +296,8 @@ class EmbeddedClient:
                                 followup = {"check": check.command, "exit_code": check.exit_code,
                                             "answer": _snippet(event.item), **self._costs()}  # fmt: skip
                                 rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
-                                sent_back = [*held, event, _usage(rid, self.engine.last_stats)]
+                                # its own Completed is not read: the answer's usage goes with it
+                                sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
                                 again, may_refuse = _with_note(stage, event.item, check), True
                                 self._followed_up, check = True, None
                                 break
@@ -414,15 +415,6 @@ class EmbeddedClient:
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
-
-
-def _usage(response_id: str | None, stats: RequestStats) -> ev.ResponseEvent:
-    """The ``Completed`` of a generation whose own was not read (its answer was held back)."""
-    usage = ev.TokenUsage(
-        input_tokens=stats.prompt_tokens, cached_input_tokens=stats.reused_tokens,
-        output_tokens=stats.output_tokens, total_tokens=stats.prompt_tokens + stats.output_tokens,
-    )  # fmt: skip
-    return ev.Completed(response_id, usage)
 
 
 def _with_note(prompt: Prompt, answer: ev.ResponseItem, check: Check) -> Prompt:

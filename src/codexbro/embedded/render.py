@@ -57,7 +57,7 @@ def _entries(prompt: Prompt, attachments: Mapping[str, str] | None) -> Iterator[
             elif role == "assistant":
                 yield _Entry("assistant", text)
         elif kind in ("function_call", "custom_tool_call"):
-            yield _Entry("call", name=str(item.get("name")), arguments=_call_arguments(item),
+            yield _Entry("call", name=str(item.get("name")), arguments=call_arguments(item),
                          call_id=str(item.get("call_id")))  # fmt: skip
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
@@ -282,7 +282,8 @@ def _call_message(call_id: str, name: str, arguments: dict[str, Any]) -> dict[st
     return {"role": "assistant", "content": "", "tool_calls": [call]}
 
 
-def _call_arguments(item: dict[str, Any]) -> dict[str, Any]:
+def call_arguments(item: dict[str, Any]) -> dict[str, Any]:
+    """A call item's arguments as an object; ``{}`` when they are not one (the model wrote them)."""
     if item.get("type") == "custom_tool_call":
         return {"input": item.get("input", "")}
     try:
