@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codexbro.tools.handlers.edit_file import hunk_patch
+from codexbro.tools.handlers.edit_file import hunk_patch, sed_replace_all
 from codexbro.tools.loose_match import MAX_TEXT, MAX_WORDS, find_loose, loose_edit
 from tests.conftest import CliResult, run_cli, write_config
 from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
@@ -70,7 +70,9 @@ def test_edit_file_in_an_exec_turn(home: Path, fake: FakeResponsesServer, worksp
     assert "edit_file" in [t.get("name") for t in body["tools"]]
     out = outputs(body)
     assert (
-        out["e1"] == "edit_file: old_text occurs 2 times in calc.py; include more of the line so it is unique"
+        out["e1"]
+        == "edit_file: old_text occurs 2 times in calc.py (lines 2, 6); to change one of them, include "
+        "more of its line so it is unique; to change every one, run: sed -i 's/return a - b/return a + b/g' calc.py"
     )
     # A small file is shown with the not-found error: the text to copy is then in front of the model.
     assert out["e2"] == (
@@ -249,7 +251,8 @@ def test_a_collapsed_copy_is_applied_in_the_files_layout(
     assert out["e3"].startswith("Exit code: 0\n")
     assert (
         out["e4"]
-        == "edit_file: old_text occurs 2 times in blocks.rb; include more of the line so it is unique"
+        == "edit_file: old_text occurs 2 times in blocks.rb (lines 1, 2); to change one of them, include more "
+        "of its line so it is unique"
     )
     assert (workspace / "blocks.rb").read_text() == "end\nend\nend\n"
     completed = [e["item"]["type"] for e in res.events() if e["type"] == "item.completed"]
@@ -280,3 +283,61 @@ def test_loose_matching_agrees_with_its_definition_and_stays_linear() -> None:
     started = time.perf_counter()
     assert find_loose("a " * 500_000, "a " * 5_000 + "b") == []  # quadratic for a backtracking regex
     assert time.perf_counter() - started < 5
+
+
+def test_the_replace_every_command_equals_str_replace_under_real_sed(tmp_path: Path) -> None:
+    """The ``sed`` command a repeated old_text's refusal offers replaces exactly what
+    ``str.replace`` would, whatever the texts hold (regex and replacement metacharacters, the
+    delimiter, backslashes, non-ASCII), in the C and UTF-8 locales; texts it cannot say on one
+    copyable line get no command. Control: the texts unescaped break sed's result."""
+    import os
+    import random
+    import subprocess
+
+    alphabet = list('ab.*[]^$\\/&-+?|(){}~`"#!%@ \tñé€😀')
+    rng = random.Random(11)
+    target = tmp_path / "-notes.txt"  # a name sed would otherwise read as an option
+    naive_broke = 0
+    for i in range(300):
+        old = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+        new = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+        text = "".join(rng.choice([*alphabet, "\n"]) for _ in range(50)) + old + "x" + old + "\n"
+        command = sed_replace_all(target.name, old, new)
+        assert command is not None
+        env = {**os.environ, "LC_ALL": ("C", "C.UTF-8")[i % 2]}
+        target.write_text(text, encoding="utf-8")
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+        assert target.read_text(encoding="utf-8") == text.replace(old, new), command
+        target.write_text(text, encoding="utf-8")
+        naive = f"sed -i 's/{old}/{new}/g' ./{target.name}"
+        subprocess.run(["bash", "-c", naive], cwd=tmp_path, env=env, capture_output=True)
+        naive_broke += target.read_text(encoding="utf-8", errors="replace") != text.replace(old, new)
+    assert naive_broke > 100
+    for old, new in (("a\nb", "c"), ("a", "b\nc"), ("it's", "its"), ("a", "'"), ("a\r", "b")):
+        assert sed_replace_all("f.txt", old, new) is None
+
+
+def test_a_repeated_old_text_is_refused_with_a_command_that_changes_every_one(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """A rename through edit_file (old_text a name used on many lines) is refused with the lines it
+    is on and a command that changes every occurrence; run as the model copies it, it does."""
+    scale = workspace / "scale.py"
+    original = (
+        "ML_PER = 1000\n\n\ndef to_ml(litres):\n    return litres * ML_PER\n\n\nprint(ML_PER, to_ml(2))\n"
+    )
+    scale.write_text(original)
+    fake.add(call("e1", path="scale.py", old_text="ML_PER", new_text="ML_IN_L"))
+    res = edit_turn(home, fake, workspace, "rename ML_PER")
+    refusal = outputs(fake.bodies()[-1])["e1"]
+    command = "sed -i 's/ML_PER/ML_IN_L/g' scale.py"
+    assert refusal == (
+        "edit_file: old_text occurs 3 times in scale.py (lines 1, 5, 8); to change one of them, include "
+        f"more of its line so it is unique; to change every one, run: {command}"
+    )
+    assert scale.read_text() == original and res.code == 0
+    shell = Reply([ev_created(), ev_function_call("s1", "shell_command", json.dumps({"command": command})),
+                   ev_completed()])  # fmt: skip
+    edit_turn(home, fake, workspace, "run it", shell)
+    assert scale.read_text() == original.replace("ML_PER", "ML_IN_L")

@@ -12,6 +12,7 @@ matches only once and the change's place is certain, in the file's layout (``too
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,10 +85,7 @@ class EditFileHandler(FunctionTool):
                 raise RespondToModel(_LOOSE_REFUSALS[edit].format(name=name) + _shown(name, text))
             start, old, new = edit.start, text[edit.start : edit.end], edit.replacement
         elif text.find(old, first + 1) != -1:
-            raise RespondToModel(
-                f"edit_file: old_text occurs {max(2, text.count(old))} times in {name}; include more "
-                "of the line so it is unique"
-            )
+            raise RespondToModel(_repeated(name, text, old, new))
         result = await apply_patch_text(hunk_patch(name, text, old, new, start), ctx.cwd, call.call_id, ctx)
         output = exec_output_freeform(
             result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
@@ -110,6 +108,52 @@ _LOOSE_REFUSALS = {
     "spaces, line breaks and quote marks new_text would change nothing; copy old_text exactly from the "
     "file",
 }
+
+
+def _repeated(name: str, text: str, old: str, new: str) -> str:
+    """The refusal of an ``old_text`` that occurs more than once: where it occurs, and both ways on —
+    one occurrence (more of its line) or every one (a ``sed`` command that replaces exactly
+    ``old_text`` everywhere, written out when both texts fit on a line and need no shell quoting of
+    their own). Renames ran into this: a small model retried ever longer pieces of the same line."""
+    lines: list[int] = []  # the line each occurrence starts on (overlapping ones too)
+    line, seen, at, count = 1, 0, text.find(old), 0
+    while at != -1:
+        line += text.count("\n", seen, at)
+        if not lines or lines[-1] != line:
+            lines.append(line)
+        seen, at, count = at, text.find(old, at + 1), count + 1
+    where = ", ".join(map(str, lines[:_LINES_SHOWN]))
+    if len(lines) > _LINES_SHOWN:
+        where += f" and {len(lines) - _LINES_SHOWN} more"
+    message = (
+        f"edit_file: old_text occurs {count} times in {name} (line{'s' if len(lines) > 1 else ''} "
+        f"{where}); to change one of them, include more of its line so it is unique"
+    )
+    # occurrences that overlap have no one "every one" (sed, like str.replace, skips the overlap)
+    if count == text.count(old) and (command := sed_replace_all(name, old, new)):
+        message += f"; to change every one, run: {command}"
+    return message
+
+
+_LINES_SHOWN = 6
+
+
+def sed_replace_all(path: str, old: str, new: str) -> str | None:
+    """A GNU ``sed -i`` command replacing every occurrence of the literal ``old`` in ``path`` by
+    ``new`` (non-overlapping, left to right, as ``str.replace``), or None when either text spans
+    lines or holds a single quote (the command would not be one a model can copy reliably)."""
+    if any(c in t for t in (old, new) for c in "\n\r'") or "\x00" in old + new:
+        return None
+    pattern = "".join("\\" + c if c in _BRE_SPECIAL else c for c in old)
+    replacement = "".join("\\" + c if c in "\\/&" else c for c in new)
+    target = f"./{path}" if path.startswith("-") else path  # not read as an option
+    return f"sed -i 's/{pattern}/{replacement}/g' {shlex.quote(target)}"
+
+
+# Special in a GNU sed basic regular expression, or the delimiter; with ``[`` escaped no bracket
+# expression can start, so a ``]`` is literal as it stands.
+_BRE_SPECIAL = frozenset("\\/.*[^$")
+
 
 # A file this small is shown in the not-found error: what the model needs to copy from is then in
 # front of it (a small model otherwise guesses the text again, or gives up).
