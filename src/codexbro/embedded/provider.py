@@ -30,7 +30,9 @@ import importlib.util
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -265,77 +267,94 @@ class EmbeddedClient:
         start = time.perf_counter()
         status: int | None = 200
         error: str | None = None
-        refusal: dict[str, Any] | None = None
-        followup: dict[str, Any] | None = None
-        # Each pass is one generation: the request, then at most a redo of a refused call as an
-        # answer, and one follow-up of an answer given while the check fails (each ends a pass).
-        stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
-        sent_back: list[ev.ResponseEvent] = []  # the answer held back, should its follow-up fail
-        shown = False  # more than a Created has gone out (in any pass)
+        passes = _Passes()
         try:
-            while True:
-                held: list[ev.ResponseEvent] | None = [] if check is not None else None
-                again: Prompt | None = None
-                try:
-                    async for event in self.engine.stream(
-                        stage, self.base_instructions, answer_only=stage_answer_only,
-                        attachments=self._attachments, lead=told,
-                    ):  # fmt: skip
-                        if isinstance(event, ev.OutputItemDone):
-                            if may_refuse and (reason := _refused(event.item, earlier)):
-                                # The same call again (small models loop on it), or a call cut off
-                                # by the token limit. Nothing was shown yet (calls do not stream),
-                                # so the request is redone allowing only an answer; the prefix is
-                                # still in the KV cache, so that costs just the answer's tokens.
-                                self.calls_refused += 1
-                                refusal = {"reason": reason, "output": _snippet(event.item), **self._costs()}
-                                again, stage_answer_only, may_refuse = stage, True, False
-                                check = None  # made to answer now: not sent back as well
-                                break
-                            if held is not None and check is not None and event.item.get("type") == "message":
-                                followup = {"check": check.command, "exit_code": check.exit_code,
-                                            "answer": _snippet(event.item), **self._costs()}  # fmt: skip
-                                rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
-                                # its own Completed is not read: the answer's usage goes with it
-                                sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
-                                again, may_refuse = _with_note(stage, event.item, check), True
-                                self._followed_up, check = True, None
-                                break
-                            event = ev.OutputItemDone(_plain_shell(event.item))
-                        if held is not None:  # held back until the item is known to be a call
-                            held.append(event)
-                            if not isinstance(event, ev.OutputItemDone):
-                                continue
-                            out, held, check = held, None, None
-                        else:
-                            out = [event]
-                        for kept in out:
-                            if isinstance(kept, ev.Created):
-                                if created:  # a redone generation continues the same response
-                                    continue
-                                created = True
-                            else:
-                                shown = True
-                            yield kept
-                except Exception as exc:
-                    if not sent_back or shown:
-                        raise
-                    # The follow-up failed before showing anything (its longer prompt over the
-                    # context window, say): the answer it would have replaced stands.
-                    assert followup is not None
-                    followup["error"] = type(exc).__name__
-                    for kept in sent_back:
-                        if not (isinstance(kept, ev.Created) and created):
-                            yield kept
-                    return
-                if again is None:
-                    return
-                stage = again
+            async with aclosing(self._generate(prompt, answer_only, check, told, earlier, passes)) as events:
+                async for event in events:
+                    yield event
         except BaseException as exc:
             status, error = None, type(exc).__name__
             raise
         finally:
-            self._report(time.perf_counter() - start, status, error, refusal, followup, failing)
+            self._report(time.perf_counter() - start, status, error, passes.refusal, passes.followup, failing)
+
+    async def _generate(
+        self,
+        prompt: Prompt,
+        answer_only: bool,
+        check: Check | None,
+        told: str,
+        earlier: set[tuple[str, str] | None],
+        passes: _Passes,
+    ) -> AsyncGenerator[ev.ResponseEvent, None]:
+        """One request's generations, as one response: the request, then at most a redo of a refused
+        call as an answer, and one follow-up of an answer given while ``check`` fails (each ends a
+        pass). What they did is left in ``passes`` for the trace."""
+        stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
+        sent_back: list[ev.ResponseEvent] = []  # the answer held back, should its follow-up fail
+        shown = False  # more than a Created has gone out (in any pass)
+        while True:
+            held: list[ev.ResponseEvent] | None = [] if check is not None else None
+            again: Prompt | None = None
+            try:
+                async for event in self.engine.stream(
+                    stage, self.base_instructions, answer_only=stage_answer_only,
+                    attachments=self._attachments, lead=told,
+                ):  # fmt: skip
+                    if isinstance(event, ev.OutputItemDone):
+                        if may_refuse and (reason := _refused(event.item, earlier)):
+                            # The same call again (small models loop on it), or a call cut off by the
+                            # token limit. Nothing was shown yet (calls do not stream), so the
+                            # request is redone allowing only an answer; the prefix is still in the
+                            # KV cache, so that costs just the answer's tokens.
+                            self.calls_refused += 1
+                            passes.refusal = {
+                                "reason": reason,
+                                "output": _snippet(event.item),
+                                **self._costs(),
+                            }
+                            again, stage_answer_only, may_refuse = stage, True, False
+                            check = None  # made to answer now: not sent back as well
+                            break
+                        if held is not None and check is not None and event.item.get("type") == "message":
+                            passes.followup = {"check": check.command, "exit_code": check.exit_code,
+                                               "answer": _snippet(event.item), **self._costs()}  # fmt: skip
+                            rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
+                            # its own Completed is not read: the answer's usage goes with it
+                            sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
+                            again, may_refuse = _with_note(stage, event.item, check), True
+                            self._followed_up, check = True, None
+                            break
+                        event = ev.OutputItemDone(_plain_shell(event.item))
+                    if held is not None:  # held back until the item is known to be a call
+                        held.append(event)
+                        if not isinstance(event, ev.OutputItemDone):
+                            continue
+                        out, held, check = held, None, None
+                    else:
+                        out = [event]
+                    for kept in out:
+                        if isinstance(kept, ev.Created):
+                            if created:  # a redone generation continues the same response
+                                continue
+                            created = True
+                        else:
+                            shown = True
+                        yield kept
+            except Exception as exc:
+                if not sent_back or shown:
+                    raise
+                # The follow-up failed before showing anything (its longer prompt over the context
+                # window, say): the answer it would have replaced stands.
+                assert passes.followup is not None
+                passes.followup["error"] = type(exc).__name__
+                for kept in sent_back:
+                    if not (isinstance(kept, ev.Created) and created):
+                        yield kept
+                return
+            if again is None:
+                return
+            stage = again
 
     def _costs(self) -> dict[str, Any]:
         """What the generation just ended cost: kept when it is redone (the request's cost started
@@ -415,6 +434,14 @@ class EmbeddedClient:
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
+
+
+@dataclass
+class _Passes:
+    """What one request's generations did beyond the request itself, for its trace."""
+
+    refusal: dict[str, Any] | None = None  # a call redone as an answer
+    followup: dict[str, Any] | None = None  # an answer sent back while the check failed
 
 
 def _with_note(prompt: Prompt, answer: ev.ResponseItem, check: Check) -> Prompt:
