@@ -314,7 +314,14 @@ def test_the_replace_every_command_equals_str_replace_under_real_sed(tmp_path: P
         subprocess.run(["bash", "-c", naive], cwd=tmp_path, env=env, capture_output=True)
         naive_broke += target.read_text(encoding="utf-8", errors="replace") != text.replace(old, new)
     assert naive_broke > 100
-    for old, new in (("a\nb", "c"), ("a", "b\nc"), ("it's", "its"), ("a", "'"), ("a\r", "b")):
+    for old, new in (
+        ("a\nb", "c"),
+        ("a", "b\nc"),
+        ("it's", "its"),
+        ("a", "'"),
+        ("a\r", "b"),
+        ("a", "\ud800"),
+    ):
         assert sed_replace_all("f.txt", old, new) is None
 
 

@@ -142,12 +142,21 @@ def sed_replace_all(path: str, old: str, new: str) -> str | None:
     """A GNU ``sed -i`` command replacing every occurrence of the literal ``old`` in ``path`` by
     ``new`` (non-overlapping, left to right, as ``str.replace``), or None when either text spans
     lines or holds a single quote (the command would not be one a model can copy reliably)."""
-    if any(c in t for t in (old, new) for c in "\n\r'") or "\x00" in old + new:
+    if any(c in t for t in (old, new) for c in "\n\r'\x00") or _unencodable(old + new):
         return None
     pattern = "".join("\\" + c if c in _BRE_SPECIAL else c for c in old)
     replacement = "".join("\\" + c if c in "\\/&" else c for c in new)
     target = f"./{path}" if path.startswith("-") else path  # not read as an option
     return f"sed -i 's/{pattern}/{replacement}/g' {shlex.quote(target)}"
+
+
+def _unencodable(text: str) -> bool:
+    """A lone surrogate (JSON arguments can carry one): no file or shell command can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # Special in a GNU sed basic regular expression, or the delimiter; with ``[`` escaped no bracket
