@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codexbro.tools.handlers.edit_file import hunk_patch, sed_replace_all
+from codexbro.tools.handlers.edit_file import SED_TEXT_LIMIT, _repeated, hunk_patch, sed_replace_all
 from codexbro.tools.loose_match import MAX_TEXT, MAX_WORDS, find_loose, loose_edit
 from tests.conftest import CliResult, run_cli, write_config
 from tests.fakes.events import check_invariants, ev_completed, ev_created, ev_function_call, message_turn
@@ -323,6 +323,28 @@ def test_the_replace_every_command_equals_str_replace_under_real_sed(tmp_path: P
         ("a", "\ud800"),
     ):
         assert sed_replace_all("f.txt", old, new) is None
+    # long texts are no line to copy, and sed's matcher needs memory growing with the square of a
+    # long repetitive pattern
+    assert sed_replace_all("f.txt", "x" * SED_TEXT_LIMIT, "y") is not None
+    assert sed_replace_all("f.txt", "x" * (SED_TEXT_LIMIT + 1), "y") is None
+    assert sed_replace_all("f.txt", "x", "y" * (SED_TEXT_LIMIT + 1)) is None
+
+
+def test_the_repeated_text_refusal_counts_as_sed_does_and_stays_bounded() -> None:
+    # overlapping occurrences: counted as str.count does, their lines shown, no "every one"
+    assert _repeated("f", "aaaa\nx aa\n", "aa", "b") == (
+        "edit_file: old_text occurs 3 times in f (lines 1, 2); to change one of them, include more of "
+        "its line so it is unique"
+    )
+    assert "run:" not in _repeated("f", "end\nend\nend\n", "end\nend", "x")
+    assert _repeated("f", "x\n" * 20, "x", "y").endswith(
+        "(lines 1, 2, 3, 4, 5, 6 and 14 more lines); to change one of them, include more of its line so it "
+        "is unique; to change every one, run: sed -i 's/x/y/g' f"
+    )
+    # a huge file of one repeated letter: the lines past the first 10,000 occurrences are not
+    # looked at, and no command is offered for what was not looked at
+    huge = _repeated("f", "a\n" * 200_000, "a", "b")
+    assert "occurs 200000 times" in huge and "and over 9994 more lines" in huge and "run:" not in huge
 
 
 def test_a_repeated_old_text_is_refused_with_a_command_that_changes_every_one(
@@ -348,3 +370,25 @@ def test_a_repeated_old_text_is_refused_with_a_command_that_changes_every_one(
                    ev_completed()])  # fmt: skip
     edit_turn(home, fake, workspace, "run it", shell)
     assert scale.read_text() == original.replace("ML_PER", "ML_IN_L")
+
+
+def test_the_replace_every_command_edits_a_linked_files_target(
+    home: Path, fake: FakeResponsesServer, workspace: Path
+) -> None:
+    """edit_file edits a symlink's target (as apply_patch writes one); the command it offers does the
+    same. Control: plain ``sed -i`` would replace the link with an edited copy, the target unchanged."""
+    import subprocess
+
+    real = workspace / "real.txt"
+    real.write_text("foo\nfoo\n")
+    (workspace / "link.txt").symlink_to("real.txt")
+    fake.add(call("e1", path="link.txt", old_text="foo", new_text="bar"))
+    edit_turn(home, fake, workspace, "rename foo")
+    refusal = outputs(fake.bodies()[-1])["e1"]
+    command = "sed -i --follow-symlinks 's/foo/bar/g' link.txt"
+    assert refusal.endswith(f"to change every one, run: {command}")
+    subprocess.run(["bash", "-c", command], cwd=workspace, check=True)
+    assert (workspace / "link.txt").is_symlink() and real.read_text() == "bar\nbar\n"
+    real.write_text("foo\nfoo\n")
+    subprocess.run(["bash", "-c", "sed -i 's/foo/bar/g' link.txt"], cwd=workspace, check=True)
+    assert not (workspace / "link.txt").is_symlink() and real.read_text() == "foo\nfoo\n"

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +361,7 @@ class EmbeddedModel:
 
     async def stream(self, prompt: Prompt, instructions: str = "", *, require_tool: bool = False,
                      answer_only: bool = False, attachments: Mapping[str, str] | None = None,
-                     lead: str = "") -> AsyncIterator[ev.ResponseEvent]:  # fmt: skip
+                     lead: str = "") -> AsyncGenerator[ev.ResponseEvent, None]:  # fmt: skip
         """One generation as Responses events. ``lead``: with ``answer_only`` and no output schema,
         the words a prose answer starts with — written, not sampled (the model goes on from them)."""
         names = {t["name"] for t in prompt.tools if t.get("type") == "function"} | {"answer"}

@@ -297,50 +297,52 @@ class EmbeddedClient:
             held: list[ev.ResponseEvent] | None = [] if check is not None else None
             again: Prompt | None = None
             try:
-                async for event in self.engine.stream(
+                generation = self.engine.stream(
                     stage, self.base_instructions, answer_only=stage_answer_only,
                     attachments=self._attachments, lead=told,
-                ):  # fmt: skip
-                    if isinstance(event, ev.OutputItemDone):
-                        if may_refuse and (reason := _refused(event.item, earlier)):
-                            # The same call again (small models loop on it), or a call cut off by the
-                            # token limit. Nothing was shown yet (calls do not stream), so the
-                            # request is redone allowing only an answer; the prefix is still in the
-                            # KV cache, so that costs just the answer's tokens.
-                            self.calls_refused += 1
-                            passes.refusal = {
-                                "reason": reason,
-                                "output": _snippet(event.item),
-                                **self._costs(),
-                            }
-                            again, stage_answer_only, may_refuse = stage, True, False
-                            check = None  # made to answer now: not sent back as well
-                            break
-                        if held is not None and check is not None and event.item.get("type") == "message":
-                            passes.followup = {"check": check.command, "exit_code": check.exit_code,
-                                               "answer": _snippet(event.item), **self._costs()}  # fmt: skip
-                            rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
-                            # its own Completed is not read: the answer's usage goes with it
-                            sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
-                            again, may_refuse = _with_note(stage, event.item, check), True
-                            self._followed_up, check = True, None
-                            break
-                        event = ev.OutputItemDone(_plain_shell(event.item))
-                    if held is not None:  # held back until the item is known to be a call
-                        held.append(event)
-                        if not isinstance(event, ev.OutputItemDone):
-                            continue
-                        out, held, check = held, None, None
-                    else:
-                        out = [event]
-                    for kept in out:
-                        if isinstance(kept, ev.Created):
-                            if created:  # a redone generation continues the same response
+                )  # fmt: skip
+                async with aclosing(generation):  # closed on a break, not left to the collector
+                    async for event in generation:
+                        if isinstance(event, ev.OutputItemDone):
+                            if may_refuse and (reason := _refused(event.item, earlier)):
+                                # The same call again (small models loop on it), or a call cut off by the
+                                # token limit. Nothing was shown yet (calls do not stream), so the
+                                # request is redone allowing only an answer; the prefix is still in the
+                                # KV cache, so that costs just the answer's tokens.
+                                self.calls_refused += 1
+                                passes.refusal = {
+                                    "reason": reason,
+                                    "output": _snippet(event.item),
+                                    **self._costs(),
+                                }
+                                again, stage_answer_only, may_refuse = stage, True, False
+                                check = None  # made to answer now: not sent back as well
+                                break
+                            if held is not None and check is not None and event.item.get("type") == "message":
+                                passes.followup = {"check": check.command, "exit_code": check.exit_code,
+                                                   "answer": _snippet(event.item), **self._costs()}  # fmt: skip
+                                rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
+                                # its own Completed is not read: the answer's usage goes with it
+                                sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
+                                again, may_refuse = _with_note(stage, event.item, check), True
+                                self._followed_up, check = True, None
+                                break
+                            event = ev.OutputItemDone(_plain_shell(event.item))
+                        if held is not None:  # held back until the item is known to be a call
+                            held.append(event)
+                            if not isinstance(event, ev.OutputItemDone):
                                 continue
-                            created = True
+                            out, held, check = held, None, None
                         else:
-                            shown = True
-                        yield kept
+                            out = [event]
+                        for kept in out:
+                            if isinstance(kept, ev.Created):
+                                if created:  # a redone generation continues the same response
+                                    continue
+                                created = True
+                            else:
+                                shown = True
+                            yield kept
             except Exception as exc:
                 if not sent_back or shown:
                     raise

@@ -85,7 +85,8 @@ class EditFileHandler(FunctionTool):
                 raise RespondToModel(_LOOSE_REFUSALS[edit].format(name=name) + _shown(name, text))
             start, old, new = edit.start, text[edit.start : edit.end], edit.replacement
         elif text.find(old, first + 1) != -1:
-            raise RespondToModel(_repeated(name, text, old, new))
+            refusal = await asyncio.to_thread(_repeated, name, text, old, new, symlink=path.is_symlink())
+            raise RespondToModel(refusal)
         result = await apply_patch_text(hunk_patch(name, text, old, new, start), ctx.cwd, call.call_id, ctx)
         output = exec_output_freeform(
             result.output, result.exit_code, result.seconds, ctx.truncation_mode, ctx.truncation_limit
@@ -110,44 +111,68 @@ _LOOSE_REFUSALS = {
 }
 
 
-def _repeated(name: str, text: str, old: str, new: str) -> str:
+def _repeated(name: str, text: str, old: str, new: str, *, symlink: bool = False) -> str:
     """The refusal of an ``old_text`` that occurs more than once: where it occurs, and both ways on —
     one occurrence (more of its line) or every one (a ``sed`` command that replaces exactly
-    ``old_text`` everywhere, written out when both texts fit on a line and need no shell quoting of
-    their own). Renames ran into this: a small model retried ever longer pieces of the same line."""
-    lines: list[int] = []  # the line each occurrence starts on (overlapping ones too)
-    line, seen, at, count = 1, 0, text.find(old), 0
+    ``old_text`` everywhere, written out when both texts are short, fit on a line and need no shell
+    quoting of their own). Renames ran into this: a small model retried ever longer pieces of the
+    same line. Linear in the file: occurrences are found left to right without overlap (as
+    ``str.count`` and ``sed`` count them), and an overlapping one is looked for only within the
+    span of each."""
+    lines: set[int] = set()  # the lines occurrences start on
+    overlap = False
+    line, seen, at, scanned = 1, 0, text.find(old), 0
     while at != -1:
+        if scanned == _SCAN_LIMIT:  # the rest is not looked at (nor offered to sed)
+            overlap = True
+            break
+        scanned += 1
         line += text.count("\n", seen, at)
-        if not lines or lines[-1] != line:
-            lines.append(line)
-        seen, at, count = at, text.find(old, at + 1), count + 1
-    where = ", ".join(map(str, lines[:_LINES_SHOWN]))
-    if len(lines) > _LINES_SHOWN:
-        where += f" and {len(lines) - _LINES_SHOWN} more"
+        lines.add(line)
+        end = at + len(old)
+        inner = text.find(old, at + 1, end + len(old) - 1)
+        if inner != -1:  # "end\nend" in "end\nend\nend": replacing "every one" means nothing
+            overlap = True
+            lines.add(line + text.count("\n", at, inner))
+        seen, at = at, text.find(old, end)
+    shown = sorted(lines)
+    where = ", ".join(map(str, shown[:_LINES_SHOWN]))
+    if len(shown) > _LINES_SHOWN:
+        where += f" and {'' if at == -1 else 'over '}{len(shown) - _LINES_SHOWN} more lines"
     message = (
-        f"edit_file: old_text occurs {count} times in {name} (line{'s' if len(lines) > 1 else ''} "
-        f"{where}); to change one of them, include more of its line so it is unique"
+        f"edit_file: old_text occurs {max(2, text.count(old))} times in {name} "
+        f"(line{'s' if len(shown) > 1 else ''} {where}); to change one of them, include more of its "
+        "line so it is unique"
     )
-    # occurrences that overlap have no one "every one" (sed, like str.replace, skips the overlap)
-    if count == text.count(old) and (command := sed_replace_all(name, old, new)):
+    if not overlap and (command := sed_replace_all(name, old, new, follow_symlink=symlink)):
         message += f"; to change every one, run: {command}"
     return message
 
 
 _LINES_SHOWN = 6
+_SCAN_LIMIT = 10_000  # occurrences looked at: a 2 MB file of one repeated letter took a second
+# Longer texts get no command: not one a model copies, and GNU sed's matcher needs memory growing
+# with the square of a long repetitive pattern's length (a 20,000-character one took 3 GB).
+SED_TEXT_LIMIT = 200
 
 
-def sed_replace_all(path: str, old: str, new: str) -> str | None:
+def sed_replace_all(path: str, old: str, new: str, *, follow_symlink: bool = False) -> str | None:
     """A GNU ``sed -i`` command replacing every occurrence of the literal ``old`` in ``path`` by
-    ``new`` (non-overlapping, left to right, as ``str.replace``), or None when either text spans
-    lines or holds a single quote (the command would not be one a model can copy reliably)."""
-    if any(c in t for t in (old, new) for c in "\n\r'\x00") or _unencodable(old + new):
+    ``new`` (non-overlapping, left to right, as ``str.replace``), or None when either text is
+    longer than ``SED_TEXT_LIMIT``, spans lines or holds a single quote (the command would not be
+    one a model can copy reliably). ``follow_symlink``: ``path`` is a link, whose target is to be
+    edited (as edit_file would) — plain ``sed -i`` replaces the link with an edited copy."""
+    if (
+        max(len(old), len(new)) > SED_TEXT_LIMIT
+        or any(c in t for t in (old, new) for c in "\n\r'\x00")
+        or _unencodable(old + new)
+    ):
         return None
     pattern = "".join("\\" + c if c in _BRE_SPECIAL else c for c in old)
     replacement = "".join("\\" + c if c in "\\/&" else c for c in new)
     target = f"./{path}" if path.startswith("-") else path  # not read as an option
-    return f"sed -i 's/{pattern}/{replacement}/g' {shlex.quote(target)}"
+    follow = " --follow-symlinks" if follow_symlink else ""
+    return f"sed -i{follow} 's/{pattern}/{replacement}/g' {shlex.quote(target)}"
 
 
 def _unencodable(text: str) -> bool:
