@@ -120,11 +120,11 @@ def _repeated(name: str, text: str, old: str, new: str, *, symlink: bool = False
     ``str.count`` and ``sed`` count them), and an overlapping one is looked for only within the
     span of each."""
     lines: set[int] = set()  # the lines occurrences start on
-    overlap = False
+    no_command = False  # occurrences overlap ("every one" means nothing), or not all were seen
     line, seen, at, scanned = 1, 0, text.find(old), 0
     while at != -1:
         if scanned == _SCAN_LIMIT:  # the rest is not looked at (nor offered to sed)
-            overlap = True
+            no_command = True
             break
         scanned += 1
         line += text.count("\n", seen, at)
@@ -132,7 +132,7 @@ def _repeated(name: str, text: str, old: str, new: str, *, symlink: bool = False
         end = at + len(old)
         inner = text.find(old, at + 1, end + len(old) - 1)
         if inner != -1:  # "end\nend" in "end\nend\nend": replacing "every one" means nothing
-            overlap = True
+            no_command = True
             lines.add(line + text.count("\n", at, inner))
         seen, at = at, text.find(old, end)
     shown = sorted(lines)
@@ -144,7 +144,7 @@ def _repeated(name: str, text: str, old: str, new: str, *, symlink: bool = False
         f"(line{'s' if len(shown) > 1 else ''} {where}); to change one of them, include more of its "
         "line so it is unique"
     )
-    if not overlap and (command := sed_replace_all(name, old, new, follow_symlink=symlink)):
+    if not no_command and (command := sed_replace_all(name, old, new, follow_symlink=symlink)):
         message += f"; to change every one, run: {command}"
     return message
 
@@ -162,10 +162,9 @@ def sed_replace_all(path: str, old: str, new: str, *, follow_symlink: bool = Fal
     longer than ``SED_TEXT_LIMIT``, spans lines or holds a single quote (the command would not be
     one a model can copy reliably). ``follow_symlink``: ``path`` is a link, whose target is to be
     edited (as edit_file would) — plain ``sed -i`` replaces the link with an edited copy."""
-    if (
-        max(len(old), len(new)) > SED_TEXT_LIMIT
-        or any(c in t for t in (old, new) for c in "\n\r'\x00")
-        or _unencodable(old + new)
+    # a lone surrogate (the range below) no file or shell command can hold
+    if max(len(old), len(new)) > SED_TEXT_LIMIT or any(
+        c in "\n\r'\x00" or "\ud800" <= c <= "\udfff" for c in old + new
     ):
         return None
     pattern = "".join("\\" + c if c in _BRE_SPECIAL else c for c in old)
@@ -173,15 +172,6 @@ def sed_replace_all(path: str, old: str, new: str, *, follow_symlink: bool = Fal
     target = f"./{path}" if path.startswith("-") else path  # not read as an option
     follow = " --follow-symlinks" if follow_symlink else ""
     return f"sed -i{follow} 's/{pattern}/{replacement}/g' {shlex.quote(target)}"
-
-
-def _unencodable(text: str) -> bool:
-    """A lone surrogate (JSON arguments can carry one): no file or shell command can hold it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 # Special in a GNU sed basic regular expression, or the delimiter; with ``[`` escaped no bracket
