@@ -32,7 +32,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -290,73 +290,63 @@ class EmbeddedClient:
         """One request's generations, as one response: the request, then at most a redo of a refused
         call as an answer, and one follow-up of an answer given while ``check`` fails (each ends a
         pass). What they did is left in ``passes`` for the trace."""
-        stage, stage_answer_only, may_refuse, created = prompt, answer_only, True, False
-        sent_back: list[ev.ResponseEvent] = []  # the answer held back, should its follow-up fail
-        shown = False  # more than a Created has gone out (in any pass)
+        run = _Run(prompt, answer_only, check, passes)
         while True:
-            held: list[ev.ResponseEvent] | None = [] if check is not None else None
+            run.held = [] if run.check is not None else None
             again: Prompt | None = None
             try:
                 generation = self.engine.stream(
-                    stage, self.base_instructions, answer_only=stage_answer_only,
+                    run.stage, self.base_instructions, answer_only=run.answer_only,
                     attachments=self._attachments, lead=told,
                 )  # fmt: skip
                 async with aclosing(generation):  # closed on a break, not left to the collector
                     async for event in generation:
                         if isinstance(event, ev.OutputItemDone):
-                            if may_refuse and (reason := _refused(event.item, earlier)):
-                                # The same call again (small models loop on it), or a call cut off by the
-                                # token limit. Nothing was shown yet (calls do not stream), so the
-                                # request is redone allowing only an answer; the prefix is still in the
-                                # KV cache, so that costs just the answer's tokens.
-                                self.calls_refused += 1
-                                passes.refusal = {
-                                    "reason": reason,
-                                    "output": _snippet(event.item),
-                                    **self._costs(),
-                                }
-                                again, stage_answer_only, may_refuse = stage, True, False
-                                check = None  # made to answer now: not sent back as well
-                                break
-                            if held is not None and check is not None and event.item.get("type") == "message":
-                                passes.followup = {"check": check.command, "exit_code": check.exit_code,
-                                                   "answer": _snippet(event.item), **self._costs()}  # fmt: skip
-                                rid = next((e.response_id for e in held if isinstance(e, ev.Created)), None)
-                                # its own Completed is not read: the answer's usage goes with it
-                                sent_back = [*held, event, ev.Completed(rid, self.engine.last_stats.usage())]
-                                again, may_refuse = _with_note(stage, event.item, check), True
-                                self._followed_up, check = True, None
+                            if (again := self._divert(event, earlier, run)) is not None:
                                 break
                             event = ev.OutputItemDone(_plain_shell(event.item))
-                        if held is not None:  # held back until the item is known to be a call
-                            held.append(event)
-                            if not isinstance(event, ev.OutputItemDone):
-                                continue
-                            out, held, check = held, None, None
-                        else:
-                            out = [event]
-                        for kept in out:
-                            if isinstance(kept, ev.Created):
-                                if created:  # a redone generation continues the same response
-                                    continue
-                                created = True
-                            else:
-                                shown = True
+                        for kept in run.release(event):
                             yield kept
             except Exception as exc:
-                if not sent_back or shown:
+                if not run.sent_back or run.shown:
                     raise
                 # The follow-up failed before showing anything (its longer prompt over the context
                 # window, say): the answer it would have replaced stands.
                 assert passes.followup is not None
                 passes.followup["error"] = type(exc).__name__
-                for kept in sent_back:
-                    if not (isinstance(kept, ev.Created) and created):
+                for kept in run.sent_back:
+                    if not (isinstance(kept, ev.Created) and run.created):
                         yield kept
                 return
             if again is None:
                 return
-            stage = again
+            run.stage = again
+
+    def _divert(
+        self, done: ev.OutputItemDone, earlier: set[tuple[str, str] | None], run: _Run
+    ) -> Prompt | None:
+        """The prompt of the next pass when this generated item ends the pass, else None."""
+        item = done.item
+        if run.may_refuse and (reason := _refused(item, earlier)):
+            # The same call again (small models loop on it), or a call cut off by the token limit.
+            # Nothing was shown yet (calls do not stream), so the request is redone allowing only an
+            # answer; the prefix is still in the KV cache, so that costs just the answer's tokens.
+            self.calls_refused += 1
+            run.passes.refusal = {"reason": reason, "output": _snippet(item), **self._costs()}
+            run.answer_only, run.may_refuse = True, False
+            run.check = None  # made to answer now: not sent back as well
+            return run.stage
+        if run.held is not None and run.check is not None and item.get("type") == "message":
+            check = run.check
+            run.passes.followup = {"check": check.command, "exit_code": check.exit_code,
+                                   "answer": _snippet(item), **self._costs()}  # fmt: skip
+            rid = next((e.response_id for e in run.held if isinstance(e, ev.Created)), None)
+            # its own Completed is not read: the answer's usage goes with it
+            run.sent_back = [*run.held, done, ev.Completed(rid, self.engine.last_stats.usage())]
+            run.may_refuse = True
+            self._followed_up, run.check = True, None
+            return _with_note(run.stage, item, check)
+        return None
 
     def _costs(self) -> dict[str, Any]:
         """What the generation just ended cost: kept when it is redone (the request's cost started
@@ -436,6 +426,43 @@ class EmbeddedClient:
         self, items: list[ev.ResponseItem], tools: list[dict[str, Any]]
     ) -> list[ev.ResponseItem]:
         raise UserError("the embedded provider has no remote compaction")
+
+
+@dataclass
+class _Run:
+    """The state of one request's passes (``EmbeddedClient._generate``)."""
+
+    stage: Prompt  # what the current pass generates from
+    answer_only: bool
+    check: Check | None  # an answer while this fails is sent back (once)
+    passes: _Passes
+    may_refuse: bool = True
+    held: list[ev.ResponseEvent] | None = None  # events held back until the item is known to be a call
+    sent_back: list[ev.ResponseEvent] = field(
+        default_factory=list
+    )  # the answer held back, should its follow-up fail
+    created: bool = False  # a Created has gone out: a redone generation continues the same response
+    shown: bool = False  # more than a Created has gone out (in any pass)
+
+    def release(self, event: ev.ResponseEvent) -> list[ev.ResponseEvent]:
+        """What of this pass's events goes out now."""
+        if self.held is not None:
+            self.held.append(event)
+            if not isinstance(event, ev.OutputItemDone):
+                return []
+            out, self.held, self.check = self.held, None, None
+        else:
+            out = [event]
+        kept: list[ev.ResponseEvent] = []
+        for event in out:
+            if isinstance(event, ev.Created):
+                if self.created:
+                    continue
+                self.created = True
+            else:
+                self.shown = True
+            kept.append(event)
+        return kept
 
 
 @dataclass
