@@ -438,9 +438,8 @@ class _Run:
     passes: _Passes
     may_refuse: bool = True
     held: list[ev.ResponseEvent] | None = None  # events held back until the item is known to be a call
-    sent_back: list[ev.ResponseEvent] = field(
-        default_factory=list
-    )  # the answer held back, should its follow-up fail
+    # the answer held back, should its follow-up fail
+    sent_back: list[ev.ResponseEvent] = field(default_factory=list)
     created: bool = False  # a Created has gone out: a redone generation continues the same response
     shown: bool = False  # more than a Created has gone out (in any pass)
 
@@ -454,14 +453,14 @@ class _Run:
         else:
             out = [event]
         kept: list[ev.ResponseEvent] = []
-        for event in out:
-            if isinstance(event, ev.Created):
+        for item in out:
+            if isinstance(item, ev.Created):
                 if self.created:
                     continue
                 self.created = True
             else:
                 self.shown = True
-            kept.append(event)
+            kept.append(item)
         return kept
 
 
